@@ -1,0 +1,106 @@
+"""Command line (contract in DESIGN.md):
+
+    python -m pipeline demo-data --out DIR [--patients N] [--seed S]
+    python -m pipeline run|ingest|transform|analyse|report --raw DIR --processed DIR --reports DIR [--config FILE]
+    python -m pipeline public --in DIR --year 2022-23 --processed DIR --reports DIR [--icb CODE]
+
+Exit status 0 on success; 2 with a one-sentence message on bad input; never a traceback for a user's mistake.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import paths
+from .errors import PipelineError
+
+log = logging.getLogger("pipeline")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description="Health-inequalities pipeline for English primary care.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo-data", help="write a synthetic raw directory (the embedded default)")
+    d.add_argument("--out", type=Path, default=paths.RAW_DIR)
+    d.add_argument("--patients", type=int, default=250_000)
+    d.add_argument("--seed", type=int, default=20240331)
+
+    for name, helptext in [("run", "all stages"), ("ingest", "validate and load raw files into the warehouse"),
+                           ("transform", "SQL: staging, intermediate, marts"),
+                           ("analyse", "rates, expected, ratios, intervals, inequality, funnels, trends"),
+                           ("report", "PDF packs with disclosure control")]:
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--raw", type=Path, default=paths.RAW_DIR)
+        s.add_argument("--processed", type=Path, default=paths.PROCESSED_DIR)
+        s.add_argument("--reports", type=Path, default=paths.REPORTS_DIR)
+        s.add_argument("--config", type=Path, default=None)
+
+    pub = sub.add_parser("public", help="aggregate path: England's published QOF, registrations and IMD files")
+    pub.add_argument("--in", dest="in_dir", type=Path, required=True)
+    pub.add_argument("--year", default="2022-23")
+    pub.add_argument("--processed", type=Path, default=paths.REPO_ROOT / "data" / "processed_public")
+    pub.add_argument("--reports", type=Path, default=paths.REPO_ROOT / "reports_public")
+    pub.add_argument("--icb", default=None, help="ICB code (ODS, e.g. QHM) for the packs; default: all ICBs' tables, no PCN packs")
+    return p
+
+
+def _stage(name: str, fn, *a, **kw):
+    t0 = time.perf_counter()
+    out = fn(*a, **kw)
+    log.info("%s done in %.1f s", name, time.perf_counter() - t0)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("PIPELINE_LOG", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo-data":
+            from .demo import generate
+
+            _stage("demo-data", generate, args.out, n_patients=args.patients, seed=args.seed)
+            return 0
+        if args.command == "public":
+            from .public import run_public
+
+            _stage("public", run_public, args.in_dir, args.year, args.processed, args.reports, icb=args.icb)
+            return 0
+
+        from .config import load_config
+        from .lock import run_lock
+
+        cfg = load_config(args.config)
+        with run_lock(args.processed):
+            if args.command in ("run", "ingest"):
+                from .ingest import ingest
+
+                _stage("ingest", ingest, args.raw, args.processed, cfg)
+            if args.command in ("run", "transform"):
+                from .transform import transform
+
+                _stage("transform", transform, args.processed, cfg)
+            if args.command in ("run", "analyse"):
+                from .analyse import analyse
+
+                _stage("analyse", analyse, args.processed, cfg)
+            if args.command in ("run", "report"):
+                from .report.render import render_reports
+
+                _stage("report", render_reports, args.processed, args.reports, cfg)
+        return 0
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the previous outputs are left as they were", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The configuration contract: one TOML file (`--config`), with the repo's default in pipeline/default.toml."""
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PipelineError
+from .paths import DEFAULT_CONFIG
+
+
+@dataclass(frozen=True)
+class Condition:
+    id: str
+    label: str
+    codelist: str
+    resolved_codelist: str | None = None
+    min_age: int = 0
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    threshold: int = 7
+    rounding: int = 5
+    method: str = "round"  # or "midpoint6"
+    community_threshold: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    periods: tuple[dt.date, ...]
+    conditions: tuple[Condition, ...]
+    disclosure: Disclosure = field(default_factory=Disclosure)
+    report: dict = field(default_factory=dict)
+    source: str = "default"
+
+    def condition(self, cid: str) -> Condition:
+        for c in self.conditions:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    p = Path(path) if path else DEFAULT_CONFIG
+    name = p.name
+    if not p.exists():
+        raise PipelineError(f"configuration file {name} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise PipelineError(f"configuration file {name} is not valid TOML: {e}") from None
+    if "periods" not in raw or not raw["periods"]:
+        raise PipelineError(f"configuration file {name}: `periods` is missing or empty")
+    periods = []
+    for v in raw["periods"]:
+        try:
+            periods.append(v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)))
+        except ValueError:
+            raise PipelineError(f"configuration file {name}: period {v!r} is not an ISO date (YYYY-MM-DD)") from None
+    if len(set(periods)) != len(periods):
+        raise PipelineError(f"configuration file {name}: `periods` has a repeated date")
+    conds = []
+    for i, c in enumerate(raw.get("conditions", []), start=1):
+        for key in ("id", "codelist"):
+            if not c.get(key):
+                raise PipelineError(f"configuration file {name}: condition {i} has no `{key}`")
+        try:
+            min_age = int(c.get("min_age", 0))
+        except (TypeError, ValueError):
+            raise PipelineError(f"configuration file {name}: condition {c['id']}: min_age must be a whole number") from None
+        conds.append(Condition(id=str(c["id"]), label=str(c.get("label", c["id"])), codelist=str(c["codelist"]),
+                               resolved_codelist=c.get("resolved_codelist") or None, min_age=min_age))
+    if not conds:
+        raise PipelineError(f"configuration file {name}: no [[conditions]] given")
+    if len({c.id for c in conds}) != len(conds):
+        raise PipelineError(f"configuration file {name}: two conditions share an id")
+    d = raw.get("disclosure", {})
+    disc = Disclosure(threshold=int(d.get("threshold", 7)), rounding=int(d.get("rounding", 5)),
+                      method=str(d.get("method", "round")), community_threshold=int(d.get("community_threshold", 10)))
+    if disc.method not in ("round", "midpoint6"):
+        raise PipelineError(f"configuration file {name}: disclosure.method must be \"round\" or \"midpoint6\"")
+    return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
+                  report=dict(raw.get("report", {})), source=name)
