@@ -1,0 +1,120 @@
+"""Shared fixtures and helpers for the test suite.
+
+    write_raw(raw_dir, tables)   write a tiny raw directory (input contract) from dicts/lists as CSV files
+    write_config(path, periods, conditions)   write a configuration TOML
+    run_cli(*args)               run `python -m pipeline *args` from the repo root -> (returncode, stdout, stderr)
+"""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # so that tests can `import oracle`
+    sys.path.insert(0, str(TESTS_DIR))
+
+# Columns of each raw table in the input contract, in the order written when a row omits some.
+RAW_COLUMNS = {
+    "patients": ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"],
+    "registrations": ["patient_id", "practice_code", "registered_from", "registered_to"],
+    "events": ["patient_id", "code", "date"],
+    "practices": ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"],
+    "deprivation": ["lsoa_code", "imd_score", "imd_rank", "imd_decile"],
+    "neighbourhoods": ["lsoa_code", "neighbourhood_code", "neighbourhood_name"],
+}
+
+
+def write_csv(path: Path, rows, columns: list[str] | None = None) -> Path:
+    """Write rows (list of dicts, list of lists with `columns`, or a pandas DataFrame) as CSV.
+
+    Missing keys in a dict row are written as empty strings. `None` is written as an empty string.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(rows, "to_csv"):  # a DataFrame
+        rows.to_csv(path, index=False)
+        return path
+    rows = list(rows)
+    if columns is None:
+        columns = []
+        for r in rows:
+            for k in (r.keys() if isinstance(r, dict) else []):
+                if k not in columns:
+                    columns.append(k)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for r in rows:
+            if isinstance(r, dict):
+                w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+            else:
+                w.writerow(["" if v is None else v for v in r])
+    return path
+
+
+def write_raw(raw_dir: Path, tables: dict) -> Path:
+    """Write a raw directory: `tables` maps a stem ('patients', 'codelists/dep', ...) to rows.
+
+    Rows are dicts (missing keys -> empty) or lists in the contract's column order. A known table
+    is written with all its contract columns unless `columns` are given as `(columns, rows)`.
+    Codelists may be given as a plain list of codes.
+    """
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for stem, rows in tables.items():
+        columns = None
+        if isinstance(rows, tuple):
+            columns, rows = rows
+        elif stem.startswith("codelists/"):
+            rows = [r if isinstance(r, dict) else {"code": r, "term": f"term {r}"} for r in rows]
+            columns = ["code", "term"]
+        elif stem in RAW_COLUMNS:
+            columns = list(RAW_COLUMNS[stem])
+            extra = [k for r in rows if isinstance(r, dict) for k in r if k not in columns]
+            columns += list(dict.fromkeys(extra))
+        write_csv(raw_dir / f"{stem}.csv", rows, columns)
+    return raw_dir
+
+
+def write_config(path: Path, periods, conditions: list[dict]) -> Path:
+    """Write a configuration TOML with the given periods (ISO strings or dates) and conditions."""
+    lines = ["periods = [" + ", ".join(f'"{p}"' for p in periods) + "]", ""]
+    for c in conditions:
+        lines.append("[[conditions]]")
+        for k, v in c.items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"')
+        lines.append("")
+    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    return Path(path)
+
+
+def run_cli(*args, timeout: float = 600, env: dict | None = None) -> tuple[int, str, str]:
+    """Run `python -m pipeline *args` with cwd = repo root; returns (returncode, stdout, stderr)."""
+    e = dict(os.environ)
+    e.setdefault("PIPELINE_LOG", "WARNING")
+    if env:
+        e.update(env)
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=e)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def raw_writer(tmp_path):
+    """`raw_writer(tables, name='raw')` -> a raw directory under tmp_path."""
+    def _write(tables: dict, name: str = "raw") -> Path:
+        return write_raw(tmp_path / name, tables)
+    return _write
+
+
+@pytest.fixture
+def cli():
+    return run_cli
