@@ -1,0 +1,122 @@
+"""Great Expectations suites on what is small: reference tables, per-file summaries and the marts.
+
+Row-level checks of the big patient tables are set-based SQL (sql/staging); these suites confirm that what was
+loaded and what was built keep the contract (columns, types, allowed values, uniqueness, referential integrity).
+A failure here is a bug in the pipeline, not in the user's data, and stops the run.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import pandas as pd
+
+from .schema import AGE_BANDS, AREA_TYPES, ETHNIC_GROUPS, GROUP_TYPES, IMD_QUINTILES, SEX_GROUPS
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+log = logging.getLogger("pipeline.expectations")
+
+
+class ExpectationFailed(RuntimeError):
+    pass
+
+
+@functools.lru_cache(maxsize=1)
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx, ctx.data_sources.add_pandas("frames")
+
+
+def validate(name: str, df: pd.DataFrame, expectations: list) -> None:
+    import great_expectations as gx
+
+    ctx, ds = _context()
+    asset = ds.add_dataframe_asset(name=f"{name}_{len(ds.assets)}")
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
+    suite = gx.ExpectationSuite(name=f"{name}_{len(ds.assets)}", expectations=expectations)
+    res = batch.validate(suite)
+    if not res.success:
+        failed = [f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column') or ''})"
+                  for r in res.results if not r.success]
+        raise ExpectationFailed(f"internal check failed on `{name}`: {', '.join(failed)}")
+    log.debug("expectations on %s: %d passed", name, len(res.results))
+
+
+def E():
+    import great_expectations as gx
+
+    return gx.expectations
+
+
+def validate_loaded(con) -> None:
+    """Suites on the reference tables and on the per-file summaries after ingest."""
+    e = E()
+    practices = con.execute("select * from practices").df()
+    validate("practices", practices, [
+        e.ExpectTableColumnsToMatchSet(column_set=["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"]),
+        e.ExpectColumnValuesToBeUnique(column="practice_code"),
+        *[e.ExpectColumnValuesToNotBeNull(column=c) for c in ("practice_code", "pcn_code", "icb_code")],
+    ])
+    dep = con.execute("select * from deprivation").df()
+    validate("deprivation", dep, [
+        e.ExpectColumnValuesToBeUnique(column="lsoa_code"),
+        e.ExpectColumnValuesToNotBeNull(column="lsoa_code"),
+        e.ExpectColumnValuesToBeBetween(column="imd_decile", min_value=1, max_value=10),
+        e.ExpectColumnValuesToBeBetween(column="imd_quintile", min_value=1, max_value=5),
+    ])
+    nb = con.execute("select * from neighbourhoods").df()
+    validate("neighbourhoods", nb, [
+        e.ExpectColumnValuesToBeUnique(column="lsoa_code"),
+        e.ExpectColumnValuesToNotBeNull(column="neighbourhood_code"),
+    ])
+    summary = con.execute("select *, rows_loaded + rows_rejected as rows_accounted from load_summary").df()
+    validate("load_summary", summary, [
+        e.ExpectColumnPairValuesToBeEqual(column_A="rows_read", column_B="rows_accounted"),
+        e.ExpectColumnValuesToBeUnique(column="source"),
+    ])
+    # referential integrity, summarised per file: the distinct keys each child table uses
+    reg_practices = con.execute("select distinct practice_code from registrations").df()
+    validate("registrations_practices", reg_practices, [
+        e.ExpectColumnValuesToBeInSet(column="practice_code", value_set=practices["practice_code"].tolist()),
+    ])
+    orphans = con.execute("""
+        select 'registrations' as source, count(*) as orphans from registrations r anti join patients p using (patient_id)
+        union all
+        select 'events', count(*) from events e anti join patients p using (patient_id)""").df()
+    validate("orphans", orphans, [e.ExpectColumnValuesToBeBetween(column="orphans", min_value=0, max_value=0)])
+    pats = con.execute("select count(*) as n, count(distinct patient_id) as n_distinct, "
+                       "count(*) filter (where sex not in ('F','M','I','U')) as bad_sex from patients").df()
+    validate("patients_summary", pats, [
+        e.ExpectColumnPairValuesToBeEqual(column_A="n", column_B="n_distinct"),
+        e.ExpectColumnValuesToBeBetween(column="bad_sex", min_value=0, max_value=0),
+    ])
+
+
+def validate_prevalence(df: pd.DataFrame) -> None:
+    e = E()
+    allowed = {"all": ["All"], "ethnicity": list(ETHNIC_GROUPS), "imd_quintile": list(IMD_QUINTILES),
+               "sex": list(SEX_GROUPS), "age_band": list(AGE_BANDS)}
+    exps = [
+        e.ExpectColumnValuesToBeInSet(column="area_type", value_set=list(AREA_TYPES)),
+        e.ExpectColumnValuesToBeInSet(column="group_type", value_set=list(GROUP_TYPES)),
+        e.ExpectColumnValuesToBeBetween(column="population", min_value=1),
+        e.ExpectColumnValuesToBeBetween(column="observed", min_value=0),
+        e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="population", column_B="observed", or_equal=True),
+        e.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),
+        e.ExpectColumnValuesToBeBetween(column="rate_lower", min_value=0, max_value=1),
+        e.ExpectColumnValuesToBeBetween(column="rate_upper", min_value=0, max_value=1),
+        e.ExpectCompoundColumnsToBeUnique(column_list=["period", "condition", "area_type", "area_code", "group_type", "group_value"]),
+        *[e.ExpectColumnValuesToNotBeNull(column=c) for c in ("period", "condition", "area_type", "area_code", "group_type", "group_value")],
+    ]
+    validate("prevalence", df, exps)
+    for gt, values in allowed.items():
+        sub = df.loc[df["group_type"] == gt, ["group_value"]]
+        if len(sub):
+            validate(f"prevalence_{gt}", sub, [e.ExpectColumnValuesToBeInSet(column="group_value", value_set=values)])

@@ -1,0 +1,271 @@
+"""Ingest: read the raw files (CSV or Parquet), check them against the input contract, load them into DuckDB.
+
+Row-level checks are set-based SQL (sql/staging/stg_*.sql). Rows that break the contract go to `rejects` with a
+reason; `load_summary` reconciles each file. File-level faults stop the run with one sentence naming the file and
+the column or row. Raw files are only read, never changed.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from . import __version__
+from .config import Config
+from .errors import PipelineError
+from .schema import SOURCES, Source
+from .warehouse import build, staged
+
+log = logging.getLogger("pipeline.ingest")
+
+_DELIMS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def run_date() -> dt.date:
+    """The day of the run (dates after it are rejected). PIPELINE_TODAY=YYYY-MM-DD overrides it for tests."""
+    v = os.environ.get("PIPELINE_TODAY")
+    return dt.date.fromisoformat(v) if v else dt.date.today()
+
+
+def find_file(raw: Path, stem: str, optional: bool = False) -> Path | None:
+    csv_p, pq_p = raw / f"{stem}.csv", raw / f"{stem}.parquet"
+    if csv_p.exists() and pq_p.exists():
+        raise PipelineError(f"both {stem}.csv and {stem}.parquet are in the raw directory; keep only one")
+    if csv_p.exists():
+        return csv_p
+    if pq_p.exists():
+        return pq_p
+    if optional:
+        return None
+    raise PipelineError(f"{stem}.csv (or {stem}.parquet) is missing from the raw directory")
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if not head.strip():
+        raise PipelineError(f"{path.name} is empty (no header row)")
+    if head.startswith(b"PAR1"):
+        raise PipelineError(f"{path.name} is a Parquet file with a .csv name")
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if e.start > len(head) - 4:  # a multi-byte character cut at the end of the sample
+            text = head[: e.start].decode("utf-8-sig")
+        else:
+            line = head[: e.start].count(b"\n") + 1
+            raise PipelineError(f"{path.name} is not UTF-8 text (first bad byte on line {line}); save it as UTF-8") from None
+    first = text.splitlines()[0] if text.splitlines() else ""
+    return [c.strip().lower() for c in next(csv.reader([first]))]
+
+
+def _check_columns(name: str, cols: list[str], source: Source) -> None:
+    seen = set()
+    for c in cols:
+        if c in seen and c in source.columns:
+            raise PipelineError(f"{name} has the column `{c}` twice in its header")
+        seen.add(c)
+    for c in source.columns:
+        if c not in seen:
+            if len(cols) == 1:
+                for d, words in _DELIMS.items():
+                    if d in cols[0]:
+                        raise PipelineError(f"{name} seems to be separated by {words}, not commas (its header is one column); "
+                                            f"the required column `{c}` was not found")
+            raise PipelineError(f"{name} is missing the required column `{c}`")
+
+
+def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
+    """Read one raw file as text columns plus `_row_number` (1-based data row). Returns (table, malformed rows)."""
+    bad: list[dict] = []
+    if path.suffix == ".parquet":
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic != b"PAR1":
+            raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
+        try:
+            t = pq.read_table(path)
+        except (pa.ArrowException, OSError) as e:
+            raise PipelineError(f"{path.name} could not be read as Parquet ({type(e).__name__})") from None
+        names = [n.strip().lower() for n in t.column_names]
+        _check_columns(path.name, names, source)
+        cols = {}
+        for n, col in zip(names, t.columns):
+            if n in cols:
+                continue
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.timestamp("s")) if col.type.tz is None else col
+            try:
+                cols[n] = col.cast(pa.string())
+            except pa.ArrowException:
+                raise PipelineError(f"{path.name}: column `{n}` has a type that cannot be read as text ({col.type})") from None
+        t = pa.table(cols)
+        t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
+        return t, bad
+
+    names = _header(path)
+    _check_columns(path.name, names, source)
+    # read every column as text; columns beyond the contract are kept for `rejects` but otherwise ignored
+    unique = []
+    for i, n in enumerate(names):
+        unique.append(n if n not in unique else f"{n}__{i}")
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in unique}, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    read_opts = pacsv.ReadOptions(column_names=unique, skip_rows=1, encoding="utf8", block_size=1 << 24)
+
+    def handler(row):
+        bad.append({"number": row.number, "text": row.text, "expected": row.expected_columns, "actual": row.actual_columns})
+        return "skip"
+
+    try:
+        t = pacsv.read_csv(path, read_options=read_opts, convert_options=convert,
+                           parse_options=pacsv.ParseOptions(invalid_row_handler=handler))
+        if bad:  # line numbers of malformed rows are only known when reading on one thread
+            bad.clear()
+            read_opts.use_threads = False
+            t = pacsv.read_csv(path, read_options=read_opts, convert_options=convert,
+                               parse_options=pacsv.ParseOptions(invalid_row_handler=handler))
+    except pa.ArrowInvalid as e:
+        msg = str(e)
+        if "UTF8" in msg or "UTF-8" in msg:
+            raise PipelineError(f"{path.name} is not UTF-8 text; save it as UTF-8") from None
+        raise PipelineError(f"{path.name} could not be read as CSV: {msg.splitlines()[0][:160]}") from None
+    n_total = t.num_rows + len(bad)
+    if bad:
+        bad_numbers = {b["number"] - 1 for b in bad}  # pyarrow counts the header as row 1
+        good = [i for i in range(1, n_total + 1) if i not in bad_numbers]
+        for b in bad:
+            b["row_number"] = b["number"] - 1
+    else:
+        good = range(1, n_total + 1)
+    t = t.append_column("_row_number", pa.array(good, pa.int64()))
+    return t, bad
+
+
+def _file_hash(path: Path, h) -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def read_codelist(raw: Path, rel: str, condition: str) -> list[str]:
+    p = raw / rel
+    if not p.exists():
+        raise PipelineError(f"codelist {rel} (condition {condition}) is missing from the raw directory")
+    names = _header(p)
+    if "code" not in names:
+        raise PipelineError(f"codelist {rel} is missing the required column `code`")
+    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1),
+                       convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(len(names))}))
+    codes = t.column(names.index("code")).to_pylist()
+    return sorted({c.strip() for c in codes if c and c.strip()})
+
+
+def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise PipelineError("the raw directory does not exist")
+    if con is None:
+        with staged(processed, fresh=True) as c:
+            return ingest(raw, processed, cfg, c)
+
+    today = run_date()
+    files = {s.stem: find_file(raw, s.stem, s.optional_file) for s in SOURCES}
+    h = hashlib.sha256()
+    summary, reject_parts = [], []
+    for s in SOURCES:
+        path = files[s.stem]
+        if path is None:  # optional file absent: an empty table with the contract's columns
+            t = pa.table({c: pa.array([], pa.string()) for c in s.columns} | {"_row_number": pa.array([], pa.int64())})
+            bad = []
+        else:
+            _file_hash(path, h)
+            t, bad = read_table(path, s)
+        con.register(f"raw_{s.stem}_arrow", t)
+        con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
+        _check_header_repeats(con, s, path)
+        build(con, f"staging/stg_{s.stem}", {"today": today})
+        keep = ", ".join(c for c in con.execute(f"select * from stg_{s.stem} limit 0").fetchdf().columns
+                         if c not in ("row_number", "reject_reason"))
+        con.execute(f"create or replace table {s.stem} as select {keep} from stg_{s.stem} "
+                    f"where reject_reason is null order by row_number")
+        raw_cols = ", ".join(f'r."{c}"' for c in t.column_names if c != "_row_number")
+        con.execute(f"create or replace temp table rejects_{s.stem} as "
+                    f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
+                    f"from stg_{s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
+                    f"where s.reject_reason is not null")
+        if bad:
+            rows = [{"source": s.stem, "row_number": b["row_number"],
+                     "reason": f"row has {b['actual']} fields, expected {b['expected']}", "raw_text": b["text"]} for b in bad]
+            con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
+            con.execute(f"insert into rejects_{s.stem} by name select * exclude (raw_text) from bad_rows_arrow")
+            con.unregister("bad_rows_arrow")
+        n_read = t.num_rows + len(bad)
+        n_rej = con.execute(f"select count(*) from rejects_{s.stem}").fetchone()[0]
+        n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
+        if n_read != n_loaded + n_rej:
+            raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
+        if path is not None:
+            summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
+            reject_parts.append(f"rejects_{s.stem}")
+        con.execute(f"drop table stg_{s.stem}")
+        con.execute(f"drop view raw_{s.stem}")
+        con.unregister(f"raw_{s.stem}_arrow")
+        log.info("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+
+    con.execute("create or replace table load_summary (source varchar, file varchar, rows_read bigint, "
+                "rows_loaded bigint, rows_rejected bigint)")
+    con.executemany("insert into load_summary values (?, ?, ?, ?, ?)", summary)
+    if reject_parts:
+        con.execute("create or replace table rejects as " + " union all by name ".join(f"select * from {p}" for p in reject_parts)
+                    + " order by source, row_number")
+    else:
+        con.execute("create or replace table rejects (source varchar, row_number bigint, reason varchar)")
+
+    # codelists named by the configuration
+    rows = []
+    for c in cfg.conditions:
+        for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
+            if rel:
+                p = raw / rel
+                codes = read_codelist(raw, rel, c.id)
+                if not codes and kind == "diagnosis":
+                    raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
+                _file_hash(p, h)
+                rows += [(c.id, kind, code) for code in codes]
+    con.execute("create or replace table codelists (condition varchar, kind varchar, code varchar)")
+    con.executemany("insert into codelists values (?, ?, ?)", rows)
+
+    boundaries = raw / "boundaries.geojson"
+    if boundaries.exists():
+        shutil.copyfile(boundaries, Path(processed) / "boundaries.geojson")
+    elif (Path(processed) / "boundaries.geojson").exists():
+        (Path(processed) / "boundaries.geojson").unlink()
+    con.execute("create or replace table run_info (key varchar, value varchar)")
+    con.executemany("insert into run_info values (?, ?)", [
+        ("pipeline_version", __version__), ("input_hash", h.hexdigest()[:16]), ("run_date", today.isoformat()),
+        ("boundaries", "yes" if boundaries.exists() else "no"),
+    ])
+    from .expectations import validate_loaded
+
+    validate_loaded(con)
+
+
+def _check_header_repeats(con, s: Source, path: Path | None) -> None:
+    """A data row identical to the header (files concatenated with their headers) stops the run."""
+    if path is None:
+        return
+    a, b = s.columns[:2]
+    r = con.execute(f'select min(_row_number) from raw_{s.stem} where lower(trim("{a}")) = ? and lower(trim("{b}")) = ?',
+                    [a, b]).fetchone()[0]
+    if r is not None:
+        raise PipelineError(f"{path.name} repeats its header as data row {r}; remove the extra header line")

@@ -1,0 +1,45 @@
+"""Transform: the SQL models in sql/ (staging was run at ingest), intermediate then marts, one statement per file."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Config
+from .errors import PipelineError
+from .warehouse import build, staged
+
+log = logging.getLogger("pipeline.transform")
+
+MODELS = (
+    "intermediate/int_patients_registered_on_date",
+    "intermediate/int_condition_cases",
+    "marts/stratified_counts",
+    "marts/reference_rates",
+    "marts/prevalence_counts",
+    "marts/data_quality",
+)
+
+
+def write_settings(con, cfg: Config) -> None:
+    """The configuration's reference dates and conditions, as tables the models join to."""
+    con.execute("create or replace table periods (period date primary key)")
+    con.executemany("insert into periods values (?)", [(p,) for p in cfg.periods])
+    con.execute("create or replace table conditions (condition varchar primary key, label varchar, min_age integer)")
+    con.executemany("insert into conditions values (?, ?, ?)", [(c.id, c.label, c.min_age) for c in cfg.conditions])
+    loaded = {r[0] for r in con.execute("select distinct condition from codelists").fetchall()}
+    missing = [c.id for c in cfg.conditions if c.id not in loaded]
+    if missing:
+        raise PipelineError(f"condition {missing[0]} has no codelist in the warehouse; run the ingest stage with this configuration")
+
+
+def transform(processed: Path, cfg: Config, con=None) -> None:
+    if con is None:
+        with staged(processed) as c:
+            return transform(processed, cfg, c)
+    write_settings(con, cfg)
+    for m in MODELS:
+        build(con, m)
+        n = con.execute(f"select count(*) from {Path(m).name}").fetchone()[0]
+        log.info("%s: %d rows", Path(m).name, n)

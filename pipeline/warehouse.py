@@ -1,0 +1,104 @@
+"""The DuckDB warehouse, written atomically.
+
+Every stage works on a private copy (`warehouse.duckdb.tmp-<pid>`) and swaps it into place only when it has
+finished, so a run killed part-way leaves the previous warehouse intact. Marts are exported beside it as Parquet,
+also through temporary files.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from .errors import PipelineError
+from .paths import SQL_DIR, warehouse
+
+EXPORTED_TABLES = ("prevalence", "load_summary", "rejects", "inequality", "funnel", "trend", "data_quality",
+                   "comparisons", "dsr")
+
+
+def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        con.execute("set preserve_insertion_order = true")
+    return con
+
+
+@contextlib.contextmanager
+def staged(processed: Path, fresh: bool = False):
+    """Yield a connection to a private copy of the warehouse; swap it in when the block ends without error."""
+    processed = Path(processed)
+    processed.mkdir(parents=True, exist_ok=True)
+    final = warehouse(processed)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    for stale in processed.glob(f"{final.name}.tmp-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    if not fresh:
+        if not final.exists():
+            raise PipelineError(f"there is no warehouse in the processed directory yet; run the ingest stage first")
+        shutil.copyfile(final, tmp)
+    con = connect(tmp)
+    try:
+        load_macros(con)
+        yield con
+        con.execute("checkpoint")
+        con.close()
+    except BaseException:
+        con.close()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    export_parquet(tmp, processed)
+    os.replace(tmp, final)
+
+
+def load_macros(con) -> None:
+    for stmt in (SQL_DIR / "macros.sql").read_text().split(";\n"):
+        if stmt.strip():
+            con.execute(stmt)
+
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def sql_text(model: str) -> str:
+    """The SELECT of a model file, e.g. `staging/stg_patients`."""
+    return (SQL_DIR / f"{model}.sql").read_text()
+
+
+def build(con, model: str, params: dict | None = None, name: str | None = None) -> None:
+    """Materialise one SQL model (a single SELECT in sql/<model>.sql) as a table named after its file."""
+    sql = sql_text(model)
+    table = name or Path(model).name
+    used = set(_PARAM.findall(sql))
+    bound = {k: v for k, v in (params or {}).items() if k in used}
+    missing = used - bound.keys()
+    if missing:
+        raise RuntimeError(f"model {model} needs parameters {sorted(missing)}")
+    con.execute(f"create or replace table {table} as\n{sql}", bound)
+
+
+def export_parquet(db_path: Path, processed: Path) -> None:
+    """Export the marts beside the warehouse as Parquet (temporary names first, then swapped in)."""
+    con = connect(db_path, read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        pending = []
+        for t in EXPORTED_TABLES:
+            if t in tables:
+                tmp = processed / f".{t}.parquet.tmp-{os.getpid()}"
+                con.execute(f"copy (select * from {t}) to '{_quote(tmp)}' (format parquet)")
+                pending.append((tmp, processed / f"{t}.parquet"))
+    finally:
+        con.close()
+    for tmp, final in pending:
+        os.replace(tmp, final)
+
+
+def _quote(p: Path) -> str:
+    return str(p).replace("'", "''")

@@ -1,0 +1,16 @@
+-- Macros shared by the staging models: text is trimmed and an empty string means missing; dates are ISO.
+create or replace macro clean(x) as nullif(trim(x), '');
+create or replace macro parse_date(x) as cast(coalesce(try_strptime(trim(x), '%Y-%m-%d'),
+                                                       try_strptime(trim(x), '%Y-%m-%d %H:%M:%S')) as date);
+create or replace macro date_problem(col, x, today) as
+    case when clean(x) is not null and parse_date(x) is null then col || ' is not a valid date (expected YYYY-MM-DD)'
+         when parse_date(x) > today then col || ' is after the day of the run' end;
+create or replace macro ethnic_group(code) as
+    case when upper(clean(code)) in ('A', 'B', 'C') then 'White'
+         when upper(clean(code)) in ('D', 'E', 'F', 'G') then 'Mixed'
+         when upper(clean(code)) in ('H', 'J', 'K', 'L') then 'Asian'
+         when upper(clean(code)) in ('M', 'N', 'P') then 'Black'
+         when upper(clean(code)) in ('R', 'S') then 'Other'
+         else 'Unknown' end;
+create or replace macro age_band(age) as
+    case when age >= 90 then '90+' else cast(age // 5 * 5 as varchar) || '-' || cast(age // 5 * 5 + 4 as varchar) end;

@@ -1,0 +1,22 @@
+-- One row per data row of the events file; an event must belong to a loaded patient and carry a code and a date.
+with cleaned as (
+    select _row_number as row_number,
+           clean(patient_id) as patient_id,
+           clean(code) as code,
+           clean(date) as date_text,
+           parse_date(date) as date
+    from raw_events
+)
+select c.row_number,
+       c.patient_id,
+       c.code,
+       c.date,
+       nullif(concat_ws('; ',
+           case when c.patient_id is null then 'patient_id is empty'
+                when p.patient_id is null then 'patient_id is not in patients (or its patients row was rejected)' end,
+           case when c.code is null then 'code is empty' end,
+           case when c.date_text is null then 'date is empty' end,
+           date_problem('date', c.date_text, $today)
+       ), '') as reject_reason
+from cleaned as c
+left join patients as p on p.patient_id = c.patient_id

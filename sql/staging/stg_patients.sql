@@ -1,0 +1,35 @@
+-- One row per data row of the patients file: trimmed, codes upper-cased, dates parsed, ethnic group derived.
+with cleaned as (
+    select _row_number as row_number,
+           clean(patient_id) as patient_id,
+           upper(clean(sex)) as sex,
+           clean(date_of_birth) as date_of_birth_text,
+           parse_date(date_of_birth) as date_of_birth,
+           upper(clean(ethnicity)) as ethnicity,
+           clean(lsoa_code) as lsoa_code,
+           clean(date_of_death) as date_of_death_text,
+           parse_date(date_of_death) as date_of_death
+    from raw_patients
+),
+numbered as (
+    select *, row_number() over (partition by patient_id order by row_number) as occurrence
+    from cleaned
+)
+select row_number,
+       patient_id,
+       sex,
+       date_of_birth,
+       ethnicity,
+       ethnic_group(ethnicity) as ethnic_group,
+       lsoa_code,
+       date_of_death,
+       nullif(concat_ws('; ',
+           case when patient_id is null then 'patient_id is empty' end,
+           case when patient_id is not null and occurrence > 1 then 'patient_id is duplicated (its first row is kept)' end,
+           case when sex is null then 'sex is empty (expected F, M, I or U)'
+                when sex not in ('F', 'M', 'I', 'U') then 'sex is not a known code (expected F, M, I or U)' end,
+           case when date_of_birth_text is null then 'date_of_birth is empty' end,
+           date_problem('date_of_birth', date_of_birth_text, $today),
+           date_problem('date_of_death', date_of_death_text, $today)
+       ), '') as reject_reason
+from numbered
