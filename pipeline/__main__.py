@@ -77,19 +77,32 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = load_config(args.config)
         with run_lock(args.processed):
-            if args.command in ("run", "ingest"):
+            if args.command == "run":
+                from .analyse import analyse
+                from .ingest import ingest
+                from .report.render import render_reports
+                from .transform import transform
+                from .warehouse import staged
+
+                # one private copy of the warehouse for the three data stages, swapped in only when all succeed
+                with staged(args.processed, fresh=True) as con:
+                    _stage("ingest", ingest, args.raw, args.processed, cfg, con)
+                    _stage("transform", transform, args.processed, cfg, con)
+                    _stage("analyse", analyse, args.processed, cfg, con)
+                _stage("report", render_reports, args.processed, args.reports, cfg)
+            elif args.command == "ingest":
                 from .ingest import ingest
 
                 _stage("ingest", ingest, args.raw, args.processed, cfg)
-            if args.command in ("run", "transform"):
+            elif args.command == "transform":
                 from .transform import transform
 
                 _stage("transform", transform, args.processed, cfg)
-            if args.command in ("run", "analyse"):
+            elif args.command == "analyse":
                 from .analyse import analyse
 
                 _stage("analyse", analyse, args.processed, cfg)
-            if args.command in ("run", "report"):
+            elif args.command == "report":
                 from .report.render import render_reports
 
                 _stage("report", render_reports, args.processed, args.reports, cfg)

@@ -1,0 +1,81 @@
+# Health-inequalities pipeline. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+RAW ?= data/raw
+PROCESSED ?= data/processed
+REPORTS ?= reports
+CONFIG ?= pipeline/default.toml
+PATIENTS ?= 250000
+SEED ?= 20240331
+ICB ?= QHM
+YEAR ?= 2022-23
+REALDATA ?= ../shared/realdata
+PYTEST_ARGS ?=
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_COMPILE_BYTECODE := 1
+export GX_ANALYTICS_ENABLED := false
+STAGE_ARGS := --raw $(RAW) --processed $(PROCESSED) --reports $(REPORTS) --config $(CONFIG)
+
+.PHONY: help install all demo-data ingest transform analyse report test lint clean clean-raw benchmark real notebook
+
+help: ## list the targets (this text)
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo "uv not found: installing it into .tools/"
+	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## build .venv/ with uv from the lock file (installs uv first when missing)
+
+demo-data: install ## write the synthetic demo extract to data/raw when it is empty (PATIENTS=250000 SEED=...)
+	@if [ -z "$$(ls -A $(RAW) 2>/dev/null | grep -v '^.gitkeep$$')" ]; then \
+		$(PY) -m pipeline demo-data --out $(RAW) --patients $(PATIENTS) --seed $(SEED); \
+	else echo "$(RAW) is not empty: keeping it (make clean-raw to start again)"; fi
+
+all: demo-data ## everything: environment, demo data if data/raw is empty, every stage, the packs
+	$(PY) -m pipeline run $(STAGE_ARGS)
+
+ingest: install ## validate and load data/raw into data/processed/warehouse.duckdb
+	$(PY) -m pipeline ingest $(STAGE_ARGS)
+
+transform: install ## SQL models: staging -> intermediate -> marts
+	$(PY) -m pipeline transform $(STAGE_ARGS)
+
+analyse: install ## statistics: prevalence, inequality, funnel, trend tables (and Parquet exports)
+	$(PY) -m pipeline analyse $(STAGE_ARGS)
+
+report: install ## PDF packs and their CSVs in reports/, disclosure control applied
+	$(PY) -m pipeline report $(STAGE_ARGS)
+
+test: install ## run the test suite (unit, sql, integration)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check pipeline tests benchmarks
+
+benchmark: install ## speed benchmarks (statistics, 1M-patient run)
+	$(PY) benchmarks/bench_stats.py
+	$(PY) benchmarks/bench_pipeline.py --patients 1000000
+
+real: install ## packs from England's published data in ../shared/realdata (ICB=QHM YEAR=2022-23)
+	$(PY) -m pipeline public --in $(REALDATA) --year $(YEAR) --icb $(ICB) --processed data/processed_public --reports reports_public
+
+notebook: install ## build notebooks/explore.ipynb from its jupytext .py twin
+	$(VENV)/bin/jupytext --to notebook notebooks/explore.py
+
+clean: ## remove processed data and reports (never data/raw; see clean-raw)
+	rm -rf $(PROCESSED)/* $(REPORTS)/* data/processed_public reports_public
+	@touch $(PROCESSED)/.gitkeep $(REPORTS)/.gitkeep
+
+clean-raw: ## remove data/raw too (asked for explicitly)
+	rm -rf $(RAW)/*
+	@touch $(RAW)/.gitkeep
