@@ -1,0 +1,112 @@
+"""SQL models: given rows -> expected rows, on an in-memory DuckDB (no files, no CLI)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from pipeline.warehouse import build, connect, load_macros
+
+D = dt.date
+
+
+@pytest.fixture()
+def con():
+    c = connect()
+    load_macros(c)
+    yield c
+    c.close()
+
+
+def table(con, name: str, rows: list[dict], columns: list[str]) -> None:
+    df = pd.DataFrame(rows, columns=columns)
+    con.register(f"{name}_df", df)
+    con.execute(f"create or replace table {name} as select * from {name}_df")
+
+
+def raw(con, stem: str, rows: list[dict], columns: list[str]) -> None:
+    df = pd.DataFrame(rows, columns=columns).astype("string")
+    df["_row_number"] = range(1, len(df) + 1)
+    con.register(f"raw_{stem}", df)
+
+
+def test_stg_patients_trims_uppercases_and_rejects(con):
+    cols = ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"]
+    raw(con, "patients", [
+        dict(patient_id=" p1 ", sex=" f", date_of_birth="1980-01-01", ethnicity=" m ", lsoa_code=" ", date_of_death=""),
+        dict(patient_id="p1", sex="F", date_of_birth="1980-01-01", ethnicity="A", lsoa_code="L1", date_of_death=""),
+        dict(patient_id="", sex="F", date_of_birth="1980-01-01", ethnicity="A", lsoa_code="L1", date_of_death=""),
+        dict(patient_id="p3", sex="Q", date_of_birth="1980-02-30", ethnicity="", lsoa_code="", date_of_death="2999-01-01"),
+        dict(patient_id="p4", sex="u", date_of_birth="2000-06-01", ethnicity="99", lsoa_code="L2", date_of_death="2020-01-01"),
+    ], cols)
+    build(con, "staging/stg_patients", {"today": D(2026, 1, 1)})
+    got = con.execute("select * from stg_patients order by row_number").df()
+    assert got["patient_id"].tolist()[0] == "p1" and got["sex"].tolist()[0] == "F"
+    assert got["ethnic_group"].tolist() == ["Black", "White", "White", "Unknown", "Unknown"]
+    assert pd.isna(got.loc[0, "lsoa_code"])
+    reasons = got["reject_reason"].tolist()
+    assert pd.isna(reasons[0]) and pd.isna(reasons[4])
+    assert reasons[1] == "patient_id is duplicated (its first row is kept)"
+    assert reasons[2] == "patient_id is empty"
+    assert reasons[3] == ("sex is not a known code (expected F, M, I or U); "
+                          "date_of_birth is not a valid date (expected YYYY-MM-DD); date_of_death is after the day of the run")
+
+
+def test_int_patients_registered_on_date(con):
+    table(con, "periods", [dict(period=D(2024, 3, 31))], ["period"])
+    table(con, "patients", [
+        dict(patient_id="adult18", sex="F", date_of_birth=D(2006, 3, 31), ethnic_group="White", lsoa_code="L1", date_of_death=None),
+        dict(patient_id="dies_on_date", sex="M", date_of_birth=D(1950, 1, 1), ethnic_group="Asian", lsoa_code=None, date_of_death=D(2024, 3, 31)),
+        dict(patient_id="dies_after", sex="M", date_of_birth=D(1950, 1, 1), ethnic_group="Asian", lsoa_code="LX", date_of_death=D(2024, 4, 1)),
+        dict(patient_id="two_spells", sex="I", date_of_birth=D(1990, 5, 1), ethnic_group="Unknown", lsoa_code="L1", date_of_death=None),
+        dict(patient_id="tie", sex="U", date_of_birth=D(1990, 5, 1), ethnic_group="Black", lsoa_code="L1", date_of_death=None),
+        dict(patient_id="unborn", sex="F", date_of_birth=D(2024, 4, 1), ethnic_group="White", lsoa_code="L1", date_of_death=None),
+        dict(patient_id="left", sex="F", date_of_birth=D(1990, 5, 1), ethnic_group="White", lsoa_code="L1", date_of_death=None),
+    ], ["patient_id", "sex", "date_of_birth", "ethnic_group", "lsoa_code", "date_of_death"])
+    table(con, "registrations", [
+        dict(patient_id="adult18", practice_code="A", registered_from=D(2006, 4, 1), registered_to=D(2024, 3, 31)),
+        dict(patient_id="dies_on_date", practice_code="A", registered_from=D(2000, 1, 1), registered_to=None),
+        dict(patient_id="dies_after", practice_code="A", registered_from=D(2000, 1, 1), registered_to=None),
+        dict(patient_id="two_spells", practice_code="B", registered_from=D(2000, 1, 1), registered_to=None),
+        dict(patient_id="two_spells", practice_code="A", registered_from=D(2010, 1, 1), registered_to=None),
+        dict(patient_id="tie", practice_code="A", registered_from=D(2010, 1, 1), registered_to=None),
+        dict(patient_id="tie", practice_code="C", registered_from=D(2010, 1, 1), registered_to=None),
+        dict(patient_id="unborn", practice_code="A", registered_from=D(2024, 4, 1), registered_to=None),
+        dict(patient_id="left", practice_code="A", registered_from=D(2000, 1, 1), registered_to=D(2024, 3, 30)),
+    ], ["patient_id", "practice_code", "registered_from", "registered_to"])
+    table(con, "deprivation", [dict(lsoa_code="L1", imd_quintile=2)], ["lsoa_code", "imd_quintile"])
+    table(con, "neighbourhoods", [dict(lsoa_code="L1", neighbourhood_code="N1")], ["lsoa_code", "neighbourhood_code"])
+    build(con, "intermediate/int_patients_registered_on_date")
+    got = con.execute("select patient_id, practice_code, age, imd_quintile, neighbourhood_code "
+                      "from int_patients_registered_on_date order by patient_id").fetchall()
+    assert got == [
+        ("adult18", "A", 18, "2", "N1"),
+        ("dies_after", "A", 74, "Unknown", None),
+        ("tie", "C", 33, "2", "N1"),
+        ("two_spells", "A", 33, "2", "N1"),
+    ]
+
+
+def test_int_condition_cases_resolved_rules(con):
+    table(con, "periods", [dict(period=D(2024, 3, 31))], ["period"])
+    table(con, "codelists", [dict(condition="dep", kind="diagnosis", code="1"), dict(condition="dep", kind="resolved", code="9")],
+          ["condition", "kind", "code"])
+    table(con, "events", [
+        dict(patient_id="same_day", code="1", date=D(2020, 1, 1)), dict(patient_id="same_day", code="9", date=D(2020, 1, 1)),
+        dict(patient_id="rediagnosed", code="1", date=D(2020, 1, 1)), dict(patient_id="rediagnosed", code="9", date=D(2021, 1, 1)),
+        dict(patient_id="rediagnosed", code="1", date=D(2022, 1, 1)),
+        dict(patient_id="resolved", code="1", date=D(2020, 1, 1)), dict(patient_id="resolved", code="9", date=D(2021, 1, 1)),
+        dict(patient_id="on_date", code="1", date=D(2024, 3, 31)),
+        dict(patient_id="after_date", code="1", date=D(2024, 4, 1)),
+        dict(patient_id="resolved_later", code="1", date=D(2020, 1, 1)), dict(patient_id="resolved_later", code="9", date=D(2024, 4, 1)),
+        dict(patient_id="other_code", code="2", date=D(2020, 1, 1)),
+    ], ["patient_id", "code", "date"])
+    build(con, "intermediate/int_condition_cases")
+    got = [r[0] for r in con.execute("select patient_id from int_condition_cases order by 1").fetchall()]
+    assert got == ["on_date", "rediagnosed", "resolved_later"]
+
+
+def test_age_band_macro(con):
+    got = con.execute("select age_band(a) from (values (0), (4), (5), (17), (18), (89), (90), (104)) t(a)").fetchall()
+    assert [r[0] for r in got] == ["0-4", "0-4", "5-9", "15-19", "15-19", "85-89", "90+", "90+"]
