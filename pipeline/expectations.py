@@ -24,11 +24,10 @@ class ExpectationFailed(RuntimeError):
 
 @functools.lru_cache(maxsize=1)
 def _context():
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    for name in ("great_expectations", "great_expectations._docs_decorators"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx, ctx.data_sources.add_pandas("frames")

@@ -1,0 +1,221 @@
+"""Tables built from `prevalence` with the statistics in pipeline.stats, all vectorised over cells:
+
+- `inequality`: slope and relative index of inequality across IMD quintiles (contract; measure `crude_rate`);
+- `funnel`: practices, PCNs and neighbourhoods against their ICB (contract; `proportion` and `ratio`);
+- `trend`: change between consecutive periods and first-to-last, with a plain label;
+- `comparisons`: rate ratios and differences against a reference group, and each area against its parent.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .config import Config
+
+log = logging.getLogger("pipeline.indicators")
+
+KEY = ["period", "condition", "area_type", "area_code"]
+SII_AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")
+DEFAULT_REFERENCE_GROUPS = {"ethnicity": "White", "imd_quintile": "5", "sex": "F"}
+
+
+def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
+    parents = area_parents(con)
+    tables = {
+        "inequality": inequality_table(prev),
+        "funnel": funnel_table(prev, parents),
+        "trend": trend_table(prev),
+        "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
+    }
+    for name, df in tables.items():
+        con.register(f"{name}_df", df)
+        cols = ", ".join(f"cast({c} as date) as {c}" if c.startswith("period") else c for c in df.columns)
+        con.execute(f"create or replace table {name} as select {cols} from {name}_df")
+        con.unregister(f"{name}_df")
+        log.info("%s: %d rows", name, len(df))
+
+
+def area_parents(con) -> pd.DataFrame:
+    """Each practice's PCN and ICB, each PCN's ICB, and each neighbourhood's ICB (where most of its patients are registered)."""
+    return con.execute("""
+        select 'practice' as area_type, practice_code as area_code, 'pcn' as parent_type, pcn_code as parent_code from practices
+        union all
+        select 'practice', practice_code, 'icb', icb_code from practices
+        union all
+        select distinct 'pcn', pcn_code, 'icb', icb_code from practices
+        union all
+        select 'neighbourhood', neighbourhood_code, 'icb', arg_max(icb_code, population)
+        from (select s.neighbourhood_code, p.icb_code, sum(s.population) as population
+              from stratified_counts s join practices p using (practice_code)
+              where s.neighbourhood_code is not null group by all)
+        group by neighbourhood_code
+    """).df()
+
+
+def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
+    q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
+             & prev["area_type"].isin(SII_AREA_TYPES)]
+    cols = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower", "sii_upper",
+            "rii", "rii_lower", "rii_upper"]
+    if q.empty:
+        return pd.DataFrame(columns=cols)
+    keys = q[KEY].astype(str).agg("|".join, axis=1)
+    groups, (obs, pop) = stats.quantile_matrix(keys.to_numpy(), q["group_value"].astype(int).to_numpy(),
+                                               q["observed"].to_numpy(float), q["population"].to_numpy(float))
+    complete = np.all(pop > 0, axis=1)
+    res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=20240331)
+    out = pd.DataFrame([g.split("|") for g in np.asarray(groups)[complete]], columns=KEY)
+    out["period"] = pd.to_datetime(out["period"])
+    out["dimension"] = "imd_quintile"
+    out["measure"] = "crude_rate"
+    for c in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"):
+        out[c] = np.asarray(getattr(res, c), dtype=float)
+    return out[cols].sort_values(KEY, kind="stable").reset_index(drop=True)
+
+
+def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame) -> pd.DataFrame:
+    cols = ["period", "condition", "area_type", "area_code", "parent_type", "parent_code", "statistic", "observed",
+            "denominator", "value", "parent_value", "lower_95", "upper_95", "lower_998", "upper_998", "significance"]
+    allrows = prev[prev["group_type"] == "all"]
+    areas = allrows[allrows["area_type"].isin(["practice", "pcn", "neighbourhood"])]
+    icb = allrows[allrows["area_type"] == "icb"][["period", "condition", "area_code", "observed", "population", "expected"]]
+    icb = icb.rename(columns={"area_code": "parent_code", "observed": "p_obs", "population": "p_pop", "expected": "p_exp"})
+    par = parents[parents["parent_type"] == "icb"]
+    df = areas.merge(par, on=["area_type", "area_code"]).merge(icb, on=["period", "condition", "parent_code"])
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    parent_p = df["p_obs"] / df["p_pop"]
+    lim = stats.funnel_limits_proportion(parent_p.to_numpy(), df["population"].to_numpy(float))
+    prop = df[["period", "condition", "area_type", "area_code", "parent_type", "parent_code"]].copy()
+    prop["statistic"] = "proportion"
+    prop["observed"] = df["observed"].to_numpy(float)
+    prop["denominator"] = df["population"].to_numpy(float)
+    prop["value"] = df["rate"].to_numpy()
+    prop["parent_value"] = parent_p.to_numpy()
+    prop["lower_95"], prop["upper_95"], prop["lower_998"], prop["upper_998"] = lim
+    prop["significance"] = stats.funnel_significance_proportion(df["observed"].to_numpy(float), df["population"].to_numpy(float),
+                                                                parent_p.to_numpy())
+    # standardised ratio against the ICB's own ratio: expected counts rescaled so that the ICB sits at its ratio
+    parent_ratio = (df["p_obs"] / df["p_exp"]).to_numpy()
+    exp_vs_parent = df["expected"].to_numpy(float) * parent_ratio
+    rlim = stats.funnel_limits_ratio(exp_vs_parent)
+    ratio = prop[["period", "condition", "area_type", "area_code", "parent_type", "parent_code"]].copy()
+    ratio["statistic"] = "ratio"
+    ratio["observed"] = df["observed"].to_numpy(float)
+    ratio["denominator"] = df["expected"].to_numpy(float)
+    ratio["value"] = df["ratio"].to_numpy()
+    ratio["parent_value"] = parent_ratio
+    ratio["lower_95"], ratio["upper_95"], ratio["lower_998"], ratio["upper_998"] = (np.asarray(a) * parent_ratio for a in rlim)
+    ratio["significance"] = stats.funnel_significance_ratio(df["observed"].to_numpy(float), exp_vs_parent)
+    out = pd.concat([prop, ratio], ignore_index=True)
+    return out[cols].sort_values(["period", "condition", "area_type", "area_code", "statistic"], kind="stable").reset_index(drop=True)
+
+
+def _log_se(lower, upper):
+    z = float(stats.z_for(0.95))
+    with np.errstate(all="ignore"):
+        return (np.log(upper) - np.log(lower)) / (2 * z)
+
+
+def trend_table(prev: pd.DataFrame) -> pd.DataFrame:
+    """Change in the standardised ratio (ratio of ratios, log-scale interval from each period's exact/Byar interval)
+    and in missing patients (Poisson variance of the observed counts, expected taken as fixed), between consecutive
+    periods and first-to-last. Label: `improving` when the change is clear and the ratio moved towards 1 (recorded
+    closer to expected), `worsening` when clear and away from 1, otherwise `no clear change`."""
+    cols = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value",
+            "ratio_from", "ratio_to", "change", "change_lower", "change_upper", "missing_from", "missing_to",
+            "missing_change", "missing_change_lower", "missing_change_upper", "label"]
+    periods = sorted(prev["period"].unique())
+    if len(periods) < 2:
+        return pd.DataFrame(columns=cols)
+    pairs = list(zip(periods[:-1], periods[1:]))
+    if len(periods) > 2:
+        pairs.append((periods[0], periods[-1]))
+    k = ["condition", "area_type", "area_code", "group_type", "group_value"]
+    keep = k + ["observed", "ratio", "ratio_lower", "ratio_upper", "missing"]
+    parts = []
+    for p0, p1 in pairs:
+        a = prev.loc[prev["period"] == p0, keep]
+        b = prev.loc[prev["period"] == p1, keep]
+        m = a.merge(b, on=k, suffixes=("_from", "_to"))
+        m.insert(0, "period_to", p1)
+        m.insert(0, "period_from", p0)
+        parts.append(m)
+    m = pd.concat(parts, ignore_index=True)
+    z = float(stats.z_for(0.95))
+    r0, r1 = m["ratio_from"].to_numpy(float), m["ratio_to"].to_numpy(float)
+    with np.errstate(all="ignore"):
+        se = np.sqrt(_log_se(m["ratio_lower_from"].to_numpy(float), m["ratio_upper_from"].to_numpy(float)) ** 2
+                     + _log_se(m["ratio_lower_to"].to_numpy(float), m["ratio_upper_to"].to_numpy(float)) ** 2)
+        rr = r1 / r0
+        lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
+        ok = (r0 > 0) & (r1 > 0) & np.isfinite(se)
+    m["change"] = np.where(ok, rr, np.nan)
+    m["change_lower"] = np.where(ok, lo, np.nan)
+    m["change_upper"] = np.where(ok, hi, np.nan)
+    dm = m["missing_to"] - m["missing_from"]
+    sd = np.sqrt(m["observed_from"].to_numpy(float) + m["observed_to"].to_numpy(float))
+    m["missing_change"] = dm
+    m["missing_change_lower"] = dm - z * sd
+    m["missing_change_upper"] = dm + z * sd
+    clear = ok & ((lo > 1) | (hi < 1))
+    with np.errstate(all="ignore"):
+        towards = np.abs(np.log(r1)) < np.abs(np.log(r0))
+    m["label"] = np.where(clear, np.where(towards, "improving", "worsening"), "no clear change")
+    return m[cols].reset_index(drop=True)
+
+
+def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_groups: dict) -> pd.DataFrame:
+    """Each group against the area's reference group (rate ratio, log method; rate difference, Newcombe), and each
+    area's `all` row against its parent (rate and standardised ratio, labelled higher / similar / lower from the
+    area's 95% interval against the parent's value, as Fingertips does)."""
+    cols = ["period", "condition", "area_type", "area_code", "comparison", "group_type", "group_value", "reference",
+            "value", "reference_value", "rate_ratio", "rate_ratio_lower", "rate_ratio_upper", "rate_difference",
+            "rate_difference_lower", "rate_difference_upper", "label"]
+    parts = []
+    for gt, ref in reference_groups.items():
+        g = prev[(prev["group_type"] == gt)]
+        r = g[g["group_value"] == str(ref)][KEY + ["observed", "population"]]
+        m = g.merge(r, on=KEY, suffixes=("", "_ref"))
+        m = m[m["group_value"] != str(ref)]
+        if m.empty:
+            continue
+        x1, n1 = m["observed"].to_numpy(float), m["population"].to_numpy(float)
+        x2, n2 = m["observed_ref"].to_numpy(float), m["population_ref"].to_numpy(float)
+        rr, rrl, rru = stats.rate_ratio(x1, n1, x2, n2)
+        rd, rdl, rdu = stats.rate_difference(x1, n1, x2, n2)
+        out = m[KEY + ["group_type", "group_value"]].copy()
+        out["comparison"] = "group_vs_reference"
+        out["reference"] = f"{gt} {ref}"
+        out["value"] = x1 / n1
+        out["reference_value"] = x2 / n2
+        out["rate_ratio"], out["rate_ratio_lower"], out["rate_ratio_upper"] = rr, rrl, rru
+        out["rate_difference"], out["rate_difference_lower"], out["rate_difference_upper"] = rd, rdl, rdu
+        out["label"] = stats.compare_to_parent(rdl, rdu, 0.0)
+        parts.append(out)
+    allrows = prev[prev["group_type"] == "all"]
+    for stat in ("rate", "ratio"):
+        child = allrows.merge(parents, on=["area_type", "area_code"])
+        par = allrows[KEY + [stat]].rename(columns={"area_type": "parent_type", "area_code": "parent_code", stat: "pv"})
+        m = child.merge(par, on=["period", "condition", "parent_type", "parent_code"])
+        if m.empty:
+            continue
+        out = m[KEY].copy()
+        out["comparison"] = f"{stat}_vs_" + m["parent_type"]
+        out["group_type"], out["group_value"] = "all", "All"
+        out["reference"] = m["parent_type"] + " " + m["parent_code"]
+        out["value"] = m[stat]
+        out["reference_value"] = m["pv"]
+        out["label"] = stats.compare_to_parent(m[f"{stat}_lower"].to_numpy(float), m[f"{stat}_upper"].to_numpy(float),
+                                               m["pv"].to_numpy(float))
+        parts.append(out)
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    res = pd.concat(parts, ignore_index=True)
+    for c in cols:
+        if c not in res:
+            res[c] = np.nan
+    return res[cols].reset_index(drop=True)
