@@ -1,0 +1,198 @@
+"""Disclosure control (DESIGN.md "Disclosure control"): contract cases and a property test."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import Disclosure
+from pipeline.disclosure import (MARKER, Policy, control, disclose, for_print, is_small, prevalence_siblings,
+                                 round_count, siblings_from_keys)
+
+POLICY = Policy()  # 7, 5, round
+
+
+def test_policy_from_config():
+    d = Disclosure(threshold=7, rounding=5, method="round", community_threshold=10)
+    assert Policy.from_config(d) == Policy(7, 5, "round")
+    assert Policy.from_config(d, community=True).threshold == 10
+
+
+@pytest.mark.parametrize("x,expected", [(0, 0), (8, 10), (12, 10), (13, 15), (100, 100), (1002, 1000),
+                                        (-12, -10), (-13, -15)])
+def test_rounding_to_nearest_5(x, expected):
+    assert round_count(np.array([x]), POLICY)[0] == expected
+
+
+@pytest.mark.parametrize("x", [1, 2, 3, 4, 5, 6, 7, -1, -7, 0.6, 7.4])
+def test_small_counts_are_redacted(x):
+    assert is_small(np.array([x]), POLICY)[0]
+
+
+@pytest.mark.parametrize("x", [0, 0.4, 8, 7.6, -8, 100])
+def test_other_counts_are_not_redacted(x):
+    assert not is_small(np.array([x]), POLICY)[0]
+
+
+def test_midpoint6_rounding():
+    p = Policy(7, 5, "midpoint6")
+    got = round_count(np.array([0, 1, 6, 7, 8, 12, 13, 18, 19]), p)
+    assert got.tolist() == [0, 3, 3, 9, 9, 9, 15, 15, 21]
+
+
+def _frame(obs, pop, groups=None, gt="ethnicity"):
+    """One area: an `all` row plus one row per group (obs/pop are the groups; the all row is their sum)."""
+    groups = groups or [f"g{i}" for i in range(len(obs))]
+    rows = [dict(period="2025-03-31", condition="c", area_type="pcn", area_code="P1", group_type="all",
+                 group_value="All", observed=sum(obs), population=sum(pop))]
+    rows += [dict(period="2025-03-31", condition="c", area_type="pcn", area_code="P1", group_type=gt,
+                  group_value=g, observed=o, population=p) for g, o, p in zip(groups, obs, pop)]
+    df = pd.DataFrame(rows)
+    df["expected"] = df["observed"] * 1.1 + 0.3
+    df["missing"] = df["expected"] - df["observed"]
+    df["rate"] = df["observed"] / df["population"]
+    df["rate_lower"] = df["rate"] * 0.9
+    df["rate_upper"] = df["rate"] * 1.1
+    df["ratio"] = df["observed"] / df["expected"]
+    df["ratio_lower"] = df["ratio"] * 0.8
+    df["ratio_upper"] = df["ratio"] * 1.2
+    return df
+
+
+def test_contract_cases_in_a_frame():
+    df = _frame([0, 3, 8, 12, 13, 200], [100, 100, 100, 100, 100, 1000])
+    out = for_print(control(df, POLICY, prevalence_siblings(df)))
+    grp = out[out.group_type == "ethnicity"].set_index("group_value")
+    assert grp.loc["g0", "observed"] == 0            # a true zero stays 0
+    assert grp.loc["g1", "observed"] == MARKER       # 1-7 redacted, never 0
+    assert grp.loc["g2", "observed"] == MARKER       # secondary: the next smallest sibling (8) is hidden too
+    assert grp.loc["g3", "observed"] == 10
+    assert grp.loc["g4", "observed"] == 15
+    assert grp.loc["g5", "observed"] == 200
+    for c in ("rate", "rate_lower", "rate_upper", "ratio", "ratio_lower", "ratio_upper", "missing"):
+        assert grp.loc["g1", c] == MARKER, c
+        assert grp.loc["g2", c] == MARKER, c
+    assert grp.loc["g3", "ratio"] != MARKER
+    # rates come from the published counts
+    assert float(grp.loc["g3", "rate"]) == pytest.approx(10 / 100)
+
+
+def test_no_single_redaction_even_when_total_would_reveal_it():
+    # only one small cell; every sibling big: another sibling must go
+    df = _frame([5, 50, 60], [100, 200, 300])
+    out = control(df, POLICY, prevalence_siblings(df))
+    g = out[out.group_type == "ethnicity"]
+    assert g["observed_redacted"].sum() == 2
+    assert g.loc[g.group_value == "g1", "observed_redacted"].item()  # 50 is the next smallest
+    # the total alone redacted: a missing sibling set where the total is small but siblings are not
+    df2 = _frame([20, -15], [100, 100])
+    df2["missing"] = [5.0, 20.0, -15.0]
+    out2 = control(df2, POLICY, prevalence_siblings(df2), count_columns=("missing",))
+    assert out2["missing_redacted"].sum() >= 2
+
+
+def test_zero_siblings_are_not_used_to_hide():
+    df = _frame([4, 0, 0, 30], [50, 40, 30, 300])
+    out = control(df, POLICY, prevalence_siblings(df))
+    g = out[out.group_type == "ethnicity"].set_index("group_value")
+    assert g.loc["g1", "observed"] == 0 and g.loc["g2", "observed"] == 0
+    assert g.loc["g3", "observed_redacted"]
+
+
+def test_practices_within_pcn_are_siblings():
+    rows = []
+    for code, parent, at, obs in [("P1", None, "pcn", 105), ("A", "P1", "practice", 3), ("B", "P1", "practice", 40),
+                                   ("C", "P1", "practice", 62)]:
+        rows.append(dict(period="2025-03-31", condition="c", area_type=at, area_code=code, parent_code=parent,
+                         group_type="all", group_value="All", observed=obs, population=obs * 10))
+    df = pd.DataFrame(rows)
+    out = control(df, POLICY, prevalence_siblings(df, hierarchy=[("practice", "pcn")]))
+    red = out.set_index("area_code")["observed_redacted"]
+    assert red["A"] and red["B"] and not red["C"] and not red["P1"]
+
+
+def test_community_threshold_is_stricter():
+    p = Policy.from_config(Disclosure(community_threshold=10), community=True)
+    df = _frame([9, 10, 11, 40], [100, 100, 100, 100])
+    out = disclose(df, p, prevalence_siblings(df))
+    g = out[out.group_type == "ethnicity"].set_index("group_value")
+    assert g.loc["g0", "observed"] == MARKER and g.loc["g1", "observed"] == MARKER
+    assert g.loc["g3", "observed"] == 40
+
+
+def test_describe_mentions_threshold_and_marker():
+    text = POLICY.describe()
+    assert "1 to 7" in text and MARKER in text and "nearest 5" in text
+
+
+# ---------------------------------------------------------------------------------------------- property
+
+@st.composite
+def frames(draw):
+    """Small fine cells (area x ethnicity x sex) aggregated into the published shape: ethnicity rows, sex rows,
+    `all` rows per practice and the PCN's `all` row, so every sibling set adds up to its total."""
+    n_areas = draw(st.integers(1, 3))
+    eth, sexes = ["White", "Asian", "Black", "Unknown"], ["F", "M", "Unknown"]
+    n = n_areas * len(eth) * len(sexes)
+    obs = draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))
+    extra = draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))
+    exp_ = draw(st.lists(st.floats(0, 15), min_size=n, max_size=n))
+    cells = pd.DataFrame([dict(area_code=f"A{a}", ethnicity=e, sex=s) for a in range(n_areas) for e in eth for s in sexes])
+    cells["observed"], cells["population"], cells["expected"] = obs, np.add(obs, extra), exp_
+    parts = []
+    for gt, col in (("ethnicity", "ethnicity"), ("sex", "sex"), ("all", None)):
+        keys = ["area_code"] + ([col] if col else [])
+        g = cells.groupby(keys, as_index=False)[["observed", "population", "expected"]].sum()
+        g["group_type"] = gt
+        g["group_value"] = g[col] if col else "All"
+        parts.append(g.drop(columns=[col]) if col else g)
+    df = pd.concat(parts, ignore_index=True).assign(area_type="practice", parent_code="P")
+    pcn = cells[["observed", "population", "expected"]].sum().to_frame().T
+    pcn = pcn.assign(area_code="P", area_type="pcn", parent_code=None, group_type="all", group_value="All")
+    df = pd.concat([df, pcn], ignore_index=True).assign(period="2025-03-31", condition="c")
+    df = df[df.population > 0].reset_index(drop=True)
+    df["missing"] = df["expected"] - df["observed"]
+    df["rate"] = df["observed"] / df["population"]
+    df["ratio"] = np.where(df["expected"] > 0, df["observed"] / df["expected"].where(df["expected"] > 0), np.nan)
+    return df
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames())
+def test_property_published_counts_are_safe(df):
+    sib = prevalence_siblings(df, hierarchy=[("practice", "pcn")])
+    ctl = control(df, POLICY, sib)
+    printed = for_print(ctl)
+    for c in ("observed", "population", "missing"):
+        vals = printed[c]
+        nums = pd.to_numeric(vals, errors="coerce")
+        marked = vals.astype(str) == MARKER
+        # every cell is a number or the marker
+        assert (nums.notna() | marked).all()
+        x = nums.dropna().abs()
+        assert not ((x >= 1) & (x <= 7)).any()
+        assert (x % 5 == 0).all()
+        # a true small count is never printed as a number
+        small = is_small(df[c].to_numpy(), POLICY)
+        assert marked[small].all()
+        # no sibling set (total included) has exactly one redaction
+        red = ctl[f"{c}_redacted"].to_numpy()
+        for s in sib:
+            cnt = np.bincount(s.member_id[(s.member_id >= 0) & red], minlength=s.n_sets) + \
+                np.bincount(s.total_id[(s.total_id >= 0) & red], minlength=s.n_sets)
+            has_total = np.bincount(s.total_id[s.total_id >= 0], minlength=s.n_sets) > 0
+            has_members = np.bincount(s.member_id[s.member_id >= 0], minlength=s.n_sets) > 0
+            assert not ((cnt == 1) & has_total & has_members).any()
+    # rates and ratios of a redacted numerator are redacted
+    obs_red = ctl["observed_redacted"].to_numpy()
+    assert (printed.loc[obs_red, "ratio"].astype(str) == MARKER).all()
+    assert (printed.loc[obs_red, "rate"].astype(str) == MARKER).all()
+    assert (printed.loc[obs_red, "missing"].astype(str) == MARKER).all()
+
+
+def test_siblings_from_keys_handles_empty():
+    df = pd.DataFrame({"a": [1, 2]})
+    s = siblings_from_keys(df, [False, False], ["a"], [False, False])
+    assert s.n_sets == 0
