@@ -1,0 +1,906 @@
+"""Statistical methods for public-health indicators: pure, vectorised numpy/scipy functions.
+
+Every function takes scalars or arrays (broadcast together) and returns numpy arrays, numpy scalars or
+tuples (NamedTuples) of them. The methods follow the published formulas used by PHEindicatormethods /
+PHStatsMethods (OHID "Technical guide: confidence intervals", Dobson 1991, Low & Low 2004,
+Spiegelhalter 2005); the reference values in ``../shared/reference/phe_methods`` are the yardstick.
+
+Why NaN instead of exceptions
+-----------------------------
+These functions run over tens of thousands of area x group cells at once. A zero count, a zero or
+missing denominator, an empty group or a quantile with no population is a legitimate state of the data
+(a small practice has no patients aged 90+), not a user error. Raising would abort the whole vectorised
+computation because of one cell, so such cells get NaN (and an empty label ``""`` for label-valued
+functions); NaN propagates through arithmetic, is written as NULL in the marts and is shown as "not
+computable" in reports. Only programming errors (an impossible ``confidence``, an unknown option) raise
+``ValueError``.
+
+Conventions
+-----------
+* ``confidence`` is two-sided: ``z = Phi^-1(c + (1 - c) / 2)`` (0.95 -> 1.959964, 0.998 -> 3.090232).
+* Proportions are 0-1 unless a ``multiplier`` is given.
+* Counts use exact (chi-square) Poisson limits below 10 events and Byar's approximation from 10 on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "ESP2013",
+    "ESP1976",
+    "SIG_HIGH_001",
+    "SIG_HIGH_025",
+    "SIG_NOT",
+    "SIG_LOW_025",
+    "SIG_LOW_001",
+    "z_for",
+    "wilson_ci",
+    "proportion_ci",
+    "byars_lower",
+    "byars_upper",
+    "exact_poisson_ci",
+    "poisson_count_ci",
+    "rate_ci",
+    "isr",
+    "expected_from_strata",
+    "isr_from_strata",
+    "ISRResult",
+    "dsr_dobson",
+    "DSRResult",
+    "sii",
+    "sii_crude_rate_proportion",
+    "quantile_matrix",
+    "SIIResult",
+    "funnel_limits_proportion",
+    "funnel_limits_ratio",
+    "funnel_ratio_exp_events",
+    "funnel_significance_proportion",
+    "funnel_significance_ratio",
+    "funnel_overdispersion",
+    "FunnelLimits",
+    "OverdispersedLimits",
+    "rate_ratio",
+    "rate_difference",
+    "compare_to_parent",
+]
+
+#: European Standard Population 2013, 19 five-year bands 0-4, 5-9, ..., 85-89, 90+ (sums to 100,000).
+ESP2013 = np.array(
+    [5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000, 7000, 6500, 6000, 5500, 5000, 4000, 2500,
+     1500, 1000],
+    dtype=float,
+)
+ESP2013.setflags(write=False)
+
+#: European Standard Population 1976, 18 bands 0-4, ..., 80-84, 85+ (sums to 100,000).
+ESP1976 = np.array(
+    [8000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 6000, 5000, 4000, 3000, 2000, 1000,
+     1000],
+    dtype=float,
+)
+ESP1976.setflags(write=False)
+
+SIG_HIGH_001 = "High (0.001)"
+SIG_HIGH_025 = "High (0.025)"
+SIG_NOT = "Not significant"
+SIG_LOW_025 = "Low (0.025)"
+SIG_LOW_001 = "Low (0.001)"
+
+_FUNNEL_95 = 0.95  # "2s": p = 0.025 in each tail
+_FUNNEL_998 = 0.998  # "3s": p = 0.001 in each tail
+
+
+def _f(x) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _out(a):
+    """0-d arrays come back as numpy scalars, everything else unchanged."""
+    a = np.asarray(a)
+    return a[()] if a.ndim == 0 else a
+
+
+def z_for(confidence=0.95):
+    """Two-sided standard normal quantile: ``Phi^-1(c + (1 - c) / 2)``.
+
+    ``confidence`` must lie strictly between 0 and 1 (0.95, not 95); anything else is a programming
+    error and raises ``ValueError``.
+    """
+    c = _f(confidence)
+    if not np.all((c > 0) & (c < 1)):
+        raise ValueError("confidence must be strictly between 0 and 1 (e.g. 0.95)")
+    return _out(special.ndtri(c + (1.0 - c) / 2.0))
+
+
+# --------------------------------------------------------------------------------------------------
+# Proportions
+# --------------------------------------------------------------------------------------------------
+
+
+def wilson_ci(x, n, confidence=0.95):
+    """Wilson score interval for a proportion ``x / n`` -> ``(lower, upper)`` on the 0-1 scale.
+
+    ``lower = (2x + z^2 - z sqrt(z^2 + 4x(1 - x/n))) / (2(n + z^2))`` and ``upper`` with ``+``.
+    ``x = 0`` gives lower 0 exactly and ``x = n`` gives upper 1 exactly. ``n <= 0``, ``x < 0``,
+    ``x > n`` or NaN inputs give NaN (a cell with no denominator has no proportion; see module doc).
+    ``x`` need not be an integer.
+    """
+    x, n = np.broadcast_arrays(_f(x), _f(n))
+    z = _f(z_for(confidence))
+    valid = (n > 0) & (x >= 0) & (x <= n)
+    with np.errstate(all="ignore"):
+        z2 = z * z
+        centre = 2.0 * x + z2
+        spread = z * np.sqrt(z2 + 4.0 * x * (1.0 - x / n))
+        denom = 2.0 * (n + z2)
+        lower = np.where(x == 0, 0.0, (centre - spread) / denom)
+        upper = np.where(x == n, 1.0, (centre + spread) / denom)
+    lower = np.where(valid, lower, np.nan)
+    upper = np.where(valid, upper, np.nan)
+    return _out(lower), _out(upper)
+
+
+def proportion_ci(x, n, confidence=0.95, multiplier=1.0):
+    """Proportion with Wilson interval -> ``(value, lower, upper)``, all scaled by ``multiplier``.
+
+    As PHEindicatormethods ``phe_proportion``; invalid cells (``n <= 0``, ``x > n``, NaN) give NaN.
+    """
+    x, n = np.broadcast_arrays(_f(x), _f(n))
+    lower, upper = wilson_ci(x, n, confidence)
+    valid = (n > 0) & (x >= 0) & (x <= n)
+    with np.errstate(all="ignore"):
+        value = np.where(valid, x / n, np.nan)
+    m = _f(multiplier)
+    return _out(value * m), _out(_f(lower) * m), _out(_f(upper) * m)
+
+
+# --------------------------------------------------------------------------------------------------
+# Counts, rates, ratios
+# --------------------------------------------------------------------------------------------------
+
+
+def byars_lower(x, confidence=0.95):
+    """Pure Byar lower limit for a Poisson count: ``x (1 - 1/(9x) - z/(3 sqrt x))^3``.
+
+    No exact switch (use :func:`poisson_count_ci` for the PHE rule). Where the formula goes negative
+    (e.g. ``x = 1`` at 99.8%) or ``x <= 0`` the limit is undefined and NaN is returned, as the R
+    package's internal ``byars_lower`` gives NA.
+    """
+    x = _f(x)
+    z = _f(z_for(confidence))
+    with np.errstate(all="ignore"):
+        lower = x * (1.0 - 1.0 / (9.0 * x) - z / (3.0 * np.sqrt(x))) ** 3
+    return _out(np.where((x > 0) & (lower >= 0), lower, np.nan))
+
+
+def byars_upper(x, confidence=0.95):
+    """Pure Byar upper limit: ``(x + 1)(1 - 1/(9(x + 1)) + z/(3 sqrt(x + 1)))^3``; NaN for ``x < 0``."""
+    x = _f(x)
+    z = _f(z_for(confidence))
+    x1 = x + 1.0
+    with np.errstate(all="ignore"):
+        upper = x1 * (1.0 - 1.0 / (9.0 * x1) + z / (3.0 * np.sqrt(x1))) ** 3
+    return _out(np.where(x >= 0, upper, np.nan))
+
+
+def exact_poisson_ci(x, confidence=0.95):
+    """Exact (chi-square) Poisson limits for a count -> ``(lower, upper)``.
+
+    ``lower = qchisq((1 - c)/2, 2x) / 2`` (0 when ``x = 0``), ``upper = qchisq(c + (1 - c)/2, 2x + 2) / 2``,
+    computed as inverse regularised gamma functions. ``x < 0`` or NaN gives NaN.
+    """
+    x = _f(x)
+    c = _f(confidence)
+    z_for(c)  # validates
+    alpha = (1.0 - c) / 2.0
+    valid = x >= 0
+    with np.errstate(all="ignore"):
+        xs = np.where(valid, x, 1.0)
+        lower = np.where(xs > 0, special.gammaincinv(np.where(xs > 0, xs, 1.0), alpha), 0.0)
+        upper = special.gammaincinv(xs + 1.0, 1.0 - alpha)
+    return _out(np.where(valid, lower, np.nan)), _out(np.where(valid, upper, np.nan))
+
+
+def poisson_count_ci(x, confidence=0.95):
+    """Limits for a count by the PHE rule: exact below 10 events, Byar from 10 -> ``(lower, upper)``.
+
+    ``x = 0`` gives lower 0. NaN or negative counts give NaN.
+    """
+    x = _f(x)
+    el, eu = exact_poisson_ci(x, confidence)
+    bl = byars_lower(x, confidence)
+    bu = byars_upper(x, confidence)
+    small = x < 10
+    return _out(np.where(small, el, bl)), _out(np.where(small, eu, bu))
+
+
+def rate_ci(x, denominator, confidence=0.95, multiplier=100000.0):
+    """Crude rate ``x / denominator * multiplier`` with PHE count limits -> ``(value, lower, upper)``.
+
+    As PHEindicatormethods ``phe_rate`` (exact below 10, Byar otherwise; ``x > denominator`` allowed).
+    A denominator ``<= 0`` or NaN, or a negative/NaN count, gives NaN.
+    """
+    x, d = np.broadcast_arrays(_f(x), _f(denominator))
+    lo, up = poisson_count_ci(x, confidence)
+    valid = (d > 0) & (x >= 0)
+    m = _f(multiplier)
+    with np.errstate(all="ignore"):
+        scale = np.where(valid, m / d, np.nan)
+    return _out(x * scale), _out(_f(lo) * scale), _out(_f(up) * scale)
+
+
+def isr(observed, expected, confidence=0.95, refvalue=1.0):
+    """Indirectly standardised ratio ``O / E * refvalue`` -> ``(ratio, lower, upper)``.
+
+    Limits are :func:`poisson_count_ci` of ``O`` divided by ``E`` (exact below 10, Byar from 10, as
+    ``calculate_ISRatio``); ``O = 0`` gives lower 0. ``expected <= 0`` or NaN gives NaN (no expectation,
+    no ratio). For the ``statistic = "rate"`` form pass ``refvalue = ref_rate`` (reference crude rate x
+    multiplier).
+    """
+    o, e = np.broadcast_arrays(_f(observed), _f(expected))
+    lo, up = poisson_count_ci(o, confidence)
+    valid = (e > 0) & (o >= 0)
+    with np.errstate(all="ignore"):
+        scale = np.where(valid, _f(refvalue) / e, np.nan)
+    return _out(o * scale), _out(_f(lo) * scale), _out(_f(up) * scale)
+
+
+def _groups(group_ids):
+    g = np.asarray(group_ids)
+    groups, inv = np.unique(g, return_inverse=True)
+    return groups, inv.reshape(-1), len(groups)
+
+
+def _nan0(a) -> np.ndarray:
+    a = _f(a)
+    return np.where(np.isnan(a), 0.0, a)
+
+
+def expected_from_strata(pops, refcounts, refpops, group_ids):
+    """Expected counts per group: ``sum over strata of pop * refcount / refpop`` -> ``(groups, expected)``.
+
+    Long inputs (one row per group x stratum). NaN populations and reference counts are treated as 0
+    (as the R package does). A stratum with population 0 contributes nothing; a stratum with a
+    positive population but no usable reference population (``<= 0`` or NaN) makes the group's expected
+    NaN, since its reference rate is unknown. ``groups`` are the sorted unique ``group_ids``.
+    """
+    groups, inv, k = _groups(group_ids)
+    pop = _nan0(pops)
+    refc = _nan0(refcounts)
+    refp = _f(refpops)
+    ok = refp > 0
+    with np.errstate(all="ignore"):
+        contrib = np.where(pop == 0, 0.0, np.where(ok, pop * refc / np.where(ok, refp, 1.0), np.nan))
+    expected = np.bincount(inv, weights=contrib, minlength=k)
+    return groups, expected
+
+
+class ISRResult(NamedTuple):
+    groups: np.ndarray
+    observed: np.ndarray
+    expected: np.ndarray
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=None, confidence=0.95,
+                    statistic="ratio", refvalue=1.0, multiplier=100000.0) -> ISRResult:
+    """ISR from stratum-level (age band) inputs, as ``calculate_ISRatio`` / ``calculate_ISRate``.
+
+    ``expected`` is :func:`expected_from_strata`. ``observed`` defaults to the group sum of ``counts``
+    (NaN as 0); pass per-group totals (in the order of ``np.unique(group_ids)``) to use a separate
+    observed table. ``statistic="ratio"``: value = O/E * ``refvalue``. ``statistic="rate"``: value =
+    O/E * ref_rate with ref_rate = sum(refcount)/sum(refpop) * ``multiplier`` over the group's strata.
+    """
+    groups, inv, k = _groups(group_ids)
+    _, expected = expected_from_strata(pops, refcounts, refpops, group_ids)
+    if observed is None:
+        obs = np.bincount(inv, weights=_nan0(counts), minlength=k)
+    else:
+        obs = _f(observed).reshape(-1)
+    if statistic == "ratio":
+        scale = _f(refvalue)
+    elif statistic == "rate":
+        refc = np.bincount(inv, weights=_nan0(refcounts), minlength=k)
+        refp = np.bincount(inv, weights=_nan0(refpops), minlength=k)
+        with np.errstate(all="ignore"):
+            scale = np.where(refp > 0, refc / refp, np.nan) * _f(multiplier)
+    else:
+        raise ValueError("statistic must be 'ratio' or 'rate'")
+    value, lower, upper = isr(obs, expected, confidence, scale)
+    return ISRResult(groups, obs, expected, _f(value), _f(lower), _f(upper))
+
+
+# --------------------------------------------------------------------------------------------------
+# Directly standardised rates (Dobson)
+# --------------------------------------------------------------------------------------------------
+
+
+class DSRResult(NamedTuple):
+    groups: np.ndarray
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    total_count: np.ndarray
+
+
+def dsr_dobson(counts, pops, std_pops, group_ids, confidence=0.95, multiplier=100000.0) -> DSRResult:
+    """Directly standardised rate with Dobson limits, per group -> ``DSRResult``.
+
+    Long inputs: one row per group x stratum with ``counts``, ``pops`` and the stratum's standard
+    population ``std_pops`` (e.g. ``np.tile(ESP2013, n_groups)``). Groups are the sorted unique
+    ``group_ids``; the computation is set-based (``np.bincount``), no loop over groups.
+
+    ``DSR = sum(x_i w_i / n_i) / sum(w_i)``; ``var = sum(x_i (w_i / n_i)^2) / sum(w_i)^2``;
+    limits ``DSR + sqrt(var / O) (Byar(O) - O)`` with ``O`` the group's total count, all x multiplier.
+    Value and limits are NaN when ``O < 10`` (too few events for the approximation, as upstream).
+    NaN counts/populations are treated as 0; a stratum with population 0 and no events contributes a
+    zero rate (its standard weight still counts); a stratum with events but population 0 makes the
+    group NaN (the rate is undefined).
+    """
+    groups, inv, k = _groups(group_ids)
+    x = _nan0(counts)
+    n = _nan0(pops)
+    w = _f(std_pops)
+    x, n, w = np.broadcast_arrays(x, n, w)
+    bad = (n <= 0) & (x > 0)
+    with np.errstate(all="ignore"):
+        wn = np.where(n > 0, w / np.where(n > 0, n, 1.0), 0.0)
+    s_rate = np.bincount(inv, weights=x * wn, minlength=k)
+    s_var = np.bincount(inv, weights=x * wn * wn, minlength=k)
+    s_w = np.bincount(inv, weights=w, minlength=k)
+    o = np.bincount(inv, weights=x, minlength=k)
+    n_bad = np.bincount(inv, weights=bad.astype(float), minlength=k)
+    with np.errstate(all="ignore"):
+        dsr = s_rate / s_w
+        var = s_var / (s_w * s_w)
+        sd_per_event = np.sqrt(var / o)
+    bl = _f(byars_lower(o, confidence))
+    bu = _f(byars_upper(o, confidence))
+    ok = (o >= 10) & (n_bad == 0) & (s_w > 0)
+    m = _f(multiplier)
+    value = np.where(ok, dsr * m, np.nan)
+    lower = np.where(ok, (dsr + sd_per_event * (bl - o)) * m, np.nan)
+    upper = np.where(ok, (dsr + sd_per_event * (bu - o)) * m, np.nan)
+    return DSRResult(groups, value, lower, upper, o)
+
+
+# --------------------------------------------------------------------------------------------------
+# Slope and relative index of inequality
+# --------------------------------------------------------------------------------------------------
+
+
+class SIIResult(NamedTuple):
+    """Per-area SII results. ``*_lower``/``*_upper`` have shape (areas,) for one confidence level and
+    (areas, levels) when ``confidence`` is a sequence."""
+
+    sii: np.ndarray
+    rii: np.ndarray
+    intercept: np.ndarray
+    sii_lower: np.ndarray
+    sii_upper: np.ndarray
+    rii_lower: np.ndarray
+    rii_upper: np.ndarray
+
+
+def _fwd(y, value_type):
+    with np.errstate(all="ignore"):
+        if value_type == 1:
+            return np.log(y)
+        if value_type == 2:
+            return np.log(y / (1.0 - y))
+    return y
+
+
+def _back(y, value_type):
+    if value_type == 1:
+        return np.exp(y)
+    if value_type == 2:
+        return special.expit(y)
+    return y
+
+
+def quantile_matrix(group_ids, quantiles, *values, n_quantiles=5):
+    """Long -> wide: ``(groups, [matrix, ...])`` with one row per group and one column per quantile.
+
+    ``quantiles`` are 1-based (1 = most deprived). Cells with no input row stay NaN, so an area missing
+    a quantile gets NaN SII results.
+    """
+    groups, inv, k = _groups(group_ids)
+    q = np.asarray(quantiles).astype(int).reshape(-1) - 1
+    inside = (q >= 0) & (q < n_quantiles)
+    out = []
+    for v in values:
+        mat = np.full((k, n_quantiles), np.nan)
+        mat[inv[inside], q[inside]] = _f(v).reshape(-1)[inside]
+        out.append(mat)
+    return groups, out
+
+
+def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None, value_type=0,
+        transform=False, multiplier=1.0, confidence=0.95, repetitions=100_000, seed=1,
+        cl_confidence=0.95, chunk_bytes=128 * 2**20) -> SIIResult:
+    """Slope (SII) and relative (RII) index of inequality, Low & Low (2004), as ``phe_sii``.
+
+    Inputs are 2-D arrays ``(areas, quantiles)`` (or 1-D for one area), columns ordered from quantile 1
+    = most deprived. For each area: ``a`` = quantile population share, ``b`` = cumulative-share
+    midpoint; weighted least squares of ``sqrt(a) y`` on ``[sqrt(a), b sqrt(a)]`` without intercept,
+    i.e. ``y = beta0 + beta1 x`` weighted by ``a`` (closed-form 2x2 normal equations, vectorised over
+    areas). ``pred(0)`` is the fitted value for the most deprived end, ``pred(1)`` for the least.
+
+    * ``value_type``: 0 other, 1 rate (log scale), 2 proportion 0-1 (logit scale).
+    * ``transform=True`` (types 1/2) fits on the log/logit scale and back-transforms the predictions.
+    * ``sii = pred(1) - pred(0)``, ``rii = pred(1) / pred(0)``, ``intercept = pred(0)`` (natural scale).
+    * ``multiplier`` scales the SII; a negative multiplier flips its sign and inverts the RII.
+      The intercept is scaled by ``|multiplier|``.
+
+    Standard errors: ``se`` if given (on the log/logit scale for types 1/2); else from ``lower_cl`` and
+    ``upper_cl`` (``cl_confidence`` limits): ``(f(ucl) - f(lcl)) / (2 z)`` with ``f`` log/logit for
+    types 1/2; else from ``count``: Wilson limits of ``count/population`` (type 2) or PHE Poisson limits
+    of ``count`` (type 1), turned into an SE in the same way.
+
+    Confidence limits (Monte Carlo, as upstream): ``repetitions`` draws of ``normal(f(value), se)`` per
+    quantile (``f`` = log/logit for types 1/2, identity for 0); draws are back-transformed before the
+    fit when ``transform`` is False, the fit is on the transformed scale when True; limits are type-7
+    quantiles of the simulated SII and RII. Where the SII predictions are linear in the draws (type 0,
+    or ``transform=True``) the two predictions are drawn directly from their exact bivariate normal
+    distribution (same distribution, Q/2 times fewer draws). The standard normal draws come from
+    ``np.random.default_rng(seed)`` once and are shared by all areas (common random numbers), so an
+    area's limits do not depend on the other areas or on the chunking; areas are processed in chunks
+    of about ``chunk_bytes`` of working memory. ``confidence`` may be a sequence (e.g. ``(0.95, 0.98)``).
+
+    Areas with a missing/non-positive population in any quantile, a missing value, a value outside the
+    domain of the transformation, or (for the limits) a missing or non-positive SE give NaN.
+    """
+    if value_type not in (0, 1, 2):
+        raise ValueError("value_type must be 0, 1 or 2")
+    transform = bool(transform) and value_type != 0
+    v = _f(value)
+    single = v.ndim == 1
+    v = np.atleast_2d(v)
+    pop = np.broadcast_to(np.atleast_2d(_f(population)), v.shape)
+    n_areas, n_q = v.shape
+    confs = np.atleast_1d(_f(confidence))
+    multi_conf = np.ndim(confidence) > 0
+    for c in confs:
+        z_for(c)
+
+    # --- design: a, b and the prediction weights w0 (x=0) and w1 (x=1) -------------------------
+    with np.errstate(all="ignore"):
+        a = pop / pop.sum(axis=1, keepdims=True)
+        b = np.cumsum(a, axis=1) - a / 2.0
+        s0 = a.sum(axis=1, keepdims=True)
+        s1 = (a * b).sum(axis=1, keepdims=True)
+        s2 = (a * b * b).sum(axis=1, keepdims=True)
+        det = s0 * s2 - s1 * s1
+        u = a * (s2 - s1 * b) / det  # beta0 = sum(u y)
+        vv = a * (s0 * b - s1) / det  # beta1 = sum(vv y)
+    w0 = u
+    w1 = u + vv
+    ok_design = np.all(np.isfinite(pop) & (pop > 0), axis=1) & (n_q >= 2)
+
+    # --- deterministic fit -------------------------------------------------------------------------
+    yfit = _fwd(v, value_type) if transform else v
+    ok_value = np.all(np.isfinite(yfit), axis=1) & ok_design
+    with np.errstate(all="ignore"):
+        p0 = (yfit * w0).sum(axis=1)
+        p1 = (yfit * w1).sum(axis=1)
+        if transform:
+            p0, p1 = _back(p0, value_type), _back(p1, value_type)
+        sii_v = p1 - p0
+        rii_v = p1 / p0
+    sii_v = np.where(ok_value, sii_v, np.nan)
+    rii_v = np.where(ok_value, rii_v, np.nan)
+    icpt = np.where(ok_value, p0, np.nan)
+
+    # --- standard errors on the sampling scale -----------------------------------------------------
+    zc = float(z_for(cl_confidence))
+    if se is not None:
+        se_arr = np.broadcast_to(np.atleast_2d(_f(se)), v.shape)
+    elif lower_cl is not None and upper_cl is not None:
+        lcl = np.broadcast_to(np.atleast_2d(_f(lower_cl)), v.shape)
+        ucl = np.broadcast_to(np.atleast_2d(_f(upper_cl)), v.shape)
+        se_arr = (_fwd(ucl, value_type) - _fwd(lcl, value_type)) / (2.0 * zc)
+    elif count is not None:
+        cnt = np.broadcast_to(np.atleast_2d(_f(count)), v.shape)
+        if value_type == 2:
+            lcl, ucl = wilson_ci(cnt, pop, cl_confidence)
+        elif value_type == 1:
+            lcl, ucl = poisson_count_ci(cnt, cl_confidence)
+        else:
+            lcl = ucl = np.full(v.shape, np.nan)
+        se_arr = (_fwd(_f(ucl), value_type) - _fwd(_f(lcl), value_type)) / (2.0 * zc)
+    else:
+        se_arr = np.full(v.shape, np.nan)
+    mean = _fwd(v, value_type)
+    with np.errstate(invalid="ignore"):
+        ok_mc = ok_value & np.all(np.isfinite(mean) & np.isfinite(se_arr) & (se_arr >= 0), axis=1)
+
+    # --- Monte Carlo ------------------------------------------------------------------------------
+    probs = np.concatenate([(1.0 - confs) / 2.0, (1.0 + confs) / 2.0])
+    qs_sii = np.full((n_areas, probs.size), np.nan)
+    qs_rii = np.full((n_areas, probs.size), np.nan)
+    idx = np.flatnonzero(ok_mc)
+    reps = int(repetitions)
+    linear = not (value_type in (1, 2) and not transform)
+    # Common random numbers: one matrix of standard normal draws, shared by every area. Each area's
+    # draws are still exactly normal(mean, se); sharing only correlates Monte Carlo error across areas
+    # and makes an area's limits independent of which other areas are in the call.
+    zmat = np.random.default_rng(seed).standard_normal((2 if linear else n_q, reps))
+    per_area = reps * (2 if linear else n_q) * 8 * 3
+    chunk = max(1, int(chunk_bytes // per_area))
+    for start in range(0, idx.size, chunk):
+        sel = idx[start:start + chunk]
+        m_ = mean[sel]
+        s_ = se_arr[sel]
+        if linear:
+            # predictions at x=0 and x=1 are linear in the draws: exact bivariate normal
+            ww0, ww1 = w0[sel], w1[sel]
+            mu0 = (m_ * ww0).sum(axis=1)[:, None]
+            mu1 = (m_ * ww1).sum(axis=1)[:, None]
+            var0 = (ww0 * ww0 * s_ * s_).sum(axis=1)
+            var1 = (ww1 * ww1 * s_ * s_).sum(axis=1)
+            cov = (ww0 * ww1 * s_ * s_).sum(axis=1)
+            sd0 = np.sqrt(var0)
+            sd1 = np.sqrt(var1)
+            with np.errstate(all="ignore"):
+                rho = np.where((sd0 > 0) & (sd1 > 0), cov / (sd0 * sd1), 0.0)
+            rho = np.clip(rho, -1.0, 1.0)
+            d0 = mu0 + sd0[:, None] * zmat[0]
+            d1 = mu1 + (sd1 * rho)[:, None] * zmat[0]
+            d1 += (sd1 * np.sqrt(1.0 - rho * rho))[:, None] * zmat[1]
+            if transform:
+                d0 = _back(d0, value_type)
+                d1 = _back(d1, value_type)
+        else:
+            # (areas, quantiles, draws): long inner axis keeps the element-wise passes fast
+            y = s_[:, :, None] * zmat[None, :, :]
+            y += m_[:, :, None]
+            if value_type == 2:
+                special.expit(y, out=y)
+            else:
+                np.exp(y, out=y)
+            d0 = np.einsum("aqr,aq->ar", y, w0[sel])
+            d1 = np.einsum("aqr,aq->ar", y, w1[sel])
+            del y
+        with np.errstate(all="ignore"):
+            s_d = d1 - d0
+            r_d = d1 / d0
+        qs_sii[sel] = np.quantile(s_d, probs, axis=1).T
+        qs_rii[sel] = np.quantile(r_d, probs, axis=1).T
+
+    k = confs.size
+    sl, su = qs_sii[:, :k], qs_sii[:, k:]
+    rl, ru = qs_rii[:, :k], qs_rii[:, k:]
+
+    # --- multiplier --------------------------------------------------------------------------------
+    m = float(multiplier)
+    sii_out = sii_v * m
+    if m >= 0:
+        sl, su = sl * m, su * m
+        rii_out, rl2, ru2 = rii_v, rl, ru
+    else:
+        sl, su = su * m, sl * m
+        with np.errstate(all="ignore"):
+            rii_out, rl2, ru2 = 1.0 / rii_v, 1.0 / ru, 1.0 / rl
+    icpt = icpt * abs(m)
+
+    def shape(a2):
+        a2 = a2 if multi_conf else a2[:, 0]
+        return a2[0] if single else a2
+
+    def shape1(a1):
+        return a1[0] if single else a1
+
+    return SIIResult(shape1(sii_out), shape1(rii_out), shape1(icpt), shape(sl), shape(su), shape(rl2),
+                     shape(ru2))
+
+
+def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetitions=100_000, seed=1,
+                              multiplier=1.0, chunk_bytes=128 * 2**20) -> SIIResult:
+    """SII/RII of a crude rate (a proportion) across deprivation quantiles, as the output contract's
+    ``crude_rate`` measure.
+
+    ``observed`` and ``population`` are ``(areas, quantiles)`` arrays (quantile 1 = most deprived;
+    see :func:`quantile_matrix`). value = observed/population, weights = population, SE on the logit
+    scale from the 95% Wilson limits, draws back-transformed, no transform of the fit
+    (``value_type=2, transform=False``), ``repetitions`` draws. A quantile with 0 cases (or all cases)
+    has an infinite logit SE, so that area's limits are NaN (its point SII/RII are still given); an
+    area with an unpopulated quantile is NaN throughout.
+    """
+    x = _f(observed)
+    n = np.broadcast_to(_f(population), x.shape)
+    with np.errstate(all="ignore"):
+        value = np.where(n > 0, x / n, np.nan)
+    lcl, ucl = wilson_ci(x, n, 0.95)
+    return sii(value, n, lower_cl=lcl, upper_cl=ucl, value_type=2, transform=False,
+               multiplier=multiplier, confidence=confidence, repetitions=repetitions, seed=seed,
+               cl_confidence=0.95, chunk_bytes=chunk_bytes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Funnel plots
+# --------------------------------------------------------------------------------------------------
+
+
+class FunnelLimits(NamedTuple):
+    lower_95: np.ndarray
+    upper_95: np.ndarray
+    lower_998: np.ndarray
+    upper_998: np.ndarray
+
+
+def funnel_limits_proportion(baseline_p, denominators, multiplier=1.0) -> FunnelLimits:
+    """Funnel control limits for a proportion, as ``calculate_funnel_limits(statistic="proportion")``.
+
+    ``baseline_p`` is the pooled (parent) proportion on the 0-1 scale, broadcast against
+    ``denominators``. Limits ``p +/- z sqrt(p(1 - p) / n)`` with z for 95% ("2s", p = 0.025 per tail)
+    and 99.8% ("3s", p = 0.001 per tail), truncated to [0, 1], then x ``multiplier``.
+    ``n <= 0`` or NaN gives NaN.
+    """
+    p, n = np.broadcast_arrays(_f(baseline_p), _f(denominators))
+    valid = (n > 0) & (p >= 0) & (p <= 1)
+    out = []
+    m = _f(multiplier)
+    with np.errstate(all="ignore"):
+        sd = np.sqrt(p * (1.0 - p) / n)
+        for c in (_FUNNEL_95, _FUNNEL_998):
+            z = float(z_for(c))
+            lo = np.where(valid, np.clip(p - z * sd, 0.0, 1.0), np.nan) * m
+            hi = np.where(valid, np.clip(p + z * sd, 0.0, 1.0), np.nan) * m
+            out += [_out(lo), _out(hi)]
+    return FunnelLimits(out[0], out[1], out[2], out[3])
+
+
+def _ratio_scale(r, ratio_type):
+    if ratio_type == "ratio":
+        return r
+    if ratio_type == "count":
+        return r - 1.0
+    if ratio_type == "isr":
+        return r * 100.0
+    raise ValueError("ratio_type must be 'ratio', 'count' or 'isr'")
+
+
+def funnel_ratio_exp_events(observed_events) -> FunnelLimits:
+    """Expected counts at which ``observed_events`` lies on each funnel limit (upstream's ratio funnel
+    axis): the exact Poisson limits of the count. ``lower_95`` is the 95% exact UPPER limit of O (the
+    expected count at which O is on the lower funnel line), ``upper_95`` the exact lower limit, etc.
+    The ratio limit there is ``O / exp_events``."""
+    o = _f(observed_events)
+    l95, u95 = exact_poisson_ci(o, _FUNNEL_95)
+    l998, u998 = exact_poisson_ci(o, _FUNNEL_998)
+    return FunnelLimits(u95, l95, u998, l998)
+
+
+def funnel_limits_ratio(expected, ratio_type="ratio") -> FunnelLimits:
+    """Funnel limits for an indirectly standardised ratio at the given expected counts.
+
+    For each expected count ``E`` the limits are the (continuous) observed counts ``O`` whose exact
+    Poisson chi-square interval just reaches ``E``: lower ``O_L`` solves ``qchisq(c_hi, 2 O_L + 2)/2 = E``
+    and upper ``O_U`` solves ``qchisq(c_lo, 2 O_U)/2 = E`` (inverse of the regularised gamma function in
+    its shape; ``O_L`` floored at 0). Returned as ``O/E`` (``ratio_type="ratio"``), ``O/E - 1``
+    (``"count"``) or ``O/E x 100`` (``"isr"``), as ``calculate_funnel_limits(statistic="ratio")``.
+    ``E <= 0`` or NaN gives NaN.
+    """
+    e = _f(expected)
+    valid = e > 0
+    es = np.where(valid, e, 1.0)
+    out = []
+    for c in (_FUNNEL_95, _FUNNEL_998):
+        alpha = (1.0 - c) / 2.0
+        with np.errstate(all="ignore"):
+            o_lo = np.maximum(special.gdtrib(1.0, 1.0 - alpha, es) - 1.0, 0.0)
+            o_hi = special.gdtrib(1.0, alpha, es)
+        lo = np.where(valid, _ratio_scale(o_lo / es, ratio_type), np.nan)
+        hi = np.where(valid, _ratio_scale(o_hi / es, ratio_type), np.nan)
+        out += [_out(lo), _out(hi)]
+    return FunnelLimits(out[0], out[1], out[2], out[3])
+
+
+def _labels(high1, high2, low2, low1, valid):
+    lab = np.select([high1, high2, low1, low2], [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025],
+                    default=SIG_NOT).astype(object)
+    lab = np.where(valid, lab, "")
+    return lab.astype(str)
+
+
+def funnel_significance_proportion(x, n, parent_p):
+    """Funnel significance label of each area's proportion against its parent proportion (0-1 scale).
+
+    As ``assign_funnel_significance(statistic="proportion")``: ``High (0.001)`` when the area's 99.8%
+    Wilson lower limit is above the parent, else ``High (0.025)`` when the 95% lower limit is, and
+    mirror-wise ``Low (0.001)``/``Low (0.025)`` for upper limits below the parent; otherwise
+    ``Not significant``. Invalid cells (``n <= 0``, NaN) get ``""``. Returns a numpy array of str.
+    """
+    x, n, p = np.broadcast_arrays(_f(x), _f(n), _f(parent_p))
+    l95, u95 = (_f(a) for a in wilson_ci(x, n, _FUNNEL_95))
+    l998, u998 = (_f(a) for a in wilson_ci(x, n, _FUNNEL_998))
+    valid = np.isfinite(l95) & np.isfinite(p)
+    return _out(_labels(l998 > p, l95 > p, u95 < p, u998 < p, valid))
+
+
+def funnel_significance_ratio(observed, expected):
+    """Funnel significance label of an observed count against its expected count (ratio funnel).
+
+    ``High (0.001)`` when the exact (chi-square) 99.8% lower limit of ``O`` exceeds ``E`` (O above the
+    upper 3s funnel line at E), ``High (0.025)`` for the 95% limit, ``Low ...`` when the exact upper
+    limit is below ``E``; else ``Not significant``. ``E <= 0`` or NaN gives ``""``.
+    """
+    o, e = np.broadcast_arrays(_f(observed), _f(expected))
+    l95, u95 = (_f(a) for a in exact_poisson_ci(o, _FUNNEL_95))
+    l998, u998 = (_f(a) for a in exact_poisson_ci(o, _FUNNEL_998))
+    valid = (e > 0) & np.isfinite(l95)
+    return _out(_labels(l998 > e, l95 > e, u95 < e, u998 < e, valid))
+
+
+class OverdispersedLimits(NamedTuple):
+    target: float
+    phi: float
+    tau2: float
+    z: np.ndarray  # unadjusted z-scores of the areas
+    z_adjusted: np.ndarray  # z-scores under the chosen overdispersion model
+    lower_95: np.ndarray
+    upper_95: np.ndarray
+    lower_998: np.ndarray
+    upper_998: np.ndarray
+
+
+def funnel_overdispersion(observed, denominator, *, statistic="proportion", target=None,
+                          method="additive", winsor=0.1, at=None, multiplier=1.0) -> OverdispersedLimits:
+    """Overdispersion-adjusted funnel limits (Spiegelhalter 2005, Stat Med 24:1185).
+
+    ``statistic="proportion"``: ``y = O/n``, ``target`` defaults to the pooled ``sum O / sum n``,
+    ``s_i = sqrt(t(1 - t)/n_i)``. ``statistic="ratio"``: ``denominator`` is the expected count ``E``,
+    ``target`` 1, and the square-root transform is used (``y = sqrt(O/E)``, ``s_i = 1/(2 sqrt(E_i))``,
+    i.e. ``z = 2(sqrt O - sqrt E)``); limits are squared back to the ratio scale.
+
+    z-scores are Winsorised at the ``winsor`` and ``1 - winsor`` quantiles (10%/90% by default);
+    ``phi = mean(z_w^2)``. Multiplicative model: limits ``t +/- z_c sqrt(phi) s`` (phi floored at 1).
+    Additive random-effects model: ``tau^2 = (I phi - (I - 1)) / (sum w - sum w^2 / sum w)``,
+    ``w = 1/s^2``, floored at 0, limits ``t +/- z_c sqrt(s^2 + tau^2)``. Limits are evaluated at each
+    area's denominator, or at ``at`` if given; proportion limits are truncated to [0, 1] and
+    x ``multiplier``. Areas with invalid inputs are left out of the estimate and get NaN.
+    """
+    o, d = np.broadcast_arrays(_f(observed), _f(denominator))
+    valid = (d > 0) & (o >= 0) & np.isfinite(o)
+    if statistic == "proportion":
+        valid &= o <= d
+        if target is None:
+            tot = d[valid].sum()
+            target = o[valid].sum() / tot if tot > 0 else np.nan
+        t = float(target)
+        with np.errstate(all="ignore"):
+            y = o / d
+            s = np.sqrt(t * (1.0 - t) / d)
+    elif statistic == "ratio":
+        t_ratio = 1.0 if target is None else float(target)
+        t = np.sqrt(t_ratio)
+        with np.errstate(all="ignore"):
+            y = np.sqrt(o / d)
+            s = 1.0 / (2.0 * np.sqrt(d))
+    else:
+        raise ValueError("statistic must be 'proportion' or 'ratio'")
+    if method not in ("additive", "multiplicative"):
+        raise ValueError("method must be 'additive' or 'multiplicative'")
+    with np.errstate(all="ignore"):
+        z = np.where(valid & (s > 0), (y - t) / s, np.nan)
+    zv = z[np.isfinite(z)]
+    n_i = zv.size
+    if n_i > 0:
+        lo_q, hi_q = np.quantile(zv, [winsor, 1.0 - winsor])
+        zw = np.clip(zv, lo_q, hi_q)
+        phi = float(np.mean(zw * zw))
+        w = 1.0 / (s[np.isfinite(z)] ** 2)
+        denom = w.sum() - (w * w).sum() / w.sum()
+        tau2 = float(max(0.0, (n_i * phi - (n_i - 1)) / denom)) if denom > 0 else 0.0
+    else:
+        phi, tau2 = np.nan, np.nan
+
+    if at is None:
+        s_at = s
+        ok_at = valid
+    else:
+        a_ = _f(at)
+        ok_at = a_ > 0
+        with np.errstate(all="ignore"):
+            s_at = np.sqrt(t * (1.0 - t) / a_) if statistic == "proportion" else 1.0 / (2.0 * np.sqrt(a_))
+    with np.errstate(all="ignore"):
+        if method == "multiplicative":
+            sd_at = np.sqrt(max(phi, 1.0)) * s_at
+            z_adj = z / np.sqrt(max(phi, 1.0))
+        else:
+            sd_at = np.sqrt(s_at * s_at + tau2)
+            z_adj = np.where(np.isfinite(z), (y - t) / np.sqrt(s * s + tau2), np.nan)
+    lims = []
+    for c in (_FUNNEL_95, _FUNNEL_998):
+        zc = float(z_for(c))
+        lo = t - zc * sd_at
+        hi = t + zc * sd_at
+        if statistic == "proportion":
+            lo, hi = np.clip(lo, 0.0, 1.0) * multiplier, np.clip(hi, 0.0, 1.0) * multiplier
+        else:
+            lo, hi = np.maximum(lo, 0.0) ** 2, hi**2
+        lims += [np.where(ok_at, lo, np.nan), np.where(ok_at, hi, np.nan)]
+    t_out = t if statistic == "proportion" else t * t
+    return OverdispersedLimits(float(t_out), phi, tau2, z, z_adj, *lims)
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparisons
+# --------------------------------------------------------------------------------------------------
+
+
+def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
+    """Ratio of ``x1/n1`` to a reference ``x2/n2`` with a log-method interval -> ``(ratio, lower, upper)``.
+
+    ``SE(log RR) = sqrt(1/x1 - 1/n1 + 1/x2 - 1/n2)`` for proportions (``kind="proportion"``, Katz) or
+    ``sqrt(1/x1 + 1/x2)`` for Poisson rates (``kind="rate"``). A zero count on either side makes the
+    log interval undefined: the limits are NaN (the ratio itself is 0 when ``x1 = 0``; NaN when the
+    reference rate is 0). Invalid denominators give NaN.
+    """
+    x1, n1, x2, n2 = np.broadcast_arrays(_f(x1), _f(n1), _f(x2), _f(n2))
+    z = _f(z_for(confidence))
+    valid = (n1 > 0) & (n2 > 0) & (x1 >= 0) & (x2 > 0)
+    if kind == "proportion":
+        valid &= (x1 <= n1) & (x2 <= n2)
+    elif kind != "rate":
+        raise ValueError("kind must be 'proportion' or 'rate'")
+    with np.errstate(all="ignore"):
+        rr = (x1 / n1) / (x2 / n2)
+        if kind == "proportion":
+            se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2)
+        else:
+            se = np.sqrt(1.0 / x1 + 1.0 / x2)
+        lo = rr * np.exp(-z * se)
+        hi = rr * np.exp(z * se)
+    ci_ok = valid & (x1 > 0)
+    return (_out(np.where(valid, rr, np.nan)), _out(np.where(ci_ok, lo, np.nan)),
+            _out(np.where(ci_ok, hi, np.nan)))
+
+
+def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multiplier=1.0):
+    """Difference ``x1/n1 - x2/n2`` with an interval -> ``(difference, lower, upper)`` x ``multiplier``.
+
+    ``kind="proportion"``: Newcombe (1998) hybrid score interval from the two Wilson intervals,
+    ``d - sqrt((p1 - l1)^2 + (u2 - p2)^2)`` to ``d + sqrt((u1 - p1)^2 + (p2 - l2)^2)`` (well defined for
+    zero counts). ``kind="rate"``: normal approximation with ``SE = sqrt(x1/n1^2 + x2/n2^2)``.
+    Invalid denominators give NaN.
+    """
+    x1, n1, x2, n2 = np.broadcast_arrays(_f(x1), _f(n1), _f(x2), _f(n2))
+    m = _f(multiplier)
+    valid = (n1 > 0) & (n2 > 0) & (x1 >= 0) & (x2 >= 0)
+    with np.errstate(all="ignore"):
+        p1 = x1 / n1
+        p2 = x2 / n2
+        d = p1 - p2
+        if kind == "proportion":
+            valid &= (x1 <= n1) & (x2 <= n2)
+            l1, u1 = (_f(a) for a in wilson_ci(x1, n1, confidence))
+            l2, u2 = (_f(a) for a in wilson_ci(x2, n2, confidence))
+            lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+            hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+        elif kind == "rate":
+            z = _f(z_for(confidence))
+            se = np.sqrt(x1 / n1**2 + x2 / n2**2)
+            lo, hi = d - z * se, d + z * se
+        else:
+            raise ValueError("kind must be 'proportion' or 'rate'")
+    return (_out(np.where(valid, d, np.nan) * m), _out(np.where(valid, lo, np.nan) * m),
+            _out(np.where(valid, hi, np.nan) * m))
+
+
+def compare_to_parent(lower, upper, parent_value):
+    """Label each interval against a parent value: ``"higher"`` when ``lower > parent``, ``"lower"``
+    when ``upper < parent``, else ``"similar"``; ``""`` when any input is NaN (not comparable).
+    Returns a numpy array of str (a numpy str scalar for scalar inputs)."""
+    lo, hi, p = np.broadcast_arrays(_f(lower), _f(upper), _f(parent_value))
+    lab = np.select([lo > p, hi < p], ["higher", "lower"], default="similar")
+    valid = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(p)
+    return _out(np.where(valid, lab, "").astype(str))
