@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,8 @@ def _stage(name: str, fn, *a, **kw):
     t0 = time.perf_counter()
     out = fn(*a, **kw)
     log.info("%s done in %.1f s", name, time.perf_counter() - t0)
+    if os.environ.get("PIPELINE_KILL_AFTER") == name:  # test hook: die as a killed run would, mid-way
+        os.kill(os.getpid(), signal.SIGKILL)
     return out
 
 
@@ -80,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "run":
                 from .analyse import analyse
                 from .ingest import ingest
-                from .report.render import render_reports
                 from .transform import transform
                 from .warehouse import staged
 
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                     _stage("ingest", ingest, args.raw, args.processed, cfg, con)
                     _stage("transform", transform, args.processed, cfg, con)
                     _stage("analyse", analyse, args.processed, cfg, con)
+                from .report.render import render_reports
+
                 _stage("report", render_reports, args.processed, args.reports, cfg)
             elif args.command == "ingest":
                 from .ingest import ingest

@@ -1,0 +1,157 @@
+"""Bad input gets one clear sentence and loses nothing; nothing is half-written; one run at a time."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from conftest import run_cli, write_config, write_raw
+
+PERIODS = ["2024-03-31", "2025-03-31"]
+
+
+def small_raw(tmp_path: Path, n: int = 60) -> tuple[Path, Path]:
+    pats, regs, evs = [], [], []
+    for i in range(n):
+        pid = f"p{i:03d}"
+        pats.append(dict(patient_id=pid, sex="FM"[i % 2], date_of_birth=f"{1940 + i % 60}-0{1 + i % 9}-01",
+                         ethnicity="ABHMRZ"[i % 6], lsoa_code=f"L{i % 4}", date_of_death=""))
+        regs.append(dict(patient_id=pid, practice_code=f"A{i % 3}", registered_from="2000-01-01", registered_to=""))
+        if i % 3 == 0:
+            evs.append(dict(patient_id=pid, code="111", date="2020-05-01"))
+    raw = write_raw(tmp_path / "raw", {
+        "patients": pats, "registrations": regs, "events": evs,
+        "practices": [dict(practice_code=f"A{j}", practice_name=f"Practice {j}", pcn_code=f"P{j % 2}",
+                           pcn_name=f"PCN {j % 2}", icb_code="I1", icb_name="ICB One") for j in range(3)],
+        "deprivation": [dict(lsoa_code=f"L{j}", imd_score=10 * j, imd_rank=100 * j + 1, imd_decile=1 + 2 * j) for j in range(4)],
+        "neighbourhoods": [dict(lsoa_code=f"L{j}", neighbourhood_code=f"N{j % 2}", neighbourhood_name=f"Hood {j % 2}") for j in range(4)],
+        "codelists/dep": ["111"],
+    })
+    cfg = write_config(tmp_path / "config.toml", PERIODS, [dict(id="dep", label="Depression", codelist="codelists/dep.csv", min_age=18)])
+    return raw, cfg
+
+
+def stage_args(tmp_path, raw, cfg):
+    return ["--raw", raw, "--processed", tmp_path / "processed", "--reports", tmp_path / "reports", "--config", cfg]
+
+
+def one_error_line(code: int, err: str) -> str:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("missing_column", "error: patients.csv is missing the required column `sex`"),
+    ("semicolons", "error: patients.csv seems to be separated by semicolons, not commas (its header is one column); "
+                   "the required column `patient_id` was not found"),
+    ("empty", "error: events.csv is empty (no header row)"),
+    ("latin1", "error: practices.csv is not UTF-8 text (first bad byte on line 3); save it as UTF-8"),
+    ("parquet_is_csv", "error: events.parquet is not a Parquet file (it looks like text; is it CSV with a .parquet name?)"),
+    ("duplicated_header", "error: registrations.csv repeats its header as data row 4; remove the extra header line"),
+    ("both_formats", "error: both events.csv and events.parquet are in the raw directory; keep only one"),
+    ("no_patients", "error: patients.csv (or patients.parquet) is missing from the raw directory"),
+    ("codelist_no_code", "error: codelist codelists/dep.csv is missing the required column `code`"),
+])
+def test_file_level_faults_stop_with_one_sentence(tmp_path, fault, expected):
+    raw, cfg = small_raw(tmp_path)
+    p = raw / "patients.csv"
+    if fault == "missing_column":
+        df = pd.read_csv(p, dtype=str).drop(columns=["sex"])
+        df.to_csv(p, index=False)
+    elif fault == "semicolons":
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        df.to_csv(p, index=False, sep=";")
+    elif fault == "empty":
+        (raw / "events.csv").write_bytes(b"")
+    elif fault == "latin1":
+        (raw / "practices.csv").write_bytes((raw / "practices.csv").read_text().replace("Practice 1", "Practice \xe9").encode("latin-1"))
+    elif fault == "parquet_is_csv":
+        (raw / "events.csv").rename(raw / "events.parquet")
+    elif fault == "duplicated_header":
+        lines = (raw / "registrations.csv").read_text().splitlines()
+        lines.insert(4, lines[0])
+        (raw / "registrations.csv").write_text("\n".join(lines) + "\n")
+    elif fault == "both_formats":
+        pd.read_csv(raw / "events.csv", dtype=str).to_parquet(raw / "events.parquet")
+    elif fault == "no_patients":
+        p.unlink()
+    elif fault == "codelist_no_code":
+        (raw / "codelists" / "dep.csv").write_text("snomed,term\n111,x\n")
+    code, _, err = run_cli("run", *stage_args(tmp_path, raw, cfg))
+    assert one_error_line(code, err) == expected
+    assert str(tmp_path) not in err  # no local paths
+
+
+def test_malformed_rows_are_rejected_and_reconciled(tmp_path):
+    raw, cfg = small_raw(tmp_path)
+    with open(raw / "events.csv", "a") as fh:
+        fh.write("p001,111\n")          # too few fields
+        fh.write("p002,111,2020-01-01,extra\n")  # too many
+        fh.write("p003,111,2020-01-01\n")
+    code, _, err = run_cli("ingest", *stage_args(tmp_path, raw, cfg))
+    assert code == 0, err
+    con = duckdb.connect(str(tmp_path / "processed" / "warehouse.duckdb"), read_only=True)
+    s = con.execute("select rows_read, rows_loaded, rows_rejected from load_summary where source = 'events'").fetchone()
+    assert s == (23, 21, 2)
+    rej = con.execute("select row_number, reason from rejects where source = 'events' order by 1").fetchall()
+    assert rej == [(21, "row has 2 fields, expected 3"), (22, "row has 4 fields, expected 3")]
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("stage", ["ingest", "transform", "analyse"])
+def test_killed_run_leaves_previous_outputs_and_next_run_succeeds(tmp_path, stage):
+    raw, cfg = small_raw(tmp_path)
+    args = stage_args(tmp_path, raw, cfg)
+    code, _, err = run_cli("run", *args)
+    assert code == 0, err
+    wh = tmp_path / "processed" / "warehouse.duckdb"
+    before = {p.name: _sha(p) for p in (tmp_path / "processed").glob("*.parquet")}
+    reports_before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "reports").rglob("*"))
+    prev_before = pd.read_parquet(tmp_path / "processed" / "prevalence.parquet")
+    # change the input so that a completed run would change the outputs, then kill the run mid-way
+    with open(raw / "events.csv", "a") as fh:
+        fh.write("p001,111,2020-01-01\n")
+    code, _, _ = run_cli("run", *args, env={"PIPELINE_KILL_AFTER": stage})
+    assert code != 0
+    con = duckdb.connect(str(wh), read_only=True)
+    prev_db = con.execute("select * from prevalence").df()
+    con.close()
+    assert len(prev_db) == len(prev_before)
+    assert {p.name: _sha(p) for p in (tmp_path / "processed").glob("*.parquet")} == before
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "reports").rglob("*")) == reports_before
+    code, _, err = run_cli("run", *args)
+    assert code == 0, err
+    after = pd.read_parquet(tmp_path / "processed" / "prevalence.parquet")
+    assert after["observed"].sum() > prev_before["observed"].sum()
+
+
+def test_second_run_is_refused_while_one_holds_the_lock(tmp_path):
+    raw, cfg = small_raw(tmp_path)
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    with open(processed / ".pipeline.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = run_cli("run", *stage_args(tmp_path, raw, cfg))
+    assert one_error_line(code, err) == ("error: another pipeline run is already using this processed directory; "
+                                         "wait for it to finish")
+
+
+def test_rerun_on_same_inputs_gives_identical_marts(tmp_path):
+    raw, cfg = small_raw(tmp_path)
+    args = stage_args(tmp_path, raw, cfg)
+    tables = ["prevalence", "inequality", "funnel", "trend", "comparisons", "load_summary", "rejects"]
+    assert run_cli("run", *args)[0] == 0
+    first = {t: pd.read_parquet(tmp_path / "processed" / f"{t}.parquet") for t in tables}
+    assert run_cli("run", *args)[0] == 0
+    for t in tables:
+        pd.testing.assert_frame_equal(first[t], pd.read_parquet(tmp_path / "processed" / f"{t}.parquet"))
