@@ -3,6 +3,7 @@
     write_raw(raw_dir, tables)   write a tiny raw directory (input contract) from dicts/lists as CSV files
     write_config(path, periods, conditions)   write a configuration TOML
     run_cli(*args)               run `python -m pipeline *args` from the repo root -> (returncode, stdout, stderr)
+    run_pipeline(raw, processed, reports, config)   the data stages (ingest, transform, analyse) through the CLI
 """
 from __future__ import annotations
 
@@ -105,6 +106,22 @@ def run_cli(*args, timeout: float = 600, env: dict | None = None) -> tuple[int, 
     proc = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout, env=e)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+DATA_STAGES = ("ingest", "transform", "analyse")
+
+
+def run_pipeline(raw: Path, processed: Path, reports: Path, config: Path | None = None,
+                 stages=DATA_STAGES, env: dict | None = None) -> tuple[int, str, str]:
+    """Run the given CLI stages in turn (default: the three data stages, no PDF packs); stops at the first failure."""
+    opts = ["--raw", raw, "--processed", processed, "--reports", reports] + (["--config", config] if config else [])
+    out_all, err_all = "", ""
+    for stage in stages:
+        rc, out, err = run_cli(stage, *opts, env=env)
+        out_all, err_all = out_all + out, err_all + err
+        if rc != 0:
+            return rc, out_all, err_all
+    return 0, out_all, err_all
 
 
 @pytest.fixture

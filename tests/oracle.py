@@ -17,7 +17,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ ETHNIC_GROUP = {
     **dict.fromkeys(["R", "S"], "Other"),
 }
 VALID_SEX = ("F", "M", "I", "U")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")  # a date, or a date and time
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -79,7 +79,9 @@ def _parse_dates(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
             parsed = None
             if ISO_DATE.match(v):
                 try:
-                    parsed = np.datetime64(date.fromisoformat(v), "D")
+                    parsed = np.datetime64(date.fromisoformat(v[:10]), "D")
+                    if len(v) > 10:
+                        datetime.strptime(v, "%Y-%m-%d %H:%M:%S")
                 except ValueError:
                     parsed = None
             _date_cache[v] = parsed
@@ -106,16 +108,25 @@ def oracle_load(raw_dir: Path | str, today: date) -> OracleData:
     today64 = np.datetime64(today, "D")
     rejected: dict[str, list[tuple[int, str]]] = {"patients": [], "registrations": [], "events": []}
 
-    # --- reference tables (no rejection rules in the contract; first row per key wins)
+    # --- reference tables. The contract names no rejection rules for them; like the pipeline, the first row
+    # per key wins, a practice needs a PCN and an ICB code, a deprivation row a decile from 1 to 10, and a
+    # missing name falls back to the code.
     practices = _read_table(raw_dir, "practices")
     practices = practices[practices["practice_code"] != ""].drop_duplicates("practice_code")
+    practices = practices[(practices["pcn_code"] != "") & (practices["icb_code"] != "")].copy()
+    for kind in ("practice", "pcn", "icb"):
+        name = practices[f"{kind}_name"]
+        practices[f"{kind}_name"] = name.where(name != "", practices[f"{kind}_code"])
     deprivation = _read_table(raw_dir, "deprivation")
     deprivation = deprivation[deprivation["lsoa_code"] != ""].drop_duplicates("lsoa_code")
+    deprivation = deprivation[deprivation["imd_decile"].isin([str(i) for i in range(1, 11)])]
     neighbourhoods = _read_table(raw_dir, "neighbourhoods")
     if neighbourhoods is None:
         neighbourhoods = pd.DataFrame(columns=["lsoa_code", "neighbourhood_code", "neighbourhood_name"])
-    neighbourhoods = neighbourhoods[(neighbourhoods["lsoa_code"] != "")
-                                    & (neighbourhoods["neighbourhood_code"] != "")].drop_duplicates("lsoa_code")
+    neighbourhoods = neighbourhoods[neighbourhoods["lsoa_code"] != ""].drop_duplicates("lsoa_code")
+    neighbourhoods = neighbourhoods[neighbourhoods["neighbourhood_code"] != ""].copy()
+    nname = neighbourhoods["neighbourhood_name"]
+    neighbourhoods["neighbourhood_name"] = nname.where(nname != "", neighbourhoods["neighbourhood_code"])
 
     # --- patients: row by row, plainly
     raw_p = _read_table(raw_dir, "patients")
@@ -373,3 +384,48 @@ def oracle_prevalence(raw_dir: Path | str, config_path: Path | str, today: date)
     out["group_value"] = out["group_value"].astype(str)
     out = out[PREVALENCE_COLUMNS].sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
     return out
+
+
+# ----------------------------------------------------------------------------------------------- comparison
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """A prevalence table in a comparable form: ISO period text, string keys, sorted by the key."""
+    df = df.copy()
+    df["period"] = pd.to_datetime(df["period"]).dt.strftime("%Y-%m-%d")
+    for c in ("condition", "area_type", "area_code", "area_name", "group_type", "group_value"):
+        df[c] = df[c].astype(str)
+    return df.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+def compare_prevalence(got: pd.DataFrame, want: pd.DataFrame, atol: float = 1e-6, limit: int = 10) -> list[str]:
+    """Differences between the pipeline's prevalence (`got`) and the oracle's (`want`), as readable lines."""
+    problems = []
+    missing_cols = [c for c in PREVALENCE_COLUMNS if c not in got.columns]
+    if missing_cols:
+        return [f"columns missing from the pipeline's table: {missing_cols}"]
+    g, w = normalise(got[PREVALENCE_COLUMNS]), normalise(want[PREVALENCE_COLUMNS])
+    if g.duplicated(KEY_COLUMNS).any():
+        problems.append(f"pipeline has {int(g.duplicated(KEY_COLUMNS).sum())} duplicated keys")
+    m = g.merge(w, on=KEY_COLUMNS, how="outer", suffixes=("_got", "_want"), indicator=True)
+    only_got = m[m["_merge"] == "left_only"]
+    only_want = m[m["_merge"] == "right_only"]
+    for _, r in only_got.head(limit).iterrows():
+        problems.append(f"extra row in pipeline: {tuple(r[KEY_COLUMNS])} population={r['population_got']}")
+    for _, r in only_want.head(limit).iterrows():
+        problems.append(f"row missing from pipeline: {tuple(r[KEY_COLUMNS])} population={r['population_want']}")
+    if len(only_got) or len(only_want):
+        problems.append(f"key sets differ: {len(only_got)} extra, {len(only_want)} missing, of {len(w)} expected")
+    both = m[m["_merge"] == "both"]
+    for c in ("observed", "population", "area_name"):
+        bad = both[both[f"{c}_got"].astype(str) != both[f"{c}_want"].astype(str)]
+        for _, r in bad.head(limit).iterrows():
+            problems.append(f"{c} differs at {tuple(r[KEY_COLUMNS])}: got {r[f'{c}_got']}, want {r[f'{c}_want']}")
+    for c in ("rate", "rate_lower", "rate_upper", "expected", "ratio", "ratio_lower", "ratio_upper", "missing"):
+        a = pd.to_numeric(both[f"{c}_got"], errors="coerce").to_numpy(float)
+        b = pd.to_numeric(both[f"{c}_want"], errors="coerce").to_numpy(float)
+        same = np.isclose(a, b, rtol=1e-9, atol=atol) | (np.isnan(a) & np.isnan(b))
+        for _, r in both[~same].head(limit).iterrows():
+            problems.append(f"{c} differs at {tuple(r[KEY_COLUMNS])}: got {r[f'{c}_got']!r}, want {r[f'{c}_want']!r} "
+                            f"(observed {r['observed_want']}, population {r['population_want']}, "
+                            f"expected {r['expected_want']})")
+    return problems
