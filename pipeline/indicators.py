@@ -3,7 +3,8 @@
 - `inequality`: slope and relative index of inequality across IMD quintiles (contract; measure `crude_rate`);
 - `funnel`: practices, PCNs and neighbourhoods against their ICB (contract; `proportion` and `ratio`);
 - `trend`: change between consecutive periods and first-to-last, with a plain label;
-- `comparisons`: rate ratios and differences against a reference group, and each area against its parent.
+- `comparisons`: rate ratios and differences against a reference group, and each area against its parent;
+- `dsr`: directly standardised rates (2013 European Standard Population, Dobson intervals).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
         "funnel": funnel_table(prev, parents),
         "trend": trend_table(prev),
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
+        "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
     }
     for name, df in tables.items():
         con.register(f"{name}_df", df)
@@ -219,3 +221,53 @@ def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_group
         if c not in res:
             res[c] = np.nan
     return res[cols].reset_index(drop=True)
+
+
+def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
+    """Directly standardised rates per 100,000 (2013 European Standard Population, Dobson limits) for every
+    period x condition x area x group (not by age band). The standard is restricted to the condition's ages: the band
+    holding `min_age` gets the share of its five years at or above it. NA when the total count is below 10 or when
+    any standard band has no population in the cell (its rate would be undefined)."""
+    cols = ["period", "condition", "area_type", "area_code", "group_type", "group_value", "observed", "population",
+            "dsr", "dsr_lower", "dsr_upper", "standard", "note"]
+    df = con.execute("""
+        select period, condition, area_type, area_code, group_type, group_value, age_band,
+               sum(observed) as observed, sum(population) as population
+        from area_group_strata where group_type <> 'age_band'
+        group by all""").df()
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    from .schema import AGE_BANDS
+
+    band_idx = {b: i for i, b in enumerate(AGE_BANDS)}
+    lows = np.arange(0, 95, 5)
+    cell_key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
+    cells = df[cell_key].drop_duplicates().reset_index(drop=True)
+    cells["cell"] = np.arange(len(cells))
+    df = df.merge(cells, on=cell_key)
+    nb = len(AGE_BANDS)
+    obs = np.zeros((len(cells), nb))
+    pop = np.zeros((len(cells), nb))
+    bi = df["age_band"].map(band_idx).to_numpy()
+    obs[df["cell"].to_numpy(), bi] = df["observed"].to_numpy(float)
+    pop[df["cell"].to_numpy(), bi] = df["population"].to_numpy(float)
+    min_age = cells["condition"].map(min_ages).fillna(0).to_numpy(float)
+    frac = np.clip((lows[None, :] + 5 - min_age[:, None]) / 5.0, 0.0, 1.0)
+    frac[:, -1] = (min_age <= 90).astype(float)  # 90+ is open-ended
+    w = stats.ESP2013[None, :] * frac
+    used = w > 0
+    res = stats.dsr_dobson(obs[used], pop[used], w[used], np.broadcast_to(cells["cell"].to_numpy()[:, None], w.shape)[used])
+    complete = ~np.any(used & (pop <= 0), axis=1)
+    total = obs.sum(axis=1)
+    out = cells[cell_key].copy()
+    out["observed"] = total.astype("int64")
+    out["population"] = pop.sum(axis=1).astype("int64")
+    order = np.asarray(res.groups).astype(int)
+    val = np.full(len(cells), np.nan)
+    lo, hi = val.copy(), val.copy()
+    val[order], lo[order], hi[order] = res.value, res.lower, res.upper
+    ok = complete & (total >= 10)
+    out["dsr"], out["dsr_lower"], out["dsr_upper"] = (np.where(ok, a, np.nan) for a in (val, lo, hi))
+    out["standard"] = "ESP2013"
+    out["note"] = np.where(ok, "", np.where(total < 10, "fewer than 10 cases", "an age band has no population"))
+    return out[cols].sort_values(cell_key, kind="stable").reset_index(drop=True)

@@ -17,6 +17,7 @@ MODELS = (
     "intermediate/int_condition_cases",
     "marts/stratified_counts",
     "marts/reference_rates",
+    "marts/area_group_strata",
     "marts/prevalence_counts",
     "marts/data_quality",
 )

@@ -1,0 +1,34 @@
+-- Cases, population and expected per reference date x condition x area x group x standardisation stratum
+-- (sex as recorded x 5-year age band): the counts behind `prevalence` and the directly standardised rates.
+with cells_with_expected as (
+    select s.*, s.population * rr.rate as expected
+    from stratified_counts as s
+    join reference_rates as rr using (period, condition, sex, age_band)
+),
+cells_in_areas as (
+    select c.*, 'practice' as area_type, c.practice_code as area_code from cells_with_expected as c
+    union all
+    select c.*, 'pcn', p.pcn_code from cells_with_expected as c join practices as p using (practice_code)
+    union all
+    select c.*, 'icb', p.icb_code from cells_with_expected as c join practices as p using (practice_code)
+    union all
+    select c.*, 'neighbourhood', c.neighbourhood_code from cells_with_expected as c where c.neighbourhood_code is not null
+),
+cells_in_groups as (
+    select period, condition, area_type, area_code, 'all' as group_type, 'All' as group_value, sex, age_band, cases, population, expected
+    from cells_in_areas
+    union all
+    select period, condition, area_type, area_code, 'ethnicity', ethnic_group, sex, age_band, cases, population, expected from cells_in_areas
+    union all
+    select period, condition, area_type, area_code, 'imd_quintile', imd_quintile, sex, age_band, cases, population, expected from cells_in_areas
+    union all
+    select period, condition, area_type, area_code, 'sex', sex_group, sex, age_band, cases, population, expected from cells_in_areas
+    union all
+    select period, condition, area_type, area_code, 'age_band', age_band, sex, age_band, cases, population, expected from cells_in_areas
+)
+select period, condition, area_type, area_code, group_type, group_value, sex, age_band,
+       cast(sum(cases) as bigint) as observed,
+       cast(sum(population) as bigint) as population,
+       sum(expected) as expected
+from cells_in_groups
+group by period, condition, area_type, area_code, group_type, group_value, sex, age_band
