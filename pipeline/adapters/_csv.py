@@ -41,7 +41,8 @@ class Adapted:
 
 
 def read_text_csv(path: Path, what: str, header: bool = True) -> pd.DataFrame:
-    """Read a CSV file as text (empty cells -> ''), values trimmed; a row_number column (1-based data row) added."""
+    """Read a CSV file as text (empty cells -> ''); a row_number column (1-based data row) added. Values are
+    trimmed by `require_columns` (the columns an adapter uses) or by `strip_all`."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{what} file {path.name} was not found.")
@@ -56,8 +57,6 @@ def read_text_csv(path: Path, what: str, header: bool = True) -> pd.DataFrame:
         df.columns = [str(c).strip() for c in df.columns]
     else:
         df.columns = [f"col{i + 1}" for i in range(df.shape[1])]
-    for c in df.columns:
-        df[c] = df[c].str.strip()
     df.insert(0, "row_number", np.arange(1, len(df) + 1, dtype="int64"))
     return df
 
@@ -74,7 +73,17 @@ def require_columns(df: pd.DataFrame, wanted: dict[str, tuple[str, ...]], what: 
         if hit is None:
             raise PipelineError(f"{what} file {name} has no {spellings[0]} column.")
         rename[hit] = canon
-    return df.rename(columns=rename)
+    df = df.rename(columns=rename)
+    for canon in wanted:
+        df[canon] = df[canon].str.strip()
+    return df
+
+
+def strip_all(df: pd.DataFrame) -> pd.DataFrame:
+    for c in df.columns:
+        if c != "row_number":
+            df[c] = df[c].str.strip()
+    return df
 
 
 def raw_values(df: pd.DataFrame, cols: list[str]) -> pd.Series:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_number, clean_code, first_reason, make_rejects, read_text_csv, require_columns
+from ._csv import Adapted, as_number, clean_code, first_reason, make_rejects, read_text_csv, require_columns, strip_all
 
 DEPRIVATION_COLUMNS = ["lsoa_code", "imd_score", "imd_rank", "imd_decile"]   # input contract deprivation.csv
 
@@ -83,7 +83,7 @@ def read_iod2019_lsoa(path: Path) -> Adapted:
     """
     path = Path(path)
     what = "IoD 2019 LSOA"
-    df = read_text_csv(path, what)
+    df = strip_all(read_text_csv(path, what))
     upper = {c.upper() for c in df.columns}
     raw_cols = [c for c in df.columns if c != "row_number"]
     raw = df.copy()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_count, clean_code, first_reason, make_rejects, read_text_csv, require_columns
+from ._csv import Adapted, as_count, clean_code, first_reason, make_rejects, read_text_csv, require_columns, strip_all
 
 # the project's standardisation bands (DESIGN: 0-4, 5-9, ..., 85-89, 90+)
 AGE_BANDS = [f"{a}-{a + 4}" for a in range(0, 90, 5)] + ["90+"]
@@ -81,7 +81,7 @@ def read_epraccur(path: Path) -> Adapted:
     """
     path = Path(path)
     what = "ODS epraccur"
-    df = read_text_csv(path, what, header=False)
+    df = strip_all(read_text_csv(path, what, header=False))
     ncol = df.shape[1] - 1
     first = df["col1"].iloc[0] if len(df) else ""
     if not _ODS_CODE.match(first.upper()):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_number, clean_code, first_reason, make_rejects, read_text_csv, require_columns
+from ._csv import Adapted, as_number, clean_code, first_reason, make_rejects, read_text_csv, require_columns, strip_all
 
 
 def read_practice_ethnicity(path: Path) -> Adapted:
@@ -39,7 +39,7 @@ def read_opencodelist(path: Path) -> Adapted:
     The code column may be called code, id, snomedcode or dmd_id. Rejected rows: an empty code."""
     path = Path(path)
     what = "Codelist"
-    df = read_text_csv(path, what)
+    df = strip_all(read_text_csv(path, what))
     cols = {c.lower(): c for c in df.columns}
     code_col = next((cols[c] for c in ("code", "id", "snomedcode", "snomed_code", "dmd_id") if c in cols), None)
     if code_col is None:
