@@ -60,7 +60,7 @@ whole ICS, grouped by recorded ethnicity, as the pipeline computes them.
 2. Hypertension under-recorded in the most deprived IMD quintile (national decile 1-2, by the
    patient's LSOA) across the ICS: a true case is recorded with probability 0.95 x 0.70 there and
    0.95 elsewhere (x the practice factor). True prevalence is 1.12x in quintile 1 and 1.06x in
-   quintile 2, so quintile 1's observed/expected ratio is about 0.84 against about 1.12 in quintile 2
+   quintile 2, so quintile 1's observed/expected ratio is about 0.85 against about 1.12 in quintile 2
    (the recorded gradient is reversed at the most deprived end).
 3. Funnel outlier: practice Y97130 "Orchard Lane Surgery" (U99006 "Fenwick Demo PCN") records all
    three conditions at 0.6x the usual probability (observed/expected about 0.65 for each condition).
