@@ -1,0 +1,188 @@
+"""Read the warehouse (read-only) and apply disclosure control once, for every pack alike.
+
+Control is applied once to everything any pack publishes, so the same cell is hidden or rounded the same
+way in every pack (different suppression patterns of one table in two packs could be differenced).
+Published prevalence rows: ICB and PCN rows of every breakdown, practice and neighbourhood `all` rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline import paths
+from pipeline.config import Config
+from pipeline.disclosure import Policy, control, prevalence_siblings, siblings_from_keys
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline.report")
+
+PREV_COLS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
+             "observed", "population", "rate", "rate_lower", "rate_upper", "expected", "ratio", "ratio_lower",
+             "ratio_upper", "missing"]
+DQ_COUNTS = ("population", "ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
+NBH_SET = "all-neighbourhoods"
+
+
+@dataclass
+class Inputs:
+    prev: pd.DataFrame                 # controlled (numeric, NaN = hidden, *_redacted flags), with parent_code
+    community: pd.DataFrame            # ICB/PCN rows controlled with the stricter community threshold
+    practices: pd.DataFrame
+    conditions: list[dict]
+    periods: list[dt.date]
+    run_info: dict
+    load_summary: pd.DataFrame | None  # controlled counts
+    data_quality: pd.DataFrame | None  # controlled counts
+    funnel: pd.DataFrame | None
+    trend: pd.DataFrame | None
+    inequality: pd.DataFrame | None
+    neighbourhood_names: dict = field(default_factory=dict)
+    geoms: object | None = None        # GeoDataFrame of neighbourhoods (index code, column name) or None
+    policy: Policy = field(default_factory=Policy)
+    community_policy: Policy = field(default_factory=Policy)
+
+    @property
+    def latest(self) -> dt.date:
+        return self.periods[-1]
+
+    @property
+    def previous(self) -> dt.date | None:
+        return self.periods[-2] if len(self.periods) > 1 else None
+
+
+def _tables(con) -> set[str]:
+    return {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+
+
+def _df(con, sql: str) -> pd.DataFrame:
+    return con.execute(sql).df()
+
+
+def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
+    """parent_code: practice -> its PCN, PCN -> its ICB, neighbourhood -> one set of all neighbourhoods
+    (neighbourhoods do not add up to a published total, but hiding a second one is the safe side)."""
+    p2pcn = dict(zip(practices["practice_code"], practices["pcn_code"]))
+    pcn2icb = dict(zip(practices["pcn_code"], practices["icb_code"]))
+    at = prev["area_type"]
+    parent = pd.Series(None, index=prev.index, dtype=object)
+    m = at == "practice"
+    parent[m] = prev.loc[m, "area_code"].map(p2pcn)
+    m = at == "pcn"
+    parent[m] = prev.loc[m, "area_code"].map(pcn2icb)
+    parent[at == "neighbourhood"] = NBH_SET
+    out = prev.copy()
+    out["parent_code"] = parent
+    return out
+
+
+def control_prevalence(prev: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    sib = prevalence_siblings(prev, hierarchy=[("practice", "pcn"), ("pcn", "icb"), ("neighbourhood", "icb")])
+    return control(prev, policy, sib)
+
+
+def control_counts(df: pd.DataFrame, cols, policy: Policy, practices: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Round/hide plain count columns (data quality, load summary). With `practices`, practice rows are
+    siblings within their PCN (period by period) for secondary suppression."""
+    sib = []
+    if practices is not None and {"area_type", "area_code", "period"} <= set(df.columns):
+        d = df.copy()
+        d["parent_code"] = d["area_code"].map(dict(zip(practices["practice_code"], practices["pcn_code"])))
+        sib = [siblings_from_keys(d, (d["area_type"] == "practice").to_numpy() & d["parent_code"].notna().to_numpy(),
+                                  ["period", "parent_code"], (d["area_type"] == "pcn").to_numpy(),
+                                  ["period", "area_code"])]
+    return control(df, policy, sib, count_columns=tuple(c for c in cols if c in df.columns), recompute_rates=False)
+
+
+def load_inputs(processed: Path, cfg: Config) -> Inputs:
+    db = paths.warehouse(processed)
+    if not db.exists():
+        raise PipelineError("the processed directory has no warehouse.duckdb; run the earlier stages first")
+    policy = Policy.from_config(cfg.disclosure)
+    cpolicy = Policy.from_config(cfg.disclosure, community=True)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = _tables(con)
+        for t in ("prevalence", "practices"):
+            if t not in tables:
+                raise PipelineError(f"the warehouse has no `{t}` table; run the analyse stage first")
+        prev = _df(con, f"""select {', '.join(PREV_COLS)} from prevalence
+                             where area_type in ('icb', 'pcn') or group_type = 'all'""")
+        practices = _df(con, "select practice_code, practice_name, pcn_code, pcn_name, icb_code, icb_name "
+                             "from practices order by practice_code")
+        if "conditions" in tables:
+            conds = _df(con, "select condition, label, min_age from conditions").to_dict("records")
+        else:
+            conds = [dict(condition=c.id, label=c.label, min_age=c.min_age) for c in cfg.conditions]
+        present = set(prev["condition"].unique())
+        order = [c.id for c in cfg.conditions]
+        conds = sorted([c for c in conds if c["condition"] in present],
+                       key=lambda c: order.index(c["condition"]) if c["condition"] in order else 99)
+        run_info = dict(_df(con, "select key, value from run_info").itertuples(index=False)) \
+            if "run_info" in tables else {}
+        ls = _df(con, "select source, rows_read, rows_loaded, rows_rejected from load_summary") \
+            if "load_summary" in tables else None
+        dq = _df(con, "select * from data_quality") if "data_quality" in tables else None
+        funnel = _df(con, "select * from funnel") if "funnel" in tables else None
+        trend = _df(con, "select * from trend") if "trend" in tables else None
+        ineq = _df(con, "select * from inequality") if "inequality" in tables else None
+        nbh = _df(con, "select lsoa_code, neighbourhood_code, neighbourhood_name from neighbourhoods") \
+            if "neighbourhoods" in tables else pd.DataFrame(columns=["lsoa_code", "neighbourhood_code",
+                                                                     "neighbourhood_name"])
+    finally:
+        con.close()
+    if prev.empty:
+        raise PipelineError("the warehouse's `prevalence` table is empty; nothing to report")
+    prev["period"] = pd.to_datetime(prev["period"]).dt.date
+    periods = sorted(prev["period"].unique())
+    prev = add_parents(prev, practices)
+    ctl = control_prevalence(prev, policy)
+    com = control_prevalence(prev[prev["area_type"].isin(["icb", "pcn"])].reset_index(drop=True), cpolicy)
+    if ls is not None:
+        ls = control_counts(ls.rename(columns={}), ("rows_read", "rows_loaded", "rows_rejected"), policy)
+    if dq is not None and not dq.empty:
+        dq["period"] = pd.to_datetime(dq["period"]).dt.date
+        dq = control_counts(dq, DQ_COUNTS, policy, practices)
+    for t in (funnel, trend, ineq):
+        if t is not None:
+            for c in ("period", "period_from", "period_to"):
+                if c in t.columns:
+                    t[c] = pd.to_datetime(t[c]).dt.date
+    names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
+    inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
+                    run_info=run_info, load_summary=ls, data_quality=dq, funnel=funnel, trend=trend,
+                    inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=cpolicy)
+    inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
+    return inputs
+
+
+def load_geoms(path: Path, nbh: pd.DataFrame):
+    """Neighbourhood polygons from boundaries.geojson (by `neighbourhood_code`, or LSOAs dissolved through
+    the neighbourhoods table); None when there are no usable boundaries."""
+    if not path.exists():
+        return None
+    try:
+        import geopandas as gpd
+
+        g = gpd.read_file(path)
+    except Exception as e:  # a broken optional file should not stop the packs
+        log.warning("boundaries.geojson could not be read (%s); maps are left out", type(e).__name__)
+        return None
+    if "neighbourhood_code" not in g.columns and "lsoa_code" in g.columns and not nbh.empty:
+        g = g.merge(nbh[["lsoa_code", "neighbourhood_code"]], on="lsoa_code", how="inner")
+    if "neighbourhood_code" not in g.columns:
+        return None
+    g = g[g["neighbourhood_code"].notna()]
+    if g.empty:
+        return None
+    d = g[["neighbourhood_code", "geometry"]].dissolve(by="neighbourhood_code")
+    names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
+    if "neighbourhood_name" in g.columns:
+        names = {**dict(zip(g["neighbourhood_code"], g["neighbourhood_name"])), **names}
+    d["name"] = [names.get(c, c) for c in d.index]
+    return d

@@ -1,0 +1,525 @@
+"""What goes into each pack: a JSON-ready context (all text and numbers formatted, disclosure-controlled),
+the charts to draw, and the CSV of the pack's numbers. Rendering is in render.py."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline.disclosure import MARKER, for_print
+from pipeline.schema import GROUP_ORDER
+
+from . import charts, wording as w
+from .data import Inputs
+
+BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
+HEADLINE_BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
+CSV_COLUMNS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
+               "observed", "population", "expected", "missing", "rate", "rate_lower", "rate_upper", "ratio",
+               "ratio_lower", "ratio_upper"]
+
+
+@dataclass
+class Pack:
+    kind: str                     # pcn / ics / community
+    code: str
+    template: str                 # template file name
+    context: dict
+    charts: list[tuple[str, Callable, tuple, dict]] = field(default_factory=list)  # (name, fn, args, kwargs)
+    csv: pd.DataFrame | None = None
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def comparator_name(inp: Inputs) -> str:
+    icbs = inp.practices["icb_name"].dropna().unique()
+    if len(icbs) == 1:
+        return f"the {icbs[0]} average"
+    return f"the average across all {len(icbs)} ICBs in the data"
+
+
+def _rows(prev: pd.DataFrame, period, area_type: str, codes, group_type: str | None = None) -> pd.DataFrame:
+    m = (prev["period"] == period) & (prev["area_type"] == area_type) & prev["area_code"].isin(list(codes))
+    if group_type is not None:
+        m &= prev["group_type"] == group_type
+    return prev[m]
+
+
+def _hidden(row) -> bool:
+    return bool(row.get("observed_redacted", False))
+
+
+def _ratio_cell(row) -> str:
+    return w.fmt_ratio(row["ratio"], row["ratio_lower"], row["ratio_upper"], hidden=_hidden(row))
+
+
+def _rate_cell(row) -> str:
+    return w.fmt_rate(row["rate"], hidden=bool(row.get("observed_redacted", False) or row.get("population_redacted", False)))
+
+
+def _missing_cell(row) -> str:
+    """Expected minus recorded (controlled): positive = fewer recorded than expected."""
+    return w.fmt_count(row["missing"])
+
+
+def _csv(frame: pd.DataFrame) -> pd.DataFrame:
+    out = for_print(frame)
+    out = out[[c for c in CSV_COLUMNS if c in out.columns]].copy()
+    out["period"] = out["period"].astype(str)
+    for c in ("rate", "rate_lower", "rate_upper"):
+        out[c] = [v if isinstance(v, str) or v is None else round(float(v), 6) for v in out[c]]
+    return out
+
+
+def _group_frame(prev: pd.DataFrame, period, area_type: str, code: str, gt: str, cond: str,
+                 order: list[str] | None = None) -> pd.DataFrame:
+    """Rows of one breakdown for one area/condition, in the breakdown's display order (every group of the
+    order present, NaN where the area has none)."""
+    d = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
+             (prev["group_type"] == gt) & (prev["condition"] == cond)].set_index("group_value")
+    order = order or [v for v in GROUP_ORDER[gt] if v in d.index]
+    d = d.reindex(order)
+    d["label"] = [w.group_label(gt, v) for v in order]
+    d["hidden"] = d["observed_redacted"].astype("boolean").fillna(False).astype(bool) \
+        if "observed_redacted" in d else False
+    return d.reset_index().rename(columns={"index": "group_value"})
+
+
+def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[str, pd.DataFrame]]:
+    present = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
+                   (prev["group_type"] == gt)]["group_value"].unique()
+    order = [v for v in GROUP_ORDER[gt] if v in set(present)]
+    return [(c["label"], _group_frame(prev, period, area_type, code, gt, c["condition"], order)) for c in conds]
+
+
+def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n: int,
+              breakdowns=HEADLINE_BREAKDOWNS) -> list[dict]:
+    """The largest clear gaps: latest period, ratio upper limit < 1 (as published, 2 dp), ranked by the
+    published number missing; 'Unknown' groups are data quality, not inequality, and are left out."""
+    d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
+             prev["group_type"].isin(breakdowns) & (prev["group_value"] != "Unknown")]
+    d = d[(d["ratio_upper"] < 1) & d["missing"].notna() & (d["missing"] > 0) & ~d["observed_redacted"]]
+    d = d.sort_values(["missing", "ratio"], ascending=[False, True]).head(max_n)
+    return [dict(row) for _, row in d.iterrows()]
+
+
+def _trend_label(inp: Inputs, area_type, code, cond, gt, gv) -> str | None:
+    t = inp.trend
+    if t is None or inp.previous is None:
+        return None
+    m = (t["period_from"] == inp.previous) & (t["period_to"] == inp.latest) & (t["area_type"] == area_type) & \
+        (t["area_code"] == code) & (t["condition"] == cond) & (t["group_type"] == gt) & (t["group_value"] == gv)
+    hit = t.loc[m, "label"]
+    return str(hit.iloc[0]) if len(hit) else None
+
+
+def _cond(inp: Inputs, cid: str) -> dict:
+    return next(c for c in inp.conditions if c["condition"] == cid)
+
+
+def headline_items(prev, inp: Inputs, area_type, code, max_n) -> list[dict]:
+    comp = comparator_name(inp)
+    items = []
+    for h in headlines(prev, inp, area_type, code, max_n):
+        c = _cond(inp, h["condition"])
+        adults = int(c["min_age"]) >= 18
+        text = w.gap_sentence(c["label"], h["group_type"], h["group_value"], adults, h["ratio"], h["ratio_lower"],
+                              h["ratio_upper"], h["missing"], comp)
+        change = ""
+        if inp.previous is not None:
+            p = prev[(prev["period"] == inp.previous) & (prev["area_type"] == area_type) &
+                     (prev["area_code"] == code) & (prev["condition"] == h["condition"]) &
+                     (prev["group_type"] == h["group_type"]) & (prev["group_value"] == h["group_value"])]
+            lab = _trend_label(inp, area_type, code, h["condition"], h["group_type"], h["group_value"])
+            if len(p):
+                r = p.iloc[0]
+                change = w.change_sentence(inp.previous, r["ratio"], r["ratio_lower"], r["ratio_upper"], r["missing"],
+                                           _hidden(r), lab)
+            else:
+                change = f"There were no patients in this group in {w.short_date(inp.previous)}."
+        items.append(dict(text=text, change=change, condition=h["condition"], group_type=h["group_type"],
+                          group_value=h["group_value"], missing=w.fmt_count(h["missing"]),
+                          ratio=f"{h['ratio']:.2f}", lower=f"{h['ratio_lower']:.2f}", upper=f"{h['ratio_upper']:.2f}"))
+    return items
+
+
+def overview_table(prev, inp: Inputs, area_type, code) -> dict:
+    rows = []
+    for c in inp.conditions:
+        r = _rows(prev, inp.latest, area_type, [code], "all")
+        r = r[r["condition"] == c["condition"]]
+        if r.empty:
+            continue
+        r = r.iloc[0]
+        d = w.direction(r["ratio_lower"], r["ratio_upper"]) if not _hidden(r) else ""
+        rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), _rate_cell(r),
+                     w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r),
+                     {"fewer": "fewer than expected", "more": "more than expected",
+                      "similar": "similar to expected"}.get(d, MARKER)])
+    return dict(header=["Condition", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)", "Missing",
+                        "Overall"], rows=rows, align="lrrrrrrl")
+
+
+def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS) -> dict:
+    rows = []
+    for gt in gts:
+        d = _group_frame(prev, inp.latest, area_type, code, gt, cond)
+        for _, r in d.iterrows():
+            if not math.isfinite(float(r["population"])) and not bool(r.get("population_redacted", False)):
+                continue
+            rows.append([w.BREAKDOWN_TITLE[gt], r["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
+                         _rate_cell(r), w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r)])
+    return dict(header=["Breakdown", "Group", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)",
+                        "Missing"], rows=rows, align="llrrrrrr")
+
+
+def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
+    d = _rows(prev, inp.latest, "practice", practice_codes, "all")
+    d = d[d["condition"] == cond].sort_values("area_name")
+    rows = [[f"{r['area_name']} ({r['area_code']})", w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
+             _rate_cell(r), _ratio_cell(r), _missing_cell(r)] for _, r in d.iterrows()]
+    return dict(header=["Practice", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Missing"], rows=rows,
+                align="lrrrrr")
+
+
+def dq_rows(inp: Inputs, area_type: str, codes, names: dict) -> dict | None:
+    dq = inp.data_quality
+    if dq is None or dq.empty:
+        return None
+    d = dq[(dq["period"] == inp.latest) & (dq["area_type"] == area_type) & dq["area_code"].isin(list(codes))]
+    rows = []
+    for _, r in d.sort_values("area_code").iterrows():
+        rows.append([names.get(r["area_code"], r["area_code"]), w.fmt_count(r["population"]),
+                     w.fmt_share(r["ethnicity_not_recorded"], r["population"]),
+                     w.fmt_share(r["lsoa_missing"], r["population"]),
+                     w.fmt_share(r["lsoa_unmatched"], r["population"]),
+                     w.fmt_share(r["no_neighbourhood"], r["population"])])
+    return dict(header=["Area", "Registered", "Ethnicity not recorded", "No LSOA", "LSOA not matched",
+                        "No neighbourhood"], rows=rows, align="lrrrrr")
+
+
+def load_rows(inp: Inputs) -> dict | None:
+    ls = inp.load_summary
+    if ls is None or ls.empty:
+        return None
+    rows = []
+    for _, r in ls.iterrows():
+        rows.append([str(r["source"]), w.fmt_count(r["rows_read"]), w.fmt_count(r["rows_loaded"]),
+                     w.fmt_count(r["rows_rejected"])])
+    return dict(header=["Input file", "Rows read", "Rows loaded", "Rows rejected"], rows=rows, align="lrrr")
+
+
+def provenance(inp: Inputs) -> dict:
+    ri = inp.run_info
+    return dict(data_date=w.long_date(inp.latest), pipeline_version=str(ri.get("pipeline_version", "unknown")),
+                input_hash=str(ri.get("input_hash", "unknown")), run_date=str(ri.get("run_date", "unknown")),
+                periods=", ".join(w.long_date(p) for p in inp.periods))
+
+
+def methods_text(inp: Inputs, comparator: str) -> list[str]:
+    conds = "; ".join(f"{c['label']} ({'aged ' + str(c['min_age']) + ' and over' if int(c['min_age']) else 'all ages'})"
+                      for c in inp.conditions)
+    return [
+        f"Who is counted. Patients registered with a practice on each date and alive on it. Conditions: {conds}. "
+        "A patient counts as having a condition when a diagnosis code from the condition's code list is in their "
+        "record on or before the date (and, where a 'resolved' code list exists, the latest diagnosis is later "
+        "than the latest resolved code).",
+        f"Expected numbers. For each sex and five-year age band we take the share of patients with the condition "
+        f"across the whole dataset ({comparator}) and apply it to the people in each group. "
+        "'Expected' is what a group would have if it had the same recording as that average for people of its "
+        "age and sex. 'Missing' is expected minus recorded: positive means fewer recorded than expected.",
+        "Ratios and intervals. The ratio is recorded ÷ expected (indirect standardisation). Its 95% interval "
+        "uses the exact Poisson method below 10 patients and Byar's method otherwise. We only say a group has "
+        "'fewer' or 'more' than expected when the whole interval is below or above 1; otherwise we say "
+        "'about as many'. Rates are the share of registered patients with the condition, with Wilson intervals.",
+        "Groups. Ethnicity uses the five ONS high-level groups from the NHS ethnic category code; 'Unknown' means "
+        "not recorded. Deprivation quintiles come from the national Index of Multiple Deprivation decile of the "
+        "patient's home area (1 = most deprived fifth of England).",
+        "Caveats. Lower recording is not the same as lower illness: it can reflect who comes forward, who is "
+        "asked, how codes are used, or a different true prevalence. The expected numbers assume every group "
+        "should match the average for its age and sex, which may not hold (for example, some conditions are "
+        "truly more common in some ethnic groups). Small groups have wide intervals. Missing ethnicity or "
+        "home area moves people into 'Unknown'.",
+    ]
+
+
+def _label_series(prev, area_type, codes, period, cond):
+    d = _rows(prev, period, area_type, codes, "all")
+    return d[d["condition"] == cond]
+
+
+# ---------------------------------------------------------------------------------------------- PCN pack
+
+def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
+    prev = inp.prev
+    prac = inp.practices[inp.practices["pcn_code"] == pcn]
+    name = str(prac["pcn_name"].iloc[0])
+    icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
+    comp = comparator_name(inp)
+    max_n = int(cfg_report.get("max_headlines", 5))
+    ctx: dict = dict(
+        title=f"Recording gaps briefing: {name}",
+        heading=name,
+        subtitle=f"Primary care network {pcn}, {icb_name}. Data to {w.long_date(inp.latest)}.",
+        comparator=comp,
+        headlines=headline_items(prev, inp, "pcn", pcn, max_n),
+        overview=overview_table(prev, inp, "pcn", pcn),
+        previous=w.long_date(inp.previous) if inp.previous else None,
+        provenance=provenance(inp),
+        methods=methods_text(inp, comp),
+        disclosure=inp.policy.describe(),
+        conditions=[c["label"] for c in inp.conditions],
+    )
+    charts_: list = []
+    for gt, title in (("ethnicity", "ethnic group"), ("imd_quintile", "deprivation quintile"),
+                      ("age_band", "age band"), ("sex", "sex")):
+        panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, gt, inp.conditions)
+        if panels and len(panels[0][1]):
+            charts_.append((f"by_{gt}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
+    ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"]))
+                           for c in inp.conditions]
+    codes = prac["practice_code"].tolist()
+    ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
+                              for c in inp.conditions]
+    # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
+    icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
+    if inp.funnel is not None and not inp.funnel.empty:
+        panels = []
+        for c in inp.conditions:
+            d = _label_series(prev, "practice", icb_practices, inp.latest, c["condition"])
+            f = pd.DataFrame(dict(expected=d["expected"].to_numpy(dtype=float), ratio=d["ratio"].to_numpy(dtype=float),
+                                  highlight=d["area_code"].isin(codes).to_numpy(), label=d["area_name"].to_numpy()))
+            panels.append((c["label"], f))
+        charts_.append(("funnel", charts.funnel_chart, (panels,), {}))
+    ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
+    # map of neighbourhoods
+    if inp.geoms is not None:
+        panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
+        charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
+    ctx["map_text"] = ("Neighbourhoods are where patients live (their home area), whichever practice they are "
+                       "registered with; the map shows every neighbourhood in the data." if inp.geoms is not None
+                       else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
+    # change across periods: overall plus the headline groups
+    if len(inp.periods) > 1:
+        panels = []
+        hl = ctx["headlines"]
+        for c in inp.conditions:
+            frames = [_trend_frame(prev, "pcn", pcn, c["condition"], "all", "All", "Everyone")]
+            for h in hl:
+                if h["condition"] == c["condition"]:
+                    frames.append(_trend_frame(prev, "pcn", pcn, c["condition"], h["group_type"], h["group_value"],
+                                               w.series_label(h["group_type"], h["group_value"])))
+            panels.append((c["label"], pd.concat(frames, ignore_index=True)))
+        charts_.append(("trend", charts.trend_chart, (panels,), {}))
+    ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn)
+    names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
+    ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
+    ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
+    ctx["load"] = load_rows(inp)
+    # the pack's numbers
+    m = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
+        ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
+        ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _csv(prev[m]))
+
+
+def _map_frame(prev, inp: Inputs, cond) -> pd.DataFrame:
+    d = _rows(prev, inp.latest, "neighbourhood", inp.geoms.index, "all")
+    d = d[d["condition"] == cond]
+    return pd.DataFrame(dict(code=d["area_code"], ratio_lower=d["ratio_lower"], ratio_upper=d["ratio_upper"]))
+
+
+def _trend_frame(prev, area_type, code, cond, gt, gv, series) -> pd.DataFrame:
+    d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == cond) &
+             (prev["group_type"] == gt) & (prev["group_value"] == gv)].sort_values("period")
+    return pd.DataFrame(dict(series=series, period=[w.short_date(p) for p in d["period"]],
+                             ratio=d["ratio"].to_numpy(dtype=float), ratio_lower=d["ratio_lower"].to_numpy(dtype=float),
+                             ratio_upper=d["ratio_upper"].to_numpy(dtype=float)))
+
+
+def _trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
+    if len(inp.periods) < 2:
+        return None
+    rows = []
+    for c in inp.conditions:
+        d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == c["condition"]) &
+                 (prev["group_type"] == "all")].set_index("period")
+        cells = []
+        for p in inp.periods:
+            if p in d.index:
+                r = d.loc[p]
+                cells.append(_ratio_cell(r))
+            else:
+                cells.append("–")
+        lab = _trend_label(inp, area_type, code, c["condition"], "all", "All") or "–"
+        rows.append([c["label"]] + cells + [lab])
+    return dict(header=["Condition"] + [w.short_date(p) for p in inp.periods] +
+                [f"Change {w.short_date(inp.previous)} to {w.short_date(inp.latest)}"], rows=rows,
+                align="l" + "r" * len(inp.periods) + "l")
+
+
+# ---------------------------------------------------------------------------------------------- ICS pack
+
+def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
+    prev = inp.prev
+    prac = inp.practices[inp.practices["icb_code"] == icb]
+    name = str(prac["icb_name"].iloc[0])
+    pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
+    comp = comparator_name(inp)
+    ctx: dict = dict(
+        title=f"Recording gaps across the system: {name}",
+        heading=name,
+        subtitle=f"Integrated care board {icb}: {len(pcns)} primary care networks and {len(prac)} practices. "
+                 f"Data to {w.long_date(inp.latest)}.",
+        comparator=comp,
+        overview=overview_table(prev, inp, "icb", icb),
+        headlines=headline_items(prev, inp, "icb", icb, int(cfg_report.get("max_headlines", 5))),
+        provenance=provenance(inp), methods=methods_text(inp, comp), disclosure=inp.policy.describe(),
+    )
+    charts_: list = []
+    # PCN league: panels per condition, PCNs ordered by the first condition's ratio
+    pc = pcns["pcn_code"].tolist()
+    pnames = dict(zip(pcns["pcn_code"], pcns["pcn_name"]))
+    charts_.append(("pcn_league", charts.dot_chart, (_area_panels(prev, inp, "pcn", pc, pnames),),
+                    dict(xlabel="Recorded ÷ expected")))
+    ctx["pcn_points"] = _area_points(prev, inp, "pcn", pc, pnames)
+    ctx["pcn_tables"] = [dict(condition=c["label"], table=_area_table(prev, inp, "pcn", pc, pnames, c["condition"]))
+                         for c in inp.conditions]
+    nb = _rows(prev, inp.latest, "neighbourhood", prev.loc[prev["area_type"] == "neighbourhood", "area_code"].unique())
+    ncodes = sorted(nb["area_code"].unique())
+    nnames = {**dict(zip(nb["area_code"], nb["area_name"])), **inp.neighbourhood_names}
+    if ncodes:
+        charts_.append(("nbh_league", charts.dot_chart, (_area_panels(prev, inp, "neighbourhood", ncodes, nnames),),
+                        dict(xlabel="Recorded ÷ expected")))
+        ctx["nbh_points"] = _area_points(prev, inp, "neighbourhood", ncodes, nnames)
+        ctx["nbh_tables"] = [dict(condition=c["label"],
+                                  table=_area_table(prev, inp, "neighbourhood", ncodes, nnames, c["condition"]))
+                             for c in inp.conditions]
+    ctx["has_neighbourhoods"] = bool(ncodes)
+    if inp.funnel is not None and not inp.funnel.empty:
+        panels = []
+        for c in inp.conditions:
+            d = _label_series(prev, "practice", prac["practice_code"], inp.latest, c["condition"])
+            p = _label_series(prev, "pcn", pc, inp.latest, c["condition"])
+            f = pd.DataFrame(dict(expected=np.r_[d["expected"].to_numpy(dtype=float), p["expected"].to_numpy(dtype=float)],
+                                  ratio=np.r_[d["ratio"].to_numpy(dtype=float), p["ratio"].to_numpy(dtype=float)],
+                                  highlight=np.r_[np.zeros(len(d), bool), np.ones(len(p), bool)],
+                                  label=np.r_[d["area_name"].to_numpy(), p["area_name"].to_numpy()]))
+            panels.append((c["label"], f))
+        charts_.append(("funnel", charts.funnel_chart, (panels,), dict(highlight_label="PCNs", other_label="Practices")))
+    ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
+    ctx["inequality"] = _inequality_table(inp, pc, pnames, icb, name)
+    if inp.geoms is not None:
+        panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
+        charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
+    ctx["map_text"] = ("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
+                       "higher than expected." if inp.geoms is not None
+                       else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
+    ctx["trend_rows"] = _trend_table(prev, inp, "icb", icb)
+    ctx["dq"] = dq_rows(inp, "pcn", pc, pnames)
+    ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
+    ctx["load"] = load_rows(inp)
+    m = ((prev["area_type"] == "icb") & (prev["area_code"] == icb)) | \
+        ((prev["area_type"] == "pcn") & prev["area_code"].isin(pc)) | (prev["area_type"] == "neighbourhood")
+    return Pack("ics", icb, "ics.typ", ctx, charts_, _csv(prev[m]))
+
+
+def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, pd.DataFrame]]:
+    first = _label_series(prev, area_type, codes, inp.latest, inp.conditions[0]["condition"]).set_index("area_code")
+    order = sorted(codes, key=lambda c: (-(first["ratio"].get(c, np.nan) if c in first.index and
+                                           math.isfinite(first["ratio"].get(c, np.nan)) else -99), names.get(c, c)))
+    panels = []
+    for c in inp.conditions:
+        d = _label_series(prev, area_type, codes, inp.latest, c["condition"]).set_index("area_code").reindex(order)
+        d["label"] = [names.get(k, k) for k in order]
+        d["hidden"] = d["observed_redacted"].astype("boolean").fillna(False).astype(bool)
+        panels.append((c["label"], d.reset_index()))
+    return panels
+
+
+def _area_points(prev, inp: Inputs, area_type, codes, names) -> list[str]:
+    out = []
+    for c in inp.conditions:
+        d = _label_series(prev, area_type, codes, inp.latest, c["condition"])
+        d = d[~d["observed_redacted"]]
+        low = d[d["ratio_upper"] < 1].sort_values("missing", ascending=False)
+        high = d[d["ratio_lower"] > 1]
+        if len(low):
+            lst = ", ".join(f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)} fewer)" for r in low.itertuples())
+            out.append(f"{c['label']}: recorded for clearly fewer people than expected in {lst}.")
+        else:
+            out.append(f"{c['label']}: no area has clearly fewer recorded than expected.")
+        if len(high):
+            out.append(f"{c['label']}: clearly more than expected in "
+                       f"{', '.join(names.get(k, k) for k in high['area_code'])}.")
+    return out
+
+
+def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
+    d = _label_series(prev, area_type, codes, inp.latest, cond).copy()
+    d["name"] = [names.get(k, k) for k in d["area_code"]]
+    d = d.sort_values("name")
+    rows = [[f"{r['name']} ({r['area_code']})", w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
+             _rate_cell(r), _ratio_cell(r), _missing_cell(r)] for _, r in d.iterrows()]
+    return dict(header=["Area", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Missing"], rows=rows,
+                align="lrrrrr")
+
+
+def _inequality_table(inp: Inputs, pcns, names, icb, icb_name) -> dict | None:
+    q = inp.inequality
+    if q is None or q.empty:
+        return None
+    q = q[(q["period"] == inp.latest) & (q["dimension"] == "imd_quintile") & (q["measure"] == "crude_rate")]
+    rows = []
+    for code, at, nm in [(icb, "icb", icb_name)] + [(p, "pcn", names.get(p, p)) for p in pcns]:
+        row = [nm]
+        for c in inp.conditions:
+            r = q[(q["area_type"] == at) & (q["area_code"] == code) & (q["condition"] == c["condition"])]
+            if r.empty or not math.isfinite(float(r["rii"].iloc[0])):
+                row.append("–")
+                continue
+            r = r.iloc[0]
+            row.append(w.fmt_ratio(r["rii"], r["rii_lower"], r["rii_upper"]))
+        rows.append(row)
+    words = []
+    for c in inp.conditions:
+        r = q[(q["area_type"] == "icb") & (q["area_code"] == icb) & (q["condition"] == c["condition"])]
+        if len(r):
+            words.append(f"{c['label']}: {w.describe_rii(r['rii'].iloc[0], r['rii_lower'].iloc[0], r['rii_upper'].iloc[0])}.")
+    return dict(table=dict(header=["Area"] + [c["label"] + " RII (95% CI)" for c in inp.conditions], rows=rows,
+                           align="l" + "r" * len(inp.conditions)), words=words)
+
+
+# ---------------------------------------------------------------------------------------------- community
+
+def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
+    prev = inp.community
+    prac = inp.practices[inp.practices["pcn_code"] == pcn]
+    name = str(prac["pcn_name"].iloc[0])
+    items = []
+    for h in headlines(prev, inp, "pcn", pcn, 3, breakdowns=("ethnicity", "imd_quintile", "sex", "age_band")):
+        c = _cond(inp, h["condition"])
+        items.append(w.plain_gap(c["label"], h["group_type"], h["group_value"], int(c["min_age"]) >= 18,
+                                 h["ratio_lower"], h["ratio_upper"], h["missing"]))
+    ctx = dict(
+        title=f"What the GP records show: {name}",
+        heading=f"What the GP records show: {name}",
+        subtitle=f"A summary for community partners. Data to {w.long_date(inp.latest)}.",
+        findings=items,
+        conditions=[c["label"] for c in inp.conditions],
+        comparator=comparator_name(inp),
+        disclosure=inp.community_policy.describe(),
+        provenance=provenance(inp),
+    )
+    charts_ = []
+    panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, "ethnicity", inp.conditions)
+    if panels and len(panels[0][1]):
+        charts_.append(("by_ethnicity", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
+    panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, "imd_quintile", inp.conditions)
+    if panels and len(panels[0][1]):
+        charts_.append(("by_imd_quintile", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
+    return Pack("community", pcn, "community.typ", ctx, charts_, None)

@@ -1,0 +1,148 @@
+"""Report stage: disclosure-controlled PDF packs (typst) and CSVs under reports/.
+
+    reports/pcn/<pcn_code>.pdf + .csv        one briefing pack per primary care network
+    reports/ics/<icb_code>.pdf + .csv        one system pack per integrated care board
+    reports/community/<pcn_code>.pdf         plain-language summary with the stricter threshold
+
+Everything is written into a temporary sibling directory and swapped in at the end, so a killed run leaves
+the previous reports as they were. Packs are rendered in parallel (2 worker processes, forked so that the
+controlled tables and matplotlib are shared, not copied).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from pipeline import paths
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.lock import atomic_replace_dir
+
+from . import packs as P
+from .data import Inputs, load_inputs
+
+log = logging.getLogger("pipeline.report")
+
+WORKERS = 2
+_STATE: dict = {}
+
+
+def render_reports(processed: Path, reports: Path, cfg: Config) -> None:
+    """Render every pack from processed/warehouse.duckdb into `reports` (atomically replaced)."""
+    processed, reports = Path(processed), Path(reports)
+    t0 = time.perf_counter()
+    inp = load_inputs(processed, cfg)
+    log.info("report inputs loaded and disclosure-controlled in %.2f s", time.perf_counter() - t0)
+    reports.parent.mkdir(parents=True, exist_ok=True)
+    tmp = reports.parent / f".{reports.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        for sub in ("pcn", "ics", "community"):
+            (tmp / sub).mkdir(parents=True)
+        jobs = [("pcn", c) for c in sorted(inp.practices["pcn_code"].dropna().unique())] + \
+               [("community", c) for c in sorted(inp.practices["pcn_code"].dropna().unique())] + \
+               [("ics", c) for c in sorted(inp.practices["icb_code"].dropna().unique())]
+        timings = run_jobs(inp, cfg, jobs, tmp)
+        _write_index(tmp, inp, timings)
+        atomic_replace_dir(tmp, reports)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if timings:
+        per = {k: [t for (kk, _), t in timings.items() if kk == k] for k in ("pcn", "ics", "community")}
+        log.info("rendered %d packs in %.1f s (%s)", len(timings), time.perf_counter() - t0,
+                 ", ".join(f"{k}: {len(v)} at {sum(v) / len(v):.2f} s each" for k, v in per.items() if v))
+
+
+def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, workers: int = WORKERS) -> dict:
+    """Render `jobs` [(kind, code)] into `out`; returns {(kind, code): seconds}."""
+    _STATE.update(inp=inp, report=dict(cfg.report), out=out)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            return dict(_render_job(j) for j in jobs)
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            return dict(ex.map(_render_job, jobs))
+    finally:
+        _STATE.clear()
+
+
+def build_pack(inp: Inputs, kind: str, code: str, report_cfg: dict) -> P.Pack:
+    if kind == "pcn":
+        return P.build_pcn(inp, code, report_cfg)
+    if kind == "ics":
+        return P.build_ics(inp, code, report_cfg)
+    if kind == "community":
+        return P.build_community(inp, code, report_cfg)
+    raise ValueError(kind)
+
+
+def _render_job(job: tuple[str, str]):
+    kind, code = job
+    t0 = time.perf_counter()
+    inp: Inputs = _STATE["inp"]
+    pack = build_pack(inp, kind, code, _STATE["report"])
+    out: Path = _STATE["out"]
+    render_pack(pack, out / kind / f"{code}.pdf", inp.latest)
+    if pack.csv is not None:
+        pack.csv.to_csv(out / kind / f"{code}.csv", index=False)
+    return job, time.perf_counter() - t0
+
+
+_TEMPLATES: dict[str, str] = {}
+
+
+def _template(name: str) -> str:
+    if name not in _TEMPLATES:
+        _TEMPLATES[name] = (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
+    return _TEMPLATES[name]
+
+
+def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path | None = None) -> dict:
+    """Draw the pack's charts, write its JSON and typst source into a scratch directory, compile to `pdf`.
+    Returns the context as written (charts included). `keep_source`: copy the scratch directory there."""
+    import typst
+
+    with tempfile.TemporaryDirectory(prefix="pack-") as wd:
+        wd = Path(wd)
+        ctx = dict(pack.context)
+        ctx["charts"] = {}
+        for name, fn, args, kwargs in pack.charts:
+            f = f"{name}.svg"
+            alt = fn(*args, path=wd / f, **kwargs)
+            ctx["charts"][name] = dict(file=f, alt=alt)
+        (wd / "data.json").write_text(json.dumps(ctx, ensure_ascii=False, default=str), encoding="utf-8")
+        (wd / "common.typ").write_text(_template("common.typ"), encoding="utf-8")
+        (wd / "main.typ").write_text(_template(pack.template), encoding="utf-8")
+        stamp = dt.datetime.combine(data_date, dt.time(12, 0), tzinfo=dt.timezone.utc)
+        try:
+            typst.compile(str(wd / "main.typ"), output=str(pdf), root=str(wd), font_paths=[str(paths.font_dir())],
+                          ignore_system_fonts=True, sys_inputs={"data": "data.json"}, pdf_standards=["ua-1"],
+                          timestamp=int(stamp.timestamp()))
+        except Exception as e:  # a template or data problem is ours, not the user's: say which pack
+            raise RuntimeError(f"typst could not render the {pack.kind} pack {pack.code}: {e}") from None
+        if keep_source is not None:
+            shutil.copytree(wd, keep_source, dirs_exist_ok=True)
+    return ctx
+
+
+def _write_index(out: Path, inp: Inputs, timings: dict) -> None:
+    lines = ["Health-inequalities packs", "", f"Data to {inp.latest.isoformat()}; pipeline version "
+             f"{inp.run_info.get('pipeline_version', 'unknown')}; input hash {inp.run_info.get('input_hash', 'unknown')}.",
+             "Every number under this directory is disclosure-controlled: " + inp.policy.describe(), "",
+             "pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
+             "ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
+             "community/<code>.pdf                  plain-language summary for community partners (threshold "
+             f"{inp.community_policy.threshold})", ""]
+    (out / "README.txt").write_text("\n".join(lines), encoding="utf-8")
+    if not timings:
+        raise PipelineError("no practices in the warehouse, so there are no packs to render")

@@ -1,0 +1,203 @@
+"""Plain-language wording for the packs. Direction words (fewer / more / about as many) come from the 95%
+interval of the ratio, never from the point estimate alone. Numbers are the disclosure-controlled ones."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+
+from pipeline.disclosure import MARKER
+
+ETHNIC_NOUN = {"White": "White", "Mixed": "Mixed ethnicity", "Asian": "Asian", "Black": "Black",
+               "Other": "Other ethnic group", "Unknown": "ethnicity not recorded"}
+IMD_PHRASE = {"1": "living in the most deprived fifth of areas", "2": "living in the second most deprived fifth of areas",
+              "3": "living in the middle fifth of areas by deprivation",
+              "4": "living in the second least deprived fifth of areas",
+              "5": "living in the least deprived fifth of areas", "Unknown": "whose area's deprivation is unknown"}
+IMD_LABEL = {"1": "1 (most deprived)", "2": "2", "3": "3", "4": "4", "5": "5 (least deprived)", "Unknown": "Unknown"}
+SEX_LABEL = {"F": "Female", "M": "Male", "Unknown": "Unknown"}
+BREAKDOWN_TITLE = {"all": "Everyone", "ethnicity": "Ethnic group", "imd_quintile": "Deprivation quintile",
+                   "sex": "Sex", "age_band": "Age band"}
+
+
+def direction(lower, upper) -> str:
+    """'fewer' when the whole 95% interval is below 1, 'more' when above, else 'similar'; '' if unknown."""
+    lo, hi = _f(lower), _f(upper)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    if hi < 1:
+        return "fewer"
+    if lo > 1:
+        return "more"
+    return "similar"
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def long_date(d: dt.date) -> str:
+    return f"{d.day} {d:%B %Y}"
+
+
+def short_date(d: dt.date) -> str:
+    return f"{d:%b %Y}"
+
+
+def group_label(group_type: str, value: str) -> str:
+    """Short label for tables and chart axes."""
+    if group_type == "imd_quintile":
+        return IMD_LABEL.get(value, value)
+    if group_type == "sex":
+        return SEX_LABEL.get(value, value)
+    if group_type == "age_band":
+        return value.replace("-", "–")
+    return value
+
+
+def series_label(group_type: str, value: str) -> str:
+    """A group named on its own (legends): 'Black', 'IMD quintile 1 (most deprived)', 'Aged 40–44', 'Female'."""
+    if group_type == "imd_quintile":
+        return f"IMD quintile {IMD_LABEL.get(value, value)}"
+    if group_type == "age_band":
+        return f"Aged {group_label(group_type, value)}"
+    if group_type == "ethnicity":
+        return f"{value} ethnic group" if value not in ("Unknown",) else "Ethnicity not recorded"
+    return group_label(group_type, value)
+
+
+def group_phrase(group_type: str, value: str, adults: bool) -> str:
+    """The people of a group in words: 'Black adults', 'women', 'people aged 40–44', …"""
+    people = "adults" if adults else "people"
+    if group_type == "ethnicity":
+        if value == "Unknown":
+            return f"{people} whose ethnicity is not recorded"
+        if value == "Other":
+            return f"{people} from other ethnic groups"
+        if value == "Mixed":
+            return f"{people} of Mixed ethnicity"
+        return f"{ETHNIC_NOUN.get(value, value)} {people}"
+    if group_type == "imd_quintile":
+        return f"{people} {IMD_PHRASE.get(value, 'in deprivation quintile ' + value)}"
+    if group_type == "sex":
+        if value == "F":
+            return "women" if adults else "females"
+        if value == "M":
+            return "men" if adults else "males"
+        return f"{people} whose sex is recorded as unknown or indeterminate"
+    if group_type == "age_band":
+        v = value.replace("-", "–")
+        return f"people aged {v[:-1]} and over" if v.endswith("+") else f"people aged {v}"
+    return people
+
+
+def fmt_count(x) -> str:
+    v = _f(x)
+    return MARKER if not math.isfinite(v) else f"{int(round(v)):,}"
+
+
+def about(x) -> str:
+    """'about 295' for a controlled count; the marker when hidden."""
+    v = _f(x)
+    return MARKER if not math.isfinite(v) else f"about {int(round(abs(v))):,}"
+
+
+def fmt_ratio(r, lo, hi, hidden: bool = False) -> str:
+    if hidden:
+        return MARKER
+    r, lo, hi = _f(r), _f(lo), _f(hi)
+    if not math.isfinite(r):
+        return "–"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{r:.2f}"
+    return f"{r:.2f} ({lo:.2f}–{hi:.2f})"
+
+
+def fmt_rate(r, hidden: bool = False) -> str:
+    if hidden:
+        return MARKER
+    r = _f(r)
+    return "–" if not math.isfinite(r) else f"{100 * r:.1f}%"
+
+
+def fmt_share(num, den) -> str:
+    n, d = _f(num), _f(den)
+    if not math.isfinite(n):
+        return MARKER
+    if not math.isfinite(d) or d <= 0:
+        return "–"
+    return f"{100 * n / d:.1f}%"
+
+
+def gap_sentence(label: str, group_type: str, value: str, adults: bool, ratio, lower, upper, missing,
+                 comparator: str) -> str:
+    """One headline: condition, group, how many fewer/more than expected (controlled, 'about'), the ratio
+    and its interval, and the comparator named. Direction from the interval."""
+    who = group_phrase(group_type, value, adults)
+    d = direction(lower, upper)
+    r = f"{_f(ratio):.2f}"
+    ci = f"95% interval {_f(lower):.2f}–{_f(upper):.2f}"
+    tail = f"compared with {comparator} for people of the same age and sex"
+    if d == "fewer":
+        return (f"{label} is recorded for {about(missing)} fewer {who} than expected (recorded at {r} times the "
+                f"expected rate, {ci}), {tail}.")
+    if d == "more":
+        return (f"{label} is recorded for {about(missing)} more {who} than expected (recorded at {r} times the "
+                f"expected rate, {ci}), {tail}.")
+    if d == "similar":
+        return (f"{label} is recorded for about as many {who} as expected ({r} times the expected rate, {ci}, "
+                f"which includes 1), {tail}.")
+    return f"{label} for {who}: not enough patients to say (numbers hidden for disclosure control)."
+
+
+def change_sentence(prev_date: dt.date | None, ratio, lower, upper, missing, hidden: bool,
+                    trend_label: str | None) -> str:
+    """What changed since the previous period for one gap."""
+    if prev_date is None:
+        return "Only one period is available, so change cannot be shown."
+    when = short_date(prev_date)
+    if hidden or not math.isfinite(_f(ratio)):
+        then = f"In {when} the numbers were too small to show."
+    else:
+        d = direction(lower, upper)
+        n = about(missing)
+        gap = {"fewer": f"{n} fewer than expected", "more": f"{n} more than expected",
+               "similar": "about as many as expected"}.get(d, "")
+        then = f"In {when} the ratio was {fmt_ratio(ratio, lower, upper)}, {gap}."
+    if trend_label:
+        verdict = {"improving": "recording has improved since then (the change is larger than chance would explain)",
+                   "worsening": "the gap has widened since then (the change is larger than chance would explain)",
+                   "no clear change": "there is no clear change since then (the difference could be chance)"}
+        return f"{then} Compared with then, {verdict.get(trend_label, trend_label)}."
+    return then
+
+
+def plain_gap(label: str, group_type: str, value: str, adults: bool, lower, upper, missing) -> str:
+    """Community wording: short, no ratios."""
+    who = group_phrase(group_type, value, adults)
+    d = direction(lower, upper)
+    if d == "fewer":
+        return (f"Fewer {who} have {label.lower()} recorded by their GP practice than we would expect: "
+                f"{about(missing)} fewer.")
+    if d == "more":
+        return f"More {who} have {label.lower()} recorded than we would expect: {about(missing)} more."
+    return f"About as many {who} have {label.lower()} recorded as we would expect."
+
+
+def describe_rii(rii, lo, hi) -> str:
+    """The deprivation gradient in words, direction from its interval. As phe_sii (quantile 1 = most
+    deprived) RII = fitted rate at the least deprived end / fitted rate at the most deprived end, so RII < 1
+    means the condition is recorded more often in more deprived areas."""
+    r, lo_, hi_ = _f(rii), _f(lo), _f(hi)
+    if not math.isfinite(r):
+        return "not calculable"
+    ci = f"RII {r:.2f}, 95% interval {lo_:.2f}–{hi_:.2f}" if np.isfinite([lo_, hi_]).all() else f"RII {r:.2f}"
+    if math.isfinite(hi_) and hi_ < 1:
+        return f"recorded more often in more deprived areas ({ci})"
+    if math.isfinite(lo_) and lo_ > 1:
+        return f"recorded less often in more deprived areas ({ci})"
+    return f"no clear gradient with deprivation ({ci})"
