@@ -193,3 +193,24 @@ def test_2024_25_uses_the_registered_patients_map_and_rejects_unmapped(tmp_path)
         assert ls[0] == len(qof) and ls[0] == ls[1] + ls[2]
     finally:
         con.close()
+
+
+def test_public_pack_is_disclosure_controlled(out2223, tmp_path):
+    from pipeline.errors import PipelineError
+    from pipeline.public import write_public_pack
+
+    processed, _ = out2223
+    pdf = write_public_pack(processed, tmp_path, "QHM", "2022-23")
+    assert pdf.is_file() and pdf.stat().st_size > 10_000
+    rows = _rows(next(pdf.parent.glob("*.csv")))
+    assert {r["area_type"] for r in rows} == {"icb", "pcn", "practice"}
+    for r in rows:
+        for c in ("observed", "population", "missing"):
+            v = r[c]
+            assert v == "[c]" or float(v) == 0 or (abs(float(v)) >= 8 and float(v) % 5 == 0), (c, v)
+    spec = importlib.util.spec_from_file_location("check_outputs", REPO_ROOT.parent / "shared" / "tools" / "check_outputs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(processed, tmp_path) == 0
+    with pytest.raises(PipelineError, match="--icb XXX has no DEP rows"):
+        write_public_pack(processed, tmp_path, "XXX", "2022-23")
