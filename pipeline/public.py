@@ -28,7 +28,30 @@ Definitions used here (documented for analysts):
 * **Expected (model)** — ``public_expected.expected_model``: a Poisson GLM per register, log link, offset
   log(list size), on IMD decile (factor), age structure (share of registered patients in broad age bands),
   share female, and estimated share not White (+ its square), fitted by IRLS over practices with every
-  covariate. The age/sex file is the current publication (not the QOF year's): a documented approximation.
+  covariate; practices lacking a covariate keep the deprivation-adjusted value (`model_basis`). The age/sex
+  file is the current publication (not the QOF year's): a documented approximation.
+
+Tables written to processed/warehouse.duckdb (Parquet beside it for all but public_practice and public_run):
+
+* ``prevalence`` (output contract; area_type england/icb/pcn/practice; group_type 'all' only, because the
+  practice-IMD breakdown is by practice, not by patient as the contract's imd_quintile is).
+* ``load_summary`` (source = file stem, rows_read, rows_loaded, rows_rejected) and ``rejects`` (source,
+  row_number, reason, raw_values = 'COL=value; ...').
+* ``funnel`` (contract): practices and PCNs against their ICB; statistic 'proportion' (Wilson significance
+  against the ICB rate) and 'ratio' (observed against deprivation-adjusted expected, exact Poisson limits).
+  A PCN spanning two ICBs is compared with the ICB holding most of its patients.
+* ``inequality`` (contract): measure crude_rate, dimension imd_decile (England and every ICB with all ten
+  national deciles populated) and imd_quintile (England).
+* ``public_expected``: every prevalence row with expected_deprivation / expected_model, their ratios (exact or
+  Byar 95% limits) and missing, plus imd_score/imd_decile for practices, model_basis, model_coverage.
+* ``public_model``: one row per register × model term (estimate on the log scale, per SD for continuous terms;
+  std_error, std_error_quasi scaled by the Pearson dispersion, rate_ratio, deviance, dispersion).
+* ``public_gradient``: observed, population, rate and Wilson limits by practice IMD decile, England and ICBs.
+* ``public_practice``: one row per mapped practice: mapping, total_list_size, imd_score, imd_decile,
+  imd_quintile, the model covariates.
+* ``public_run``: the choices made for this run, in words.
+
+With ``--icb`` a small pack is written to reports/public_<ICB>_<year>/ (PDF + disclosure-controlled CSV).
 """
 from __future__ import annotations
 
@@ -137,7 +160,7 @@ def poisson_glm(y: np.ndarray, X: np.ndarray, offset: np.ndarray, max_iter: int 
     dev_old = np.inf
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
         eta = X @ beta + offset
         mu = np.exp(eta)
         z = (eta - offset) + (y - mu) / mu
@@ -241,8 +264,13 @@ def build_tables(qof: pd.DataFrame, mapping: pd.DataFrame, imd: pd.DataFrame, co
                  conditions: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """From adapted inputs to every output table (pure: no files). `qof` must already be restricted to mapped
     practices; `conditions` (QOF group codes) limits the registers reported (deciles still use every list)."""
-    from .stats import (funnel_limits_proportion, funnel_limits_ratio, funnel_significance_proportion,
-                        funnel_significance_ratio, isr)
+    from .stats import (
+        funnel_limits_proportion,
+        funnel_limits_ratio,
+        funnel_significance_proportion,
+        funnel_significance_ratio,
+        isr,
+    )
 
     # practices: mapping + IMD decile (weighted by the practice's largest list) + covariates
     size = qof.groupby("practice_code")["list_size"].max().rename("total_list_size")
@@ -288,7 +316,7 @@ def build_tables(qof: pd.DataFrame, mapping: pd.DataFrame, imd: pd.DataFrame, co
         fitted = np.full(len(sub), np.nan)
         fitted[use] = fit["fitted"]
         prac.loc[prac.index[idx], "expected_model"] = fitted
-        for t, b, s, sq in zip(np.array(terms)[keep_cols], fit["coef"], fit["se"], fit["se_quasi"]):
+        for t, b, s, sq in zip(np.array(terms)[keep_cols], fit["coef"], fit["se"], fit["se_quasi"], strict=True):
             model_rows.append({"period": period, "condition": cond, "term": t, "estimate": b, "std_error": s,
                                "std_error_quasi": sq, "rate_ratio": float(np.exp(b)) if t != "intercept" else np.nan,
                                "practices": int(use.sum()), "deviance": fit["deviance"],
@@ -426,7 +454,7 @@ def _inequality(grad: pd.DataFrame, period: date) -> pd.DataFrame:
         groups, (obs, pop) = quantile_matrix(key.to_numpy(), g["q"].to_numpy(), g["observed"].to_numpy(float),
                                              g["population"].to_numpy(float), n_quantiles=nq)
         res = sii_crude_rate_proportion(obs, pop)
-        cond, atype, acode = zip(*(str(s).split("|") for s in groups))
+        cond, atype, acode = zip(*(str(s).split("|") for s in groups), strict=True)
         parts.append(pd.DataFrame({
             "period": period, "condition": cond, "area_type": atype, "area_code": acode, "dimension": dim,
             "measure": "crude_rate", "sii": res.sii, "sii_lower": res.sii_lower, "sii_upper": res.sii_upper,
@@ -687,8 +715,3 @@ count coded diagnoses, not everyone with the condition. {esc(Policy().describe()
         except Exception as e:
             raise RuntimeError(f"typst could not render the public pack for {icb}: {e}") from None
     return pdf
-
-
-def _note_packs(reports: Path, icb: str, year: str) -> None:
-    """Kept for callers that only want the note: packs are written by write_public_pack."""
-    reports.mkdir(parents=True, exist_ok=True)

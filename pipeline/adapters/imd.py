@@ -3,11 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_number, clean_code, first_reason, make_rejects, read_text_csv, require_columns, strip_all
+from ._csv import (
+    Adapted,
+    as_number,
+    clean_code,
+    first_reason,
+    make_rejects,
+    read_text_csv,
+    require_columns,
+    strip_all,
+)
 
 DEPRIVATION_COLUMNS = ["lsoa_code", "imd_score", "imd_rank", "imd_decile"]   # input contract deprivation.csv
 
@@ -146,3 +154,19 @@ def read_lsoa11_to_lsoa21(path: Path) -> Adapted:
     ok = reason.isna()
     out = df.loc[ok, ["lsoa11_code", "lsoa21_code", "change", "lad22_code", "lad22_name"]].reset_index(drop=True)
     return Adapted(path.stem, out, rejects, len(df))
+
+
+def combine_iod2019(scores: pd.DataFrame, ranks: pd.DataFrame) -> pd.DataFrame:
+    """Deprivation contract rows from both IoD 2019 files: the score from the composite file, the official rank
+    and decile from the rank file (ranks recomputed from the composite's 3-decimal scores differ from MHCLG's for
+    ~30% of LSOAs through ties, and 3 deciles change). LSOAs in only one file keep what that file has."""
+    m = ranks[["lsoa_code", "imd_rank", "imd_decile"]].merge(scores[["lsoa_code", "imd_score"]], on="lsoa_code",
+                                                                how="outer")
+    only_scores = m["imd_decile"].isna()
+    if only_scores.any():
+        fill = scores.set_index("lsoa_code")
+        m.loc[only_scores, "imd_rank"] = m.loc[only_scores, "lsoa_code"].map(fill["imd_rank"])
+        m.loc[only_scores, "imd_decile"] = m.loc[only_scores, "lsoa_code"].map(fill["imd_decile"])
+    m["imd_rank"] = m["imd_rank"].astype("Int64")
+    m["imd_decile"] = m["imd_decile"].astype("Int64")
+    return m[DEPRIVATION_COLUMNS].sort_values("lsoa_code").reset_index(drop=True)

@@ -4,11 +4,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_count, clean_code, first_reason, make_rejects, read_text_csv, require_columns, strip_all
+from ._csv import (
+    Adapted,
+    as_count,
+    clean_code,
+    first_reason,
+    make_rejects,
+    read_text_csv,
+    require_columns,
+    strip_all,
+)
 
 # the project's standardisation bands (DESIGN: 0-4, 5-9, ..., 85-89, 90+)
 AGE_BANDS = [f"{a}-{a + 4}" for a in range(0, 90, 5)] + ["90+"]

@@ -6,7 +6,16 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_number, clean_code, first_reason, make_rejects, read_text_csv, require_columns, strip_all
+from ._csv import (
+    Adapted,
+    as_number,
+    clean_code,
+    first_reason,
+    make_rejects,
+    read_text_csv,
+    require_columns,
+    strip_all,
+)
 
 
 def read_practice_ethnicity(path: Path) -> Adapted:

@@ -52,7 +52,7 @@ def test_qof_bad_rows_are_rejected_with_reasons(tmp_path):
                " a81006 ,dep,3,18OV,30\n")        # trimmed and upper-cased
     a = A.read_qof_prevalence(f)
     assert a.rows_read == 8 and a.rows_loaded == 2 and a.rows_rejected == 6
-    reasons = dict(zip(a.rejects["row_number"], a.rejects["reason"]))
+    reasons = dict(zip(a.rejects["row_number"], a.rejects["reason"], strict=True))
     assert reasons == {2: "PRACTICE_CODE and GROUP_CODE repeat an earlier row",
                        3: "REGISTER is not a whole number of 0 or more",
                        4: "REGISTER is not a whole number of 0 or more",
@@ -216,3 +216,14 @@ def test_poisson_glm_matches_direct_likelihood():
     np.testing.assert_allclose(fit["coef"], ref, atol=1e-5)
     np.testing.assert_allclose(fit["fitted"].sum(), y.sum(), rtol=1e-10)
     np.testing.assert_allclose(fit["coef"], true, atol=0.05)
+
+
+def test_combine_iod2019_prefers_official_ranks():
+    import pandas as pd
+
+    scores = pd.DataFrame({"lsoa_code": ["E01000001", "E01000002", "E01000003"], "imd_score": [40.0, 40.0, 5.0],
+                           "imd_rank": [1, 1, 3], "imd_decile": [1, 1, 10]})
+    ranks = pd.DataFrame({"lsoa_code": ["E01000001", "E01000002"], "imd_score": [np.nan, np.nan],
+                          "imd_rank": [2, 1], "imd_decile": [1, 1]})
+    out = A.combine_iod2019(scores, ranks)
+    assert out.values.tolist() == [["E01000001", 40.0, 2, 1], ["E01000002", 40.0, 1, 1], ["E01000003", 5.0, 3, 10]]

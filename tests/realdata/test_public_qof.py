@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def test_period_and_keys(out2223):
 def test_wilson_intervals_independent(out2223):
     _, con = out2223
     o, n, r, lo, hi = (np.array(v, float) for v in zip(*con.execute(
-        "select observed, population, rate, rate_lower, rate_upper from prevalence").fetchall()))
+        "select observed, population, rate, rate_lower, rate_upper from prevalence").fetchall(), strict=True))
     z = norm.ppf(0.975)
     p = o / n
     centre = p + z * z / (2 * n)
