@@ -170,7 +170,7 @@ def oracle_load(raw_dir: Path | str, today: date) -> OracleData:
     decile = pd.to_numeric(deprivation.set_index("lsoa_code")["imd_decile"], errors="coerce")
     d = pats["lsoa_code"].map(decile)
     pats["imd_quintile"] = [("Unknown" if (lsoa == "" or pd.isna(x)) else str(math.ceil(x / 2)))
-                            for lsoa, x in zip(pats["lsoa_code"], d)]
+                            for lsoa, x in zip(pats["lsoa_code"], d, strict=False)]
     loaded_ids = set(pats["patient_id"])
 
     # --- registrations

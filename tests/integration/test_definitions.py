@@ -7,7 +7,6 @@ A second part checks rejections (`rejects`, `load_summary`) and the missing-colu
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -148,7 +147,7 @@ def cells(prev, period, condition, area_type, group_type="all"):
     sel = prev[(prev.period == period) & (prev.condition == condition) & (prev.area_type == area_type)
                & (prev.group_type == group_type)]
     assert not sel.duplicated(["area_code", "group_value"]).any()
-    return {(a, g): r for a, g, r in zip(sel.area_code, sel.group_value, sel.itertuples())}
+    return {(a, g): r for a, g, r in zip(sel.area_code, sel.group_value, sel.itertuples(), strict=False)}
 
 
 def practice_counts(prev, period, condition):
@@ -259,7 +258,7 @@ def test_rejects_name_the_column(run):
         got = rejects[rejects.source == source].set_index("row_number")["reason"]
         want_rows = [N_GOOD[source] + i + 1 for i in range(len(bad))]
         assert sorted(got.index) == want_rows, source
-        for row, (_, column) in zip(want_rows, bad):
+        for row, (_, column) in zip(want_rows, bad, strict=False):
             assert column in got.loc[row], (source, row, got.loc[row])
 
 

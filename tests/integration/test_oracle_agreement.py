@@ -151,6 +151,10 @@ def messy_raw(draw):
                 draw(sometimes_bad(st.one_of(st.sampled_from(EDGE_DATES + ["2010-01-01", "2018-07-01"]),
                                              plain_day.map(_iso)))),
             ])
+        if draw(st.integers(min_value=1, max_value=5)) == 1:  # diagnosed and resolved on the same day
+            same = draw(st.sampled_from(EDGE_DATES + ["2010-01-01"]))
+            code, resolved = draw(st.sampled_from([(DEP, DEP_RES), (HTN, "2002")]))
+            events += [[pid.strip(), code, same], [pid.strip(), resolved, same]]
     return {"patients": patients, "registrations": registrations, "events": events}
 
 

@@ -150,7 +150,7 @@ def test_depression_by_hand(tiny):
 
     def counts(gt, at="icb", code="ICB1"):
         sel = dep[(dep.group_type == gt) & (dep.area_type == at) & (dep.area_code == code)]
-        return {v: (o, n) for v, o, n in zip(sel.group_value, sel.observed, sel.population)}
+        return {v: (o, n) for v, o, n in zip(sel.group_value, sel.observed, sel.population, strict=False)}
 
     assert counts("sex") == {"F": (1, 3), "M": (1, 1), "Unknown": (0, 1)}
     assert counts("ethnicity") == {"White": (1, 1), "Black": (0, 1), "Unknown": (1, 3)}
@@ -168,7 +168,7 @@ def test_hypertension_by_hand(tiny):
     raw, cfg = tiny
     df = oracle_prevalence(raw, cfg, TODAY)
     htn = df[(df.condition == "htn") & (df.area_type == "practice") & (df.group_type == "all")]
-    got = {c: (o, n) for c, o, n in zip(htn.area_code, htn.observed, htn.population)}
+    got = {c: (o, n) for c, o, n in zip(htn.area_code, htn.observed, htn.population, strict=False)}
     assert got == {"P1": (1, 4), "P2": (0, 2)}  # A B C D at P1; G H at P2; case C only (G's event is after D)
     r = _row(df, "htn", "practice", "P1", "all", "All")
     assert r.expected == pytest.approx(1.0)  # M|15-19 = {C*, D}: rate 1/2 -> C 0.5 + D 0.5
