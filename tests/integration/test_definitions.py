@@ -133,7 +133,7 @@ def run(tmp_path_factory):
         {"id": "htn", "label": "Hypertension", "codelist": "codelists/htn.csv", "min_age": 0},
     ])
     processed = tmp / "processed"
-    rc, out, err = run_pipeline(raw, processed, tmp / "reports", cfg)
+    rc, out, err = run_pipeline(raw, processed, tmp / "reports", cfg, stages=("run",))  # all stages, PDFs too
     assert rc == 0, err[-3000:]
     prev = pd.read_parquet(processed / "prevalence.parquet")
     prev["period"] = pd.to_datetime(prev["period"]).dt.date
