@@ -28,11 +28,22 @@ class Disclosure:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Reference rates for indirect standardisation. `rates` is "internal" (the contract's default: the whole
+    dataset's rates per period, condition and stratum) or a CSV path relative to the raw directory with columns
+    `condition`, `sex`, `age_band`, `rate` (and optionally `period`). `extra_strata` adds standardisation strata
+    beyond sex x age band: "imd_quintile" and/or "ethnicity" (internal rates only)."""
+    rates: str = "internal"
+    extra_strata: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     periods: tuple[dt.date, ...]
     conditions: tuple[Condition, ...]
     disclosure: Disclosure = field(default_factory=Disclosure)
     report: dict = field(default_factory=dict)
+    reference: Reference = field(default_factory=Reference)
     source: str = "default"
 
     def condition(self, cid: str) -> Condition:
@@ -81,5 +92,13 @@ def load_config(path: Path | str | None = None) -> Config:
                       method=str(d.get("method", "round")), community_threshold=int(d.get("community_threshold", 10)))
     if disc.method not in ("round", "midpoint6"):
         raise PipelineError(f"configuration file {name}: disclosure.method must be \"round\" or \"midpoint6\"")
+    r = raw.get("reference", {})
+    extra = tuple(str(x) for x in r.get("extra_strata", ()))
+    bad = [x for x in extra if x not in ("imd_quintile", "ethnicity")]
+    if bad:
+        raise PipelineError(f"configuration file {name}: reference.extra_strata may hold \"imd_quintile\" and \"ethnicity\", not {bad[0]!r}")
+    ref = Reference(rates=str(r.get("rates", "internal")), extra_strata=extra)
+    if ref.rates != "internal" and extra:
+        raise PipelineError(f"configuration file {name}: reference.extra_strata works with internal reference rates only")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
-                  report=dict(raw.get("report", {})), source=name)
+                  report=dict(raw.get("report", {})), reference=ref, source=name)

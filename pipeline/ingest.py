@@ -245,6 +245,8 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
     con.execute("create or replace table codelists (condition varchar, kind varchar, code varchar)")
     con.executemany("insert into codelists values (?, ?, ?)", rows)
 
+    load_external_rates(con, raw, cfg, h)
+
     boundaries = raw / "boundaries.geojson"
     if boundaries.exists():
         shutil.copyfile(boundaries, Path(processed) / "boundaries.geojson")
@@ -269,3 +271,37 @@ def _check_header_repeats(con, s: Source, path: Path | None) -> None:
                     [a, b]).fetchone()[0]
     if r is not None:
         raise PipelineError(f"{path.name} repeats its header as data row {r}; remove the extra header line")
+
+
+def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
+    """An external reference-rate CSV (configuration `reference.rates`), checked and loaded as `external_rates`."""
+    con.execute("create or replace table external_rates (period date, condition varchar, sex varchar, "
+                "age_band varchar, rate double)")
+    rel = cfg.reference.rates
+    if rel == "internal":
+        return
+    p = raw / rel
+    if not p.exists():
+        raise PipelineError(f"reference rates file {rel} is missing from the raw directory")
+    names = _header(p)
+    for c in ("condition", "sex", "age_band", "rate"):
+        if c not in names:
+            raise PipelineError(f"reference rates file {rel} is missing the required column `{c}`")
+    _file_hash(p, h)
+    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+                       convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+    t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
+    con.register("external_rates_arrow", t)
+    period = "parse_date(period)" if "period" in names else "cast(null as date)"
+    bad = con.execute(f"""
+        select _row_number from external_rates_arrow
+        where try_cast(clean(rate) as double) is null or try_cast(clean(rate) as double) not between 0 and 1
+           or upper(clean(sex)) not in ('F', 'M', 'I', 'U') or clean(age_band) is null
+        order by 1 limit 1""").fetchone()
+    if bad:
+        raise PipelineError(f"reference rates file {rel} row {bad[0]}: sex must be F, M, I or U, age_band a band such as 40-44, "
+                            f"and rate a proportion from 0 to 1")
+    con.execute(f"""insert into external_rates
+        select {period}, clean(condition), upper(clean(sex)), clean(age_band), cast(clean(rate) as double)
+        from external_rates_arrow""")
+    con.unregister("external_rates_arrow")

@@ -40,7 +40,18 @@ def transform(processed: Path, cfg: Config, con=None) -> None:
         with staged(processed) as c:
             return transform(processed, cfg, c)
     write_settings(con, cfg)
+    params = {"by_imd": "imd_quintile" in cfg.reference.extra_strata,
+              "by_ethnicity": "ethnicity" in cfg.reference.extra_strata,
+              "use_external": cfg.reference.rates != "internal"}
+    if params["use_external"] and con.execute("select count(*) from external_rates").fetchone()[0] == 0:
+        raise PipelineError("the configuration names external reference rates but none were loaded; run the ingest stage again")
     for m in MODELS:
-        build(con, m)
+        build(con, m, params)
+        if m == "marts/reference_rates" and params["use_external"]:
+            gap = con.execute("select condition, sex, age_band from reference_rates where rate is null "
+                              "and population > 0 order by 1, 2, 3 limit 1").fetchone()
+            if gap:
+                raise PipelineError(f"reference rates file {cfg.reference.rates} has no rate for condition {gap[0]}, "
+                                    f"sex {gap[1]}, age band {gap[2]}")
         n = con.execute(f"select count(*) from {Path(m).name}").fetchone()[0]
         log.info("%s: %d rows", Path(m).name, n)

@@ -3,7 +3,10 @@
 with cells_with_expected as (
     select s.*, s.population * rr.rate as expected
     from stratified_counts as s
-    join reference_rates as rr using (period, condition, sex, age_band)
+    join reference_rates as rr
+      on rr.period = s.period and rr.condition = s.condition and rr.sex = s.sex and rr.age_band = s.age_band
+     and rr.imd_stratum = case when $by_imd then s.imd_quintile else '*' end
+     and rr.ethnicity_stratum = case when $by_ethnicity then s.ethnic_group else '*' end
 ),
 cells_in_areas as (
     select c.*, 'practice' as area_type, c.practice_code as area_code from cells_with_expected as c

@@ -1,11 +1,27 @@
--- Internal reference rates: cases / population over the whole dataset, per reference date x condition x stratum
--- (sex as recorded x 5-year age band).
-select period,
-       condition,
-       sex,
-       age_band,
-       cast(sum(population) as bigint) as population,
-       cast(sum(cases) as bigint) as cases,
-       cast(sum(cases) as double) / sum(population) as rate
-from stratified_counts
-group by period, condition, sex, age_band
+-- Reference rates per reference date x condition x standardisation stratum (sex as recorded x 5-year age band,
+-- optionally x IMD quintile and/or ethnic group). Internal (default): cases / population over the whole dataset.
+-- External: the configured file's rate for the stratum (for its period when it gives one).
+with internal_rates as (
+    select period,
+           condition,
+           sex,
+           age_band,
+           case when $by_imd then imd_quintile else '*' end as imd_stratum,
+           case when $by_ethnicity then ethnic_group else '*' end as ethnicity_stratum,
+           cast(sum(population) as bigint) as population,
+           cast(sum(cases) as bigint) as cases,
+           cast(sum(cases) as double) / sum(population) as internal_rate
+    from stratified_counts
+    group by all
+),
+external_match as (
+    select i.*,
+           (select max(e.rate) from external_rates as e
+            where e.condition = i.condition and e.sex = i.sex and e.age_band = i.age_band
+              and (e.period = i.period or e.period is null)) as external_rate
+    from internal_rates as i
+)
+select period, condition, sex, age_band, imd_stratum, ethnicity_stratum, population, cases, internal_rate,
+       external_rate,
+       case when $use_external then external_rate else internal_rate end as rate
+from external_match

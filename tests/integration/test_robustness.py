@@ -9,31 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from conftest import run_cli, write_config, write_raw
-
-PERIODS = ["2024-03-31", "2025-03-31"]
-
-
-def small_raw(tmp_path: Path, n: int = 60) -> tuple[Path, Path]:
-    pats, regs, evs = [], [], []
-    for i in range(n):
-        pid = f"p{i:03d}"
-        pats.append(dict(patient_id=pid, sex="FM"[i % 2], date_of_birth=f"{1940 + i % 60}-0{1 + i % 9}-01",
-                         ethnicity="ABHMRZ"[i % 6], lsoa_code=f"L{i % 4}", date_of_death=""))
-        regs.append(dict(patient_id=pid, practice_code=f"A{i % 3}", registered_from="2000-01-01", registered_to=""))
-        if i % 3 == 0:
-            evs.append(dict(patient_id=pid, code="111", date="2020-05-01"))
-    raw = write_raw(tmp_path / "raw", {
-        "patients": pats, "registrations": regs, "events": evs,
-        "practices": [dict(practice_code=f"A{j}", practice_name=f"Practice {j}", pcn_code=f"P{j % 2}",
-                           pcn_name=f"PCN {j % 2}", icb_code="I1", icb_name="ICB One") for j in range(3)],
-        "deprivation": [dict(lsoa_code=f"L{j}", imd_score=10 * j, imd_rank=100 * j + 1, imd_decile=1 + 2 * j) for j in range(4)],
-        "neighbourhoods": [dict(lsoa_code=f"L{j}", neighbourhood_code=f"N{j % 2}", neighbourhood_name=f"Hood {j % 2}") for j in range(4)],
-        "codelists/dep": ["111"],
-    })
-    cfg = write_config(tmp_path / "config.toml", PERIODS, [dict(id="dep", label="Depression", codelist="codelists/dep.csv", min_age=18)])
-    return raw, cfg
-
+from conftest import run_cli, small_raw
 
 def stage_args(tmp_path, raw, cfg):
     return ["--raw", raw, "--processed", tmp_path / "processed", "--reports", tmp_path / "reports", "--config", cfg]
