@@ -44,6 +44,7 @@ class Config:
     disclosure: Disclosure = field(default_factory=Disclosure)
     report: dict = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)
+    overdispersion: str = "none"  # funnel limits: "none", "additive" or "multiplicative" (Spiegelhalter 2005)
     source: str = "default"
 
     def condition(self, cid: str) -> Condition:
@@ -100,5 +101,8 @@ def load_config(path: Path | str | None = None) -> Config:
     ref = Reference(rates=str(r.get("rates", "internal")), extra_strata=extra)
     if ref.rates != "internal" and extra:
         raise PipelineError(f"configuration file {name}: reference.extra_strata works with internal reference rates only")
+    od = str(raw.get("funnel", {}).get("overdispersion", "none"))
+    if od not in ("none", "additive", "multiplicative"):
+        raise PipelineError(f"configuration file {name}: funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
-                  report=dict(raw.get("report", {})), reference=ref, source=name)
+                  report=dict(raw.get("report", {})), reference=ref, overdispersion=od, source=name)

@@ -27,7 +27,7 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
     parents = area_parents(con)
     tables = {
         "inequality": inequality_table(prev),
-        "funnel": funnel_table(prev, parents),
+        "funnel": funnel_table(prev, parents, cfg.overdispersion),
         "trend": trend_table(prev),
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
         "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
@@ -78,7 +78,7 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     return out[cols].sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
-def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame) -> pd.DataFrame:
+def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str = "none") -> pd.DataFrame:
     cols = ["period", "condition", "area_type", "area_code", "parent_type", "parent_code", "statistic", "observed",
             "denominator", "value", "parent_value", "lower_95", "upper_95", "lower_998", "upper_998", "significance"]
     allrows = prev[prev["group_type"] == "all"]
@@ -113,7 +113,35 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame) -> pd.DataFrame:
     ratio["lower_95"], ratio["upper_95"], ratio["lower_998"], ratio["upper_998"] = (np.asarray(a) * parent_ratio for a in rlim)
     ratio["significance"] = stats.funnel_significance_ratio(df["observed"].to_numpy(float), exp_vs_parent)
     out = pd.concat([prop, ratio], ignore_index=True)
+    if overdispersion != "none":
+        out = add_overdispersion(out, overdispersion)
+        cols = cols + ["od_method", "od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998",
+                       "od_significance"]
     return out[cols].sort_values(["period", "condition", "area_type", "area_code", "statistic"], kind="stable").reset_index(drop=True)
+
+
+def add_overdispersion(f: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Overdispersion-adjusted limits (Spiegelhalter 2005) beside the fixed ones, estimated within each
+    period x condition x ICB x area type x statistic (a loop over those few sets, vectorised inside)."""
+    f = f.copy()
+    for c in ("od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998"):
+        f[c] = np.nan
+    f["od_method"] = method
+    f["od_significance"] = ""
+    for _, idx in f.groupby(["period", "condition", "parent_code", "area_type", "statistic"]).groups.items():
+        g = f.loc[idx]
+        stat = g["statistic"].iloc[0]
+        target = g["parent_value"].iloc[0]
+        r = stats.funnel_overdispersion(g["observed"].to_numpy(float), g["denominator"].to_numpy(float),
+                                        statistic=stat, target=target, method=method)
+        f.loc[idx, "od_phi"], f.loc[idx, "od_tau2"] = r.phi, r.tau2
+        f.loc[idx, "od_lower_95"], f.loc[idx, "od_upper_95"] = r.lower_95, r.upper_95
+        f.loc[idx, "od_lower_998"], f.loc[idx, "od_upper_998"] = r.lower_998, r.upper_998
+        v = g["value"].to_numpy(float)
+        lab = np.select([v > r.upper_998, v > r.upper_95, v < r.lower_998, v < r.lower_95],
+                        [stats.SIG_HIGH_001, stats.SIG_HIGH_025, stats.SIG_LOW_001, stats.SIG_LOW_025], stats.SIG_NOT)
+        f.loc[idx, "od_significance"] = np.where(np.isfinite(v), lab, "")
+    return f
 
 
 def _log_se(lower, upper):

@@ -1,0 +1,72 @@
+"""Tables built from `prevalence`: inequality, funnel (with overdispersion), trend labels, comparisons."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from pipeline import indicators, stats
+from pipeline.analyse import prevalence_from_counts
+
+P1, P2 = dt.date(2024, 3, 31), dt.date(2025, 3, 31)
+
+
+def _prev(rows):
+    df = pd.DataFrame(rows, columns=["period", "condition", "area_type", "area_code", "group_type", "group_value",
+                                     "observed", "population", "expected"])
+    df["area_name"] = df["area_code"]
+    return prevalence_from_counts(df)
+
+
+def test_inequality_matches_stats_and_needs_all_five_quintiles():
+    rows = []
+    for q, (o, n) in enumerate([(300, 1000), (260, 1000), (220, 1000), (200, 1000), (150, 1000)], start=1):
+        rows.append((P1, "dep", "pcn", "A", "imd_quintile", str(q), o, n, o))
+        if q < 5:
+            rows.append((P1, "dep", "pcn", "B", "imd_quintile", str(q), o, n, o))
+    rows.append((P1, "dep", "pcn", "A", "imd_quintile", "Unknown", 5, 50, 5))
+    ineq = indicators.inequality_table(_prev(rows))
+    assert ineq["area_code"].tolist() == ["A"]
+    want = stats.sii_crude_rate_proportion(np.array([[300, 260, 220, 200, 150]]), np.array([[1000] * 5]), seed=20240331)
+    assert abs(ineq["sii"][0] - want.sii[0]) < 1e-12 and ineq["sii"][0] < 0
+    assert ineq["sii_lower"][0] < ineq["sii"][0] < ineq["sii_upper"][0]
+    assert ineq[["dimension", "measure"]].iloc[0].tolist() == ["imd_quintile", "crude_rate"]
+
+
+def test_funnel_overdispersion_columns_only_when_asked():
+    rng = np.random.default_rng(1)
+    rows = [(P1, "dep", "icb", "I", "all", "All", 0, 0, 0)]
+    tot_o = tot_n = 0
+    for i in range(30):
+        n = int(rng.integers(2000, 9000))
+        o = int(rng.binomial(n, rng.uniform(0.08, 0.16)))
+        rows.append((P1, "dep", "practice", f"X{i}", "all", "All", o, n, o * 1.0))
+        tot_o, tot_n = tot_o + o, tot_n + n
+    rows[0] = (P1, "dep", "icb", "I", "all", "All", tot_o, tot_n, tot_o * 1.0)
+    prev = _prev(rows)
+    parents = pd.DataFrame({"area_type": "practice", "area_code": [f"X{i}" for i in range(30)], "parent_type": "icb",
+                            "parent_code": "I"})
+    plain = indicators.funnel_table(prev, parents)
+    assert "od_phi" not in plain
+    od = indicators.funnel_table(prev, parents, "additive")
+    p = od[od.statistic == "proportion"]
+    assert (p["od_phi"] > 1).all()
+    assert (p["od_upper_95"] >= p["upper_95"] - 1e-12).all()
+    flagged = (p["significance"] != "Not significant").sum()
+    assert (p["od_significance"] != "Not significant").sum() < flagged
+
+
+def test_trend_labels_come_from_the_interval_and_the_direction():
+    rows = []
+    for period, o in ((P1, 50), (P2, 90)):  # ratio 0.5 -> 0.9: clear and towards 1
+        rows.append((period, "dep", "pcn", "A", "ethnicity", "Black", o, 2000, 100.0))
+    for period, o in ((P1, 95), (P2, 100)):  # 0.95 -> 1.0: no clear change
+        rows.append((period, "dep", "pcn", "A", "ethnicity", "White", o, 2000, 100.0))
+    for period, o in ((P1, 100), (P2, 60)):  # 1.0 -> 0.6: clear and away from 1
+        rows.append((period, "dep", "pcn", "A", "ethnicity", "Asian", o, 2000, 100.0))
+    t = indicators.trend_table(_prev(rows)).set_index("group_value")
+    assert t.loc["Black", "label"] == "improving"
+    assert t.loc["White", "label"] == "no clear change"
+    assert t.loc["Asian", "label"] == "worsening"
+    assert t.loc["Black", "missing_change"] == -40
