@@ -1,0 +1,27 @@
+"""The exploration notebook runs against the marts of a fresh run (so it never rots)."""
+from __future__ import annotations
+
+
+import jupytext
+import pytest
+from nbclient import NotebookClient
+
+from conftest import REPO_ROOT, run_cli
+
+
+@pytest.mark.slow
+def test_explore_notebook_executes(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    code, _, err = run_cli("demo-data", "--out", raw, "--patients", 4000, "--seed", 3)
+    assert code == 0, err
+    for stage in ("ingest", "transform", "analyse"):
+        code, _, err = run_cli(stage, "--raw", raw, "--processed", tmp_path / "p")
+        assert code == 0, err
+    nb = jupytext.read(REPO_ROOT / "notebooks" / "explore.py")
+    monkeypatch.setenv("PIPELINE_PROCESSED", str(tmp_path / "p"))
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "Black" in text and "depression" in text
