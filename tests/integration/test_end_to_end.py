@@ -1,0 +1,55 @@
+"""The CLI end to end on a small generated extract: every output exists, the contract checker passes, and page 1 of
+the planted PCN's pack names the depression gap in Black adults with its patient number."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+from pypdf import PdfReader
+
+from conftest import REPO_ROOT, run_cli
+
+CHECKER = REPO_ROOT.parent / "shared" / "tools" / "check_outputs.py"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    code, _, err = run_cli("demo-data", "--out", tmp / "raw", "--patients", 30000, "--seed", 11)
+    assert code == 0, err
+    code, out, err = run_cli("run", "--raw", tmp / "raw", "--processed", tmp / "processed", "--reports", tmp / "reports")
+    assert code == 0, err
+    return tmp
+
+
+def test_outputs_exist(run):
+    for t in ("prevalence", "load_summary", "rejects", "inequality", "funnel", "trend", "comparisons", "dsr", "data_quality"):
+        assert (run / "processed" / f"{t}.parquet").exists(), t
+    pcn = sorted(p.stem for p in (run / "reports" / "pcn").glob("*.pdf"))
+    assert len(pcn) == 6 and pcn == sorted(p.stem for p in (run / "reports" / "pcn").glob("*.csv"))
+    assert len(list((run / "reports" / "ics").glob("*.pdf"))) == 1
+    assert len(list((run / "reports" / "community").glob("*.pdf"))) == 6
+
+
+@pytest.mark.skipif(not CHECKER.exists(), reason="../shared/tools/check_outputs.py not available")
+def test_contract_checker_passes(run):
+    r = subprocess.run([sys.executable, str(CHECKER), str(run / "processed"), str(run / "reports")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 problem(s)" in r.stdout
+
+
+def test_page_one_names_the_planted_gap(run):
+    con = duckdb.connect(str(run / "processed" / "warehouse.duckdb"), read_only=True)
+    row = con.execute("""select missing, ratio_upper from prevalence where area_type = 'pcn' and area_code = 'U99005'
+                         and condition = 'depression' and group_type = 'ethnicity' and group_value = 'Black'
+                         and period = (select max(period) from prevalence)""").fetchone()
+    con.close()
+    assert row[1] < 1  # the planted gap is clear in the marts
+    text = PdfReader(run / "reports" / "pcn" / "U99005.pdf").pages[0].extract_text()
+    flat = " ".join(text.split())
+    assert "Depression is recorded for about" in flat and "fewer Black adults than expected" in flat
+    shown = 5 * round(row[0] / 5)
+    assert f"about {shown:,} fewer Black adults" in flat
