@@ -289,14 +289,15 @@ def for_print(controlled: pd.DataFrame, marker: str = MARKER, drop_flags: bool =
     return out
 
 
-def _cells(col: pd.Series, red: np.ndarray, marker: str, whole: bool = True) -> pd.Series:
-    v = pd.to_numeric(col, errors="coerce")
-    cells = v.astype(object)
+def _cells(col: pd.Series, red: np.ndarray, marker: str, whole: bool = True) -> np.ndarray:
+    v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(v)
+    cells = np.full(len(v), None, dtype=object)
     if whole:
-        ok = v.notna().to_numpy()
-        cells[ok] = v[ok].round().astype("int64").astype(object)
-    cells[v.isna().to_numpy()] = None
-    cells[red] = marker
+        cells[ok] = [int(x) for x in np.floor(v[ok] + 0.5)]
+    else:
+        cells[ok] = v[ok].tolist()
+    cells[np.asarray(red, dtype=bool)] = marker
     return cells
 
 

@@ -254,11 +254,22 @@ def _label_series(prev, area_type, codes, period, cond):
 
 # ---------------------------------------------------------------------------------------------- PCN pack
 
+def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: bool = True) -> pd.DataFrame:
+    """The rows one pack can use (one boolean pass over the whole table, then cheap filters)."""
+    at, code = prev["area_type"], prev["area_code"]
+    keep = ((at == "pcn") & code.isin(list(pcns))) | ((at == "icb") & code.isin(list(icbs))) | \
+        ((at == "practice") & code.isin(list(practices)))
+    if neighbourhoods:
+        keep |= at == "neighbourhood"
+    return prev[keep]
+
+
 def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
-    prev = inp.prev
     prac = inp.practices[inp.practices["pcn_code"] == pcn]
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
+    icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
+    prev = _slice(inp.prev, [pcn], [icb_code], icb_practices)
     comp = comparator_name(inp)
     max_n = int(cfg_report.get("max_headlines", 5))
     ctx: dict = dict(
@@ -286,7 +297,6 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
                               for c in inp.conditions]
     # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
-    icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
     if inp.funnel is not None and not inp.funnel.empty:
         panels = []
         for c in inp.conditions:
@@ -365,8 +375,8 @@ def _trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
 # ---------------------------------------------------------------------------------------------- ICS pack
 
 def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
-    prev = inp.prev
     prac = inp.practices[inp.practices["icb_code"] == icb]
+    prev = _slice(inp.prev, prac["pcn_code"].unique(), [icb], prac["practice_code"])
     name = str(prac["icb_name"].iloc[0])
     pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
     comp = comparator_name(inp)
@@ -497,7 +507,7 @@ def _inequality_table(inp: Inputs, pcns, names, icb, icb_name) -> dict | None:
 # ---------------------------------------------------------------------------------------------- community
 
 def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
-    prev = inp.community
+    prev = _slice(inp.community, [pcn], neighbourhoods=False)
     prac = inp.practices[inp.practices["pcn_code"] == pcn]
     name = str(prac["pcn_name"].iloc[0])
     items = []

@@ -1,0 +1,342 @@
+"""Report stage on a small fake warehouse: packs exist, numbers match the disclosure-controlled marts,
+every chart has alt text, published CSV counts are safe, failures leave the previous reports intact."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import Condition, Config, Disclosure
+from pipeline.disclosure import MARKER
+from pipeline.stats import isr, wilson_ci
+
+pypdf = pytest.importorskip("pypdf")
+
+PERIODS = (dt.date(2024, 3, 31), dt.date(2025, 3, 31))
+ETH = ["White", "Mixed", "Asian", "Black", "Other", "Unknown"]
+IMD = ["1", "2", "3", "4", "5", "Unknown"]
+AGES = ["20-24", "40-44", "60-64", "80-84"]
+PRACTICES = pd.DataFrame({
+    "practice_code": ["A1", "A2", "A3", "B1", "B2"],
+    "practice_name": ["Alder Surgery", "Ash Practice", "Aspen Health Centre", "Birch Surgery", "Beech Practice"],
+    "pcn_code": ["P1", "P1", "P1", "P2", "P2"], "pcn_name": ["North Test PCN"] * 3 + ["South Test PCN"] * 2,
+    "icb_code": ["QAA"] * 5, "icb_name": ["NHS Test ICB"] * 5,
+})
+NBH = {"N1": "Riverside", "N2": "Hilltop", "N3": "Old Town"}
+CONDS = [("depression", "Depression", 18), ("smi", "Severe mental illness", 0)]
+
+
+def _config() -> Config:
+    return Config(periods=PERIODS, conditions=tuple(Condition(c, l, f"codelists/{c}.csv", None, a) for c, l, a in CONDS),
+                  disclosure=Disclosure(), report={"max_headlines": 5})
+
+
+def _cells(seed: int = 7) -> pd.DataFrame:
+    """Fine cells: period x condition x practice x neighbourhood x ethnicity x imd x sex x age, with a built-in
+    gap (depression recorded at half the rate for Black patients in PCN P1)."""
+    rng = np.random.default_rng(seed)
+    idx = pd.MultiIndex.from_product([PERIODS, [c for c, _, _ in CONDS], PRACTICES["practice_code"], list(NBH),
+                                      ETH, IMD, ["F", "M"], AGES],
+                                     names=["period", "condition", "practice", "nbh", "ethnicity", "imd", "sex", "age"])
+    d = idx.to_frame(index=False)
+    d["population"] = rng.poisson(9, len(d))
+    base = np.where(d["condition"] == "depression", 0.14, 0.012) * np.where(d["sex"] == "F", 1.3, 0.8)
+    base *= d["age"].map({"20-24": 0.8, "40-44": 1.1, "60-64": 1.2, "80-84": 0.9}).to_numpy()
+    gap = (d["condition"] == "depression") & (d["ethnicity"] == "Black") & d["practice"].str.startswith("A")
+    base = np.where(gap, base * 0.45, base)
+    d["observed"] = rng.binomial(d["population"], np.clip(base, 0, 1))
+    return d
+
+
+def _prevalence(cells: pd.DataFrame) -> pd.DataFrame:
+    ref = cells.groupby(["period", "condition", "sex", "age"])[["observed", "population"]].transform("sum")
+    cells = cells.assign(expected=cells["population"] * ref["observed"] / ref["population"].where(ref["population"] > 0))
+    cells = cells.merge(PRACTICES[["practice_code", "pcn_code", "icb_code"]], left_on="practice", right_on="practice_code")
+    areas = {"icb": "icb_code", "pcn": "pcn_code", "practice": "practice", "neighbourhood": "nbh"}
+    groups = {"all": None, "ethnicity": "ethnicity", "imd_quintile": "imd", "sex": "sex", "age_band": "age"}
+    names = {**dict(zip(PRACTICES["practice_code"], PRACTICES["practice_name"])),
+             **dict(zip(PRACTICES["pcn_code"], PRACTICES["pcn_name"])), "QAA": "NHS Test ICB", **NBH}
+    out = []
+    for at, acol in areas.items():
+        for gt, gcol in groups.items():
+            keys = ["period", "condition", acol] + ([gcol] if gcol else [])
+            g = cells.groupby(keys, as_index=False)[["observed", "population", "expected"]].sum()
+            g = g.rename(columns={acol: "area_code"})
+            g["group_value"] = g[gcol] if gcol else "All"
+            g["area_type"], g["group_type"] = at, gt
+            out.append(g[["period", "condition", "area_type", "area_code", "group_type", "group_value", "observed",
+                          "population", "expected"]])
+    p = pd.concat(out, ignore_index=True)
+    p = p[p["population"] > 0].reset_index(drop=True)
+    p["area_name"] = p["area_code"].map(names)
+    o, n, e = (p[c].to_numpy(dtype=float) for c in ("observed", "population", "expected"))
+    p["rate"] = o / n
+    p["rate_lower"], p["rate_upper"] = wilson_ci(o, n, 0.95)
+    p["ratio"], p["ratio_lower"], p["ratio_upper"] = isr(o, e, 0.95)
+    p["missing"] = e - o
+    cols = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value", "observed",
+            "population", "rate", "rate_lower", "rate_upper", "expected", "ratio", "ratio_lower", "ratio_upper", "missing"]
+    return p[cols]
+
+
+def build_fake_warehouse(processed: Path, *, optional_tables: bool = True, boundaries: bool = True) -> pd.DataFrame:
+    processed.mkdir(parents=True, exist_ok=True)
+    prev = _prevalence(_cells())
+    con = duckdb.connect(str(processed / "warehouse.duckdb"))
+    try:
+        con.register("p", prev)
+        con.execute("create table prevalence as select * from p")
+        con.register("pr", PRACTICES)
+        con.execute("create table practices as select * from pr")
+        con.execute("create table neighbourhoods as select * from (values ('E01000001', 'N1', 'Riverside'), "
+                    "('E01000002', 'N2', 'Hilltop'), ('E01000003', 'N3', 'Old Town')) t(lsoa_code, neighbourhood_code, "
+                    "neighbourhood_name)")
+        con.execute("create table conditions as select * from (values ('depression', 'Depression', 18), "
+                    "('smi', 'Severe mental illness', 0)) t(condition, label, min_age)")
+        con.execute("create table periods as select * from (values (date '2024-03-31'), (date '2025-03-31')) t(period)")
+        con.execute("create table load_summary as select * from (values ('patients', 1000, 997, 3), "
+                    "('events', 5000, 5000, 0)) t(source, rows_read, rows_loaded, rows_rejected)")
+        con.execute("create table rejects (source varchar, row_number bigint, reason varchar)")
+        dq = prev[(prev.group_type == "all") & (prev.condition == "smi") & (prev.area_type != "neighbourhood")]
+        dq = dq[["period", "area_type", "area_code", "population"]].copy()
+        dq["ethnicity_not_recorded"] = (dq["population"] * 0.08).round().astype(int)
+        dq["lsoa_missing"] = 5
+        dq["lsoa_unmatched"] = (dq["population"] * 0.01).round().astype(int)
+        dq["no_neighbourhood"] = dq["lsoa_missing"] + dq["lsoa_unmatched"]
+        con.register("dq", dq)
+        con.execute("create table data_quality as select * from dq")
+        con.execute("create table run_info as select * from (values ('pipeline_version', '9.9.9'), "
+                    "('input_hash', 'abc123def4567890'), ('data_date', '2025-03-31'), ('run_date', '2025-06-01')) t(key, value)")
+        if optional_tables:
+            con.execute("""create table funnel as select period, condition, area_type, area_code, 'icb' parent_type,
+                           'QAA' parent_code, 'ratio' statistic, observed::double observed, expected denominator,
+                           ratio as "value", 1.0 parent_value, 0.5 lower_95, 1.5 upper_95, 0.3 lower_998, 1.8 upper_998,
+                           'Not significant' significance
+                           from prevalence where area_type in ('practice', 'pcn') and group_type = 'all'""")
+            con.execute("""create table trend as select date '2024-03-31' period_from, date '2025-03-31' period_to,
+                           condition, area_type, area_code, group_type, group_value, ratio ratio_from, ratio ratio_to,
+                           0.0 as "change", -0.1 change_lower, 0.1 change_upper, missing missing_from, missing missing_to,
+                           'no clear change' as "label" from prevalence where period = date '2025-03-31'""")
+            con.execute("""create table inequality as select period, condition, area_type, area_code,
+                           'imd_quintile' dimension, 'crude_rate' measure, 0.01 sii, -0.01 sii_lower, 0.03 sii_upper,
+                           1.1 rii, 0.9 rii_lower, 1.3 rii_upper
+                           from prevalence where area_type in ('icb', 'pcn') and group_type = 'all'""")
+    finally:
+        con.close()
+    if boundaries:
+        feats = []
+        for i, code in enumerate(NBH):
+            x = 1.6 + 0.02 * i
+            feats.append({"type": "Feature", "properties": {"neighbourhood_code": code},
+                          "geometry": {"type": "Polygon", "coordinates": [[[x, 54.0], [x + 0.02, 54.0], [x + 0.02, 54.02],
+                                                                           [x, 54.02], [x, 54.0]]]}})
+        (processed / "boundaries.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return prev
+
+
+def pdf_text(path: Path) -> str:
+    r = pypdf.PdfReader(str(path))
+    return re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in r.pages))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from pipeline.report.render import render_reports
+
+    root = tmp_path_factory.mktemp("report")
+    processed, reports = root / "processed", root / "reports"
+    build_fake_warehouse(processed)
+    cfg = _config()
+    render_reports(processed, reports, cfg)
+    return processed, reports, cfg
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+def test_packs_and_csvs_exist(run):
+    processed, reports, _ = run
+    for f in ("pcn/P1.pdf", "pcn/P1.csv", "pcn/P2.pdf", "pcn/P2.csv", "ics/QAA.pdf", "ics/QAA.csv",
+              "community/P1.pdf", "community/P2.pdf"):
+        assert (reports / f).exists(), f
+    assert not list(reports.parent.glob(".reports.tmp-*"))
+
+
+def test_published_counts_are_safe(run):
+    """The contract checker's published-count rule on every CSV: no 1-7, every count a multiple of 5."""
+    _, reports, _ = run
+    bad, seen = [], 0
+    for f in reports.rglob("*.csv"):
+        with open(f, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                for c in ("observed", "population", "missing"):
+                    v = row.get(c)
+                    try:
+                        x = abs(float(v))
+                    except (TypeError, ValueError):
+                        assert v in ("", MARKER, None), (f.name, c, v)
+                        continue
+                    seen += 1
+                    if x != 0 and (x < 8 or x % 5):
+                        bad.append((f.name, c, v))
+    assert seen > 100 and not bad
+
+
+def test_csv_numbers_are_the_controlled_marts(run):
+    processed, reports, cfg = run
+    from pipeline.report.data import load_inputs
+
+    inp = load_inputs(processed, cfg)
+    got = pd.read_csv(reports / "pcn" / "P1.csv", dtype=str, keep_default_na=False)
+    ctl = inp.prev
+    row = ctl[(ctl.area_type == "pcn") & (ctl.area_code == "P1") & (ctl.group_type == "all") &
+              (ctl.condition == "depression") & (ctl.period == PERIODS[-1])].iloc[0]
+    g = got[(got.area_type == "pcn") & (got.group_type == "all") & (got.condition == "depression") &
+            (got.period == "2025-03-31")].iloc[0]
+    assert int(g["observed"]) == int(row["observed"]) and int(g["population"]) == int(row["population"])
+    assert float(g["ratio"]) == pytest.approx(row["ratio"])
+    # the CSV holds this PCN, its practices and its ICB only
+    assert set(got["area_code"]) == {"P1", "A1", "A2", "A3", "QAA"}
+    assert list(got.columns[:7]) == ["period", "condition", "area_type", "area_code", "area_name", "group_type",
+                                     "group_value"]
+
+
+def test_headline_numbers_in_pdf_match_controlled_marts(run):
+    processed, reports, cfg = run
+    from pipeline.report import packs
+    from pipeline.report.data import load_inputs
+
+    inp = load_inputs(processed, cfg)
+    hl = packs.headlines(inp.prev, inp, "pcn", "P1", 5)
+    assert hl, "the fake data has a built-in gap"
+    top = hl[0]
+    assert (top["condition"], top["group_type"], top["group_value"]) == ("depression", "ethnicity", "Black")
+    text = pdf_text(reports / "pcn" / "P1.pdf")
+    n = int(round(top["missing"]))
+    assert n % 5 == 0 and n >= 8
+    assert f"about {n:,} fewer Black adults than expected" in text
+    assert f"{top['ratio']:.2f} times the expected rate" in text
+    assert f"{top['ratio_lower']:.2f}–{top['ratio_upper']:.2f}" in text
+    assert "compared with the NHS Test ICB average" in text
+    # provenance and the disclosure note
+    assert "9.9.9" in text and "abc123def4567890" in text and "31 March 2025" in text
+    assert "1 to 7" in text
+
+
+def _struct_figures(reader) -> list:
+    root = reader.trailer["/Root"]
+    out = []
+
+    def walk(node, depth=0):
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if depth > 200:
+            return
+        if isinstance(node, dict):
+            if node.get("/S") == "/Figure":
+                out.append(node)
+            k = node.get("/K")
+            if k is not None:
+                walk(k, depth + 1)
+        elif isinstance(node, list):
+            for x in node:
+                walk(x, depth + 1)
+
+    walk(root["/StructTreeRoot"])
+    return out
+
+
+@pytest.mark.parametrize("pack", ["pcn/P1.pdf", "ics/QAA.pdf", "community/P1.pdf"])
+def test_every_figure_has_alt_text(run, pack):
+    _, reports, _ = run
+    r = pypdf.PdfReader(str(reports / pack))
+    figs = _struct_figures(r)
+    assert figs, "tagged PDF with figures"
+    for f in figs:
+        alt = f.get("/Alt")
+        assert alt and len(str(alt)) > 40, alt
+    meta = r.metadata
+    assert meta.title and "pipeline" in (meta.author or "").lower()
+
+
+def test_templates_give_every_image_alt_text():
+    from pipeline import paths
+
+    for t in paths.TEMPLATES_DIR.glob("*.typ"):
+        src = t.read_text(encoding="utf-8")
+        for m in re.finditer(r"image\(", src):
+            call = src[m.start(): src.find(")", m.start()) + 1]
+            assert "alt:" in call, (t.name, call)
+        if t.name != "common.typ":
+            assert "setup.with(title:" in src  # document title and language come from common.setup
+    common = (paths.TEMPLATES_DIR / "common.typ").read_text(encoding="utf-8")
+    assert 'set document(title:' in common and 'lang: "en"' in common
+
+
+def test_rendered_charts_have_alt_text(run):
+    processed, _, cfg = run
+    from pipeline.report.data import load_inputs
+    from pipeline.report.render import build_pack, render_pack
+
+    inp = load_inputs(processed, cfg)
+    for kind, code in (("pcn", "P1"), ("ics", "QAA"), ("community", "P2")):
+        pack = build_pack(inp, kind, code, cfg.report)
+        ctx = render_pack(pack, processed / f"check-{kind}.pdf", inp.latest)
+        assert ctx["charts"], kind
+        for name, c in ctx["charts"].items():
+            alt = c["alt"].lower()
+            assert len(alt) > 40 and ("ratio" in alt or "neighbourhood" in alt), name
+    assert "map" in render_pack(build_pack(inp, "pcn", "P1", cfg.report), processed / "m.pdf", inp.latest)["charts"]
+
+
+def test_no_identifiers_or_local_paths(run):
+    processed, reports, _ = run
+    for f in list(reports.rglob("*.pdf")) + list(reports.rglob("*.csv")):
+        data = f.read_bytes()
+        assert str(processed).encode() not in data and str(reports.parent).encode() not in data
+        assert b"/tmp/" not in data and b"pack-" not in data
+    text = pdf_text(reports / "pcn" / "P1.pdf")
+    assert "patient_id" not in text and "date_of_birth" not in text
+
+
+def test_community_pack_has_no_practice_numbers(run):
+    _, reports, _ = run
+    text = pdf_text(reports / "community" / "P1.pdf")
+    for name in PRACTICES["practice_name"]:
+        assert name not in text
+    assert "1 to 10" in text  # the stricter threshold is stated
+    assert len(pypdf.PdfReader(str(reports / "community" / "P1.pdf")).pages) <= 2
+
+
+def test_missing_optional_tables_and_boundaries(tmp_path):
+    from pipeline.report.render import render_reports
+
+    processed = tmp_path / "processed"
+    build_fake_warehouse(processed, optional_tables=False, boundaries=False)
+    render_reports(processed, tmp_path / "reports", _config())
+    text = pdf_text(tmp_path / "reports" / "pcn" / "P1.pdf")
+    assert "No boundaries were supplied" in text
+    assert "funnel table was not produced" in text
+
+
+def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
+    from pipeline.report import render
+
+    processed, reports = tmp_path / "processed", tmp_path / "reports"
+    build_fake_warehouse(processed, optional_tables=False, boundaries=False)
+    reports.mkdir()
+    (reports / "old.txt").write_text("previous run")
+
+    def boom(*a, **k):
+        raise RuntimeError("killed mid-run")
+
+    monkeypatch.setattr(render, "build_pack", boom)
+    with pytest.raises(RuntimeError):
+        render.render_reports(processed, reports, _config())
+    assert (reports / "old.txt").read_text() == "previous run"
+    assert not list(tmp_path.glob(".reports.tmp-*"))

@@ -1,0 +1,73 @@
+"""Pack wording: direction words come from the interval, never the point estimate alone."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from pipeline.disclosure import MARKER
+from pipeline.report import wording as w
+from pipeline.report.charts import significance
+
+
+@pytest.mark.parametrize("lo,hi,expected", [(0.48, 0.63, "fewer"), (1.05, 1.4, "more"), (0.6, 1.05, "similar"),
+                                            (0.95, 1.8, "similar"), (0.0, 0.99, "fewer"), (np.nan, 1.2, "")])
+def test_direction_from_interval(lo, hi, expected):
+    assert w.direction(lo, hi) == expected
+
+
+def test_point_estimate_below_one_with_wide_interval_says_about_as_many():
+    s = w.gap_sentence("Depression", "ethnicity", "Black", True, 0.70, 0.45, 1.08, 40, "the NHS Test ICB average")
+    assert "about as many Black adults as expected" in s and "fewer" not in s and "includes 1" in s
+
+
+def test_gap_sentence_fewer_with_numbers():
+    s = w.gap_sentence("Depression", "ethnicity", "Black", True, 0.55, 0.48, 0.63, 300, "the ICB average")
+    assert s == ("Depression is recorded for about 300 fewer Black adults than expected (recorded at 0.55 times the "
+                 "expected rate, 95% interval 0.48–0.63), compared with the ICB average for people of the same age "
+                 "and sex.")
+
+
+def test_gap_sentence_more():
+    s = w.gap_sentence("Hypertension", "imd_quintile", "1", False, 1.3, 1.1, 1.5, -45, "the ICB average")
+    assert "about 45 more people living in the most deprived fifth of areas than expected" in s
+
+
+def test_group_phrases():
+    assert w.group_phrase("sex", "F", True) == "women"
+    assert w.group_phrase("sex", "M", False) == "males"
+    assert w.group_phrase("age_band", "90+", True) == "people aged 90 and over"
+    assert w.group_phrase("age_band", "40-44", True) == "people aged 40–44"
+    assert w.group_phrase("ethnicity", "Other", True) == "adults from other ethnic groups"
+
+
+def test_hidden_numbers_use_the_marker():
+    assert w.about(np.nan) == MARKER
+    assert w.fmt_count(np.nan) == MARKER
+    assert w.fmt_ratio(0.5, 0.4, 0.6, hidden=True) == MARKER
+    assert w.fmt_ratio(0.5, 0.4, 0.6) == "0.50 (0.40–0.60)"
+    assert w.fmt_count(1234) == "1,234"
+
+
+def test_change_sentence_uses_trend_label_and_interval():
+    s = w.change_sentence(dt.date(2024, 3, 31), 0.6, 0.5, 0.7, 280, False, "improving")
+    assert "Mar 2024" in s and "about 280 fewer" in s and "improved" in s
+    s = w.change_sentence(dt.date(2024, 3, 31), np.nan, np.nan, np.nan, np.nan, True, None)
+    assert "too small to show" in s
+    assert "Only one period" in w.change_sentence(None, 1, 1, 1, 0, False, None)
+
+
+def test_chart_significance_matches_wording():
+    lo = np.array([0.5, 1.1, 0.8, np.nan])
+    hi = np.array([0.9, 1.5, 1.2, np.nan])
+    sig = significance(lo, hi)
+    assert sig.tolist() == ["lower", "higher", "similar", ""]
+    assert [w.direction(a, b) for a, b in zip(lo, hi)] == ["fewer", "more", "similar", ""]
+
+
+def test_rii_wording_direction():
+    # phe_sii: RII = least deprived / most deprived, so < 1 means more recorded in deprived areas
+    assert "more often in more deprived" in w.describe_rii(0.6, 0.5, 0.7)
+    assert "less often in more deprived" in w.describe_rii(1.4, 1.2, 1.6)
+    assert "no clear gradient" in w.describe_rii(1.0, 0.8, 1.2)
