@@ -372,6 +372,29 @@ def _trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
                 align="l" + "r" * len(inp.periods) + "l")
 
 
+def _rate_trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
+    """Crude rate (Wilson 95%) at each date: for the ICB itself the standardised ratio is 1 by construction
+    when it is the whole dataset, so the rate is what changes."""
+    if len(inp.periods) < 2:
+        return None
+    rows = []
+    for c in inp.conditions:
+        d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == c["condition"]) &
+                 (prev["group_type"] == "all")].set_index("period")
+        cells = []
+        for p in inp.periods:
+            if p not in d.index:
+                cells.append("–")
+                continue
+            r = d.loc[p]
+            hidden = bool(r["observed_redacted"] or r["population_redacted"])
+            cells.append(MARKER if hidden else
+                         f"{w.fmt_rate(r['rate'])} ({100 * r['rate_lower']:.1f}–{100 * r['rate_upper']:.1f})")
+        rows.append([c["label"]] + cells)
+    return dict(header=["Condition"] + [f"{w.short_date(p)} rate (95% CI)" for p in inp.periods], rows=rows,
+                align="l" + "r" * len(inp.periods))
+
+
 # ---------------------------------------------------------------------------------------------- ICS pack
 
 def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
@@ -429,7 +452,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     ctx["map_text"] = ("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
                        "higher than expected." if inp.geoms is not None
                        else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
-    ctx["trend_rows"] = _trend_table(prev, inp, "icb", icb)
+    ctx["trend_rows"] = _rate_trend_table(prev, inp, "icb", icb)
     ctx["dq"] = dq_rows(inp, "pcn", pc, pnames)
     ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
     ctx["load"] = load_rows(inp)
