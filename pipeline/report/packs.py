@@ -99,11 +99,15 @@ def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[st
 def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n: int,
               breakdowns=HEADLINE_BREAKDOWNS) -> list[dict]:
     """The largest clear gaps: latest period, ratio upper limit < 1 (as published, 2 dp), ranked by the
-    published number missing; 'Unknown' groups are data quality, not inequality, and are left out."""
+    published number missing, each condition's largest gap guaranteed a place; 'Unknown' groups are data
+    quality, not inequality, and are left out."""
     d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
              prev["group_type"].isin(breakdowns) & (prev["group_value"] != "Unknown")]
     d = d[(d["ratio_upper"] < 1) & d["missing"].notna() & (d["missing"] > 0) & ~d["observed_redacted"]]
-    d = d.sort_values(["missing", "ratio"], ascending=[False, True]).head(max_n)
+    d = d.sort_values(["missing", "ratio"], ascending=[False, True])
+    # every condition's largest gap first (so a common condition cannot crowd out the others), then the rest
+    first = ~d.duplicated("condition")
+    d = pd.concat([d[first], d[~first]]).head(max_n).sort_values(["missing", "ratio"], ascending=[False, True])
     return [dict(row) for _, row in d.iterrows()]
 
 

@@ -340,3 +340,18 @@ def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
         render.render_reports(processed, reports, _config())
     assert (reports / "old.txt").read_text() == "previous run"
     assert not list(tmp_path.glob(".reports.tmp-*"))
+
+
+def test_headlines_give_each_condition_its_largest_gap():
+    from types import SimpleNamespace
+
+    from pipeline.report.packs import headlines
+
+    rows = []
+    for cond, gv, missing, upper in [("hyp", "1", 400, 0.9), ("hyp", "2", 300, 0.95), ("hyp", "3", 200, 0.9),
+                                     ("dep", "Black", 75, 0.86), ("dep", "Asian", 50, 1.02), ("hyp", "4", 150, 0.97)]:
+        rows.append(dict(period=PERIODS[-1], condition=cond, area_type="pcn", area_code="P1",
+                         group_type="ethnicity" if cond == "dep" else "imd_quintile", group_value=gv,
+                         missing=float(missing), ratio=0.8, ratio_lower=0.7, ratio_upper=upper, observed_redacted=False))
+    got = headlines(pd.DataFrame(rows), SimpleNamespace(latest=PERIODS[-1]), "pcn", "P1", 3)
+    assert [(h["condition"], h["group_value"]) for h in got] == [("hyp", "1"), ("hyp", "2"), ("dep", "Black")]
