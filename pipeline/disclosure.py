@@ -53,8 +53,8 @@ class Policy:
     def describe(self) -> str:
         """The policy in plain words, for the packs' disclosure note."""
         if self.method == "midpoint6":
-            rnd = ("every other count is rounded with midpoint-6 rounding (to 3, 9, 15, … : the midpoint of "
-                   "the band of six it falls in), as OpenSAFELY recommends")
+            rnd = ("every other count is rounded with OpenSAFELY's midpoint-6 rounding: it is replaced by the "
+                   "midpoint of the band of six it falls in")
         else:
             rnd = f"every other count is rounded to the nearest {self.rounding}"
         return (f"Counts of patients from 1 to {self.threshold} (recorded, registered, or the number of "

@@ -88,14 +88,22 @@ def control_prevalence(prev: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def control_counts(df: pd.DataFrame, cols, policy: Policy, practices: pd.DataFrame | None = None) -> pd.DataFrame:
     """Round/hide plain count columns (data quality, load summary). With `practices`, practice rows are
-    siblings within their PCN (period by period) for secondary suppression."""
+    siblings within their PCN and PCN rows within their ICB (period by period), for secondary suppression:
+    the packs print an area's table next to the table of its parts."""
     sib = []
     if practices is not None and {"area_type", "area_code", "period"} <= set(df.columns):
         d = df.copy()
-        d["parent_code"] = d["area_code"].map(dict(zip(practices["practice_code"], practices["pcn_code"])))
-        sib = [siblings_from_keys(d, (d["area_type"] == "practice").to_numpy() & d["parent_code"].notna().to_numpy(),
-                                  ["period", "parent_code"], (d["area_type"] == "pcn").to_numpy(),
-                                  ["period", "area_code"])]
+        at = d["area_type"]
+        parent = pd.Series(None, index=d.index, dtype=object)
+        parent[at == "practice"] = d.loc[at == "practice", "area_code"].map(
+            dict(zip(practices["practice_code"], practices["pcn_code"])))
+        parent[at == "pcn"] = d.loc[at == "pcn", "area_code"].map(dict(zip(practices["pcn_code"], practices["icb_code"])))
+        d["parent_code"] = parent
+        for child, par in (("practice", "pcn"), ("pcn", "icb")):
+            m = (at == child).to_numpy() & d["parent_code"].notna().to_numpy()
+            if m.any():
+                sib.append(siblings_from_keys(d, m, ["period", "parent_code"], (at == par).to_numpy(),
+                                              ["period", "area_code"]))
     return control(df, policy, sib, count_columns=tuple(c for c in cols if c in df.columns), recompute_rates=False)
 
 
