@@ -64,7 +64,7 @@ class ScanResult:
     problems: list[str] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)
 
-    def __iadd__(self, other: "ScanResult") -> "ScanResult":
+    def __iadd__(self, other: ScanResult) -> ScanResult:
         for f in ("files", "csv_files", "pdf_files", "text_files", "cells", "count_cells", "numbers",
                   "pdf_count_numbers", "sibling_sets", "table_rows"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
@@ -143,7 +143,9 @@ def _scan_csv(path: Path, rel: str, res: ScanResult, thr: int, rnd: int, method:
             x = _num(row["expected"])
             if x is not None and not on_grid(x, rnd, method):
                 res.problems.append(f"{where}: `expected` {x:g} not rounded like a count")
-        shown = lambda c: c in row and (row[c] or "").strip() not in ("", MARKER)  # noqa: E731
+        def shown(c, row=row):
+            return c in row and (row[c] or "").strip() not in ("", MARKER)
+
         if red.get("observed"):
             leaked = [c for c in DEPENDENT_ON_OBSERVED if shown(c)]
             if leaked:
@@ -171,7 +173,7 @@ def _sibling_check(cells: dict, res: ScanResult) -> None:
     data = {k: v for k, v in cells.items() if k[0] != "__parent__"}
     parents = {k[1:]: v for k, v in cells.items() if k[0] == "__parent__"}
     sets: dict = defaultdict(lambda: dict(members=[], total=None))
-    for key, (vals, rel, _, _) in data.items():
+    for key, (vals, _rel, _, _) in data.items():
         period, cond, at, ac, gt, gv = key
         if gt in BREAKDOWNS:
             sets[("breakdown", period, cond, at, ac, gt)]["members"].append((key, vals))
@@ -255,8 +257,9 @@ def _row_regex(cols: list[str]) -> re.Pattern:
                                                      for i, c in enumerate(cols)) + r"$")
 
 
-_SMALL_INT = re.compile(r"(?<![\w.,–\-/+:])(\d[\d,]*)(?![\w%]|[.,–\-/+]\d)")
-_SENTENCE = re.compile(r"(?<![\w.,–\-/+:])(?:about )?(\d[\d,]*) (?:fewer|more|patients?|people|persons?|adults?|"
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"  # 1,234 or 1234 (a comma after a number is punctuation)
+_SMALL_INT = re.compile(r"(?<![\w.,–\-/+:])" + _NUMBER + r"(?![\w%]|[.,–\-/+]\d)")
+_SENTENCE = re.compile(r"(?<![\w.,–\-/+:])(?:about )?" + _NUMBER + r" (?:fewer|more|patients?|people|persons?|adults?|"
                        r"children|women|men|females?|males?|recorded|registered|cases?|deaths?|died)\b")
 # harmless contexts for a small integer (regexes applied around the number; `{N}` marks it)
 _SAFE = [re.compile(p.replace("{N}", r"(?P<n>\d+)")) for p in (
@@ -405,14 +408,16 @@ def _dq_siblings(tables: list, rel: str, res: ScanResult) -> None:
     """Data-quality tables come as a one-row table (the PCN or ICB) followed by the table of its parts (its
     practices or PCNs), which add up to it: a single hidden cell among them could be recovered. A share whose
     denominator is hidden ('–') counts as hidden."""
-    for (c1, r1), (c2, r2) in zip(tables, tables[1:]):
+    for (c1, r1), (c2, r2) in zip(tables, tables[1:], strict=False):
         if c1 != c2 or len(r1) != 1 or not r2 or not any(COLUMN_TYPES[c] == "share" for c in c1):
             continue
         for i, c in enumerate(c1):
             if COLUMN_TYPES[c] not in ("share", "count"):
                 continue
             res.sibling_sets += 1
-            hid = lambda m: m.group(f"c{i}") in (MARKER, "–")  # noqa: E731
+            def hid(m, i=i):
+                return m.group(f"c{i}") in (MARKER, "–")
+
             n_hidden = hid(r1[0]) + sum(hid(m) for m in r2)
             if n_hidden == 1:
                 who = r1[0].group("label") if hid(r1[0]) else next(m.group("label") for m in r2 if hid(m))
