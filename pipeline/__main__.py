@@ -60,8 +60,10 @@ def _stage(name: str, fn, *a, **kw):
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("PIPELINE_LOG", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    # only the pipeline's own loggers follow PIPELINE_LOG; libraries stay at WARNING (their debug lines name local paths)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("pipeline").setLevel(os.environ.get("PIPELINE_LOG", "INFO").upper())
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo-data":

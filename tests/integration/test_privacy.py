@@ -102,8 +102,11 @@ def test_bad_rows_were_really_rejected(debug_run):
 def test_logs_at_debug_hold_no_patient_values(debug_run):
     _, out, err = debug_run
     assert "DEBUG" in err or "INFO" in err  # the log level was honoured
-    _assert_clean(out, "stdout")
-    _assert_clean(err, "stderr (DEBUG log)")
+    tmp, _, _ = debug_run
+    _assert_clean(out, "stdout", tmp)
+    _assert_clean(err, "stderr (DEBUG log)", tmp)
+    for bit in FORBIDDEN_PATH_BITS:  # no local path of any kind, including libraries' temporary directories
+        assert bit not in err, f"the DEBUG log names a local path ({bit})"
 
 
 def test_reports_hold_no_patient_values_or_local_paths(debug_run):
