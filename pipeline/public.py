@@ -51,7 +51,9 @@ Tables written to processed/warehouse.duckdb (Parquet beside it for all but publ
   imd_quintile, the model covariates.
 * ``public_run``: the choices made for this run, in words.
 
-With ``--icb`` a small pack is written to reports/public_<ICB>_<year>/ (PDF + disclosure-controlled CSV).
+With ``--icb`` packs are written to reports/<ICB>/: ``ics_<ICB>_<year>.pdf`` (+ CSV) comparing the ICB's PCNs and
+practices, and ``pcn/<PCN_CODE>.pdf`` (+ CSV) for each of its PCNs (pipeline/report/public_packs.py), every number
+disclosure-controlled.
 """
 from __future__ import annotations
 
@@ -586,132 +588,11 @@ PACK_CONDITIONS = {"DEP": "depression (aged 18 and over)"}
 
 
 def write_public_pack(processed: Path, reports: Path, icb: str, year: str, condition: str = "DEP") -> Path:
-    """A small publishable pack for one ICB from the public-data warehouse: a PDF (PCN table, practice funnel,
-    deprivation gradient, method and caveats) and, beside it, the same numbers as CSV under the disclosure
-    policy (pipeline.disclosure, default Policy). Returns the PDF path."""
-    import tempfile
+    """The publishable packs for one ICB from the public-data warehouse (see pipeline.report.public_packs):
+    reports/<ICB>/ics_<ICB>_<year>.pdf + .csv (+ _gradient.csv) and reports/<ICB>/pcn/<PCN>.pdf + .csv, every
+    number under the default disclosure policy, the folder swapped in atomically. Returns the ICS PDF path."""
+    from .report.public_packs import write_public_packs
 
-    import typst
-
-    from . import paths
-    from .disclosure import Policy, disclose, prevalence_siblings
-
-    con = duckdb.connect(str(Path(processed) / "warehouse.duckdb"), read_only=True)
-    try:
-        q = lambda sql, *a: con.execute(sql, list(a)).df()  # noqa: E731
-        icb_row = q("select * from prevalence where condition = ? and area_type = 'icb' and area_code = ?", condition, icb)
-        if icb_row.empty:
-            raise PipelineError(f"--icb {icb} has no {condition} rows in the public warehouse.")
-        eng = q("select * from prevalence where condition = ? and area_type = 'england'", condition).iloc[0]
-        pe = q("""select e.area_type, e.area_code, e.area_name, e.parent_pcn as pcn_code, e.parent_icb as icb_code,
-                         p.period, p.condition, p.group_type, p.group_value, p.observed, p.population, p.rate,
-                         p.rate_lower, p.rate_upper, p.expected, p.ratio, p.ratio_lower, p.ratio_upper, p.missing,
-                         e.expected_model, e.ratio_model, e.ratio_model_lower, e.ratio_model_upper
-                  from public_expected e join prevalence p using (condition, area_type, area_code)
-                  where e.condition = ? and ((e.area_type = 'practice' and e.parent_icb = ?) or
-                        (e.area_type = 'pcn' and e.area_code in (select distinct parent_pcn from public_expected
-                          where condition = ? and area_type = 'practice' and parent_icb = ?)) or
-                        (e.area_type = 'icb' and e.area_code = ?))""", condition, icb, condition, icb, icb)
-        fun = q("select * from funnel where condition = ? and parent_code = ? and area_type = 'practice' "
-                "and statistic = 'proportion'", condition, icb)
-        grad = q("select * from public_gradient where condition = ? and area_code in (?, ?) order by imd_decile",
-                 condition, icb, ENGLAND_CODE)
-    finally:
-        con.close()
-
-    pe["parent_code"] = np.where(pe["area_type"] == "practice", pe["pcn_code"], np.where(pe["area_type"] == "pcn", icb, None))
-    pe["expected"] = pe["expected"].round(0)
-    sib = prevalence_siblings(pe, hierarchy=[("practice", "pcn")])
-    cols = ["area_type", "area_code", "area_name", "parent_code", "period", "condition", "observed", "population",
-            "rate", "rate_lower", "rate_upper", "expected", "ratio", "ratio_lower", "ratio_upper", "missing"]
-    pub = disclose(pe[cols + ["group_type", "group_value"]], Policy(), sib)[cols]
-    pub["_a"] = pub["area_type"].map(AREA_ORDER)
-    pub = pub.sort_values(["_a", "area_code"]).drop(columns="_a")
-
-    name = str(icb_row.iloc[0]["area_name"])
-    out = Path(reports) / f"public_{icb}_{year}"
-    out.mkdir(parents=True, exist_ok=True)
-    pub.to_csv(out / f"{condition.lower()}_{icb}_{year}.csv", index=False)
-
-    def pct(x):
-        return "[c]" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * float(x):.1f}%"
-
-    def cell(x):
-        return "[c]" if x is None or (isinstance(x, float) and np.isnan(x)) else (
-            f"{int(x):,}" if isinstance(x, (int, np.integer)) or float(x).is_integer() else f"{float(x):.2f}")
-
-    pcn_rows = pub.loc[pub["area_type"] == "pcn"].sort_values("area_name")
-    table = [[str(r.area_name), cell(r.population), cell(r.observed), pct(r.rate),
-              f"{pct(r.rate_lower)}–{pct(r.rate_upper)}", cell(r.expected), cell(r.ratio),
-              f"{cell(r.ratio_lower)}–{cell(r.ratio_upper)}", cell(r.missing)] for r in pcn_rows.itertuples()]
-    i = pub.loc[pub["area_type"] == "icb"].iloc[0]
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with tempfile.TemporaryDirectory(prefix="public-pack-") as wd:
-        wd = Path(wd)
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-        f = fun.sort_values("denominator")
-        ax.scatter(f["denominator"], 100 * f["value"], s=8, color="#1f5fa6", label="practice")
-        for lo, hi, ls, lab in (("lower_95", "upper_95", "--", "95% limits"), ("lower_998", "upper_998", ":", "99.8% limits")):
-            ax.plot(f["denominator"], 100 * f[lo], ls, color="#555", lw=1, label=lab)
-            ax.plot(f["denominator"], 100 * f[hi], ls, color="#555", lw=1)
-        ax.axhline(100 * float(f["parent_value"].iloc[0]), color="#000", lw=1, label=f"{icb} rate")
-        ax.set_xlabel("Patients on the practice list (aged 18+)")
-        ax.set_ylabel("Recorded depression (%)")
-        ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
-        fig.savefig(wd / "funnel.svg")
-        plt.close(fig)
-        fig, ax = plt.subplots(figsize=(6.5, 2.8))
-        for code, lab, col in ((ENGLAND_CODE, "England", "#999"), (icb, icb, "#1f5fa6")):
-            g = grad.loc[grad["area_code"] == code]
-            ax.errorbar(g["imd_decile"], 100 * g["rate"], yerr=[100 * (g["rate"] - g["rate_lower"]),
-                        100 * (g["rate_upper"] - g["rate"])], marker="o", ms=4, lw=1, color=col, label=lab)
-        ax.set_xticks(range(1, 11))
-        ax.set_xlabel("Practice deprivation decile (1 = most deprived, national)")
-        ax.set_ylabel("Recorded (%)")
-        ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
-        fig.savefig(wd / "gradient.svg")
-        plt.close(fig)
-        label = PACK_CONDITIONS.get(condition, condition)
-        esc = lambda t: str(t).replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731
-        rows = ",\n".join("(" + ", ".join(f'"{esc(c)}"' for c in r) + ")" for r in table)
-        src = f"""#set document(title: "{esc(name)}: recorded {esc(label)}, QOF {year}")
-#set text(lang: "en", font: "DejaVu Sans", size: 8.5pt)
-#set page(paper: "a4", margin: 1.8cm)
-= {esc(name)}: recorded {esc(label)}, QOF {year}
-Published NHS England QOF registers (QOF year ending {pd.Timestamp(pe["period"].iloc[0]).date().isoformat()}). Recorded: {cell(i.observed)} of
-{cell(i.population)} registered patients ({pct(i.rate)}, 95% CI {pct(i.rate_lower)}–{pct(i.rate_upper)});
-England {100 * eng.rate:.1f}%. Expected from practice deprivation: {cell(i.expected)} (recorded ÷ expected
-{cell(i.ratio)}, 95% CI {cell(i.ratio_lower)}–{cell(i.ratio_upper)}).
-
-== Primary care networks
-#table(columns: (2.2fr, 1fr, 1fr, 0.8fr, 1.5fr, 1fr, 0.7fr, 1.2fr, 0.9fr), inset: 3pt, align: (left, right, right, right, right, right, right, right, right),
-  table.header([PCN], [Registered], [Recorded], [Rate], [95% CI], [Expected], [Ratio], [95% CI], [Missing]),
-  ..({rows},).flatten())
-
-== Practices against the ICB rate
-#image("funnel.svg", alt: "Funnel plot of recorded {esc(label)} in the ICB's practices against list size, with 95% and 99.8% limits around the ICB rate.", width: 100%)
-
-== The deprivation gradient
-#image("gradient.svg", alt: "Recorded {esc(label)} by practice deprivation decile, this ICB and England, with 95% intervals.", width: 100%)
-
-== Method and caveats
-Expected = the national rate in the practice's deprivation decile × its list size (deciles of practices by
-IMD 2019 score, weighted by list size). Missing = expected − recorded: positive means fewer recorded than
-expected. Practice deprivation describes where a practice's patients live, not each patient. QOF registers
-count coded diagnoses, not everyone with the condition. {esc(Policy().describe())}
-"""
-        (wd / "main.typ").write_text(src, encoding="utf-8")
-        pdf = out / f"{condition.lower()}_{icb}_{year}.pdf"
-        try:
-            typst.compile(str(wd / "main.typ"), output=str(pdf), root=str(wd), font_paths=[str(paths.font_dir())],
-                          ignore_system_fonts=True, pdf_standards=["ua-1"])
-        except Exception as e:
-            raise RuntimeError(f"typst could not render the public pack for {icb}: {e}") from None
-    return pdf
+    out = write_public_packs(processed, reports, icb, year, condition)
+    log.info("public packs for %s: 1 ICS pack and %d PCN packs in %.1f s", icb, len(out["pcn"]), out["seconds"])
+    return out["ics"]
