@@ -201,8 +201,9 @@ def test_public_pack_is_disclosure_controlled(out2223, tmp_path):
     processed, _ = out2223
     pdf = write_public_pack(processed, tmp_path, "QHM", "2022-23")
     assert pdf.is_file() and pdf.stat().st_size > 10_000
-    rows = _rows(next(pdf.parent.glob("*.csv")))
-    assert {r["area_type"] for r in rows} == {"icb", "pcn", "practice"}
+    assert pdf == tmp_path / "QHM" / "ics_QHM_2022-23.pdf"
+    rows = _rows(pdf.with_suffix(".csv"))
+    assert {r["area_type"] for r in rows} == {"england", "icb", "pcn", "practice"}
     for r in rows:
         for c in ("observed", "population", "missing"):
             v = r[c]
