@@ -715,6 +715,20 @@ def ics_context(data: dict) -> dict:
     }
 
 
+def _practice_sentence(pr: pd.DataFrame) -> str:
+    """'2 of its 7 practices recorded clearly fewer than expected: A (about 290 fewer); B (…). 3 clearly more.'"""
+    low = pr.loc[pr["significance"] == "lower"].sort_values("missing", ascending=False)
+    high = pr.loc[pr["significance"] == "higher"]
+    n = len(pr)
+    names = "; ".join(f"{r.area_name} ({gap_words(r.missing).replace(' people than expected', '')})"
+                      for r in low.itertuples())
+    first = (f"{len(low)} of its {n} practices recorded clearly fewer than expected: {names}." if len(low)
+             else f"None of its {n} practices recorded clearly fewer than expected.")
+    hidden = int((pr["significance"] == "").sum())
+    return (first + f" {len(high)} recorded clearly more, and {n - len(low) - len(high) - hidden} about as many as "
+            "expected" + (f" ({hidden} hidden by disclosure control)." if hidden else "."))
+
+
 def pcn_context(data: dict, pcn: str) -> dict:
     a, meta, counts = data["areas"], data["meta"], data["counts"]
     icb, cond = meta["icb"], meta["condition"]
@@ -736,7 +750,6 @@ def pcn_context(data: dict, pcn: str) -> dict:
     else:
         head = f"Recorded {label.lower()} cannot be compared with expected here (numbers too small to show)."
     word = {"lower": "clearly below", "higher": "clearly above", "similar": "in line with", "": "not comparable with"}
-    plow = pr.loc[pr["significance"] == "lower"]
     detail = [
         (f"At the end of {when}, {n_(p.observed)} of {n_(p.population)} registered patients {age} ({pct(p.rate)}, "
          f"95% interval {ci_pct(p.rate_lower, p.rate_upper)}) were on the {label.lower()} registers of the PCN's "
@@ -746,10 +759,7 @@ def pcn_context(data: dict, pcn: str) -> dict:
         (f"Allowing also for age, sex and ethnic mix (model): about {n_(p.expected_model)} expected, ratio "
          f"{r2(p.ratio_model)} ({ci_ratio(p.ratio_model_lower, p.ratio_model_upper)}), {word[vm]} expected, "
          f"{gap_words(p.missing_model)}."),
-        (f"{len(plow)} of its practices recorded clearly fewer than expected"
-         + (": " + "; ".join(f"{r.area_name} ({gap_words(r.missing).replace(' people than expected', '')})"
-                             for r in plow.sort_values("missing", ascending=False).itertuples()) if len(plow) else "")
-         + "."),
+        _practice_sentence(pr),
     ]
     pr["number"] = np.arange(1, len(pr) + 1)
     dep_only = (pr["model_basis"] != "glm").to_numpy()
