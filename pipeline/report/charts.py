@@ -212,10 +212,16 @@ def _sig_legend(c: Canvas, y: float) -> None:
 # ---------------------------------------------------------------------------------------------- dot chart
 
 def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: str = "Recorded ÷ expected",
-              width: float = WIDTH) -> str:
+              width: float = WIDTH, legend: dict | None = None, alt_words: dict | None = None,
+              alt_intro: str | None = None, nan_text: str | None = None) -> str:
     """Ordered dot chart of ratios with 95% interval whiskers, one panel per condition, groups shared down the
     left. Panel frames: label, ratio, ratio_lower, ratio_upper and optionally `hidden` (True = hidden by
-    disclosure control), in display order (top to bottom). Returns the alt text."""
+    disclosure control), in display order (top to bottom). Returns the alt text.
+
+    For other ratios than recorded ÷ expected (e.g. the RII): `legend` relabels the three categories
+    ({"lower": …, "higher": …, "similar": …}), `alt_words` gives the alt text's phrases for them
+    ({"lower": "clearly lower than expected for", "higher": …}), `alt_intro` replaces the alt text's first
+    sentence and `nan_text` the note drawn where a shown row has no value."""
     labels = [str(x) for x in panels[0][1]["label"]] if panels else []
     n = max(len(labels), 1)
     row_h, top, bottom = 15.0, 18.0, 44.0
@@ -244,7 +250,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
         for i in range(n):
             if i % 2 == 0:
                 c.rect(x0, top + row_h * i, pw, row_h, fill="#F6F6F6")
-        for t in sc.ticks():
+        for t in sc.ticks(max(3, int(pw // 32))):  # about one tick label per 32 pt, so labels never touch
             xt = float(sc(t))
             c.line(xt, top, xt, top + row_h * n, stroke=GRID, width=0.6)
             c.text(xt, top + row_h * n + 8, _fmt_tick(t), size=7, anchor="middle", fill=MUTED)
@@ -265,7 +271,9 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
                 _boxed_text(c, xm, y, f"{MARKER} hidden", MUTED)
                 continue
             if not math.isfinite(r[i]):
-                if not math.isfinite(pop[i]):
+                if nan_text:
+                    _boxed_text(c, xm, y, nan_text, "#999999")
+                elif not math.isfinite(pop[i]):
                     _boxed_text(c, xm, y, "not in this group's age range" if n > 8 else "no patients", "#999999")
                 else:
                     _boxed_text(c, xm, y, "none expected", "#999999")
@@ -289,18 +297,24 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
                 c.marker(st["marker"], float(sc(r[i])), y, fill=st["color"])
         low = [lab for lab, s, h in zip(labels, sig, hidden) if s == "lower" and not h]
         high = [lab for lab, s, h in zip(labels, sig, hidden) if s == "higher" and not h]
+        aw = {"lower": "clearly lower than expected for", "higher": "clearly higher than expected for",
+              "none": "no group clearly differs from expected", **(alt_words or {})}
         part = f"{title}: " + ("; ".join(filter(None, [
-            ("clearly lower than expected for " + ", ".join(low)) if low else "",
-            ("clearly higher than expected for " + ", ".join(high)) if high else ""]))
-            or "no group clearly differs from expected")
+            (f"{aw['lower']} " + ", ".join(low)) if low else "",
+            (f"{aw['higher']} " + ", ".join(high)) if high else ""]))
+            or aw["none"])
         if hidden.any():
             part += f" ({int(hidden.sum())} hidden by disclosure control)"
         summary.append(part)
-    _sig_legend(c, height - 9)
+    if legend:
+        _legend(c, height - 9, [(s["marker"], s["color"], legend.get(k, s["label"])) for k, s in STYLE.items()])
+    else:
+        _sig_legend(c, height - 9)
     c.save(path)
-    return (f"Dot chart of recorded-to-expected ratios with 95% intervals for {n} groups "
-            f"({', '.join(labels[:8])}{', …' if n > 8 else ''}), one panel per condition; "
-            f"1 means as many recorded as expected. " + ". ".join(summary) + ".")
+    intro = alt_intro or (f"Dot chart of recorded-to-expected ratios with 95% intervals for {n} groups "
+                          f"({', '.join(labels[:8])}{', …' if n > 8 else ''}), one panel per condition; "
+                          f"1 means as many recorded as expected.")
+    return intro + " " + ". ".join(summary) + "."
 
 
 # ---------------------------------------------------------------------------------------------- funnel
@@ -418,7 +432,7 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
                 names.append(s)
     style = {s: SERIES[i % len(SERIES)] for i, s in enumerate(names)}
     k = max(len(panels), 1)
-    left, gap, top, ph = 36.0, 26.0, 16.0, 110.0
+    left, gap, top, ph = 36.0, 26.0, 22.0, 110.0
     pw = (width - left - gap * (k - 1) - 6) / k
     legend_rows = math.ceil(len(names) / 3)
     height = top + ph + 26 + 13 * legend_rows

@@ -46,6 +46,8 @@ class Inputs:
     geoms: object | None = None        # GeoDataFrame of neighbourhoods (index code, column name) or None
     policy: Policy = field(default_factory=Policy)
     community_policy: Policy = field(default_factory=Policy)
+    dsr: pd.DataFrame | None = None     # directly standardised rates (true values; packs hide what prevalence hides)
+    core20: pd.DataFrame | None = None  # latest period, PCN x group: true counts split into Core20 / the rest
 
     @property
     def latest(self) -> dt.date:
@@ -139,6 +141,9 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         funnel = _df(con, "select * from funnel") if "funnel" in tables else None
         trend = _df(con, "select * from trend") if "trend" in tables else None
         ineq = _df(con, "select * from inequality") if "inequality" in tables else None
+        dsr = _df(con, "select * from dsr") if "dsr" in tables else None
+        core20 = core20_split(con, con.execute("select max(period) from prevalence").fetchone()[0]) \
+            if {"stratified_counts", "reference_rates"} <= tables else None
         nbh = _df(con, "select lsoa_code, neighbourhood_code, neighbourhood_name from neighbourhoods") \
             if "neighbourhoods" in tables else pd.DataFrame(columns=["lsoa_code", "neighbourhood_code",
                                                                      "neighbourhood_name"])
@@ -156,7 +161,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     if dq is not None and not dq.empty:
         dq["period"] = pd.to_datetime(dq["period"]).dt.date
         dq = control_counts(dq, DQ_COUNTS, policy, practices)
-    for t in (funnel, trend, ineq):
+    for t in (funnel, trend, ineq, dsr):
         if t is not None:
             for c in ("period", "period_from", "period_to"):
                 if c in t.columns:
@@ -164,9 +169,54 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
     inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
                     run_info=run_info, load_summary=ls, data_quality=dq, funnel=funnel, trend=trend,
-                    inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=cpolicy)
+                    inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=cpolicy, dsr=dsr,
+                    core20=core20)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
     return inputs
+
+
+CORE20_SQL = """
+-- Each PCN x group (latest period), its recorded, registered and expected patients split into those living in
+-- the most deprived national IMD quintile (Core20) and the rest; expected as in area_group_strata.
+with cells as (
+    select s.condition, p.pcn_code as area_code, s.ethnic_group, s.imd_quintile, s.sex_group, s.age_band,
+           s.imd_quintile = '1' as core20, s.population, s.cases, s.population * rr.rate as expected
+    from stratified_counts as s
+    join practices as p on p.practice_code = s.practice_code
+    join reference_rates as rr
+      on rr.period = s.period and rr.condition = s.condition and rr.sex = s.sex and rr.age_band = s.age_band
+     and rr.imd_stratum in ('*', s.imd_quintile) and rr.ethnicity_stratum in ('*', s.ethnic_group)
+    where s.period = $period
+),
+groups as (
+    select condition, area_code, 'all' as group_type, 'All' as group_value, core20, population, cases, expected from cells
+    union all
+    select condition, area_code, 'ethnicity', ethnic_group, core20, population, cases, expected from cells
+    union all
+    select condition, area_code, 'imd_quintile', imd_quintile, core20, population, cases, expected from cells
+    union all
+    select condition, area_code, 'sex', sex_group, core20, population, cases, expected from cells
+    union all
+    select condition, area_code, 'age_band', age_band, core20, population, cases, expected from cells
+)
+select condition, area_code, group_type, group_value,
+       cast(sum(population) as bigint) as population,
+       cast(sum(cases) as bigint) as observed,
+       sum(expected) as expected,
+       cast(sum(case when core20 then population else 0 end) as bigint) as core20_population,
+       cast(sum(case when core20 then cases else 0 end) as bigint) as core20_observed,
+       coalesce(sum(case when core20 then expected end), 0) as core20_expected
+from groups
+group by condition, area_code, group_type, group_value
+"""
+
+
+def core20_split(con, period) -> pd.DataFrame:
+    """PCN x group counts for `period`, split into Core20 (national IMD quintile 1) and the rest (true values,
+    never published as they are: the packs show shares of unredacted parts only)."""
+    d = con.execute(CORE20_SQL, {"period": period}).df()
+    d["area_type"] = "pcn"
+    return d
 
 
 def load_geoms(path: Path, nbh: pd.DataFrame):

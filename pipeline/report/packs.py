@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline.disclosure import MARKER, for_print
+from pipeline.disclosure import MARKER, for_print, is_small
 from pipeline.schema import GROUP_ORDER
 
 from . import charts, wording as w
@@ -168,17 +168,60 @@ def overview_table(prev, inp: Inputs, area_type, code) -> dict:
                         "Overall"], rows=rows, align="lrrrrrrl")
 
 
-def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS) -> dict:
+def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS, repeat_breakdown: bool = True) -> dict:
+    """One area's rows of every breakdown for one condition. `repeat_breakdown=False` names each breakdown
+    on its first row only (easier to read in a long table)."""
     rows = []
     for gt in gts:
         d = _group_frame(prev, inp.latest, area_type, code, gt, cond)
+        first = True
         for _, r in d.iterrows():
             if not math.isfinite(float(r["population"])) and not bool(r.get("population_redacted", False)):
                 continue
-            rows.append([w.BREAKDOWN_TITLE[gt], r["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
+            title = w.BREAKDOWN_TITLE[gt] if (first or repeat_breakdown) else ""
+            first = False
+            rows.append([title, r["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
                          _rate_cell(r), w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r)])
     return dict(header=["Breakdown", "Group", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)",
                         "Missing"], rows=rows, align="llrrrrrr")
+
+
+def dsr_table(prev, inp: Inputs, area_type: str, code: str, gt: str = "ethnicity") -> dict | None:
+    """Directly age-standardised rates per 100,000 (ESP2013) with 95% intervals, one row per group and one
+    column per condition; hidden where the group's recorded count is hidden in the published prevalence rows,
+    '–' where the rate was not calculated (fewer than 10 recorded, or an age band with nobody in it)."""
+    t = inp.dsr
+    if t is None or t.empty:
+        return None
+    t = t[(t["period"] == inp.latest) & (t["area_type"] == area_type) & (t["area_code"] == code) &
+          (t["group_type"] == gt)]
+    if t.empty:
+        return None
+    ctl = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
+               (prev["group_type"] == gt)]
+    hidden = set(zip(ctl.loc[ctl["observed_redacted"].astype(bool), "condition"],
+                     ctl.loc[ctl["observed_redacted"].astype(bool), "group_value"]))
+    published = set(zip(ctl["condition"], ctl["group_value"]))
+    idx = t.set_index(["condition", "group_value"])
+    rows = []
+    for v in [g for g in GROUP_ORDER[gt] if g in set(t["group_value"])]:
+        row = [w.group_label(gt, v)]
+        for c in inp.conditions:
+            k = (c["condition"], v)
+            if k in hidden or k not in published:
+                row.append(MARKER if k in hidden else "–")
+                continue
+            r = idx.loc[k] if k in idx.index else None
+            if r is None or not math.isfinite(float(r["dsr"])):
+                row.append("–")
+                continue
+            lo, hi = float(r["dsr_lower"]), float(r["dsr_upper"])
+            row.append(f"{float(r['dsr']):,.0f} ({lo:,.0f}–{hi:,.0f})" if math.isfinite(lo) and math.isfinite(hi)
+                       else f"{float(r['dsr']):,.0f}")
+        rows.append(row)
+    std = str(t["standard"].dropna().iloc[0]) if "standard" in t and t["standard"].notna().any() else "ESP2013"
+    return dict(table=dict(header=[w.BREAKDOWN_TITLE[gt]] + [c["label"] for c in inp.conditions], rows=rows,
+                           align="l" + "r" * len(inp.conditions)), standard=std)
 
 
 def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
@@ -295,8 +338,10 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, gt, inp.conditions)
         if panels and len(panels[0][1]):
             charts_.append((f"by_{gt}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
-    ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"]))
+    ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"],
+                                                                        repeat_breakdown=False))
                            for c in inp.conditions]
+    ctx["dsr"] = dsr_table(prev, inp, "pcn", pcn)
     codes = prac["practice_code"].tolist()
     ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
                               for c in inp.conditions]
@@ -414,8 +459,9 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
                  f"Data to {w.long_date(inp.latest)}.",
         comparator=comp,
         overview=overview_table(prev, inp, "icb", icb),
-        headlines=headline_items(prev, inp, "icb", icb, int(cfg_report.get("max_headlines", 5))),
+        icb_gaps=icb_gap_table(prev, inp, icb, int(cfg_report.get("max_headlines", 5))),
         provenance=provenance(inp), methods=methods_text(inp, comp), disclosure=inp.policy.describe(),
+        previous=w.short_date(inp.previous) if inp.previous else None,
     )
     charts_: list = []
     # PCN league: panels per condition, PCNs ordered by the first condition's ratio
@@ -426,6 +472,10 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     ctx["pcn_points"] = _area_points(prev, inp, "pcn", pc, pnames)
     ctx["pcn_tables"] = [dict(condition=c["label"], table=_area_table(prev, inp, "pcn", pc, pnames, c["condition"]))
                          for c in inp.conditions]
+    # the largest gaps across the system: PCN x group, with their Core20 shares
+    gaps = system_gaps(prev, inp, pc, int(cfg_report.get("max_system_gaps", 10)))
+    ctx["system_gaps"] = system_gap_table(gaps, inp, pnames) if len(gaps) else None
+    ctx["core20_available"] = inp.core20 is not None
     nb = _rows(prev, inp.latest, "neighbourhood", prev.loc[prev["area_type"] == "neighbourhood", "area_code"].unique())
     ncodes = sorted(nb["area_code"].unique())
     nnames = {**dict(zip(nb["area_code"], nb["area_name"])), **inp.neighbourhood_names}
@@ -437,6 +487,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
                                   table=_area_table(prev, inp, "neighbourhood", ncodes, nnames, c["condition"]))
                              for c in inp.conditions]
     ctx["has_neighbourhoods"] = bool(ncodes)
+    ctx["n_neighbourhoods"] = len(ncodes)
     if inp.funnel is not None and not inp.funnel.empty:
         panels = []
         for c in inp.conditions:
@@ -449,7 +500,19 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
             panels.append((c["label"], f))
         charts_.append(("funnel", charts.funnel_chart, (panels,), dict(highlight_label="PCNs", other_label="Practices")))
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
-    ctx["inequality"] = _inequality_table(inp, pc, pnames, icb, name)
+    ineq = inequality_section(prev, inp, pc, pnames, icb, name)
+    if ineq is not None:
+        charts_.append(("rii", charts.dot_chart, (ineq.pop("panels"),), dict(
+            xlabel="RII (least ÷ most deprived end)", nan_text="not calculable",
+            legend={"lower": "More deprived: higher (RII < 1)", "higher": "More deprived: lower (RII > 1)",
+                    "similar": "No clear gradient"},
+            alt_words={"lower": "recorded rate clearly higher in more deprived areas for",
+                       "higher": "recorded rate clearly lower in more deprived areas for",
+                       "none": "no area has a clear gradient"},
+            alt_intro=(f"Dot chart of the relative index of inequality (RII) of the recorded rate across deprivation "
+                       f"quintiles, with 95% intervals, for the ICB and its {len(pc)} PCNs, one panel per condition; "
+                       f"below 1 means a higher recorded rate in more deprived areas."))))
+    ctx["inequality"] = ineq
     if inp.geoms is not None:
         panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
         charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
@@ -462,7 +525,26 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     ctx["load"] = load_rows(inp)
     m = ((prev["area_type"] == "icb") & (prev["area_code"] == icb)) | \
         ((prev["area_type"] == "pcn") & prev["area_code"].isin(pc)) | (prev["area_type"] == "neighbourhood")
-    return Pack("ics", icb, "ics.typ", ctx, charts_, _csv(prev[m]))
+    out = _csv(prev[m])
+    # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
+    key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
+    g = pd.DataFrame(dict(
+        period=str(inp.latest), condition=gaps["condition"].astype(str), area_type="pcn",
+        area_code=gaps["area_code"].astype(str), group_type=gaps["group_type"].astype(str),
+        group_value=gaps["group_value"].astype(str),
+        system_gap_rank=pd.array(np.arange(1, len(gaps) + 1), dtype="Int64"),
+        core20_population_share=[_csv_share(x, h) for x, h in zip(gaps["core20_population_share"], gaps["core20_hidden"])],
+        core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
+        columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
+    out = out.merge(g, on=key, how="left")
+    return Pack("ics", icb, "ics.typ", ctx, charts_, out)
+
+
+def _csv_share(x, hidden: bool):
+    if hidden:
+        return MARKER
+    v = float(x)
+    return round(v, 2) if math.isfinite(v) else None
 
 
 def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, pd.DataFrame]]:
@@ -478,21 +560,29 @@ def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, 
     return panels
 
 
-def _area_points(prev, inp: Inputs, area_type, codes, names) -> list[str]:
+def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4) -> list[str]:
+    """One line per condition: how many areas have clearly fewer / more recorded than expected, naming the
+    largest shortfalls (at most `max_names`, with their controlled numbers missing)."""
     out = []
+    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods"}.get(area_type, "areas")
+    total = len(set(codes))
     for c in inp.conditions:
         d = _label_series(prev, area_type, codes, inp.latest, c["condition"])
-        d = d[~d["observed_redacted"]]
-        low = d[d["ratio_upper"] < 1].sort_values("missing", ascending=False)
+        d = d[~d["observed_redacted"].astype(bool)]
+        low = d[d["ratio_upper"] < 1].sort_values(["missing", "area_code"], ascending=[False, True])
         high = d[d["ratio_lower"] > 1]
         if len(low):
-            lst = ", ".join(f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)} fewer)" for r in low.itertuples())
-            out.append(f"{c['label']}: recorded for clearly fewer people than expected in {lst}.")
+            shown = [f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)})" for r in low.head(max_names).itertuples()]
+            more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
+            text = (f"{c['label']}: clearly fewer recorded than expected in {len(low)} of {total} {noun} "
+                    f"({', '.join(shown)}{more} fewer)")
         else:
-            out.append(f"{c['label']}: no area has clearly fewer recorded than expected.")
+            text = f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than expected"
         if len(high):
-            out.append(f"{c['label']}: clearly more than expected in "
-                       f"{', '.join(names.get(k, k) for k in high['area_code'])}.")
+            hn = sorted(names.get(k, k) for k in high["area_code"])
+            text += (f"; clearly more in {len(high)} ({', '.join(hn)})" if len(hn) <= max_names
+                     else f"; clearly more in {len(high)}")
+        out.append(text + ".")
     return out
 
 
@@ -506,29 +596,180 @@ def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
                 align="lrrrrr")
 
 
-def _inequality_table(inp: Inputs, pcns, names, icb, icb_name) -> dict | None:
+def _sii_hidden(prev: pd.DataFrame, inp: Inputs, area_type: str) -> set[tuple[str, str]]:
+    """(area_code, condition) pairs whose SII/RII is not shown: a quintile's recorded or registered count is
+    hidden (the fitted gradient and the other quintiles' published rates could give a hidden rate back)."""
+    d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) &
+             (prev["group_type"] == "imd_quintile") & prev["group_value"].isin(["1", "2", "3", "4", "5"])]
+    bad = d[d["observed_redacted"].astype(bool) | d["population_redacted"].astype(bool)]
+    return set(zip(bad["area_code"], bad["condition"]))
+
+
+def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: str, icb_name: str) -> dict | None:
+    """SII and RII of the crude rate across national deprivation quintiles, for the ICB and each PCN: a table
+    per condition (SII in percentage points, RII, both with 95% intervals, and the direction in words), one
+    sentence per condition for the ICB, and the chart frames (RII per area). phe_sii convention: quantile 1 =
+    most deprived; SII = fitted rate at the least deprived end minus the most deprived end; RII = their ratio.
+    An area's values are hidden when one of its quintile counts is hidden by disclosure control."""
     q = inp.inequality
     if q is None or q.empty:
         return None
     q = q[(q["period"] == inp.latest) & (q["dimension"] == "imd_quintile") & (q["measure"] == "crude_rate")]
-    rows = []
-    for code, at, nm in [(icb, "icb", icb_name)] + [(p, "pcn", names.get(p, p)) for p in pcns]:
-        row = [nm]
-        for c in inp.conditions:
-            r = q[(q["area_type"] == at) & (q["area_code"] == code) & (q["condition"] == c["condition"])]
-            if r.empty or not math.isfinite(float(r["rii"].iloc[0])):
-                row.append("–")
-                continue
-            r = r.iloc[0]
-            row.append(w.fmt_ratio(r["rii"], r["rii_lower"], r["rii_upper"]))
-        rows.append(row)
-    words = []
+    if q.empty:
+        return None
+    hidden = _sii_hidden(prev, inp, "pcn") | _sii_hidden(prev, inp, "icb")
+    areas = [(icb, "icb", f"{icb_name} (whole ICB)")] + [(p, "pcn", names.get(p, p)) for p in pcns]
+    idx = q.set_index(["area_type", "area_code", "condition"])
+    tables, words, full, panels, steep = [], [], [], [], []
     for c in inp.conditions:
-        r = q[(q["area_type"] == "icb") & (q["area_code"] == icb) & (q["condition"] == c["condition"])]
-        if len(r):
-            words.append(f"{c['label']}: {w.describe_rii(r['rii'].iloc[0], r['rii_lower'].iloc[0], r['rii_upper'].iloc[0])}.")
-    return dict(table=dict(header=["Area"] + [c["label"] + " RII (95% CI)" for c in inp.conditions], rows=rows,
-                           align="l" + "r" * len(inp.conditions)), words=words)
+        rows, frame = [], []
+        for code, at, nm in areas:
+            key = (at, code, c["condition"])
+            hid = (code, c["condition"]) in hidden
+            if key in idx.index and not hid:
+                r = idx.loc[key]
+                r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+                vals = [float(r[k]) for k in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
+            else:
+                vals = [float("nan")] * 6
+            ok = math.isfinite(vals[0])
+            rows.append([nm, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
+                         MARKER if hid else (w.gradient_words(vals[4], vals[5]) if ok else "not calculable")])
+            frame.append(dict(label=nm, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
+            if at == "icb":
+                words.append(w.describe_sii(c["label"], "the ICB as a whole", *vals, brief=True) if ok and not hid
+                             else f"{c['label']}: the gradient for the ICB as a whole cannot be shown.")
+                full.append(w.describe_sii(c["label"], "the ICB as a whole", *vals) if ok and not hid
+                            else f"{c['label']}: the gradient for the ICB as a whole cannot be shown.")
+            elif ok and not hid:
+                steep.append((c["condition"], c["label"], vals[3], vals[4], vals[5], nm))
+        tables.append(dict(condition=c["label"], table=dict(
+            header=["Area", "SII, percentage points (95% CI)", "RII (95% CI)", "Recorded rate"], rows=rows,
+            align="lrrl")))
+        panels.append((c["label"], pd.DataFrame(frame)))
+    # per condition, the PCNs whose gradient is clearly steeper or flatter than the ICB's would need a test of
+    # the difference; the plain words stay with each PCN's own interval: how many show a clear gradient
+    for c in inp.conditions:
+        mine = [x for x in steep if x[0] == c["condition"]]
+        more = sorted(x[5] for x in mine if math.isfinite(x[4]) and x[4] < 1)
+        less = sorted(x[5] for x in mine if math.isfinite(x[3]) and x[3] > 1)
+        if mine:
+            def named(xs):
+                return f"{len(xs)} ({', '.join(xs)})" if 0 < len(xs) <= 4 else (str(len(xs)) if xs else "none")
+            full.append(f"{c['label']}: of the {len(mine)} PCNs whose gradient can be shown, {named(more)} "
+                        f"{'has' if len(more) == 1 else 'have'} a clearly higher recorded rate in more deprived areas "
+                        f"and {named(less)} a clearly lower one.")
+        else:
+            full.append(f"{c['label']}: no PCN's gradient can be shown.")
+    return dict(tables=tables, words=words, full=full, panels=panels)
+
+
+def _fmt_core20(share, hidden: bool, known: bool, gap: bool = True) -> str:
+    """A Core20 share for print: whole percent; for a gap share, 'none' below 0 and 'all' above 100%."""
+    if hidden:
+        return MARKER
+    if not known or not math.isfinite(float(share)):
+        return "–"
+    if gap and share < 0:
+        return "none"
+    if gap and share > 1:
+        return "all"
+    return w.fmt_pct(share)
+
+
+def short_group(group_type: str, value: str) -> str:
+    """A group for a table cell: 'Black', 'IMD 1 (most deprived)', 'Aged 40–44', 'Female'."""
+    if group_type == "imd_quintile":
+        return f"IMD {w.group_label(group_type, value)}"
+    if group_type == "age_band":
+        return f"Aged {w.group_label(group_type, value)}"
+    return w.group_label(group_type, value)
+
+
+def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.DataFrame:
+    """The largest clear gaps across the system: PCN x group rows of the latest period (ethnic group,
+    deprivation quintile, age band, sex; 'Unknown' groups left out) whose ratio's 95% interval is wholly
+    below 1, ranked by the published (disclosure-controlled) number missing, then by ratio; the top `max_n`,
+    with their Core20 shares (see core20_shares)."""
+    d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == "pcn") & prev["area_code"].isin(list(pcns)) &
+             prev["group_type"].isin(BREAKDOWNS) & (prev["group_value"] != "Unknown")]
+    d = d[(d["ratio_upper"] < 1) & d["missing"].notna() & (d["missing"] > 0) & ~d["observed_redacted"].astype(bool)]
+    d = d.sort_values(["missing", "ratio", "area_code", "condition", "group_type", "group_value"],
+                      ascending=[False, True, True, True, True, True]).head(max_n)
+    return core20_shares(inp, d.reset_index(drop=True))
+
+
+def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
+    """Add the Core20 shares of each gap (PCN x group rows), from the unrounded warehouse counts:
+
+    * `core20_population_share`: the share of the group's registered patients who live in Core20 areas
+      (the most deprived national IMD quintile, '1'; patients with no known home area count as not Core20);
+    * `core20_missing_share`: the share of the group's missing patients (expected − recorded) who live in
+      Core20 areas: (expected − recorded among the group's Core20 residents) ÷ (expected − recorded for the
+      whole group). Below 0: Core20 residents of the group have more recorded than expected; above 1: their
+      shortfall exceeds the group's (elsewhere more are recorded than expected).
+
+    `core20_hidden` is True (both shares hidden) when any part count (registered, recorded or missing, for the
+    Core20 residents or for the rest of the group) rounds to 1..threshold, since a share of a published total
+    would give it back. NaN shares where the warehouse has no stratified counts."""
+    out = gaps.copy()
+    n = len(out)
+    out["core20_population_share"] = np.nan
+    out["core20_missing_share"] = np.nan
+    out["core20_hidden"] = False
+    out["core20_known"] = False
+    c20 = inp.core20
+    if c20 is None or c20.empty or n == 0:
+        return out
+    key = ["condition", "area_code", "group_type", "group_value"]
+    m = out[key].merge(c20[c20["area_type"] == "pcn"], on=key, how="left")
+    pop, obs, exp = (m[c].to_numpy(dtype=float) for c in ("population", "observed", "expected"))
+    p1, o1, e1 = (m[c].to_numpy(dtype=float) for c in ("core20_population", "core20_observed", "core20_expected"))
+    miss, m1 = exp - obs, e1 - o1
+    parts = [p1, pop - p1, o1, obs - o1, m1, miss - m1]
+    small = np.zeros(n, dtype=bool)
+    for x in parts:
+        small |= is_small(x, inp.policy)
+    known = np.isfinite(pop) & (pop > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ps = np.where(known, p1 / pop, np.nan)
+        ms = np.where(known & (miss > 0), m1 / miss, np.nan)
+    out["core20_population_share"] = np.where(small, np.nan, ps)
+    out["core20_missing_share"] = np.where(small, np.nan, ms)
+    out["core20_hidden"] = small & known
+    out["core20_known"] = known
+    return out
+
+
+def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
+    rows = []
+    for _, r in gaps.iterrows():
+        c = _cond(inp, r["condition"])
+        hid, known = bool(r["core20_hidden"]), bool(r["core20_known"])
+        rows.append([names.get(r["area_code"], r["area_code"]), c["label"],
+                     short_group(r["group_type"], r["group_value"]),
+                     w.fmt_count(r["observed"]), w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r),
+                     _fmt_core20(r["core20_population_share"], hid, known, gap=False),
+                     _fmt_core20(r["core20_missing_share"], hid, known)])
+    return dict(header=["PCN", "Condition", "Group", "Recorded", "Expected", "Ratio (95% CI)", "Missing",
+                        "Core20 share of group", "Core20 share of gap"], rows=rows, align="lllrrrrrr")
+
+
+def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int) -> dict | None:
+    """The ICB's own largest group gaps (as the PCN pack's page 1) in one compact table with the change since
+    the previous date."""
+    hl = headlines(prev, inp, "icb", icb, max_n)
+    if not hl:
+        return None
+    rows = []
+    for h in hl:
+        c = _cond(inp, h["condition"])
+        lab = _trend_label(inp, "icb", icb, h["condition"], h["group_type"], h["group_value"]) if inp.previous else None
+        rows.append([c["label"], short_group(h["group_type"], h["group_value"]), w.fmt_count(h["observed"]),
+                     w.fmt_count(h["expected"]), _ratio_cell(h), _missing_cell(h), lab or "–"])
+    head = ["Condition", "Group", "Recorded", "Expected", "Ratio (95% CI)", "Missing",
+            f"Change since {w.short_date(inp.previous)}" if inp.previous else "Change"]
+    return dict(header=head, rows=rows, align="llrrrrl")
 
 
 # ---------------------------------------------------------------------------------------------- community

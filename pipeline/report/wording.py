@@ -201,3 +201,63 @@ def describe_rii(rii, lo, hi) -> str:
     if math.isfinite(lo_) and lo_ > 1:
         return f"recorded less often in more deprived areas ({ci})"
     return f"no clear gradient with deprivation ({ci})"
+
+
+def _signed(x: float, digits: int = 1) -> str:
+    """A signed number with a true minus sign: '−6.0', '2.3'."""
+    s = f"{x:.{digits}f}"
+    return s.replace("-", "−") if not s.lstrip("-").strip("0.") == "" else s.lstrip("-")
+
+
+def fmt_sii(sii, lo, hi, hidden: bool = False) -> str:
+    """SII of a proportion in percentage points with its interval: '−6.0 (−6.6 to −5.4)'."""
+    if hidden:
+        return MARKER
+    v, a, b = _f(sii), _f(lo), _f(hi)
+    if not math.isfinite(v):
+        return "–"
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return _signed(100 * v)
+    return f"{_signed(100 * v)} ({_signed(100 * a)} to {_signed(100 * b)})"
+
+
+def gradient_words(lo, hi) -> str:
+    """The deprivation gradient of an RII interval in a few words (RII < 1: higher in more deprived areas)."""
+    d = direction(lo, hi)
+    return {"fewer": "higher in more deprived areas", "more": "lower in more deprived areas",
+            "similar": "no clear gradient"}.get(d, "–")
+
+
+def describe_sii(label: str, where: str, sii, lo, hi, rii, rlo, rhi, brief: bool = False) -> str:
+    """One sentence on an area's deprivation gradient (phe_sii convention: SII = fitted rate at the least
+    deprived end minus the most deprived end; RII = least ÷ most). Direction from the RII interval."""
+    v = _f(sii)
+    if not math.isfinite(v):
+        return f"{label}: the gradient could not be calculated for {where}."
+    a, b, r, ra, rb = _f(lo), _f(hi), _f(rii), _f(rlo), _f(rhi)
+    if brief:
+        d = direction(rlo, rhi)
+        ri = f"RII {r:.2f}, 95% interval {ra:.2f}–{rb:.2f}" if np.isfinite([r, ra, rb]).all() else f"RII {r:.2f}"
+        if d in ("fewer", "more"):
+            return (f"{label}: recorded rate about {abs(100 * v):.1f} percentage points "
+                    f"{'higher' if d == 'fewer' else 'lower'} at the most deprived end than the least ({ri}).")
+        return f"{label}: no clear gradient with deprivation ({ri})."
+    nums = f"SII {_signed(100 * v)} percentage points"
+    if math.isfinite(a) and math.isfinite(b):
+        nums += f", 95% interval {_signed(100 * a)} to {_signed(100 * b)}"
+    if math.isfinite(r):
+        nums += f"; RII {r:.2f}" + (f", {ra:.2f}–{rb:.2f}" if math.isfinite(ra) and math.isfinite(rb) else "")
+    d = direction(rlo, rhi)
+    if d == "fewer":
+        return (f"{label}: in {where} the recorded rate is about {abs(100 * v):.1f} percentage points higher at "
+                f"the most deprived end than at the least deprived end ({nums}).")
+    if d == "more":
+        return (f"{label}: in {where} the recorded rate is about {abs(100 * v):.1f} percentage points lower at "
+                f"the most deprived end than at the least deprived end ({nums}).")
+    return f"{label}: in {where} there is no clear gradient with deprivation ({nums}; the intervals include no difference)."
+
+
+def fmt_pct(x) -> str:
+    """A share as a whole percentage ('34%'); '–' when unknown."""
+    v = _f(x)
+    return "–" if not math.isfinite(v) else f"{100 * v:.0f}%"
