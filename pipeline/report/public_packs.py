@@ -480,14 +480,16 @@ def _gradient_words(gc: pd.DataFrame, ineq: pd.DataFrame, code: str, place: str)
     if len(iq):
         r = iq.iloc[0]
         sii, lo, hi = (100 * float(r[k]) for k in ("sii", "sii_lower", "sii_upper"))
-        out.update(sii=f"{abs(sii):.1f}", sii_lower=f"{min(abs(lo), abs(hi)):.1f}", sii_upper=f"{max(abs(lo), abs(hi)):.1f}")
+        out.update(sii=f"{abs(sii):.2f}", sii_lower=f"{min(abs(lo), abs(hi)):.2f}",
+                   sii_upper=f"{max(abs(lo), abs(hi)):.2f}", rii=f"{float(r['rii']):.2f}")
         if lo > 0 or hi < 0:
             end = "most" if sii < 0 else "least"
-            txt += (f" Across the whole range the slope index of inequality (SII) is {abs(sii):.1f} percentage points "
-                    f"(95% interval {out['sii_lower']} to {out['sii_upper']}), higher at the {end} deprived end.")
+            txt += (f" Across the whole range the slope index of inequality (SII) is {out['sii']} percentage points "
+                    f"(95% interval {out['sii_lower']} to {out['sii_upper']}), higher at the {end} deprived end "
+                    f"(relative index {out['rii']}: least ÷ most deprived).")
         else:
-            txt += (f" The slope index of inequality ({sii:.1f} percentage points, 95% interval {lo:.1f} to {hi:.1f}) "
-                    "includes no difference.")
+            txt += (f" The slope index of inequality ({sii:.2f} percentage points, 95% interval {lo:.2f} to "
+                    f"{hi:.2f}) includes no difference.")
     else:
         txt += " (No slope index: not every decile has practices here.)"
     out["text"] = txt

@@ -99,6 +99,13 @@ def test_ics_page_one_numbers_are_the_controlled_prevalence(run):
                          where parent_icb = ?) order by missing desc limit 1""", [ICB]).fetchone()
     name = re.sub(r" PCN$", "", top[0])
     assert f"Largest gaps: {name} (about {_round5(top[1]):,} fewer;" in text
+    # the slope index of inequality, nationally and in the ICB, with its interval
+    for code in ("E92000001", ICB):
+        sii, lo, hi = con.execute("select sii, sii_lower, sii_upper from inequality where condition = 'DEP' and "
+                                  "dimension = 'imd_decile' and area_code = ?", [code]).fetchone()
+        assert sii < 0 and hi < 0
+        assert (f"(SII) is {-100 * sii:.2f} percentage points (95% interval {-100 * hi:.2f} to {-100 * lo:.2f}), "
+                "higher at the most deprived end") in text
 
 
 def test_pcn_page_one_headline(run):
