@@ -86,9 +86,24 @@ def _prevalence(cells: pd.DataFrame) -> pd.DataFrame:
     return p[cols]
 
 
+def _strata(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """stratified_counts and reference_rates (internal, no extra strata) as the transform stage makes them."""
+    sc = pd.DataFrame(dict(period=cells["period"], condition=cells["condition"], practice_code=cells["practice"],
+                           neighbourhood_code=cells["nbh"], ethnic_group=cells["ethnicity"], imd_quintile=cells["imd"],
+                           sex=cells["sex"], sex_group=cells["sex"], age_band=cells["age"],
+                           population=cells["population"].astype("int64"), cases=cells["observed"].astype("int64")))
+    rr = sc.groupby(["period", "condition", "sex", "age_band"], as_index=False)[["population", "cases"]].sum()
+    rr["imd_stratum"], rr["ethnicity_stratum"] = "*", "*"
+    rr["internal_rate"] = rr["cases"] / rr["population"]
+    rr["external_rate"] = np.nan
+    rr["rate"] = rr["internal_rate"]
+    return sc, rr
+
+
 def build_fake_warehouse(processed: Path, *, optional_tables: bool = True, boundaries: bool = True) -> pd.DataFrame:
     processed.mkdir(parents=True, exist_ok=True)
-    prev = _prevalence(_cells())
+    cells = _cells()
+    prev = _prevalence(cells)
     con = duckdb.connect(str(processed / "warehouse.duckdb"))
     try:
         con.register("p", prev)
@@ -115,6 +130,17 @@ def build_fake_warehouse(processed: Path, *, optional_tables: bool = True, bound
         con.execute("create table run_info as select * from (values ('pipeline_version', '9.9.9'), "
                     "('input_hash', 'abc123def4567890'), ('data_date', '2025-03-31'), ('run_date', '2025-06-01')) t(key, value)")
         if optional_tables:
+            sc, rr = _strata(cells)
+            con.register("sc", sc)
+            con.execute("create table stratified_counts as select * from sc")
+            con.register("rr", rr)
+            con.execute("create table reference_rates as select * from rr")
+            con.execute("""create table dsr as select period, condition, area_type, area_code, group_type, group_value,
+                           observed, population, case when observed >= 10 then 1e5 * rate end as dsr,
+                           case when observed >= 10 then 1e5 * rate_lower end dsr_lower,
+                           case when observed >= 10 then 1e5 * rate_upper end dsr_upper, 'ESP2013' as standard,
+                           case when observed >= 10 then '' else 'fewer than 10 cases' end as note
+                           from prevalence where group_type in ('all', 'ethnicity')""")
             con.execute("""create table funnel as select period, condition, area_type, area_code, 'icb' parent_type,
                            'QAA' parent_code, 'ratio' statistic, observed::double observed, expected denominator,
                            ratio as "value", 1.0 parent_value, 0.5 lower_95, 1.5 upper_95, 0.3 lower_998, 1.8 upper_998,
@@ -356,3 +382,137 @@ def test_headlines_give_each_condition_its_largest_gap():
                          missing=float(missing), ratio=0.8, ratio_lower=0.7, ratio_upper=upper, observed_redacted=False))
     got = headlines(pd.DataFrame(rows), SimpleNamespace(latest=PERIODS[-1]), "pcn", "P1", 3)
     assert [(h["condition"], h["group_value"]) for h in got] == [("hyp", "1"), ("hyp", "2"), ("dep", "Black")]
+
+
+# ---------------------------------------------------------------------------------------------- ICS pack
+
+def test_ics_pack_has_the_sii_section(run):
+    _, reports, _ = run
+    text = pdf_text(reports / "ics" / "QAA.pdf")
+    assert "Deprivation gradient in each PCN (SII and RII)" in text
+    assert "slope index of inequality" in text and "relative index of inequality" in text
+    # the fake inequality table: SII 0.01 (-0.01 to 0.03) as a proportion, RII 1.1 (0.9-1.3), for every area
+    assert "1.0 (−1.0 to 3.0)" in text and "1.10 (0.90–1.30)" in text
+    assert "no clear gradient" in text
+    assert "North Test PCN" in text and "NHS Test ICB (whole ICB)" in text
+
+
+def _independent_core20(processed: Path, condition: str, pcn: str, group_type: str, group_value: str) -> dict:
+    """Core20 shares of one PCN x group from the warehouse's stratified counts, with pandas (not the packs' SQL)."""
+    con = duckdb.connect(str(processed / "warehouse.duckdb"), read_only=True)
+    try:
+        sc = con.execute("select * from stratified_counts").df()
+        rr = con.execute("select * from reference_rates").df()
+        pr = con.execute("select practice_code, pcn_code from practices").df()
+    finally:
+        con.close()
+    latest = sc["period"].max()
+    sc = sc[(sc["period"] == latest) & (sc["condition"] == condition)].merge(pr, on="practice_code")
+    sc = sc[sc["pcn_code"] == pcn]
+    col = {"ethnicity": "ethnic_group", "imd_quintile": "imd_quintile", "sex": "sex_group", "age_band": "age_band"}
+    sc = sc[sc[col[group_type]] == group_value]
+    sc = sc.merge(rr[(rr["period"] == latest) & (rr["condition"] == condition)][["sex", "age_band", "rate"]],
+                  on=["sex", "age_band"])
+    sc["expected"] = sc["population"] * sc["rate"]
+    core = sc[sc["imd_quintile"] == "1"]
+    missing = sc["expected"].sum() - sc["cases"].sum()
+    return dict(population_share=core["population"].sum() / sc["population"].sum(),
+                missing_share=(core["expected"].sum() - core["cases"].sum()) / missing)
+
+
+def test_core20_share_of_the_top_gap_matches_the_warehouse(run):
+    processed, reports, _ = run
+    got = pd.read_csv(reports / "ics" / "QAA.csv", dtype=str, keep_default_na=False)
+    top = got[got["system_gap_rank"] == "1"]
+    assert len(top) == 1
+    top = top.iloc[0]
+    # the planted gap: depression in Black patients of the P1 practices
+    assert (top["condition"], top["area_code"], top["group_type"], top["group_value"]) == \
+        ("depression", "P1", "ethnicity", "Black")
+    ref = _independent_core20(processed, "depression", "P1", "ethnicity", "Black")
+    assert 0 < ref["missing_share"] < 1
+    assert float(top["core20_population_share"]) == pytest.approx(round(ref["population_share"], 2), abs=1e-9)
+    assert float(top["core20_missing_share"]) == pytest.approx(round(ref["missing_share"], 2), abs=1e-9)
+    text = pdf_text(reports / "ics" / "QAA.pdf")
+    assert "Largest gaps across the system" in text and "Core20 share of gap" in text
+    row = (f"North Test PCN Depression Black {int(float(top['observed'])):,} {int(float(top['expected'])):,} "
+           f"{float(top['ratio']):.2f} ({float(top['ratio_lower']):.2f}–{float(top['ratio_upper']):.2f}) "
+           f"{int(float(top['missing'])):,} {100 * ref['population_share']:.0f}% {100 * ref['missing_share']:.0f}%")
+    assert row in text, row
+    # ranks run 1..n on the latest period's PCN rows only
+    ranked = got[got["system_gap_rank"] != ""]
+    assert sorted(ranked["system_gap_rank"].astype(int)) == list(range(1, len(ranked) + 1))
+    assert set(ranked["area_type"]) == {"pcn"} and set(ranked["period"]) == {"2025-03-31"}
+    miss = ranked.sort_values("system_gap_rank", key=lambda s: s.astype(int))["missing"].astype(float).to_numpy()
+    assert (np.diff(miss) <= 0).all()
+
+
+def test_core20_shares_hidden_when_a_part_is_small(run):
+    processed, _, cfg = run
+    from pipeline.report.data import load_inputs
+    from pipeline.report.packs import core20_shares
+
+    inp = load_inputs(processed, cfg)
+    gaps = pd.DataFrame(dict(condition=["depression", "depression"], area_code=["P1", "P1"],
+                             group_type=["ethnicity", "ethnicity"], group_value=["Black", "Asian"]))
+    c20 = inp.core20.copy()
+    m = (c20["area_code"] == "P1") & (c20["condition"] == "depression") & (c20["group_type"] == "ethnicity") & \
+        (c20["group_value"] == "Asian")
+    c20.loc[m, "core20_observed"] = 3  # a Core20 part of 1..7
+    inp.core20 = c20
+    out = core20_shares(inp, gaps)
+    assert not out["core20_hidden"].iloc[0] and np.isfinite(out["core20_missing_share"].iloc[0])
+    assert out["core20_hidden"].iloc[1] and np.isnan(out["core20_missing_share"].iloc[1])
+    assert np.isnan(out["core20_population_share"].iloc[1])
+
+
+def test_sii_hidden_when_a_quintile_is_hidden(run):
+    processed, _, cfg = run
+    from pipeline.report.data import load_inputs
+    from pipeline.report.packs import inequality_section
+
+    inp = load_inputs(processed, cfg)
+    prev = inp.prev.copy()
+    m = (prev["area_type"] == "pcn") & (prev["area_code"] == "P1") & (prev["group_type"] == "imd_quintile") & \
+        (prev["group_value"] == "5") & (prev["condition"] == "depression") & (prev["period"] == inp.latest)
+    prev.loc[m, "observed_redacted"] = True
+    sec = inequality_section(prev, inp, ["P1", "P2"], {"P1": "North Test PCN", "P2": "South Test PCN"}, "QAA",
+                             "NHS Test ICB")
+    dep = next(t["table"]["rows"] for t in sec["tables"] if t["condition"] == "Depression")
+    rows = {r[0]: r for r in dep}
+    assert rows["North Test PCN"][1:] == [MARKER, MARKER, MARKER]
+    assert rows["South Test PCN"][1] == "1.0 (−1.0 to 3.0)"
+    frame = dict(sec["panels"])["Depression"]
+    assert frame.set_index("label").loc["North Test PCN", "hidden"]
+
+
+def test_published_files_pass_the_disclosure_scanner(run):
+    from disclosure_scan import scan_reports
+
+    _, reports, _ = run
+    res = scan_reports(reports)
+    assert res.pdf_files >= 5 and res.csv_files >= 3
+    assert not res.problems, res.problems[:10]
+
+
+def test_pcn_pack_has_age_bands_and_standardised_rates(run):
+    _, reports, _ = run
+    text = pdf_text(reports / "pcn" / "P1.pdf")
+    assert "By age band" in text and "Age-standardised rates by ethnic group" in text
+    assert "per 100,000" in text
+
+
+@pytest.mark.parametrize("pack", ["pcn/P1.pdf", "ics/QAA.pdf", "community/P1.pdf"])
+def test_pdf_metadata(run, pack):
+    processed, reports, _ = run
+    r = pypdf.PdfReader(str(reports / pack))
+    meta = r.metadata
+    assert meta.title and len(meta.title) > 10
+    author = meta.author or ""
+    import getpass
+
+    assert getpass.getuser() not in author and "/" not in author
+    for v in meta.values():
+        assert str(processed.parent) not in str(v) and "/tmp/" not in str(v)
+    root = r.trailer["/Root"]
+    assert str(root.get("/Lang", "")).lower().startswith("en")
