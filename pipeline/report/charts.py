@@ -14,10 +14,10 @@ disclosure-controlled (NaN = hidden), so nothing hidden can be drawn.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

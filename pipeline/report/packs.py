@@ -3,9 +3,8 @@ the charts to draw, and the CSV of the pack's numbers. Rendering is in render.py
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,8 @@ import pandas as pd
 from pipeline.disclosure import MARKER, for_print, is_small
 from pipeline.schema import GROUP_ORDER
 
-from . import charts, wording as w
+from . import charts
+from . import wording as w
 from .data import Inputs
 
 BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
@@ -333,8 +333,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         conditions=[c["label"] for c in inp.conditions],
     )
     charts_: list = []
-    for gt, title in (("ethnicity", "ethnic group"), ("imd_quintile", "deprivation quintile"),
-                      ("age_band", "age band"), ("sex", "sex")):
+    for gt in ("ethnicity", "imd_quintile", "age_band", "sex"):
         panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, gt, inp.conditions)
         if panels and len(panels[0][1]):
             charts_.append((f"by_{gt}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))

@@ -143,7 +143,7 @@ def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path |
         (wd / "data.json").write_text(json.dumps(ctx, ensure_ascii=False, default=str), encoding="utf-8")
         (wd / "common.typ").write_text(_template("common.typ"), encoding="utf-8")
         (wd / "main.typ").write_text(_template(pack.template), encoding="utf-8")
-        stamp = dt.datetime.combine(data_date, dt.time(12, 0), tzinfo=dt.timezone.utc)
+        stamp = dt.datetime.combine(data_date, dt.time(12, 0), tzinfo=dt.UTC)
         try:
             typst.compile(str(wd / "main.typ"), output=str(pdf), root=str(wd), font_paths=[str(paths.font_dir())],
                           ignore_system_fonts=True, sys_inputs={"data": "data.json"}, pdf_standards=["ua-1"],

@@ -34,7 +34,7 @@ CONDS = [("depression", "Depression", 18), ("smi", "Severe mental illness", 0)]
 
 
 def _config() -> Config:
-    return Config(periods=PERIODS, conditions=tuple(Condition(c, l, f"codelists/{c}.csv", None, a) for c, l, a in CONDS),
+    return Config(periods=PERIODS, conditions=tuple(Condition(c, lab, f"codelists/{c}.csv", None, a) for c, lab, a in CONDS),
                   disclosure=Disclosure(), report={"max_headlines": 5})
 
 

@@ -71,3 +71,21 @@ def test_rii_wording_direction():
     assert "more often in more deprived" in w.describe_rii(0.6, 0.5, 0.7)
     assert "less often in more deprived" in w.describe_rii(1.4, 1.2, 1.6)
     assert "no clear gradient" in w.describe_rii(1.0, 0.8, 1.2)
+
+
+def test_sii_wording_follows_the_phe_sign_convention():
+    from pipeline.report import wording as w
+
+    # SII = least deprived end minus most deprived end: negative -> higher in more deprived areas
+    assert w.fmt_sii(-0.0603, -0.066, -0.0545) == "−6.0 (−6.6 to −5.5)"
+    assert w.fmt_sii(0.01, -0.01, 0.03) == "1.0 (−1.0 to 3.0)"
+    assert w.fmt_sii(float("nan"), 0, 0) == "–" and w.fmt_sii(0.1, 0, 0.2, hidden=True) == "[c]"
+    assert w.gradient_words(0.57, 0.63) == "higher in more deprived areas"
+    assert w.gradient_words(1.07, 1.15) == "lower in more deprived areas"
+    assert w.gradient_words(0.9, 1.3) == "no clear gradient"
+    s = w.describe_sii("Depression", "the ICB", -0.069, -0.075, -0.063, 0.60, 0.57, 0.63)
+    assert "6.9 percentage points higher at the most deprived end" in s and "RII 0.60, 0.57–0.63" in s
+    s = w.describe_sii("Hypertension", "the ICB", 0.015, 0.010, 0.021, 1.11, 1.07, 1.15, brief=True)
+    assert "1.5 percentage points lower at the most deprived end" in s
+    assert "no clear gradient" in w.describe_sii("SMI", "the ICB", 0.001, -0.002, 0.004, 1.02, 0.9, 1.1)
+    assert w.fmt_pct(0.344) == "34%" and w.fmt_pct(float("nan")) == "–"
