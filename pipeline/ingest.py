@@ -59,7 +59,7 @@ def _header(path: Path) -> list[str]:
     try:
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        if e.start > len(head) - 4:  # a multi-byte character cut at the end of the sample
+        if len(head) == 1 << 16 and e.start > len(head) - 4:  # a multi-byte character cut at the end of the sample
             text = head[: e.start].decode("utf-8-sig")
         else:
             line = head[: e.start].count(b"\n") + 1
@@ -123,7 +123,11 @@ def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
     read_opts = pacsv.ReadOptions(column_names=unique, skip_rows=1, encoding="utf8", block_size=1 << 24)
 
     def handler(row):
-        bad.append({"number": row.number, "text": row.text, "expected": row.expected_columns, "actual": row.actual_columns})
+        try:
+            text = row.text
+        except UnicodeDecodeError:  # the row is malformed and not UTF-8 either: keep what can be kept
+            text = None
+        bad.append({"number": row.number, "text": text, "expected": row.expected_columns, "actual": row.actual_columns})
         return "skip"
 
     try:
