@@ -10,7 +10,7 @@ import pandas as pd
 
 from .config import Config
 from .schema import AREA_TYPES, GROUP_ORDER, GROUP_TYPES
-from .warehouse import staged
+from .warehouse import require_tables, staged
 
 log = logging.getLogger("pipeline.analyse")
 
@@ -53,6 +53,7 @@ def analyse(processed: Path, cfg: Config, con=None) -> None:
     if con is None:
         with staged(processed) as c:
             return analyse(processed, cfg, c)
+    require_tables(con, ("prevalence_counts", "stratified_counts", "area_group_strata", "practices"), "transform")
     counts = con.execute("select * from prevalence_counts").df()
     prev = prevalence_from_counts(counts)
     from .expectations import validate_prevalence

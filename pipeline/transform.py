@@ -23,8 +23,17 @@ MODELS = (
 )
 
 
+INGESTED = ("patients", "registrations", "events", "practices", "deprivation", "neighbourhoods", "codelists",
+            "external_rates", "load_summary", "rejects", "run_info")
+
+
 def write_settings(con, cfg: Config) -> None:
     """The configuration's reference dates and conditions, as tables the models join to."""
+    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    lacking = [t for t in INGESTED if t not in have]
+    if lacking:
+        raise PipelineError(f"the warehouse has no `{lacking[0]}` table (it was built by an older version or an "
+                            f"interrupted ingest); run the ingest stage again")
     con.execute("create or replace table periods (period date primary key)")
     con.executemany("insert into periods values (?)", [(p,) for p in cfg.periods])
     con.execute("create or replace table conditions (condition varchar primary key, label varchar, min_age integer)")

@@ -57,6 +57,14 @@ def staged(processed: Path, fresh: bool = False):
     os.replace(tmp, final)
 
 
+def require_tables(con, tables, stage: str) -> None:
+    """Stop with one sentence when an earlier stage has not been run on this warehouse."""
+    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    lacking = [t for t in tables if t not in have]
+    if lacking:
+        raise PipelineError(f"the warehouse has no `{lacking[0]}` table yet; run the {stage} stage first")
+
+
 def load_macros(con) -> None:
     for stmt in (SQL_DIR / "macros.sql").read_text().split(";\n"):
         if stmt.strip():

@@ -1,7 +1,9 @@
 -- Cases, population and expected per reference date x condition x area x group x standardisation stratum
 -- (sex as recorded x 5-year age band): the counts behind `prevalence` and the directly standardised rates.
+-- Expected is kept as an exact decimal (rate to 18 places) so that its sums do not depend on the order in which
+-- parallel threads add them up: reruns give identical marts, and an area equal to its parent gets the same value.
 with cells_with_expected as (
-    select s.*, s.population * rr.rate as expected
+    select s.*, cast(s.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
     from stratified_counts as s
     join reference_rates as rr
       on rr.period = s.period and rr.condition = s.condition and rr.sex = s.sex and rr.age_band = s.age_band
@@ -32,6 +34,6 @@ cells_in_groups as (
 select period, condition, area_type, area_code, group_type, group_value, sex, age_band,
        cast(sum(cases) as bigint) as observed,
        cast(sum(population) as bigint) as population,
-       sum(expected) as expected
+       cast(sum(expected) as decimal(38, 18)) as expected
 from cells_in_groups
 group by period, condition, area_type, area_code, group_type, group_value, sex, age_band

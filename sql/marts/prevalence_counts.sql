@@ -17,7 +17,7 @@ select g.period,
        g.group_value,
        cast(sum(g.observed) as bigint) as observed,
        cast(sum(g.population) as bigint) as population,
-       sum(g.expected) as expected
+       cast(sum(g.expected) as double) as expected
 from area_group_strata as g
 left join area_names as n using (area_type, area_code)
 group by g.period, g.condition, g.area_type, g.area_code, n.area_name, g.group_type, g.group_value

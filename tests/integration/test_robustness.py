@@ -131,3 +131,17 @@ def test_rerun_on_same_inputs_gives_identical_marts(tmp_path):
     assert run_cli("run", *args)[0] == 0
     for t in tables:
         pd.testing.assert_frame_equal(first[t], pd.read_parquet(tmp_path / "processed" / f"{t}.parquet"))
+
+
+@pytest.mark.parametrize("stage, missing, earlier", [("analyse", "prevalence_counts", "transform"),
+                                                     ("transform", None, None)])
+def test_stages_out_of_order_give_one_sentence(tmp_path, stage, missing, earlier):
+    raw, cfg = small_raw(tmp_path)
+    if stage == "analyse":
+        assert run_cli("ingest", *stage_args(tmp_path, raw, cfg))[0] == 0
+        code, _, err = run_cli(stage, *stage_args(tmp_path, raw, cfg))
+        assert one_error_line(code, err) == f"error: the warehouse has no `{missing}` table yet; run the {earlier} stage first"
+    else:
+        code, _, err = run_cli(stage, *stage_args(tmp_path, raw, cfg))
+        assert one_error_line(code, err) == ("error: there is no warehouse in the processed directory yet; "
+                                             "run the ingest stage first")
