@@ -23,8 +23,8 @@ Everything is vectorised over pandas/numpy; :func:`control` returns numbers (NaN
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ class Policy:
     method: str = "round"  # or "midpoint6"
 
     @classmethod
-    def from_config(cls, disclosure, community: bool = False) -> "Policy":
+    def from_config(cls, disclosure, community: bool = False) -> Policy:
         """The policy from `Config.disclosure`; `community=True` uses its stricter `community_threshold`."""
         thr = disclosure.community_threshold if community else disclosure.threshold
         return cls(threshold=int(max(thr, disclosure.threshold)), rounding=int(disclosure.rounding),

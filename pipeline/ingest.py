@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
 import logging
 import os
 import shutil
@@ -297,7 +296,7 @@ def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
     t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
     con.register("external_rates_arrow", t)
     period = "parse_date(period)" if "period" in names else "cast(null as date)"
-    bad = con.execute(f"""
+    bad = con.execute("""
         select _row_number from external_rates_arrow
         where try_cast(clean(rate) as double) is null or try_cast(clean(rate) as double) not between 0 and 1
            or upper(clean(sex)) not in ('F', 'M', 'I', 'U') or clean(age_band) is null

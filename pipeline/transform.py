@@ -4,8 +4,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from .config import Config
 from .errors import PipelineError
 from .warehouse import build, staged

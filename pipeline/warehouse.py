@@ -40,7 +40,7 @@ def staged(processed: Path, fresh: bool = False):
             stale.unlink()
     if not fresh:
         if not final.exists():
-            raise PipelineError(f"there is no warehouse in the processed directory yet; run the ingest stage first")
+            raise PipelineError("there is no warehouse in the processed directory yet; run the ingest stage first")
         shutil.copyfile(final, tmp)
     con = connect(tmp)
     try:

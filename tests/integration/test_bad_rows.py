@@ -8,10 +8,9 @@ import shutil
 
 import duckdb
 import pandas as pd
+from conftest import run_cli, small_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import run_cli, small_raw
 
 
 def _run(tmp_path, raw, cfg, name):

@@ -7,9 +7,8 @@ import sys
 
 import duckdb
 import pytest
-from pypdf import PdfReader
-
 from conftest import REPO_ROOT, run_cli
+from pypdf import PdfReader
 
 CHECKER = REPO_ROOT.parent / "shared" / "tools" / "check_outputs.py"
 

@@ -1,12 +1,10 @@
 """The exploration notebook runs against the marts of a fresh run (so it never rots)."""
 from __future__ import annotations
 
-
 import jupytext
 import pytest
-from nbclient import NotebookClient
-
 from conftest import REPO_ROOT, run_cli
+from nbclient import NotebookClient
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-
 from conftest import run_cli, small_raw
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import run_cli, small_raw
+
 
 def stage_args(tmp_path, raw, cfg):
     return ["--raw", raw, "--processed", tmp_path / "processed", "--reports", tmp_path / "reports", "--config", cfg]

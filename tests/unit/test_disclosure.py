@@ -8,8 +8,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import Disclosure
-from pipeline.disclosure import (MARKER, Policy, control, disclose, for_print, is_small, prevalence_siblings,
-                                 round_count, siblings_from_keys)
+from pipeline.disclosure import (
+    MARKER,
+    Policy,
+    control,
+    disclose,
+    for_print,
+    is_small,
+    prevalence_siblings,
+    round_count,
+    siblings_from_keys,
+)
 
 POLICY = Policy()  # 7, 5, round
 
