@@ -63,7 +63,7 @@ lint: install ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks
 
 benchmark: install ## speed benchmarks (statistics, 1M-patient run)
-	$(PY) benchmarks/bench_stats.py
+	$(PY) benchmarks/bench_stats.py --mc-areas 1000
 	$(PY) benchmarks/bench_pipeline.py --patients 1000000
 
 real: install ## packs from England's published data in ../shared/realdata (ICB=QHM YEAR=2022-23)
