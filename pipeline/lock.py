@@ -38,6 +38,8 @@ def atomic_replace_file(tmp: Path, final: Path) -> None:
 def atomic_replace_dir(tmp: Path, final: Path) -> None:
     """Swap a finished directory into place: the old one is renamed away, then removed."""
     final = Path(final)
+    if (final / ".gitkeep").exists():  # the repository's placeholder for an empty reports/ survives the swap
+        (Path(tmp) / ".gitkeep").touch()
     old = final.with_name(final.name + ".old")
     if old.exists():
         shutil.rmtree(old)
