@@ -57,18 +57,16 @@ disclosure-controlled.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from . import adapters as A
 from .errors import PipelineError
+from .warehouse import staged
 
 log = logging.getLogger("pipeline.public")
 
@@ -470,36 +468,11 @@ def _inequality(grad: pd.DataFrame, period: date) -> pd.DataFrame:
 
 def _write_warehouse(tables: dict[str, pd.DataFrame], processed: Path, parquet: tuple[str, ...]) -> None:
     """Write every table into processed/warehouse.duckdb and the listed ones as Parquet, atomically."""
-    processed.mkdir(parents=True, exist_ok=True)
-    final = processed / "warehouse.duckdb"
-    tmp = final.with_name(f"{final.name}.tmp-public-{os.getpid()}")
-    with contextlib.suppress(OSError):
-        tmp.unlink()
-    pq_tmp = []
-    try:
-        con = duckdb.connect(str(tmp))
-        try:
-            for name, df in tables.items():
-                con.register("_df", df)
-                con.execute(f'create table "{name}" as select * from _df')
-                con.unregister("_df")
-            con.execute("checkpoint")
-            for name in parquet:
-                t = processed / f".{name}.parquet.tmp-{os.getpid()}"
-                con.execute(f"copy \"{name}\" to '{t.as_posix()}' (format parquet)")
-                pq_tmp.append((t, processed / f"{name}.parquet"))
-        finally:
-            con.close()
-        for t, f in pq_tmp:
-            os.replace(t, f)
-        os.replace(tmp, final)
-    except BaseException:
-        for t, _ in pq_tmp:
-            with contextlib.suppress(OSError):
-                t.unlink()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with staged(processed, fresh=True, exported=parquet) as con:
+        for name, df in tables.items():
+            con.register("_df", df)
+            con.execute(f'create table "{name}" as select * from _df')
+            con.unregister("_df")
 
 
 def load_inputs(in_dir: Path, year: str) -> dict:

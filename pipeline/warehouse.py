@@ -29,8 +29,9 @@ def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.Du
 
 
 @contextlib.contextmanager
-def staged(processed: Path, fresh: bool = False):
-    """Yield a connection to a private copy of the warehouse; swap it in when the block ends without error."""
+def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXPORTED_TABLES):
+    """Yield a connection to a private copy of the warehouse; swap it in when the block ends without error.
+    `exported` tables are written beside it as Parquet."""
     processed = Path(processed)
     processed.mkdir(parents=True, exist_ok=True)
     final = warehouse(processed)
@@ -53,7 +54,7 @@ def staged(processed: Path, fresh: bool = False):
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    export_parquet(tmp, processed)
+    export_parquet(tmp, processed, exported)
     os.replace(tmp, final)
 
 
@@ -91,13 +92,13 @@ def build(con, model: str, params: dict | None = None, name: str | None = None) 
     con.execute(f"create or replace table {table} as\n{sql}", bound)
 
 
-def export_parquet(db_path: Path, processed: Path) -> None:
+def export_parquet(db_path: Path, processed: Path, exported: tuple[str, ...] = EXPORTED_TABLES) -> None:
     """Export the marts beside the warehouse as Parquet (temporary names first, then swapped in)."""
     con = connect(db_path, read_only=True)
     try:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         pending = []
-        for t in EXPORTED_TABLES:
+        for t in exported:
             if t in tables:
                 tmp = processed / f".{t}.parquet.tmp-{os.getpid()}"
                 con.execute(f"copy (select * from {t}) to '{_quote(tmp)}' (format parquet)")
