@@ -84,8 +84,7 @@ FUNNEL_STYLE = {  # funnel significance -> (marker, fill, stroke); hollow = beyo
 # ---------------------------------------------------------------------------------------------- formatting
 
 def _tw(s: str, size: float) -> float:
-    """Text width in pt, scaled from 10 pt (FreeType's hinted widths at 6-7 pt come out too narrow)."""
-    return text_width(str(s), 10.0) * size / 10.0
+    return text_width(str(s), size)
 
 
 def _ok(x) -> bool:
