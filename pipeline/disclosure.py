@@ -71,10 +71,13 @@ def _as_float(x) -> np.ndarray:
 
 
 def is_small(x, policy: Policy) -> np.ndarray:
-    """True where a count (or derived count such as `missing`, any sign) rounds to 1..threshold."""
+    """True where a count (or derived count such as `missing`, any sign) rounds to 1..threshold, or where its
+    published (rounded) value would itself be 1..threshold (e.g. 11 shown as 9 under midpoint-6 with a
+    threshold of 10): nothing published ever reads as a small number."""
     a = np.abs(_as_float(x))
     whole = np.floor(a + 0.5)
-    return (whole >= 1) & (whole <= policy.threshold)
+    shown = np.abs(round_count(a, policy))
+    return ((whole >= 1) & (whole <= policy.threshold)) | ((whole >= 1) & (shown <= policy.threshold))
 
 
 def round_count(x, policy: Policy) -> np.ndarray:
@@ -175,13 +178,15 @@ def _secondary(values: np.ndarray, red: np.ndarray, parts: Sequence[Siblings]) -
         single = cnt == 1
         if not single.any():
             continue
-        cand = mem & ~red & (absval > 0) & ~np.isnan(values)
+        # a zero member is hidden only when its set has nothing else to hide (e.g. a hidden total of 0 whose
+        # members are all 0 would otherwise be recovered by addition)
+        cand = mem & ~red & ~np.isnan(values)
         cand &= single[np.where(mem, p.member_id, 0)]
         ci = order_idx[cand]
         has_cand = np.zeros(p.n_sets, dtype=bool)
         if ci.size:
             sid = p.member_id[ci]
-            o = np.lexsort((ci, absval[ci], sid))  # by set, then smallest, then first row
+            o = np.lexsort((ci, absval[ci], absval[ci] == 0, sid))  # by set, non-zero first, smallest, first row
             ci, sid = ci[o], sid[o]
             first = np.r_[True, sid[1:] != sid[:-1]]
             red[ci[first]] = True
@@ -201,18 +206,23 @@ def _secondary(values: np.ndarray, red: np.ndarray, parts: Sequence[Siblings]) -
 
 def control(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (),
             count_columns: Sequence[str] = COUNT_COLUMNS, recompute_rates: bool = True,
-            ratio_digits: int = 2) -> pd.DataFrame:
+            ratio_digits: int = 2, start_redacted: dict | None = None) -> pd.DataFrame:
     """Apply the policy to a prevalence-shaped frame (any subset of its columns).
 
     Returns a new frame: count columns rounded (float, NaN where redacted) with boolean `<col>_redacted`
     flags; `expected` rounded; rates recomputed from the rounded counts (Wilson 95%) and NaN where a count
     is redacted; ratios and intervals rounded to `ratio_digits` and NaN where `observed` is redacted.
+    `start_redacted` ({column: boolean array}) marks cells hidden before anything else, e.g. the cells another,
+    less strict publication of the same rows hides, so that a stricter version never reveals what it hides.
     """
     out = df.copy()
     n = len(out)
     cols = [c for c in count_columns if c in out.columns]
     raw = {c: _as_float(out[c].to_numpy()) for c in cols}
     red = {c: is_small(raw[c], policy) for c in cols}
+    for c, flags in (start_redacted or {}).items():
+        if c in red:
+            red[c] = red[c] | np.asarray(flags, dtype=bool)
     if "missing" in red and "observed" in red:
         red["missing"] |= red["observed"]
     for _ in range(50):

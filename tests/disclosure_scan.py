@@ -154,7 +154,11 @@ def _scan_csv(path: Path, rel: str, res: ScanResult, thr: int, rnd: int, method:
             leaked = [c for c in DEPENDENT_ON_POPULATION if shown(c)]
             if leaked:
                 res.problems.append(f"{where}: `population` hidden but {leaked} shown")
-        if all(k in row for k in KEY):
+        if all(k in row for k in KEY) and folder == "community":
+            # the stricter community publication may hide more, never show what the packs hide or differ
+            cells.setdefault("__community__", []).append(
+                (tuple(row[k] for k in KEY), tuple((row.get(c) or "").strip() for c in COUNT_COLUMNS), rel))
+        elif all(k in row for k in KEY):
             key = tuple(row[k] for k in KEY)
             vals = tuple((row.get(c) or "").strip() for c in COUNT_COLUMNS)
             prev = cells.get(key)
@@ -259,7 +263,7 @@ def _row_regex(cols: list[str]) -> re.Pattern:
 
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"  # 1,234 or 1234 (a comma after a number is punctuation)
 _SMALL_INT = re.compile(r"(?<![\w.,–\-/+:])" + _NUMBER + r"(?![\w%]|[.,–\-/+]\d)")
-_SENTENCE = re.compile(r"(?<![\w.,–\-/+:])(?:about )?" + _NUMBER + r" (?:fewer|more|patients?|people|persons?|adults?|"
+_SENTENCE = re.compile(r"(?<![\w.,–\-/+:])(?<!and )(?:about )?" + _NUMBER + r" (?:fewer|more|patients?|people|persons?|adults?|"
                        r"children|women|men|females?|males?|recorded|registered|cases?|deaths?|died)\b")
 # harmless contexts for a small integer (regexes applied around the number; `{N}` marks it)
 _SAFE = [re.compile(p.replace("{N}", r"(?P<n>\d+)")) for p in (
@@ -270,7 +274,7 @@ _SAFE = [re.compile(p.replace("{N}", r"(?P<n>\d+)")) for p in (
     r"from {N} to \d+", r"from \d+ to {N}\b", r"nearest {N}\b", r"to {N}, \d+, \d+", r"to \d+, {N}, \d+",
     r"\b{N} (?:groups?|PCNs?|pcns?|practices?|primary care networks?|neighbourhoods?|areas?|ICBs?|panels?|"
     r"this pcn's practices|hidden by disclosure control)\b", r"\b{N} and over\b", r"aged {N}\b", r"\b{N} times\b",
-    r"threshold {N}\b", r"PDF/UA-{N}", r"ua-{N}", r"networks and {N}\s*$", r"version [\d.]*{N}", r"\bgroups \([^()]*(?:\([^()]*\)[^()]*)*\)",
+    r"threshold {N}\b", r"\band {N} more\b", r"PDF/UA-{N}", r"ua-{N}", r"networks and {N}\s*$", r"version [\d.]*{N}", r"\bgroups \([^()]*(?:\([^()]*\)[^()]*)*\)",
 )]
 
 
@@ -456,6 +460,14 @@ def scan_reports(reports_dir, threshold: int = 7, rounding: int = 5, method: str
         elif suffix in (".txt", ".md"):
             res.text_files += 1
             _scan_lines(path.read_text(encoding="utf-8").splitlines(), rel, res, thr, rounding, method)
+    for key, vals, rel in cells.pop("__community__", []):
+        main = cells.get(key)
+        if main is None:
+            continue
+        for c, v, m in zip(COUNT_COLUMNS, vals, main[0]):
+            if v != m and v != MARKER:
+                res.problems.append(f"{rel}: cell {key} `{c}` is {v!r} there but {m!r} in {main[1]} "
+                                    f"(the community summary may only hide more)")
     _sibling_check(cells, res)
     return res
 

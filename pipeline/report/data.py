@@ -82,9 +82,9 @@ def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def control_prevalence(prev: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def control_prevalence(prev: pd.DataFrame, policy: Policy, start_redacted: dict | None = None) -> pd.DataFrame:
     sib = prevalence_siblings(prev, hierarchy=[("practice", "pcn"), ("pcn", "icb"), ("neighbourhood", "icb")])
-    return control(prev, policy, sib)
+    return control(prev, policy, sib, start_redacted=start_redacted)
 
 
 def control_counts(df: pd.DataFrame, cols, policy: Policy, practices: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -154,7 +154,12 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     periods = sorted(prev["period"].unique())
     prev = add_parents(prev, practices)
     ctl = control_prevalence(prev, policy)
-    com = control_prevalence(prev[prev["area_type"].isin(["icb", "pcn"])].reset_index(drop=True), cpolicy)
+    # the community summaries hide at least what the packs hide (and more): a cell the packs suppress is never
+    # shown there, so the two publications together reveal nothing either hides
+    in_com = prev["area_type"].isin(["icb", "pcn"]).to_numpy()
+    com = control_prevalence(prev[in_com].reset_index(drop=True), cpolicy,
+                             start_redacted={c: ctl[f"{c}_redacted"].to_numpy()[in_com]
+                                             for c in ("observed", "population", "missing") if f"{c}_redacted" in ctl})
     if ls is not None:
         ls = control_counts(ls.rename(columns={}), ("rows_read", "rows_loaded", "rows_rejected"), policy)
     if dq is not None and not dq.empty:

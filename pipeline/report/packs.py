@@ -799,4 +799,7 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, "imd_quintile", inp.conditions)
     if panels and len(panels[0][1]):
         charts_.append(("by_imd_quintile", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
-    return Pack("community", pcn, "community.typ", ctx, charts_, None)
+    # the numbers behind the summary, beside it as CSV (same stricter control; PCN level only, latest date)
+    m = ((prev["area_type"] == "pcn") & (prev["period"] == inp.latest)
+         & prev["group_type"].isin(["all", "ethnicity", "imd_quintile"]))
+    return Pack("community", pcn, "community.typ", ctx, charts_, _csv(prev[m]))

@@ -52,3 +52,11 @@ def test_page_one_names_the_planted_gap(run):
     assert "Depression is recorded for about" in flat and "fewer Black adults than expected" in flat
     shown = 5 * round(row[0] / 5)
     assert f"about {shown:,} fewer Black adults" in flat
+
+
+def test_disclosure_scan_of_every_published_file(run):
+    from disclosure_scan import scan_reports
+
+    res = scan_reports(run / "reports")
+    assert res.files >= 26 and res.count_cells > 1000
+    assert not res.problems, res.problems[:5]

@@ -189,9 +189,27 @@ def run(tmp_path_factory):
 def test_packs_and_csvs_exist(run):
     processed, reports, _ = run
     for f in ("pcn/P1.pdf", "pcn/P1.csv", "pcn/P2.pdf", "pcn/P2.csv", "ics/QAA.pdf", "ics/QAA.csv",
-              "community/P1.pdf", "community/P2.pdf"):
+              "community/P1.pdf", "community/P1.csv", "community/P2.pdf", "community/P2.csv"):
         assert (reports / f).exists(), f
     assert not list(reports.parent.glob(".reports.tmp-*"))
+
+
+def test_community_csv_hides_at_least_what_the_packs_hide(run):
+    _, reports, _ = run
+    key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
+    main = pd.concat([pd.read_csv(f, dtype=str) for f in (reports / "ics").glob("*.csv")])
+    compared = 0
+    for f in (reports / "community").glob("*.csv"):
+        com = pd.read_csv(f, dtype=str)
+        assert set(com["area_type"]) == {"pcn"}
+        m = com.merge(main, on=key, suffixes=("_com", ""))
+        for c in ("observed", "population", "missing"):
+            hidden_in_main = m[c] == "[c]"
+            assert (m.loc[hidden_in_main, f"{c}_com"] == "[c]").all(), (f.name, c)
+            shown = m[f"{c}_com"] != "[c]"
+            assert (m.loc[shown, f"{c}_com"] == m.loc[shown, c]).all(), (f.name, c)
+            compared += len(m)
+    assert compared > 0
 
 
 def test_published_counts_are_safe(run):
