@@ -2,6 +2,7 @@
 the planted PCN's pack names the depression gap in Black adults with its patient number."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -60,3 +61,21 @@ def test_disclosure_scan_of_every_published_file(run):
     res = scan_reports(run / "reports")
     assert res.files >= 26 and res.count_cells > 1000
     assert not res.problems, res.problems[:5]
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
+def test_every_page_of_every_pack_renders(run, tmp_path):
+    pdfs = sorted((run / "reports").rglob("*.pdf"))
+    pages = 0
+    for pdf in pdfs:
+        n = len(PdfReader(pdf).pages)
+        out = tmp_path / pdf.stem
+        r = subprocess.run(["pdftoppm", "-png", "-r", "20", str(pdf), str(out)], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr.strip(), (pdf.name, r.stderr)
+        pngs = list(tmp_path.glob(f"{pdf.stem}-*.png"))
+        assert len(pngs) == n, pdf.name
+        assert all(p.stat().st_size > 500 for p in pngs)
+        for p in pngs:
+            p.unlink()
+        pages += n
+    assert pages >= 13 * 2
