@@ -119,7 +119,13 @@ def oracle_load(raw_dir: Path | str, today: date) -> OracleData:
         practices[f"{kind}_name"] = name.where(name != "", practices[f"{kind}_code"])
     deprivation = _read_table(raw_dir, "deprivation")
     deprivation = deprivation[deprivation["lsoa_code"] != ""].drop_duplicates("lsoa_code")
-    deprivation = deprivation[deprivation["imd_decile"].isin([str(i) for i in range(1, 11)])]
+    dec = pd.to_numeric(deprivation["imd_decile"], errors="coerce")
+    score = pd.to_numeric(deprivation["imd_score"], errors="coerce")
+    rank = pd.to_numeric(deprivation["imd_rank"], errors="coerce")
+    deprivation = deprivation[dec.between(1, 10) & (dec == np.floor(dec))
+                              & ((deprivation["imd_score"] == "") | score.notna())
+                              & ((deprivation["imd_rank"] == "") | (rank == np.floor(rank)))].copy()
+    deprivation["imd_decile"] = dec[deprivation.index].astype(int).astype(str)
     neighbourhoods = _read_table(raw_dir, "neighbourhoods")
     if neighbourhoods is None:
         neighbourhoods = pd.DataFrame(columns=["lsoa_code", "neighbourhood_code", "neighbourhood_name"])

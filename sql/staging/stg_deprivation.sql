@@ -6,8 +6,10 @@ with cleaned as (
            clean(imd_rank) as imd_rank_text,
            clean(imd_decile) as imd_decile_text,
            try_cast(clean(imd_score) as double) as imd_score,
-           try_cast(clean(imd_rank) as bigint) as imd_rank,
-           try_cast(clean(imd_decile) as integer) as imd_decile
+           case when try_cast(clean(imd_rank) as double) = floor(try_cast(clean(imd_rank) as double))
+                then try_cast(clean(imd_rank) as bigint) end as imd_rank,
+           case when try_cast(clean(imd_decile) as double) = floor(try_cast(clean(imd_decile) as double))
+                then try_cast(clean(imd_decile) as integer) end as imd_decile
     from raw_deprivation
 ),
 numbered as (

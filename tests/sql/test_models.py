@@ -110,3 +110,22 @@ def test_int_condition_cases_resolved_rules(con):
 def test_age_band_macro(con):
     got = con.execute("select age_band(a) from (values (0), (4), (5), (17), (18), (89), (90), (104)) t(a)").fetchall()
     assert [r[0] for r in got] == ["0-4", "0-4", "5-9", "15-19", "15-19", "85-89", "90+", "90+"]
+
+
+def test_stg_deprivation_deciles_must_be_whole_numbers_1_to_10(con):
+    cols = ["lsoa_code", "imd_score", "imd_rank", "imd_decile"]
+    raw(con, "deprivation", [
+        dict(lsoa_code="E1", imd_score="40.2", imd_rank="100", imd_decile="1"),
+        dict(lsoa_code="E2", imd_score="", imd_rank="2000.0", imd_decile=" 2.0 "),
+        dict(lsoa_code="E3", imd_score="x", imd_rank="1.5", imd_decile="1.5"),
+        dict(lsoa_code="E4", imd_score="1", imd_rank="1", imd_decile="11"),
+        dict(lsoa_code="E1", imd_score="1", imd_rank="1", imd_decile="3"),
+    ], cols)
+    build(con, "staging/stg_deprivation")
+    got = con.execute("select lsoa_code, imd_decile, imd_quintile, reject_reason from stg_deprivation order by row_number").fetchall()
+    assert got[0] == ("E1", 1, 1, None)
+    assert got[1] == ("E2", 2, 1, None)
+    assert got[2][3] == ("imd_decile is not a whole number from 1 to 10; imd_score is not a number; "
+                         "imd_rank is not a whole number")
+    assert got[3][3] == "imd_decile is not a whole number from 1 to 10"
+    assert got[4][3] == "lsoa_code is duplicated (its first row is kept)"
