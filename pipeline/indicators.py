@@ -64,12 +64,13 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
             "rii", "rii_lower", "rii_upper"]
     if q.empty:
         return pd.DataFrame(columns=cols)
-    keys = q[KEY].astype(str).agg("|".join, axis=1)
-    groups, (obs, pop) = stats.quantile_matrix(keys.to_numpy(), q["group_value"].astype(int).to_numpy(),
+    area_id = q.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
+    groups, (obs, pop) = stats.quantile_matrix(area_id, q["group_value"].astype(int).to_numpy(),
                                                q["observed"].to_numpy(float), q["population"].to_numpy(float))
     complete = np.all(pop > 0, axis=1)
     res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=20240331)
-    out = pd.DataFrame([g.split("|") for g in np.asarray(groups)[complete]], columns=KEY)
+    keys = q[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
+    out = keys[complete].reset_index(drop=True)
     out["period"] = pd.to_datetime(out["period"])
     out["dimension"] = "imd_quintile"
     out["measure"] = "crude_rate"

@@ -30,11 +30,6 @@ def run_lock(processed: Path):
         fh.close()
 
 
-def atomic_replace_file(tmp: Path, final: Path) -> None:
-    """Move a finished file into place in one step (same filesystem)."""
-    os.replace(tmp, final)
-
-
 def atomic_replace_dir(tmp: Path, final: Path) -> None:
     """Swap a finished directory into place: the old one is renamed away, then removed."""
     final = Path(final)

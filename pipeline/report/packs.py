@@ -399,46 +399,43 @@ def _trend_frame(prev, area_type, code, cond, gt, gv, series) -> pd.DataFrame:
                              ratio_upper=d["ratio_upper"].to_numpy(dtype=float)))
 
 
-def _trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
+def _per_period_table(prev, inp: Inputs, area_type, code, cell, with_label: bool) -> dict | None:
+    """One row per condition, one cell per period (`cell(row)`), for an area's `all` rows; optionally the
+    trend label of the last change."""
     if len(inp.periods) < 2:
         return None
     rows = []
     for c in inp.conditions:
         d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == c["condition"]) &
                  (prev["group_type"] == "all")].set_index("period")
-        cells = []
-        for p in inp.periods:
-            if p in d.index:
-                r = d.loc[p]
-                cells.append(_ratio_cell(r))
-            else:
-                cells.append("–")
-        lab = _trend_label(inp, area_type, code, c["condition"], "all", "All") or "–"
-        rows.append([c["label"]] + cells + [lab])
+        cells = [cell(d.loc[p]) if p in d.index else "–" for p in inp.periods]
+        if with_label:
+            cells.append(_trend_label(inp, area_type, code, c["condition"], "all", "All") or "–")
+        rows.append([c["label"]] + cells)
+    return rows
+
+
+def _trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
+    rows = _per_period_table(prev, inp, area_type, code, _ratio_cell, with_label=True)
+    if rows is None:
+        return None
     return dict(header=["Condition"] + [w.short_date(p) for p in inp.periods] +
                 [f"Change {w.short_date(inp.previous)} to {w.short_date(inp.latest)}"], rows=rows,
                 align="l" + "r" * len(inp.periods) + "l")
 
 
+def _rate_cell_with_ci(r) -> str:
+    if bool(r["observed_redacted"] or r["population_redacted"]):
+        return MARKER
+    return f"{w.fmt_rate(r['rate'])} ({100 * r['rate_lower']:.1f}–{100 * r['rate_upper']:.1f})"
+
+
 def _rate_trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
     """Crude rate (Wilson 95%) at each date: for the ICB itself the standardised ratio is 1 by construction
     when it is the whole dataset, so the rate is what changes."""
-    if len(inp.periods) < 2:
+    rows = _per_period_table(prev, inp, area_type, code, _rate_cell_with_ci, with_label=False)
+    if rows is None:
         return None
-    rows = []
-    for c in inp.conditions:
-        d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == c["condition"]) &
-                 (prev["group_type"] == "all")].set_index("period")
-        cells = []
-        for p in inp.periods:
-            if p not in d.index:
-                cells.append("–")
-                continue
-            r = d.loc[p]
-            hidden = bool(r["observed_redacted"] or r["population_redacted"])
-            cells.append(MARKER if hidden else
-                         f"{w.fmt_rate(r['rate'])} ({100 * r['rate_lower']:.1f}–{100 * r['rate_upper']:.1f})")
-        rows.append([c["label"]] + cells)
     return dict(header=["Condition"] + [f"{w.short_date(p)} rate (95% CI)" for p in inp.periods], rows=rows,
                 align="l" + "r" * len(inp.periods))
 
