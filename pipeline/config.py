@@ -24,7 +24,7 @@ class Disclosure:
     threshold: int = 7
     rounding: int = 5
     method: str = "round"  # or "midpoint6"
-    community_threshold: int = 10
+    community_threshold: int | None = None  # raises the threshold of every publication (one set of rules)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def load_config(path: Path | str | None = None) -> Config:
         raise PipelineError(f"configuration file {name}: two conditions share an id")
     d = raw.get("disclosure", {})
     disc = Disclosure(threshold=int(d.get("threshold", 7)), rounding=int(d.get("rounding", 5)),
-                      method=str(d.get("method", "round")), community_threshold=int(d.get("community_threshold", 10)))
+                      method=str(d.get("method", "round")), community_threshold=(int(d["community_threshold"]) if "community_threshold" in d else None))
     if disc.method not in ("round", "midpoint6"):
         raise PipelineError(f"configuration file {name}: disclosure.method must be \"round\" or \"midpoint6\"")
     r = raw.get("reference", {})

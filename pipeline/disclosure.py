@@ -45,23 +45,30 @@ class Policy:
 
     @classmethod
     def from_config(cls, disclosure, community: bool = False) -> Policy:
-        """The policy from `Config.disclosure`; `community=True` uses its stricter `community_threshold`."""
-        thr = disclosure.community_threshold if community else disclosure.threshold
-        return cls(threshold=int(max(thr, disclosure.threshold)), rounding=int(disclosure.rounding),
-                   method=str(disclosure.method))
+        """The policy from `Config.disclosure`. One set of rules for every publication: a `community_threshold`
+        above `threshold` raises the threshold of the packs too, so that no publication prints a cell that a
+        stricter one hides (`community` is kept for callers and changes nothing)."""
+        thr = max(int(disclosure.threshold), int(getattr(disclosure, "community_threshold", None) or 0))
+        return cls(threshold=thr, rounding=int(disclosure.rounding), method=str(disclosure.method))
 
-    def describe(self) -> str:
-        """The policy in plain words, for the packs' disclosure note."""
+    def describe(self, zeros_hidden: bool = True) -> str:
+        """The policy in plain words, for the packs' disclosure note (`zeros_hidden=False` for publications that
+        show true zeros, such as those of already-public registers)."""
         if self.method == "midpoint6":
             rnd = ("every other count is rounded with OpenSAFELY's midpoint-6 rounding: it is replaced by the "
                    "midpoint of the band of six it falls in")
         else:
             rnd = f"every other count is rounded to the nearest {self.rounding}"
-        return (f"Counts of patients from 1 to {self.threshold} (recorded, registered, or the number of "
-                f"patients 'missing' compared with expected) are not shown: they appear as {MARKER}. "
-                f"A 0 is a true zero. {rnd[0].upper() + rnd[1:]}. Rates are calculated from the rounded counts; "
-                f"rates and ratios of hidden counts are hidden too. Where a hidden number could be worked "
-                f"out by subtraction from a total, the next smallest number is hidden as well.")
+        low = 0 if zeros_hidden else 1
+        hidden = (f"Counts of patients from {low} to {self.threshold} are not shown: they appear as {MARKER}, which "
+                  f"means 'between {low} and {self.threshold}', or a larger number hidden to protect a small one.")
+        if not zeros_hidden:
+            hidden += " A 0 is a true zero."
+        return (f"{hidden} {rnd[0].upper() + rnd[1:]}. Rates, ratios, expected numbers, intervals, charts and the "
+                f"sentences in this pack are all worked out from the rounded counts, never from the exact ones, so "
+                f"they tell nobody more than the rounded counts do. Where a hidden number could be worked out from "
+                f"totals, from another table or from another pack, more numbers are hidden too. The same rules apply "
+                f"to every pack and summary published from this data, so nothing hidden in one is shown in another.")
 
 
 # ---------------------------------------------------------------------------------------------- primitives
@@ -205,60 +212,80 @@ def _secondary(values: np.ndarray, red: np.ndarray, parts: Sequence[Siblings]) -
 # ---------------------------------------------------------------------------------------------- control
 
 def control(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (),
-            count_columns: Sequence[str] = COUNT_COLUMNS, recompute_rates: bool = True,
+            count_columns: Sequence[str] = ("observed", "population"), recompute_rates: bool = True,
             ratio_digits: int = 2, start_redacted: dict | None = None) -> pd.DataFrame:
-    """Apply the policy to a prevalence-shaped frame (any subset of its columns).
-
-    Returns a new frame: count columns rounded (float, NaN where redacted) with boolean `<col>_redacted`
-    flags; `expected` rounded; rates recomputed from the rounded counts (Wilson 95%) and NaN where a count
-    is redacted; ratios and intervals rounded to `ratio_digits` and NaN where `observed` is redacted.
-    `start_redacted` ({column: boolean array}) marks cells hidden before anything else, e.g. the cells another,
-    less strict publication of the same rows hides, so that a stricter version never reveals what it hides.
-    """
-    out = df.copy()
-    n = len(out)
-    cols = [c for c in count_columns if c in out.columns]
-    raw = {c: _as_float(out[c].to_numpy()) for c in cols}
+    """Apply the policy to a prevalence-shaped frame (any subset of its columns): primary suppression, then
+    secondary suppression within `siblings`, then :func:`publish` (every derived value from the published counts).
+    `start_redacted` ({column: boolean array}) marks cells hidden before anything else."""
+    cols = [c for c in count_columns if c in df.columns]
+    raw = {c: _as_float(df[c].to_numpy()) for c in cols}
     red = {c: is_small(raw[c], policy) for c in cols}
     for c, flags in (start_redacted or {}).items():
         if c in red:
             red[c] = red[c] | np.asarray(flags, dtype=bool)
-    if "missing" in red and "observed" in red:
-        red["missing"] |= red["observed"]
     for _ in range(50):
         changed = False
         for c in cols:
             changed |= _secondary(raw[c], red[c], siblings)
-        if "missing" in red and "observed" in red:
-            before = red["missing"].copy()
-            red["missing"] |= red["observed"]
-            changed |= bool((red["missing"] != before).any())
         if not changed:
             break
-    for c in cols:
-        v = round_count(raw[c], policy)
-        v[red[c]] = np.nan
-        out[c] = v
-        out[f"{c}_redacted"] = red[c]
+    return publish(df, policy, red, recompute_rates=recompute_rates, ratio_digits=ratio_digits)
+
+
+def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: bool = True,
+            ratio_digits: int = 2) -> pd.DataFrame:
+    """The published version of a prevalence-shaped frame, given which counts are hidden (`redacted`:
+    {column: boolean array}, e.g. from :func:`protect`).
+
+    Counts are rounded (NaN where hidden, with `<column>_redacted` flags). Every derived value is computed from
+    the published counts only, so that it tells a reader nothing the counts do not: `expected` is rounded like
+    a count and hidden with the recorded or registered count; `missing` = published expected - published
+    recorded (hidden with them, or when it is itself 1..threshold); the rate and its Wilson interval come from
+    the published recorded and registered counts; the ratio is published recorded / published expected with
+    its exact (below 10) or Byar interval of the published recorded count."""
+    from pipeline.stats import isr, wilson_ci
+
+    out = df.copy()
+    n = len(out)
+    none = np.zeros(n, dtype=bool)
+    for c, flags in redacted.items():
+        if c in out.columns and c != "missing":
+            v = round_count(out[c].to_numpy(), policy)
+            flags = np.asarray(flags, dtype=bool)
+            v[flags] = np.nan
+            out[c] = v
+            out[f"{c}_redacted"] = flags
+    obs_red = np.asarray(redacted.get("observed", none), dtype=bool)
+    pop_red = np.asarray(redacted.get("population", none), dtype=bool)
     if "expected" in out.columns:
-        out["expected"] = round_count(out["expected"].to_numpy(), policy)
-    obs_red = red.get("observed", np.zeros(n, dtype=bool))
-    pop_red = red.get("population", np.zeros(n, dtype=bool))
+        exp_red = obs_red | pop_red
+        e = round_count(out["expected"].to_numpy(), policy)
+        e[exp_red] = np.nan
+        out["expected"] = e
+        out["expected_redacted"] = exp_red
+        if "missing" in out.columns and "observed" in out.columns:
+            miss = e - out["observed"].to_numpy(dtype=float)
+            miss_red = exp_red | np.isnan(miss) | is_small(miss, policy)
+            miss[miss_red] = np.nan
+            out["missing"] = miss + 0.0
+            out["missing_redacted"] = miss_red
+    elif "missing" in out.columns:
+        miss_red = obs_red | is_small(out["missing"].to_numpy(), policy)
+        m = round_count(out["missing"].to_numpy(), policy)
+        m[miss_red] = np.nan
+        out["missing"] = m
+        out["missing_redacted"] = miss_red
     rate_cols = [c for c in RATE_COLUMNS if c in out.columns]
     if rate_cols:
         if recompute_rates and "observed" in out.columns and "population" in out.columns:
-            from pipeline.stats import wilson_ci
-
             o, p = out["observed"].to_numpy(dtype=float), out["population"].to_numpy(dtype=float)
             ok = ~(obs_red | pop_red) & (p > 0)
-            rate = np.full(n, np.nan)
-            lo = np.full(n, np.nan)
-            hi = np.full(n, np.nan)
+            rate, lo, hi = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
             if ok.any():
                 oo, pp = np.minimum(o[ok], p[ok]), p[ok]
                 rate[ok] = oo / pp
-                l_, u_ = wilson_ci(oo, pp, 0.95)
-                lo[ok], hi[ok] = np.asarray(l_, dtype=float), np.asarray(u_, dtype=float)
+                lo_ok, hi_ok = wilson_ci(oo, pp, 0.95)
+                lo[ok], hi[ok] = np.asarray(lo_ok, dtype=float), np.asarray(hi_ok, dtype=float)
             for c, v in zip(RATE_COLUMNS, (rate, lo, hi)):
                 if c in out.columns:
                     out[c] = v
@@ -267,8 +294,15 @@ def control(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (),
                 v = out[c].to_numpy(dtype=float).copy()
                 v[obs_red | pop_red] = np.nan
                 out[c] = v
-    for c in RATIO_COLUMNS:
-        if c in out.columns:
+    ratio_cols = [c for c in RATIO_COLUMNS if c in out.columns]
+    if ratio_cols:
+        if "observed" in out.columns and "expected" in out.columns:
+            ratio, lo, hi = (np.asarray(a, dtype=float).reshape(n) for a in
+                             isr(out["observed"].to_numpy(dtype=float), out["expected"].to_numpy(dtype=float)))
+            for c, v in zip(RATIO_COLUMNS, (ratio, lo, hi)):
+                if c in out.columns:
+                    out[c] = v
+        for c in ratio_cols:
             v = np.round(out[c].to_numpy(dtype=float), ratio_digits)
             v[obs_red] = np.nan
             out[c] = v
@@ -286,7 +320,7 @@ def for_print(controlled: pd.DataFrame, marker: str = MARKER, drop_flags: bool =
         c = f[: -len("_redacted")]
         if c in out.columns:
             out[c] = _cells(out[c], out[f].to_numpy(), marker)
-    if "expected" in out.columns:
+    if "expected" in out.columns and "expected_redacted" not in out.columns:
         out["expected"] = _cells(out["expected"], np.zeros(len(out), bool), marker)
     for c in RATE_COLUMNS:
         if c in out.columns:
@@ -321,3 +355,268 @@ def fmt_count(x, marker: str = MARKER) -> str:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return marker
     return f"{int(round(float(x))):,}"
+
+
+# ---------------------------------------------------------------------------------------------- publication model
+#
+# Everything published for one run is one set of *cells* (counts of people: recorded, registered, data-quality
+# counts, Core20 parts, input rows) tied together by *additive relations* (groups add up to the area's total,
+# practices to their PCN, PCNs to their ICB, neighbourhoods plus the people without one to the whole dataset, two
+# data-quality counts to the 'Unknown' deprivation group, ...) and *inequalities* (recorded <= registered). A
+# reader holding every file at once knows all of these. Cells that are the same quantity in two tables (the
+# registered population of one group for two conditions with the same minimum age, or the data-quality
+# 'registered' count and a register's all-ages population) share one cell, so they are hidden or shown alike.
+# Hidden cells are protected by secondary suppression and then by an audit: the publisher runs the reader's own
+# interval propagation over every relation and hides more until no hidden cell is pinned to within +-2 and no
+# rounded count to one value.
+
+
+class CellSpace:
+    """Collects cells and relations from several tables; `finalize` merges cells with equal keys."""
+
+    KEY = ("kind", "period", "area_type", "area_code", "group_type", "group_value", "detail")
+
+    def __init__(self) -> None:
+        self._keys: list[pd.DataFrame] = []
+        self._values: list[np.ndarray] = []
+        self._publishable: list[np.ndarray] = []
+        self._small_rule: list[np.ndarray] = []
+        self._protected: list[np.ndarray] = []
+        self._n = 0
+        self._set_frames: list[tuple[str, pd.DataFrame]] = []   # (namespace, frame of handle + set key + coef)
+        self._leq: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, keys: pd.DataFrame, values, publishable=True, zero_is_small: bool = True,
+            protected: bool = True) -> np.ndarray:
+        """Register cells (one per row of `keys`, whose columns are a subset of KEY); returns their handles.
+        `publishable=False`: a cell no table prints; `protected=False`: a cell that may be worked out (a sum of
+        published cells, such as the whole dataset), as opposed to a count of people that must stay hidden."""
+        n = len(keys)
+        frame = pd.DataFrame({k: (keys[k].astype(str).to_numpy() if k in keys.columns else np.full(n, ""))
+                              for k in self.KEY})
+        self._keys.append(frame)
+        self._values.append(_as_float(np.asarray(values)))
+        self._publishable.append(np.broadcast_to(np.asarray(publishable, dtype=bool), (n,)).copy())
+        self._small_rule.append(np.full(n, bool(zero_is_small)))
+        self._protected.append(np.full(n, bool(protected)))
+        handles = np.arange(self._n, self._n + n)
+        self._n += n
+        return handles
+
+    def add_sets(self, namespace: str, handles, set_keys: pd.DataFrame, is_total) -> None:
+        """Additive sets: the cells `handles` with equal `set_keys` rows form one set; in each set the cells with
+        `is_total` equal the sum of the others."""
+        handles = np.asarray(handles)
+        if len(handles) == 0:
+            return
+        frame = set_keys.reset_index(drop=True).astype(str).copy()
+        frame.columns = [f"k{i}" for i in range(frame.shape[1])]
+        frame["_handle"] = handles
+        frame["_coef"] = np.where(np.asarray(is_total, dtype=bool), -1, 1)
+        self._set_frames.append((namespace, frame))
+
+    def add_leq(self, smaller, larger) -> None:
+        """Inequalities: cell `smaller[i]` <= cell `larger[i]`."""
+        self._leq.append((np.asarray(smaller), np.asarray(larger)))
+
+    def finalize(self) -> Cells:
+        keys = pd.concat(self._keys, ignore_index=True)
+        canon, uniq = pd.MultiIndex.from_frame(keys).factorize()
+        n_cells = len(uniq)
+        values = np.concatenate(self._values)
+        cell_values = np.full(n_cells, np.nan)
+        cell_values[canon] = values
+        publishable = np.zeros(n_cells, dtype=bool)
+        np.logical_or.at(publishable, canon, np.concatenate(self._publishable))
+        zero_small = np.zeros(n_cells, dtype=bool)
+        np.logical_or.at(zero_small, canon, np.concatenate(self._small_rule))
+        protected = np.zeros(n_cells, dtype=bool)
+        np.logical_or.at(protected, canon, np.concatenate(self._protected))
+        set_ids, cells, coefs, offset = [], [], [], 0
+        for namespace, frame in self._set_frames:
+            key_cols = [c for c in frame.columns if c.startswith("k")]
+            sid, suniq = pd.MultiIndex.from_frame(frame[key_cols]).factorize() if len(key_cols) > 1 else \
+                pd.factorize(frame[key_cols[0]])
+            set_ids.append(sid + offset)
+            offset += len(suniq)
+            cells.append(canon[frame["_handle"].to_numpy()])
+            coefs.append(frame["_coef"].to_numpy())
+        if set_ids:
+            entries = pd.DataFrame(dict(set_id=np.concatenate(set_ids), cell=np.concatenate(cells),
+                                        coef=np.concatenate(coefs))).drop_duplicates(["set_id", "cell"])
+            # a set must have a total and at least one member to say anything
+            has_total = entries.groupby("set_id")["coef"].transform("min") < 0
+            has_member = entries.groupby("set_id")["coef"].transform("max") > 0
+            entries = entries[has_total & has_member]
+            set_id = pd.factorize(entries["set_id"])[0]
+            cell_arr, coef_arr = entries["cell"].to_numpy(), entries["coef"].to_numpy()
+        else:
+            set_id = cell_arr = coef_arr = np.zeros(0, dtype=np.int64)
+        leq_small = canon[np.concatenate([s for s, _ in self._leq])] if self._leq else np.zeros(0, dtype=np.int64)
+        leq_large = canon[np.concatenate([b for _, b in self._leq])] if self._leq else np.zeros(0, dtype=np.int64)
+        return Cells(values=cell_values, publishable=publishable, zero_is_small=zero_small, protected=protected,
+                     handle_to_cell=canon, set_id=np.asarray(set_id, dtype=np.int64), entry_cell=cell_arr,
+                     entry_coef=coef_arr, leq_small=leq_small, leq_large=leq_large,
+                     keys=uniq.to_frame(index=False))
+
+
+@dataclass
+class Cells:
+    values: np.ndarray          # true counts per cell
+    publishable: np.ndarray     # False: a cell no table prints (e.g. people with no neighbourhood, per condition)
+    zero_is_small: np.ndarray   # True: a 0 is hidden like 1..threshold ("[c]" means 0 to threshold)
+    protected: np.ndarray       # a count of people (hidden ones must not be worked out); False: a plain sum
+    handle_to_cell: np.ndarray
+    set_id: np.ndarray          # relation entries: set, cell, +1 member / -1 total
+    entry_cell: np.ndarray
+    entry_coef: np.ndarray
+    leq_small: np.ndarray
+    leq_large: np.ndarray
+    keys: pd.DataFrame
+
+    @property
+    def n_sets(self) -> int:
+        return int(self.set_id.max()) + 1 if len(self.set_id) else 0
+
+
+def rounding_band(published, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """The whole numbers a published (rounded) count can stand for, as [low, high]."""
+    x = _as_float(published)
+    if policy.method == "midpoint6":
+        low, high = x - 2.0, x + 3.0
+    else:
+        half = policy.rounding / 2.0
+        low, high = np.ceil(x - half), np.ceil(x + half) - 1.0
+    low = np.maximum(low, policy.threshold + 1.0)
+    return np.where(x == 0, 0.0, low), np.where(x == 0, 0.0, high)
+
+
+def propagate(low: np.ndarray, high: np.ndarray, cells: Cells, max_rounds: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Interval propagation over every additive set and inequality (what a reader of everything can do with
+    sums alone): tightens [low, high] per cell until nothing changes. Integer cells; `high` may be inf."""
+    low, high = low.astype(float).copy(), high.astype(float).copy()
+    sid, cell, coef = cells.set_id, cells.entry_cell, cells.entry_coef.astype(float)
+    n_sets = cells.n_sets
+    for _ in range(max_rounds):
+        before_low, before_high = low.copy(), high.copy()
+        if n_sets:
+            # contribution of each entry to sum(coef * x) = 0, at its smallest and largest
+            c_low = np.where(coef > 0, low[cell], -high[cell])
+            c_high = np.where(coef > 0, high[cell], -low[cell])
+            low_inf = ~np.isfinite(c_low)
+            high_inf = ~np.isfinite(c_high)
+            s_low = np.bincount(sid, np.where(low_inf, 0.0, c_low), n_sets)
+            s_high = np.bincount(sid, np.where(high_inf, 0.0, c_high), n_sets)
+            n_low_inf = np.bincount(sid, low_inf, n_sets)
+            n_high_inf = np.bincount(sid, high_inf, n_sets)
+            rest_low = np.where(n_low_inf[sid] - low_inf > 0, -np.inf, s_low[sid] - np.where(low_inf, 0.0, c_low))
+            rest_high = np.where(n_high_inf[sid] - high_inf > 0, np.inf, s_high[sid] - np.where(high_inf, 0.0, c_high))
+            # coef * x = -(rest): member x in [-rest_high, -rest_low]; total x in [rest_low, rest_high]
+            new_low = np.where(coef > 0, -rest_high, rest_low)
+            new_high = np.where(coef > 0, -rest_low, rest_high)
+            np.maximum.at(low, cell, new_low)
+            np.minimum.at(high, cell, new_high)
+        if len(cells.leq_small):
+            np.minimum.at(high, cells.leq_small, high[cells.leq_large])
+            np.maximum.at(low, cells.leq_large, low[cells.leq_small])
+        low = np.ceil(low - 1e-9)
+        high = np.floor(high + 1e-9)
+        if np.array_equal(low, before_low) and np.array_equal(high, before_high):
+            break
+    return low, high
+
+
+@dataclass
+class Protection:
+    hidden: np.ndarray          # per cell
+    published: np.ndarray       # per cell: the rounded value (NaN where hidden or not publishable)
+    primary: np.ndarray
+    rounds: int
+    audit_low: np.ndarray
+    audit_high: np.ndarray
+    reason: np.ndarray          # per cell: 0 shown, 1 small, 2 lone unknown in a set, 3 audit, 4 audit (itself)
+
+
+def reader_bounds(cells: Cells, hidden: np.ndarray, published: np.ndarray, policy: Policy,
+                  primary: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What a reader of everything can say about each cell from the published counts and the sums.
+    The publisher's own audit passes `primary` (cells hidden for being small, known to be <= threshold)."""
+    low, high = rounding_band(published, policy)
+    shown = cells.publishable & ~hidden
+    low = np.where(shown, low, 0.0)
+    high = np.where(shown, high, np.inf)
+    if primary is not None:
+        high = np.where(primary & cells.publishable, policy.threshold, high)
+    return propagate(low, high, cells)
+
+
+def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds: int = 40) -> Protection:
+    """Primary suppression (counts of 1..threshold, and 0 where zeros are small), then secondary suppression
+    until no set has exactly one unknown cell and the reader's interval propagation over every relation pins
+    no hidden cell to fewer than `min_hidden_width` values and no rounded count to one value."""
+    values = cells.values
+    small = is_small(values, policy) | (cells.zero_is_small & (np.floor(np.abs(values) + 0.5) == 0))
+    primary = small & cells.publishable
+    hidden = primary.copy()
+    reason = np.where(primary, 1, 0)
+    rounded = round_count(values, policy)
+    sid, cell = cells.set_id, cells.entry_cell
+    n_sets = cells.n_sets
+    order = np.lexsort((np.arange(len(values)), np.abs(values)))
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    low = high = np.zeros(len(values))
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):
+        changed = False
+        # 1. no set with exactly one unknown (hidden or never printed) cell
+        for _ in range(100):
+            unknown = hidden | ~cells.publishable
+            if not n_sets:
+                break
+            n_unknown = np.bincount(sid, unknown[cell], n_sets)
+            needs_cover = (hidden & cells.publishable) | (~cells.publishable & cells.protected & small)
+            n_protected = np.bincount(sid, needs_cover[cell], n_sets)
+            lone = (n_unknown == 1) & (n_protected == 1)
+            if not lone.any():
+                break
+            cand = lone[sid] & ~unknown[cell]
+            if not cand.any():
+                break
+            pick = pd.DataFrame(dict(s=sid[cand], c=cell[cand], r=rank[cell[cand]]))
+            pick = pick.sort_values(["s", "r"]).drop_duplicates("s")
+            hidden[pick["c"].to_numpy()] = True
+            reason[pick["c"].to_numpy()] = np.where(reason[pick["c"].to_numpy()] == 0, 2, reason[pick["c"].to_numpy()])
+            changed = True
+        # 2. audit: the reader's propagation over everything published
+        published = np.where(hidden | ~cells.publishable, np.nan, rounded)
+        low, high = reader_bounds(cells, hidden, published, policy, primary)
+        needs_cover = (hidden & cells.publishable) | (~cells.publishable & cells.protected & small)
+        narrow_hidden = needs_cover & (high - low < min_hidden_width)
+        exact_rounded = ~hidden & cells.publishable & (high == low) & (rounded != 0)
+        bad = narrow_hidden | exact_rounded
+        if not bad.any():
+            break
+        # hide the smallest still-published cell sharing a set with each offending cell
+        bad_entries = bad[cell]
+        sets_of_bad = pd.DataFrame(dict(bad_cell=cell[bad_entries], s=sid[bad_entries]))
+        members = pd.DataFrame(dict(s=sid, c=cell))
+        members = members[~(hidden | ~cells.publishable)[cell]]
+        cand = sets_of_bad.merge(members, on="s")
+        cand = cand[cand["c"] != cand["bad_cell"]]
+        if not cand.empty:
+            cand["r"] = rank[cand["c"].to_numpy()]
+            pick = cand.sort_values(["bad_cell", "r"]).drop_duplicates("bad_cell")["c"].unique()
+            hidden[pick] = True
+            reason[pick] = np.where(reason[pick] == 0, 3, reason[pick])
+            changed = True
+        lone_bad = np.setdiff1d(np.flatnonzero(exact_rounded), cand["bad_cell"].to_numpy() if not cand.empty else [])
+        if len(lone_bad):
+            hidden[lone_bad] = True
+            reason[lone_bad] = np.where(reason[lone_bad] == 0, 4, reason[lone_bad])
+            changed = True
+        if not changed:
+            break
+    published = np.where(hidden | ~cells.publishable, np.nan, rounded)
+    return Protection(hidden=hidden, published=published, primary=primary, rounds=rounds, audit_low=low,
+                      audit_high=high, reason=reason)

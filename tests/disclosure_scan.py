@@ -43,6 +43,9 @@ from pathlib import Path
 
 MARKER = "[c]"
 COUNT_COLUMNS = ("observed", "population", "missing")
+# counts protected by secondary suppression; `missing` is derived (published expected - published recorded), so it
+# is checked against those instead: hiding it protects nothing and showing it reveals nothing
+SIBLING_COLUMNS = ("observed", "population")
 DEPENDENT_ON_OBSERVED = ("rate", "rate_lower", "rate_upper", "ratio", "ratio_lower", "ratio_upper", "missing")
 DEPENDENT_ON_POPULATION = ("rate", "rate_lower", "rate_upper")
 KEY = ("period", "condition", "area_type", "area_code", "group_type", "group_value")
@@ -143,6 +146,11 @@ def _scan_csv(path: Path, rel: str, res: ScanResult, thr: int, rnd: int, method:
             x = _num(row["expected"])
             if x is not None and not on_grid(x, rnd, method):
                 res.problems.append(f"{where}: `expected` {x:g} not rounded like a count")
+            o, m = _num(row.get("observed")), _num(row.get("missing"))
+            if x is not None and o is not None and m is not None and abs(m - (x - o)) > 1e-9:
+                res.problems.append(f"{where}: `missing` {m:g} is not published expected - published observed")
+            if red.get("observed") and x is not None:
+                res.problems.append(f"{where}: `observed` hidden but `expected` shown")
         def shown(c, row=row):
             return c in row and (row[c] or "").strip() not in ("", MARKER)
 
@@ -198,6 +206,8 @@ def _sibling_check(cells: dict, res: ScanResult) -> None:
         if not s["members"] or s["total"] is None:
             continue
         for j, c in enumerate(COUNT_COLUMNS):
+            if c not in SIBLING_COLUMNS:
+                continue
             res.sibling_sets += 1
             hidden = [k for k, v in s["members"] if v[j] == MARKER]
             total_hidden = s["total"][j] == MARKER

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipeline import paths
 from pipeline.config import Config
 from pipeline.disclosure import Policy, control, prevalence_siblings, siblings_from_keys
+
+from .publication import protect_all
 from pipeline.errors import PipelineError
 
 log = logging.getLogger("pipeline.report")
@@ -108,12 +111,26 @@ def control_counts(df: pd.DataFrame, cols, policy: Policy, practices: pd.DataFra
     return control(df, policy, sib, count_columns=tuple(c for c in cols if c in df.columns), recompute_rates=False)
 
 
+def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:
+    """SII/RII (crude rate) of each published ICB and PCN from its published quintile counts; an area with a
+    hidden quintile count gets no row."""
+    from pipeline.indicators import inequality_table
+
+    q = ctl[ctl["area_type"].isin(["icb", "pcn"]) & (ctl["group_type"] == "imd_quintile")].copy()
+    hidden = q["observed"].isna() | q["population"].isna()
+    q.loc[hidden, "population"] = np.nan
+    out = inequality_table(q)
+    if not out.empty:
+        out["period"] = pd.to_datetime(out["period"]).dt.date
+    return out
+
+
 def load_inputs(processed: Path, cfg: Config) -> Inputs:
     db = paths.warehouse(processed)
     if not db.exists():
         raise PipelineError("the processed directory has no warehouse.duckdb; run the earlier stages first")
     policy = Policy.from_config(cfg.disclosure)
-    cpolicy = Policy.from_config(cfg.disclosure, community=True)
+    cpolicy = policy
     con = duckdb.connect(str(db), read_only=True)
     try:
         tables = _tables(con)
@@ -153,19 +170,20 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     prev["period"] = pd.to_datetime(prev["period"]).dt.date
     periods = sorted(prev["period"].unique())
     prev = add_parents(prev, practices)
-    ctl = control_prevalence(prev, policy)
-    # the community summaries hide at least what the packs hide (and more): a cell the packs suppress is never
-    # shown there, so the two publications together reveal nothing either hides
-    in_com = prev["area_type"].isin(["icb", "pcn"]).to_numpy()
-    com = control_prevalence(prev[in_com].reset_index(drop=True), cpolicy,
-                             start_redacted={c: ctl[f"{c}_redacted"].to_numpy()[in_com]
-                                             for c in ("observed", "population", "missing") if f"{c}_redacted" in ctl})
-    if ls is not None:
-        ls = control_counts(ls.rename(columns={}), ("rows_read", "rows_loaded", "rows_rejected"), policy)
     if dq is not None and not dq.empty:
         dq["period"] = pd.to_datetime(dq["period"]).dt.date
-        dq = control_counts(dq, DQ_COUNTS, policy, practices)
-    for t in (funnel, trend, ineq, dsr):
+    # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at once,
+    # against every relation between them; every derived value is then computed from the published counts
+    published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
+                            latest=periods[-1])
+    ctl = published.prev
+    # the community summaries print the packs' own published cells: one set of rules for every publication
+    com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
+    ls, dq, core20 = published.load_summary, published.data_quality, published.core20
+    # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of the
+    # true counts; the true `inequality` table stays in the warehouse for analysts
+    ineq = published_inequality(ctl)
+    for t in (funnel, trend, dsr):
         if t is not None:
             for c in ("period", "period_from", "period_to"):
                 if c in t.columns:

@@ -31,6 +31,7 @@ class Pack:
     context: dict
     charts: list[tuple[str, Callable, tuple, dict]] = field(default_factory=list)  # (name, fn, args, kwargs)
     csv: pd.DataFrame | None = None
+    extra_csvs: dict[str, pd.DataFrame] = field(default_factory=dict)  # written as <code>_<name>.csv
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -186,44 +187,6 @@ def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS, r
                         "Missing"], rows=rows, align="llrrrrrr")
 
 
-def dsr_table(prev, inp: Inputs, area_type: str, code: str, gt: str = "ethnicity") -> dict | None:
-    """Directly age-standardised rates per 100,000 (ESP2013) with 95% intervals, one row per group and one
-    column per condition; hidden where the group's recorded count is hidden in the published prevalence rows,
-    '–' where the rate was not calculated (fewer than 10 recorded, or an age band with nobody in it)."""
-    t = inp.dsr
-    if t is None or t.empty:
-        return None
-    t = t[(t["period"] == inp.latest) & (t["area_type"] == area_type) & (t["area_code"] == code) &
-          (t["group_type"] == gt)]
-    if t.empty:
-        return None
-    ctl = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
-               (prev["group_type"] == gt)]
-    hidden = set(zip(ctl.loc[ctl["observed_redacted"].astype(bool), "condition"],
-                     ctl.loc[ctl["observed_redacted"].astype(bool), "group_value"]))
-    published = set(zip(ctl["condition"], ctl["group_value"]))
-    idx = t.set_index(["condition", "group_value"])
-    rows = []
-    for v in [g for g in GROUP_ORDER[gt] if g in set(t["group_value"])]:
-        row = [w.group_label(gt, v)]
-        for c in inp.conditions:
-            k = (c["condition"], v)
-            if k in hidden or k not in published:
-                row.append(MARKER if k in hidden else "–")
-                continue
-            r = idx.loc[k] if k in idx.index else None
-            if r is None or not math.isfinite(float(r["dsr"])):
-                row.append("–")
-                continue
-            lo, hi = float(r["dsr_lower"]), float(r["dsr_upper"])
-            row.append(f"{float(r['dsr']):,.0f} ({lo:,.0f}–{hi:,.0f})" if math.isfinite(lo) and math.isfinite(hi)
-                       else f"{float(r['dsr']):,.0f}")
-        rows.append(row)
-    std = str(t["standard"].dropna().iloc[0]) if "standard" in t and t["standard"].notna().any() else "ESP2013"
-    return dict(table=dict(header=[w.BREAKDOWN_TITLE[gt]] + [c["label"] for c in inp.conditions], rows=rows,
-                           align="l" + "r" * len(inp.conditions)), standard=std)
-
-
 def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
     d = _rows(prev, inp.latest, "practice", practice_codes, "all")
     d = d[d["condition"] == cond].sort_values("area_name")
@@ -340,7 +303,6 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"],
                                                                         repeat_breakdown=False))
                            for c in inp.conditions]
-    ctx["dsr"] = dsr_table(prev, inp, "pcn", pcn)
     codes = prac["practice_code"].tolist()
     ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
                               for c in inp.conditions]
@@ -382,7 +344,8 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     m = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
         ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
         ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _csv(prev[m]))
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _csv(prev[m]),
+                extra_csvs=_side_tables(inp, [("pcn", [pcn]), ("practice", codes)]))
 
 
 def _map_frame(prev, inp: Inputs, cond) -> pd.DataFrame:
@@ -533,7 +496,29 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
         core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
     out = out.merge(g, on=key, how="left")
-    return Pack("ics", icb, "ics.typ", ctx, charts_, out)
+    return Pack("ics", icb, "ics.typ", ctx, charts_, out, extra_csvs=_side_tables(inp, [("icb", [icb]), ("pcn", pc)]))
+
+
+def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
+    """The pack's other numbers as CSV, as printed: data-quality counts (latest date) of its areas, and the input
+    row counts."""
+    out = {}
+    dq = inp.data_quality
+    if dq is not None and not dq.empty:
+        take = np.zeros(len(dq), dtype=bool)
+        for area_type, codes in areas:
+            take |= (dq["area_type"] == area_type).to_numpy() & dq["area_code"].isin(list(codes)).to_numpy()
+        take &= (dq["period"] == inp.latest).to_numpy()
+        cols = ["period", "area_type", "area_code", "population", "ethnicity_not_recorded", "lsoa_missing",
+                "lsoa_unmatched", "no_neighbourhood"]
+        table = for_print(dq[take].sort_values(["area_type", "area_code"]))
+        table = table[[c for c in cols if c in table.columns]].copy()
+        table["period"] = table["period"].astype(str)
+        out["data_quality"] = table
+    if inp.load_summary is not None and not inp.load_summary.empty:
+        table = for_print(inp.load_summary)
+        out["inputs"] = table[[c for c in ("source", "rows_read", "rows_loaded", "rows_rejected") if c in table.columns]]
+    return out
 
 
 def _csv_share(x, hidden: bool):
@@ -696,18 +681,19 @@ def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.Da
 
 
 def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
-    """Add the Core20 shares of each gap (PCN x group rows), from the unrounded warehouse counts:
+    """Add the Core20 shares of each gap (PCN x group rows), from published counts only:
 
     * `core20_population_share`: the share of the group's registered patients who live in Core20 areas
-      (the most deprived national IMD quintile, '1'; patients with no known home area count as not Core20);
-    * `core20_missing_share`: the share of the group's missing patients (expected − recorded) who live in
-      Core20 areas: (expected − recorded among the group's Core20 residents) ÷ (expected − recorded for the
-      whole group). Below 0: Core20 residents of the group have more recorded than expected; above 1: their
-      shortfall exceeds the group's (elsewhere more are recorded than expected).
+      (the most deprived national IMD quintile, '1'; patients with no known home area count as not Core20):
+      published Core20 registered ÷ published registered;
+    * `core20_missing_share`: the share of the group's shortfall against expected that is among its Core20
+      residents: (published Core20 expected − published Core20 recorded) ÷ (published expected − published
+      recorded). Below 0: Core20 residents of the group have more recorded than expected; above 1: their
+      shortfall exceeds the group's.
 
-    `core20_hidden` is True (both shares hidden) when any part count (registered, recorded or missing, for the
-    Core20 residents or for the rest of the group) rounds to 1..threshold, since a share of a published total
-    would give it back. NaN shares where the warehouse has no stratified counts."""
+    `core20_hidden` is True (both shares hidden) when a Core20 part is hidden by disclosure control, or when a
+    part or its remainder (the group less its Core20 part) would read as a small number. NaN shares where the
+    warehouse has no stratified counts."""
     out = gaps.copy()
     n = len(out)
     out["core20_population_share"] = np.nan
@@ -718,21 +704,23 @@ def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
     if c20 is None or c20.empty or n == 0:
         return out
     key = ["condition", "area_code", "group_type", "group_value"]
-    m = out[key].merge(c20[c20["area_type"] == "pcn"], on=key, how="left")
-    pop, obs, exp = (m[c].to_numpy(dtype=float) for c in ("population", "observed", "expected"))
-    p1, o1, e1 = (m[c].to_numpy(dtype=float) for c in ("core20_population", "core20_observed", "core20_expected"))
-    miss, m1 = exp - obs, e1 - o1
-    parts = [p1, pop - p1, o1, obs - o1, m1, miss - m1]
-    small = np.zeros(n, dtype=bool)
-    for x in parts:
-        small |= is_small(x, inp.policy)
-    known = np.isfinite(pop) & (pop > 0)
+    parts = c20[c20["area_type"] == "pcn"][key + ["core20_population", "core20_observed", "core20_expected"]]
+    merged = out[key].merge(parts, on=key, how="left", indicator=True)
+    pop, obs, exp = (out[c].to_numpy(dtype=float) for c in ("population", "observed", "expected"))
+    pop1, obs1, exp1 = (merged[c].to_numpy(dtype=float)
+                        for c in ("core20_population", "core20_observed", "core20_expected"))
+    gap, gap1 = exp - obs, exp1 - obs1
+    remainders = [pop - pop1, obs - obs1, gap - gap1]
+    hidden = np.isnan(pop1) | np.isnan(obs1) | np.isnan(exp1) | np.isnan(pop) | np.isnan(obs) | np.isnan(exp)
+    for part in [gap1] + remainders:
+        hidden |= is_small(part, inp.policy)
+    known = (merged["_merge"] == "both").to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        ps = np.where(known, p1 / pop, np.nan)
-        ms = np.where(known & (miss > 0), m1 / miss, np.nan)
-    out["core20_population_share"] = np.where(small, np.nan, ps)
-    out["core20_missing_share"] = np.where(small, np.nan, ms)
-    out["core20_hidden"] = small & known
+        pop_share = np.where(pop > 0, pop1 / pop, np.nan)
+        gap_share = np.where(gap > 0, gap1 / gap, np.nan)
+    out["core20_population_share"] = np.where(hidden, np.nan, pop_share)
+    out["core20_missing_share"] = np.where(hidden, np.nan, gap_share)
+    out["core20_hidden"] = hidden & known
     out["core20_known"] = known
     return out
 

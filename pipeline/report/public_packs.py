@@ -542,7 +542,7 @@ def _caveats(meta: dict, counts: dict, age: str, brief: bool = False, pcn: dict 
          "an approximation. When the 95% interval of recorded ÷ expected excludes 1 we call it 'clearly' lower or "
          "higher."),
         ("Practices in the files.", files),
-        ("Disclosure control.", pol.describe() + " Ratios and their intervals use the exact numbers."),
+        ("Disclosure control.", pol.describe(zeros_hidden=False)),
         ("Source.", f"NHS England QOF {meta['qof_year']} ({meta['qof_file']}, year ending "
          f"{meta['period'].isoformat()}), practice mapping {meta['mapping_file']}; OHID Fingertips practice IMD "
          f"2019; Census 2021 ethnicity by practice; Open Government Licence v3. Pipeline version {__version__}."),
@@ -831,7 +831,7 @@ def write_public_packs(processed: Path, reports: Path, icb: str, year: str, cond
             f"Public-data packs for {meta['icb_name']} ({icb}), QOF {meta['qof_year']}, register {condition}.\n"
             f"{stem}.pdf/.csv: the ICB's PCNs and practices compared; {stem}_gradient.csv: recorded by practice "
             "deprivation decile (England and the ICB).\npcn/<code>.pdf/.csv: one briefing per PCN.\n"
-            f"Every number is disclosure-controlled: {meta['policy'].describe()}\nPipeline version {__version__}.\n",
+            f"Every number is disclosure-controlled: {meta['policy'].describe(zeros_hidden=False)}\nPipeline version {__version__}.\n",
             encoding="utf-8")
         atomic_replace_dir(tmp, final)
     except BaseException:

@@ -115,6 +115,8 @@ def _render_job(job: tuple[str, str]):
     render_pack(pack, out / kind / f"{code}.pdf", inp.latest)
     if pack.csv is not None:
         pack.csv.to_csv(out / kind / f"{code}.csv", index=False)
+    for name, table in pack.extra_csvs.items():
+        table.to_csv(out / kind / f"{code}_{name}.csv", index=False)
     return job, time.perf_counter() - t0
 
 

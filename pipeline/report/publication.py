@@ -1,0 +1,255 @@
+"""Everything one run publishes, as one model of cells and relations, protected once (see
+:mod:`pipeline.disclosure`, "publication model").
+
+The packs, the ICS summary, the community summaries and their CSVs all print from the frames this module
+returns, so one cell is hidden or shown alike everywhere, and the protection knows every relation a reader of
+all the files together can use:
+
+* the groups of each breakdown add up to the area's total (recorded and registered, per condition and date);
+* practices add up to their PCN, PCNs to their ICB (every group);
+* neighbourhoods plus the people with no neighbourhood add up to the whole dataset (the ICBs together);
+* registers with the same minimum age share their registered populations; the data-quality 'registered' and
+  'ethnicity not recorded' counts are the all-ages registered population of the area and of its 'Unknown'
+  ethnic group, and 'no LSOA' + 'LSOA not matched' its 'Unknown' deprivation group;
+* recorded <= registered; a Core20 part <= its group;
+* rows read = rows loaded + rows rejected.
+
+Cells are only linked across dates through nothing: each date's cells are protected on their own, so a date is
+published the same way in every pack that shows it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.disclosure import CellSpace, Policy, Protection, protect, publish, round_count
+
+DQ_COLUMNS = ("population", "ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
+
+
+@dataclass
+class Published:
+    cells: object                      # the model (disclosure.Cells), for audits and tests
+    prev: pd.DataFrame                 # controlled prevalence rows (numeric, NaN = hidden, *_redacted flags)
+    data_quality: pd.DataFrame | None  # controlled data-quality counts
+    load_summary: pd.DataFrame | None  # controlled input row counts
+    core20: pd.DataFrame | None        # Core20 parts: published counts (NaN = hidden)
+    protection: Protection
+
+
+def _key_frame(frame: pd.DataFrame, kind: str, detail) -> pd.DataFrame:
+    return pd.DataFrame(dict(kind=kind, period=frame["period"].astype(str).to_numpy(),
+                             area_type=frame["area_type"].to_numpy(), area_code=frame["area_code"].to_numpy(),
+                             group_type=frame["group_type"].to_numpy() if "group_type" in frame else "all",
+                             group_value=frame["group_value"].to_numpy() if "group_value" in frame else "All",
+                             detail=detail))
+
+
+def _value_detail(values) -> np.ndarray:
+    """Cells of the same area, group and kind with the same value are one cell (a shared denominator): merging
+    two cells that merely happen to be equal only makes the protection stricter."""
+    return np.asarray(pd.Series(np.asarray(values, dtype=float)).map("{:.0f}".format))
+
+
+def _group_sets(space: CellSpace, prev: pd.DataFrame, handles: np.ndarray, kind: str) -> None:
+    """Each breakdown of an area (condition, date) adds up to its `all` row."""
+    gt = prev["group_type"].to_numpy()
+    base = prev[["period", "condition", "area_type", "area_code"]].astype(str)
+    for breakdown in pd.unique(gt[gt != "all"]):
+        take = (gt == breakdown) | (gt == "all")
+        keys = base[take].assign(breakdown=breakdown)
+        space.add_sets(f"{kind}-groups", handles[take], keys, gt[take] == "all")
+
+
+def _hierarchy_sets(space: CellSpace, prev: pd.DataFrame, handles: np.ndarray, kind: str) -> None:
+    """Practices add up to their PCN, PCNs to their ICB, group by group."""
+    at = prev["area_type"].to_numpy()
+    for child, parent in (("practice", "pcn"), ("pcn", "icb")):
+        members = (at == child) & prev["parent_code"].notna().to_numpy()
+        totals = at == parent
+        if not members.any() or not totals.any():
+            continue
+        cols = ["period", "condition", "group_type", "group_value"]
+        member_keys = prev.loc[members, cols].astype(str).assign(parent=prev.loc[members, "parent_code"].astype(str))
+        total_keys = prev.loc[totals, cols].astype(str).assign(parent=prev.loc[totals, "area_code"].astype(str))
+        keys = pd.concat([member_keys, total_keys], ignore_index=True)
+        space.add_sets(f"{kind}-{child}-{parent}", np.r_[handles[members], handles[totals]], keys,
+                       np.r_[np.zeros(members.sum(), bool), np.ones(totals.sum(), bool)])
+
+
+def _neighbourhood_sets(space: CellSpace, prev: pd.DataFrame, obs: np.ndarray, pop: np.ndarray,
+                        dq: pd.DataFrame | None) -> None:
+    """Neighbourhoods plus the people in none add up to the whole dataset (all ICBs together), per condition
+    and date; the people in none are never printed per condition, but for registers of all ages they are the
+    data-quality 'no neighbourhood' count."""
+    allrows = prev[prev["group_type"] == "all"]
+    nbh = allrows["area_type"] == "neighbourhood"
+    icb = allrows["area_type"] == "icb"
+    if not nbh.any() or not icb.any():
+        return
+    keycols = ["period", "condition"]
+    for kind, handles in (("observed", obs), ("population", pop)):
+        icb_rows, nbh_rows = allrows[icb], allrows[nbh]
+        totals = icb_rows.groupby(keycols, sort=False)[kind].sum()
+        in_nbh = nbh_rows.groupby(keycols, sort=False)[kind].sum()
+        frame = totals.rename("total").to_frame().join(in_nbh.rename("in_nbh")).fillna(0).reset_index()
+        frame["area_type"], frame["area_code"] = "dataset", "*"
+        dataset = space.add(_key_frame(frame, f"{kind}-dataset", frame["condition"].astype(str)),
+                            frame["total"], publishable=False, protected=False)
+        if kind == "population":
+            rest_detail = _value_detail(frame["total"] - frame["in_nbh"])
+            rest_frame = frame.assign(area_type="no_neighbourhood")
+            rest = space.add(_key_frame(rest_frame, "population", rest_detail), frame["total"] - frame["in_nbh"],
+                             publishable=False)
+            rest_pop = rest
+        else:
+            rest_frame = frame.assign(area_type="no_neighbourhood")
+            rest = space.add(_key_frame(rest_frame, "observed", rest_frame["condition"].astype(str)),
+                             frame["total"] - frame["in_nbh"], publishable=False)
+            rest_obs = rest
+        # dataset = sum of ICBs; dataset = sum of neighbourhoods + rest
+        set_key = frame[keycols].astype(str)
+        icb_keys = icb_rows[keycols].astype(str)
+        nbh_keys = nbh_rows[keycols].astype(str)
+        space.add_sets(f"{kind}-icbs", np.r_[handles[icb_rows.index.to_numpy()], dataset],
+                       pd.concat([icb_keys, set_key], ignore_index=True),
+                       np.r_[np.zeros(len(icb_rows), bool), np.ones(len(frame), bool)])
+        space.add_sets(f"{kind}-nbh", np.r_[handles[nbh_rows.index.to_numpy()], rest, dataset],
+                       pd.concat([nbh_keys, set_key, set_key], ignore_index=True),
+                       np.r_[np.zeros(len(nbh_rows) + len(frame), bool), np.ones(len(frame), bool)])
+    space.add_leq(rest_obs, rest_pop)
+    if dq is not None and not dq.empty and (dq["area_type"] == "icb").any():
+        d = dq[dq["area_type"] == "icb"]
+        none_total = d.groupby("period")["no_neighbourhood"].sum().reset_index()
+        none_total["area_type"], none_total["area_code"] = "no_neighbourhood", "*"
+        total = space.add(_key_frame(none_total, "population", _value_detail(none_total["no_neighbourhood"])),
+                          none_total["no_neighbourhood"], publishable=False)
+        members = space.add(_key_frame(d, "dq", "no_neighbourhood"), d["no_neighbourhood"])
+        keys = pd.concat([d[["period"]].astype(str), none_total[["period"]].astype(str)], ignore_index=True)
+        space.add_sets("dq-no-neighbourhood", np.r_[members, total], keys,
+                       np.r_[np.zeros(len(d), bool), np.ones(len(none_total), bool)])
+
+
+def _dq_cells(space: CellSpace, dq: pd.DataFrame, parents: pd.Series) -> dict[str, np.ndarray]:
+    """Data-quality counts: the 'registered' and 'ethnicity not recorded' counts are the all-ages population
+    cells of the area and of its 'Unknown' ethnic group (merged with a register's cells of the same value)."""
+    handles = {}
+    handles["population"] = space.add(_key_frame(dq, "population", _value_detail(dq["population"])), dq["population"])
+    eth = dq.assign(group_type="ethnicity", group_value="Unknown")
+    handles["ethnicity_not_recorded"] = space.add(
+        _key_frame(eth, "population", _value_detail(dq["ethnicity_not_recorded"])), dq["ethnicity_not_recorded"])
+    for col in ("lsoa_missing", "lsoa_unmatched", "no_neighbourhood"):
+        handles[col] = space.add(_key_frame(dq, "dq", col), dq[col])
+    unknown = dq["lsoa_missing"] + dq["lsoa_unmatched"]
+    imd = dq.assign(group_type="imd_quintile", group_value="Unknown")
+    unknown_cell = space.add(_key_frame(imd, "population", _value_detail(unknown)), unknown, publishable=False)
+    n = len(dq)
+    keys = pd.concat([dq[["period", "area_type", "area_code"]].astype(str)] * 3, ignore_index=True)
+    space.add_sets("dq-imd-unknown", np.r_[handles["lsoa_missing"], handles["lsoa_unmatched"], unknown_cell],
+                   keys, np.r_[np.zeros(2 * n, bool), np.ones(n, bool)])
+    for col in DQ_COLUMNS[1:]:
+        space.add_leq(handles[col], handles["population"])
+    at = dq["area_type"].to_numpy()
+    for child, parent in (("practice", "pcn"), ("pcn", "icb")):
+        members = (at == child) & parents.notna().to_numpy()
+        totals = at == parent
+        if not members.any() or not totals.any():
+            continue
+        keys = pd.concat([dq.loc[members, ["period"]].astype(str).assign(parent=parents[members].astype(str).to_numpy()),
+                          dq.loc[totals, ["period"]].astype(str).assign(parent=dq.loc[totals, "area_code"].astype(str))],
+                         ignore_index=True)
+        for col in DQ_COLUMNS:
+            space.add_sets(f"dq-{col}-{child}", np.r_[handles[col][members], handles[col][totals]], keys,
+                           np.r_[np.zeros(members.sum(), bool), np.ones(totals.sum(), bool)])
+    return handles
+
+
+def _core20_cells(space: CellSpace, core20: pd.DataFrame, prev: pd.DataFrame, period,
+                  obs: np.ndarray, pop: np.ndarray) -> dict[str, np.ndarray]:
+    """Core20 parts of PCN x group cells (latest date): each part <= its group's cell; recorded <= registered."""
+    frame = core20.assign(period=str(period), area_type="pcn")
+    handles = {}
+    for col, kind in (("core20_population", "population"), ("core20_observed", "observed")):
+        detail = frame["condition"].astype(str) + ":core20"
+        handles[col] = space.add(_key_frame(frame, f"{kind}-core20", detail), frame[col])
+    key = ["condition", "area_code", "group_type", "group_value"]
+    rows = prev[(prev["area_type"] == "pcn") & (prev["period"].astype(str) == str(period))][key]
+    pos = pd.Series(np.arange(len(prev)), index=prev.index)[rows.index]
+    lookup = rows.assign(_pos=pos.to_numpy())
+    hit = frame[key].merge(lookup, on=key, how="left")["_pos"].to_numpy()
+    ok = ~np.isnan(hit)
+    where = hit[ok].astype(int)
+    space.add_leq(handles["core20_population"][ok], pop[where])
+    space.add_leq(handles["core20_observed"][ok], obs[where])
+    space.add_leq(handles["core20_observed"], handles["core20_population"])
+    return handles
+
+
+def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = None,
+                load_summary: pd.DataFrame | None = None, core20: pd.DataFrame | None = None,
+                practices: pd.DataFrame | None = None, latest=None) -> Published:
+    """Protect every published count of a run at once and return the published frames.
+
+    `prev` holds the published prevalence rows with `parent_code` (practice -> PCN, PCN -> ICB)."""
+    prev = prev.reset_index(drop=True)
+    space = CellSpace()
+    obs = space.add(_key_frame(prev, "observed", prev["condition"].astype(str)), prev["observed"])
+    pop = space.add(_key_frame(prev, "population", _value_detail(prev["population"])), prev["population"])
+    space.add_leq(obs, pop)
+    for kind, handles in (("observed", obs), ("population", pop)):
+        _group_sets(space, prev, handles, kind)
+        _hierarchy_sets(space, prev, handles, kind)
+    dq_handles = None
+    if dq is not None and not dq.empty:
+        dq = dq.reset_index(drop=True)
+        parents = pd.Series(None, index=dq.index, dtype=object)
+        if practices is not None:
+            at = dq["area_type"]
+            parents[at == "practice"] = dq.loc[at == "practice", "area_code"].map(
+                dict(zip(practices["practice_code"], practices["pcn_code"])))
+            parents[at == "pcn"] = dq.loc[at == "pcn", "area_code"].map(
+                dict(zip(practices["pcn_code"], practices["icb_code"])))
+        dq_handles = _dq_cells(space, dq, parents)
+    _neighbourhood_sets(space, prev, obs, pop, dq)
+    load_handles = None
+    if load_summary is not None and not load_summary.empty:
+        ls = load_summary.reset_index(drop=True)
+        frame = pd.DataFrame(dict(period="", area_type="input", area_code=ls["source"].astype(str)))
+        load_handles = {c: space.add(_key_frame(frame, "rows", c), ls[c], zero_is_small=False)
+                        for c in ("rows_read", "rows_loaded", "rows_rejected")}
+        keys = pd.concat([frame[["area_code"]]] * 3, ignore_index=True)
+        space.add_sets("load", np.r_[load_handles["rows_loaded"], load_handles["rows_rejected"],
+                                     load_handles["rows_read"]], keys,
+                       np.r_[np.zeros(2 * len(ls), bool), np.ones(len(ls), bool)])
+    c20_handles = None
+    if core20 is not None and not core20.empty and latest is not None:
+        core20 = core20.reset_index(drop=True)
+        c20_handles = _core20_cells(space, core20, prev, latest, obs, pop)
+    cells = space.finalize()
+    result = protect(cells, policy)
+    hidden_of = lambda handles: result.hidden[cells.handle_to_cell[handles]]  # noqa: E731
+    published_prev = publish(prev, policy, {"observed": hidden_of(obs), "population": hidden_of(pop)})
+    published_dq = None
+    if dq_handles is not None:
+        published_dq = publish(dq, policy, {c: hidden_of(h) for c, h in dq_handles.items()}, recompute_rates=False)
+    published_ls = None
+    if load_handles is not None:
+        published_ls = publish(load_summary.reset_index(drop=True), policy,
+                               {c: hidden_of(h) for c, h in load_handles.items()}, recompute_rates=False)
+    published_c20 = None
+    if c20_handles is not None:
+        published_c20 = core20.copy()
+        for col, handles in c20_handles.items():
+            v = round_count(core20[col].to_numpy(), policy)
+            v[hidden_of(handles)] = np.nan
+            published_c20[col] = v
+        # Core20 expected is a model value: published rounded, and hidden with the Core20 recorded count
+        e = round_count(core20["core20_expected"].to_numpy(), policy)
+        e[np.isnan(published_c20["core20_observed"].to_numpy(dtype=float))] = np.nan
+        published_c20["core20_expected"] = e
+        published_c20 = published_c20.drop(columns=[c for c in ("population", "observed", "expected")
+                                                     if c in published_c20.columns])
+    return Published(cells=cells, prev=published_prev, data_quality=published_dq, load_summary=published_ls,
+                     core20=published_c20, protection=result)

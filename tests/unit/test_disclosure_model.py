@@ -1,0 +1,131 @@
+"""The publication model (disclosure.CellSpace / protect / publish): every published cell and relation at once,
+protected against a reader's interval propagation."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.disclosure import CellSpace, Policy, propagate, protect, publish, reader_bounds, round_count
+
+POLICY = Policy()
+
+
+def _one_set(values, total_first=True):
+    space = CellSpace()
+    handles = space.add(pd.DataFrame(dict(kind="o", area_code=[f"c{i}" for i in range(len(values))])), values)
+    is_total = np.zeros(len(values), bool)
+    is_total[0] = total_first
+    space.add_sets("s", handles, pd.DataFrame(dict(k=["x"] * len(values))), is_total)
+    return space.finalize()
+
+
+def test_propagation_pins_what_sums_allow():
+    cells = _one_set([11, 9, 2, 0])
+    low, high = reader_bounds(cells, np.array([False, False, True, True]), np.array([10, 10, np.nan, np.nan]), POLICY)
+    assert low.tolist() == [8, 8, 0, 0] and high.tolist() == [12, 12, 4, 4]
+
+
+def test_audit_hides_a_neighbour_of_a_narrowed_hidden_cell():
+    cells = _one_set([11, 9, 2, 0])
+    result = protect(cells, POLICY)
+    assert result.hidden.tolist() == [False, True, True, True]
+    assert result.reason.tolist() == [0, 3, 1, 1]
+    low, high = reader_bounds(cells, result.hidden, result.published, POLICY)
+    assert (high[result.hidden] - low[result.hidden] >= 5).all()
+
+
+def test_a_lone_hidden_cell_gets_company():
+    cells = _one_set([120, 5, 50, 65])
+    result = protect(cells, POLICY)
+    assert result.hidden.tolist() == [False, True, True, False]  # 50 is the smallest other cell
+
+
+def test_zero_counts_are_hidden_like_small_ones():
+    result = protect(_one_set([100, 0, 40, 60]), POLICY)
+    assert result.hidden[1] and result.primary[1]
+
+
+def test_equal_keys_are_one_cell():
+    space = CellSpace()
+    keys = pd.DataFrame(dict(kind="population", area_code=["A", "A", "B"], detail=["120", "120", "120"]))
+    handles = space.add(keys, [120, 120, 120])
+    cells = space.finalize()
+    assert cells.handle_to_cell[handles[0]] == cells.handle_to_cell[handles[1]] != cells.handle_to_cell[handles[2]]
+
+
+def test_an_unpublished_small_count_is_protected():
+    # total 40 = 33 + rest(7): the rest is never printed, but must not be worked out
+    space = CellSpace()
+    shown = space.add(pd.DataFrame(dict(kind="o", area_code=["T", "A"])), [40, 33])
+    rest = space.add(pd.DataFrame(dict(kind="o", area_code=["rest"])), [7], publishable=False)
+    space.add_sets("s", np.r_[shown, rest], pd.DataFrame(dict(k=["x"] * 3)), [True, False, False])
+    cells = space.finalize()
+    result = protect(cells, POLICY)
+    assert result.hidden[:2].any()
+
+
+def test_a_plain_sum_may_be_worked_out():
+    # the whole dataset is the sum of published ICBs: nothing needs hiding for it
+    space = CellSpace()
+    shown = space.add(pd.DataFrame(dict(kind="o", area_code=["icb"])), [400])
+    total = space.add(pd.DataFrame(dict(kind="o", area_code=["dataset"])), [400], publishable=False, protected=False)
+    space.add_sets("s", np.r_[shown, total], pd.DataFrame(dict(k=["x"] * 2)), [False, True])
+    assert not protect(space.finalize(), POLICY).hidden[0]
+
+
+def test_propagation_handles_open_bounds():
+    cells = _one_set([50, 20, 30])
+    low, high = propagate(np.array([0.0, 18, 0]), np.array([np.inf, 22, np.inf]), cells)
+    assert low.tolist() == [18, 18, 0] and np.isinf(high[0]) and np.isinf(high[2])
+
+
+def test_publish_derives_everything_from_published_counts():
+    df = pd.DataFrame(dict(observed=[12, 3, 40], population=[101, 50, 400], expected=[14.6, 2.2, 33.1],
+                           missing=[2.6, -0.8, -6.9], rate=[0.1, 0.1, 0.1], rate_lower=0.0, rate_upper=1.0,
+                           ratio=0.0, ratio_lower=0.0, ratio_upper=0.0))
+    out = publish(df, POLICY, {"observed": np.array([False, True, False]), "population": np.zeros(3, bool)})
+    assert out["observed"].tolist()[0] == 10 and np.isnan(out["observed"][1])
+    assert out["expected"][0] == 15 and np.isnan(out["expected"][1])   # hidden with its recorded count
+    assert out["ratio"][0] == round(10 / 15, 2) and out["ratio"][2] == round(40 / 35, 2)
+    assert np.isnan(out["missing"][0])   # 15 - 10 = 5 reads as a small number
+    assert out["missing"][2] == -5 or np.isnan(out["missing"][2])
+    assert out["rate"][0] == 10 / 100
+
+
+@st.composite
+def two_level(draw):
+    """An area of k groups (sums to its total), and 2 such areas adding up to a parent, groups aligned."""
+    k = draw(st.integers(2, 5))
+    values = np.array(draw(st.lists(st.integers(0, 40), min_size=2 * k, max_size=2 * k))).reshape(2, k)
+    return values
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(two_level())
+def test_property_nothing_narrow_after_protection(values):
+    space = CellSpace()
+    areas, k = values.shape
+    rows = []
+    for a in range(areas):
+        for g in range(k):
+            rows.append(dict(area_code=f"A{a}", group_value=f"g{g}", value=values[a, g]))
+        rows.append(dict(area_code=f"A{a}", group_value="All", value=values[a].sum()))
+    for g in range(k):
+        rows.append(dict(area_code="P", group_value=f"g{g}", value=values[:, g].sum()))
+    rows.append(dict(area_code="P", group_value="All", value=values.sum()))
+    frame = pd.DataFrame(rows).assign(kind="o")
+    handles = space.add(frame, frame["value"])
+    by_area = frame["area_code"]
+    space.add_sets("groups", handles, frame[["area_code"]], frame["group_value"] == "All")
+    space.add_sets("areas", handles, frame[["group_value"]], by_area == "P")
+    cells = space.finalize()
+    result = protect(cells, POLICY)
+    low, high = reader_bounds(cells, result.hidden, result.published, POLICY)
+    truth = cells.values
+    assert ((low <= truth) & (truth <= high)).all()
+    assert (high[result.hidden] - low[result.hidden] >= 5).all()
+    shown = ~result.hidden & (truth != 0)
+    assert (high[shown] > low[shown]).all()
+    assert (result.published[~result.hidden] == round_count(truth, POLICY)[~result.hidden]).all()
