@@ -213,10 +213,12 @@ def _secondary(values: np.ndarray, red: np.ndarray, parts: Sequence[Siblings]) -
 
 def control(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (),
             count_columns: Sequence[str] = ("observed", "population"), recompute_rates: bool = True,
-            ratio_digits: int = 2, start_redacted: dict | None = None) -> pd.DataFrame:
+            ratio_digits: int = 2, start_redacted: dict | None = None,
+            from_published: bool = True) -> pd.DataFrame:
     """Apply the policy to a prevalence-shaped frame (any subset of its columns): primary suppression, then
-    secondary suppression within `siblings`, then :func:`publish` (every derived value from the published counts).
-    `start_redacted` ({column: boolean array}) marks cells hidden before anything else."""
+    secondary suppression within `siblings`, then :func:`publish` (every derived value from the published counts;
+    `from_published=False` keeps ratios and `missing` as calculated, for already-public counts such as QOF
+    registers). `start_redacted` ({column: boolean array}) marks cells hidden before anything else."""
     cols = [c for c in count_columns if c in df.columns]
     raw = {c: _as_float(df[c].to_numpy()) for c in cols}
     red = {c: is_small(raw[c], policy) for c in cols}
@@ -229,11 +231,12 @@ def control(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (),
             changed |= _secondary(raw[c], red[c], siblings)
         if not changed:
             break
-    return publish(df, policy, red, recompute_rates=recompute_rates, ratio_digits=ratio_digits)
+    return publish(df, policy, red, recompute_rates=recompute_rates, ratio_digits=ratio_digits,
+                   from_published=from_published)
 
 
 def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: bool = True,
-            ratio_digits: int = 2) -> pd.DataFrame:
+            ratio_digits: int = 2, from_published: bool = True) -> pd.DataFrame:
     """The published version of a prevalence-shaped frame, given which counts are hidden (`redacted`:
     {column: boolean array}, e.g. from :func:`protect`).
 
@@ -257,7 +260,16 @@ def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: b
             out[f"{c}_redacted"] = flags
     obs_red = np.asarray(redacted.get("observed", none), dtype=bool)
     pop_red = np.asarray(redacted.get("population", none), dtype=bool)
-    if "expected" in out.columns:
+    if not from_published:  # already-public counts: ratios and `missing` as calculated, hidden with recorded
+        if "expected" in out.columns:
+            out["expected"] = round_count(out["expected"].to_numpy(), policy)
+        if "missing" in out.columns:
+            miss_red = obs_red | is_small(out["missing"].to_numpy(), policy)
+            m = round_count(out["missing"].to_numpy(), policy)
+            m[miss_red] = np.nan
+            out["missing"] = m
+            out["missing_redacted"] = miss_red
+    elif "expected" in out.columns:
         exp_red = obs_red | pop_red
         e = round_count(out["expected"].to_numpy(), policy)
         e[exp_red] = np.nan
@@ -296,7 +308,7 @@ def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: b
                 out[c] = v
     ratio_cols = [c for c in RATIO_COLUMNS if c in out.columns]
     if ratio_cols:
-        if "observed" in out.columns and "expected" in out.columns:
+        if from_published and "observed" in out.columns and "expected" in out.columns:
             ratio, lo, hi = (np.asarray(a, dtype=float).reshape(n) for a in
                              isr(out["observed"].to_numpy(dtype=float), out["expected"].to_numpy(dtype=float)))
             for c, v in zip(RATIO_COLUMNS, (ratio, lo, hi)):
@@ -433,7 +445,7 @@ class CellSpace:
         protected = np.zeros(n_cells, dtype=bool)
         np.logical_or.at(protected, canon, np.concatenate(self._protected))
         set_ids, cells, coefs, offset = [], [], [], 0
-        for namespace, frame in self._set_frames:
+        for _namespace, frame in self._set_frames:
             key_cols = [c for c in frame.columns if c.startswith("k")]
             sid, suniq = pd.MultiIndex.from_frame(frame[key_cols]).factorize() if len(key_cols) > 1 else \
                 pd.factorize(frame[key_cols[0]])
@@ -567,7 +579,8 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
     rank[order] = np.arange(len(values))
     low = high = np.zeros(len(values))
     rounds = 0
-    for rounds in range(1, max_rounds + 1):
+    while rounds < max_rounds:
+        rounds += 1
         changed = False
         # 1. no set with exactly one unknown (hidden or never printed) cell
         for _ in range(100):

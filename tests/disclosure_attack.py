@@ -202,10 +202,6 @@ def build(reports: Path, model: Model, use_derived: bool = True) -> None:
         unknown = model.cell(("population", r["period"], 0, r["area_type"], r["area_code"], "imd_quintile", "Unknown"))
         model.sums.append((unknown, [cells["lsoa_missing"], cells["lsoa_unmatched"]]))
         dq_cells[k] = cells
-    for (period, at, code), cells in dq_cells.items():
-        parent = practice_parent.get(code) if at == "practice" else pcn_parent.get(code) if at == "pcn" else None
-        if parent is None:
-            continue
     dq_parent = defaultdict(list)
     for (period, at, code), cells in dq_cells.items():
         if at == "practice" and code in practice_parent:

@@ -281,7 +281,7 @@ _SAFE = [re.compile(p.replace("{N}", r"(?P<n>\d+)")) for p in (
     r"\b{N} (?:January|February|March|April|May|June|July|August|September|October|November|December) \d{4}",
     r"\b{N}(?:–|-)\d+", r"\d+(?:–|-){N}\b", r"\b{N}\+", r"quintile {N}\b", r"\b{N} \((?:most|least) deprived\)",
     r"\b{N} = most deprived", r"\({N}\)", r"(?:includes|around|above|below|Below|Above|than) {N}\b", r"\b{N} means\b",
-    r"from {N} to \d+", r"from \d+ to {N}\b", r"nearest {N}\b", r"to {N}, \d+, \d+", r"to \d+, {N}, \d+",
+    r"from {N} to \d+", r"from \d+ to {N}\b", r"between \d+ and {N}\b", r"nearest {N}\b", r"to {N}, \d+, \d+", r"to \d+, {N}, \d+",
     r"\b{N} (?:groups?|PCNs?|pcns?|practices?|primary care networks?|neighbourhoods?|areas?|ICBs?|panels?|"
     r"this pcn's practices|hidden by disclosure control)\b", r"\b{N} and over\b", r"aged {N}\b", r"\b{N} times\b",
     r"threshold {N}\b", r"\band {N} more\b", r"PDF/UA-{N}", r"ua-{N}", r"networks and {N}\s*$", r"version [\d.]*{N}", r"\bgroups \([^()]*(?:\([^()]*\)[^()]*)*\)",

@@ -18,9 +18,9 @@ import pandas as pd
 from pipeline import paths
 from pipeline.config import Config
 from pipeline.disclosure import Policy, control, prevalence_siblings, siblings_from_keys
+from pipeline.errors import PipelineError
 
 from .publication import protect_all
-from pipeline.errors import PipelineError
 
 log = logging.getLogger("pipeline.report")
 

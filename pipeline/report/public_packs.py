@@ -200,10 +200,10 @@ def load_controlled(processed: Path, icb: str, condition: str = "DEP", policy: P
     keep = ["period", "condition", "area_type", "area_code", "area_name", "parent_code", "parent_pcn",
             "parent_icb", "imd_decile", "model_basis"]
     base = control(pe[keep + ["observed", "population", "rate", "rate_lower", "rate_upper", "expected", "ratio",
-                              "ratio_lower", "ratio_upper", "missing"]], policy, sib)
+                              "ratio_lower", "ratio_upper", "missing"]], policy, sib, from_published=False)
     model = pe[["observed", "population", "expected_model", "ratio_model", "ratio_model_lower",
                 "ratio_model_upper", "missing_model"]].rename(columns=lambda c: c.replace("_model", ""))
-    model = control(model, policy, sib)
+    model = control(model, policy, sib, from_published=False)
     for c, name in (("expected", "expected_model"), ("ratio", "ratio_model"), ("ratio_lower", "ratio_model_lower"),
                     ("ratio_upper", "ratio_model_upper"), ("missing", "missing_model")):
         base[name] = model[c].to_numpy()
@@ -217,10 +217,10 @@ def load_controlled(processed: Path, icb: str, condition: str = "DEP", policy: P
     # score, so there is no published total in the set)
     g = grad.copy()
     gsib = [siblings_from_keys(g, np.ones(len(g), bool), ["condition", "area_code"], np.zeros(len(g), bool))]
-    gc = control(g, policy, gsib)
+    gc = control(g, policy, gsib, from_published=False)
 
     # other registers at ICB and England level (only the rows, no breakdown: no siblings needed)
-    rc = control(regs, policy) if len(regs) else regs
+    rc = control(regs, policy, from_published=False) if len(regs) else regs
 
     # data-quality counts for the caveats (numbers of practices and rows, not of patients)
     in_icb = prac["icb_code"] == icb

@@ -2,7 +2,7 @@
 
     reports/pcn/<pcn_code>.pdf + .csv        one briefing pack per primary care network
     reports/ics/<icb_code>.pdf + .csv        one system pack per integrated care board
-    reports/community/<pcn_code>.pdf + .csv  plain-language summary with the stricter threshold
+    reports/community/<pcn_code>.pdf + .csv  plain-language summary (the packs' own published cells)
 
 Everything is written into a temporary sibling directory and swapped in at the end, so a killed run leaves
 the previous reports as they were. Packs are rendered in parallel (2 worker processes, forked so that the
@@ -163,8 +163,9 @@ def _write_index(out: Path, inp: Inputs, timings: dict) -> None:
              "Every number under this directory is disclosure-controlled: " + inp.policy.describe(), "",
              "pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
              "ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
-             "community/<code>.pdf + .csv            plain-language summary for community partners (threshold "
-             f"{inp.community_policy.threshold})", ""]
+             "<code>_data_quality.csv, <code>_inputs.csv   each pack's data-quality and input-row counts",
+             "community/<code>.pdf + .csv            plain-language summary for community partners (the same "
+             "published cells as the packs)", ""]
     (out / "README.txt").write_text("\n".join(lines), encoding="utf-8")
     if not timings:
         raise PipelineError("no practices in the warehouse, so there are no packs to render")

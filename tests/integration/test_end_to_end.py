@@ -28,7 +28,8 @@ def test_outputs_exist(run):
     for t in ("prevalence", "load_summary", "rejects", "inequality", "funnel", "trend", "comparisons", "dsr", "data_quality"):
         assert (run / "processed" / f"{t}.parquet").exists(), t
     pcn = sorted(p.stem for p in (run / "reports" / "pcn").glob("*.pdf"))
-    assert len(pcn) == 6 and pcn == sorted(p.stem for p in (run / "reports" / "pcn").glob("*.csv"))
+    assert len(pcn) == 6 and pcn == sorted(p.stem for p in (run / "reports" / "pcn").glob("U*[0-9].csv"))
+    assert all((run / "reports" / "pcn" / f"{code}_data_quality.csv").exists() for code in pcn)
     assert len(list((run / "reports" / "ics").glob("*.pdf"))) == 1
     assert len(list((run / "reports" / "community").glob("*.pdf"))) == 6
 

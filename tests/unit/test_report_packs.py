@@ -2,11 +2,10 @@
 every chart has alt text, published CSV counts are safe, failures leave the previous reports intact."""
 from __future__ import annotations
 
-import math
-
 import csv
 import datetime as dt
 import json
+import math
 import re
 from pathlib import Path
 
