@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--processed", type=Path, default=paths.PROCESSED_DIR)
         s.add_argument("--reports", type=Path, default=paths.REPORTS_DIR)
         s.add_argument("--config", type=Path, default=None)
+        if name != "report":
+            s.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                           help="where the SQL models run: DuckDB on this machine (default) or Apache Spark "
+                                "([engine] spark_master in the configuration, or SPARK_REMOTE; default local[*])")
 
     pub = sub.add_parser("public", help="aggregate path: England's published QOF, registrations and IMD files")
     pub.add_argument("--in", dest="in_dir", type=Path, required=True)
@@ -50,13 +54,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stage(name: str, fn, *a, **kw):
+def _stage(name: str, fn, *a, times: dict | None = None, **kw):
+    from . import progress
+
     t0 = time.perf_counter()
-    out = fn(*a, **kw)
-    log.info("%s done in %.1f s", name, time.perf_counter() - t0)
+    with progress.start(name):
+        out = fn(*a, **kw)
+    if times is not None:
+        times[name] = time.perf_counter() - t0
     if os.environ.get("PIPELINE_KILL_AFTER") == name:  # test hook: die as a killed run would, mid-way
         os.kill(os.getpid(), signal.SIGKILL)
     return out
+
+
+def run_data_stages(raw: Path, processed: Path, cfg, engine: str = "duckdb", times: dict | None = None) -> None:
+    """ingest, transform and analyse on one private copy of the warehouse, swapped in only when all succeed."""
+    from .analyse import analyse
+    from .ingest import ingest
+    from .transform import transform
+    from .warehouse import staged
+
+    with staged(processed, fresh=True, settings=cfg.engine) as con:
+        _stage("ingest", ingest, raw, processed, cfg, con, engine=engine, times=times)
+        _stage("transform", transform, processed, cfg, con, engine=engine, times=times)
+        _stage("analyse", analyse, processed, cfg, con, times=times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,27 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         with run_lock(args.processed):
             if args.command == "run":
-                from .analyse import analyse
-                from .ingest import ingest
-                from .transform import transform
-                from .warehouse import staged
-
-                # one private copy of the warehouse for the three data stages, swapped in only when all succeed
-                with staged(args.processed, fresh=True) as con:
-                    _stage("ingest", ingest, args.raw, args.processed, cfg, con)
-                    _stage("transform", transform, args.processed, cfg, con)
-                    _stage("analyse", analyse, args.processed, cfg, con)
+                run_data_stages(args.raw, args.processed, cfg, args.engine)
                 from .report.render import render_reports
 
                 _stage("report", render_reports, args.processed, args.reports, cfg)
             elif args.command == "ingest":
                 from .ingest import ingest
 
-                _stage("ingest", ingest, args.raw, args.processed, cfg)
+                _stage("ingest", ingest, args.raw, args.processed, cfg, engine=args.engine)
             elif args.command == "transform":
                 from .transform import transform
 
-                _stage("transform", transform, args.processed, cfg)
+                _stage("transform", transform, args.processed, cfg, engine=args.engine)
             elif args.command == "analyse":
                 from .analyse import analyse
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import progress
 from .config import Config
 from .schema import AREA_TYPES, GROUP_ORDER, GROUP_TYPES
 from .warehouse import require_tables, staged
@@ -50,7 +51,7 @@ def sort_prevalence(df: pd.DataFrame) -> pd.DataFrame:
 
 def analyse(processed: Path, cfg: Config, con=None) -> None:
     if con is None:
-        with staged(processed) as c:
+        with staged(processed, settings=cfg.engine) as c:
             return analyse(processed, cfg, c)
     require_tables(con, ("prevalence_counts", "stratified_counts", "area_group_strata", "practices"), "transform")
     counts = con.execute("select * from prevalence_counts").df()
@@ -62,7 +63,8 @@ def analyse(processed: Path, cfg: Config, con=None) -> None:
     cols = ", ".join("cast(period as date) as period" if c == "period" else c for c in PREVALENCE_COLUMNS)
     con.execute(f"create or replace table prevalence as select {cols} from prevalence_df")
     con.unregister("prevalence_df")
-    log.info("prevalence: %d rows", len(prev))
+    log.debug("prevalence: %d rows", len(prev))
+    progress.current().update("prevalence", rows=len(prev))
     from .indicators import build_indicator_tables
 
     build_indicator_tables(con, prev, cfg)

@@ -38,6 +38,41 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Engine:
+    """`[engine]`: where the SQL models run. DuckDB (the default) on this machine, within `memory_limit`, spilling to
+    `temp_directory` (default: a folder in the processed directory); Spark (`--engine spark`) on `spark_master`
+    (default `local[*]`; the environment's SPARK_REMOTE, a Spark Connect URL, wins), keeping its tables under
+    `spark_storage` (default: a folder in the processed directory; on a cluster, a path every node can reach)."""
+    memory_limit: str = "6GB"
+    temp_directory: str | None = None
+    threads: int | None = None
+    spark_master: str = "local[*]"
+    spark_storage: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
+
+
+def _engine(raw: dict, name: str) -> Engine:
+    e = raw.get("engine", {})
+    if not isinstance(e, dict):
+        raise PipelineError(f"configuration file {name}: [engine] must be a table")
+    known = {"memory_limit", "temp_directory", "threads", "spark_master", "spark_storage", "spark_conf"}
+    unknown = sorted(set(e) - known)
+    if unknown:
+        raise PipelineError(f"configuration file {name}: [engine] has an unknown key `{unknown[0]}`")
+    threads = e.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise PipelineError(f"configuration file {name}: engine.threads must be a whole number of at least 1")
+    conf = e.get("spark_conf", {})
+    if not isinstance(conf, dict):
+        raise PipelineError(f"configuration file {name}: engine.spark_conf must be a table of Spark settings")
+    return Engine(memory_limit=str(e.get("memory_limit", Engine.memory_limit)),
+                  temp_directory=str(e["temp_directory"]) if e.get("temp_directory") else None, threads=threads,
+                  spark_master=str(e.get("spark_master") or Engine.spark_master),
+                  spark_storage=str(e["spark_storage"]) if e.get("spark_storage") else None,
+                  spark_conf=tuple((str(k), str(v)) for k, v in conf.items()))
+
+
+@dataclass(frozen=True)
 class Config:
     periods: tuple[dt.date, ...]
     conditions: tuple[Condition, ...]
@@ -46,6 +81,7 @@ class Config:
     reference: Reference = field(default_factory=Reference)
     overdispersion: str = "none"  # funnel limits: "none", "additive" or "multiplicative" (Spiegelhalter 2005)
     source: str = "default"
+    engine: Engine = field(default_factory=Engine)
 
     def condition(self, cid: str) -> Condition:
         for c in self.conditions:
@@ -105,4 +141,5 @@ def load_config(path: Path | str | None = None) -> Config:
     if od not in ("none", "additive", "multiplicative"):
         raise PipelineError(f"configuration file {name}: funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
-                  report=dict(raw.get("report", {})), reference=ref, overdispersion=od, source=name)
+                  report=dict(raw.get("report", {})), reference=ref, overdispersion=od, source=name,
+                  engine=_engine(raw, name))

@@ -56,8 +56,10 @@ def E():
     return gx.expectations
 
 
-def validate_loaded(con) -> None:
-    """Suites on the reference tables and on the per-file summaries after ingest."""
+def validate_loaded(con, patient_level: dict | None = None) -> None:
+    """Suites on the reference tables and on the per-file summaries after ingest. `patient_level`: the summaries of
+    the patient-level tables when another engine holds them (frames named as below); else they come from `con`."""
+    patient_level = patient_level or {}
     e = E()
     practices = con.execute("select * from practices").df()
     validate("practices", practices, [
@@ -83,16 +85,20 @@ def validate_loaded(con) -> None:
         e.ExpectColumnValuesToBeUnique(column="source"),
     ])
     # referential integrity, summarised per file: the distinct keys each child table uses
-    reg_practices = con.execute("select distinct practice_code from registrations").df()
+    reg_practices = patient_level.get("registrations_practices")
+    if reg_practices is None:
+        reg_practices = con.execute("select distinct practice_code from registrations").df()
     validate("registrations_practices", reg_practices, [
         e.ExpectColumnValuesToBeInSet(column="practice_code", value_set=practices["practice_code"].tolist()),
     ])
-    orphans = con.execute("""
+    orphans = patient_level.get("orphans")
+    orphans = orphans if orphans is not None else con.execute("""
         select 'registrations' as source, count(*) as orphans from registrations r anti join patients p using (patient_id)
         union all
         select 'events', count(*) from events e anti join patients p using (patient_id)""").df()
     validate("orphans", orphans, [e.ExpectColumnValuesToBeBetween(column="orphans", min_value=0, max_value=0)])
-    pats = con.execute("select count(*) as n, count(distinct patient_id) as n_distinct, "
+    pats = patient_level.get("patients_summary")
+    pats = pats if pats is not None else con.execute("select count(*) as n, count(distinct patient_id) as n_distinct, "
                        "count(*) filter (where sex not in ('F','M','I','U')) as bad_sex from patients").df()
     validate("patients_summary", pats, [
         e.ExpectColumnPairValuesToBeEqual(column_A="n", column_B="n_distinct"),

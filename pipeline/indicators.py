@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import progress, stats
 from .config import Config
 
 log = logging.getLogger("pipeline.indicators")
@@ -37,7 +37,8 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
         cols = ", ".join(f"cast({c} as date) as {c}" if c.startswith("period") else c for c in df.columns)
         con.execute(f"create or replace table {name} as select {cols} from {name}_df")
         con.unregister(f"{name}_df")
-        log.info("%s: %d rows", name, len(df))
+        log.debug("%s: %d rows", name, len(df))
+        progress.current().update(name, rows=len(df))
 
 
 def area_parents(con) -> pd.DataFrame:

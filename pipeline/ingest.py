@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, progress
 from .config import Config
 from .errors import PipelineError
 from .schema import SOURCES, Source
@@ -154,6 +154,44 @@ def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
     return t, bad
 
 
+# Parquet types whose text DuckDB writes exactly as pyarrow's cast to string does (floats differ: 1.0 vs 1)
+def _streamable(t: pa.DataType) -> bool:
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date32(t) or pa.types.is_integer(t)
+            or (pa.types.is_timestamp(t) and t.tz is None))
+
+
+def scan_parquet(con, path: Path, source: Source):
+    """A Parquet raw file as a DuckDB view `raw_<stem>_arrow` of text columns plus `_row_number`, read by DuckDB
+    as the queries run (streamed, within its memory limit). Returns the view's relation, or None when a column has
+    a type whose text would differ from the in-memory reader's (that file is read by `read_table`)."""
+    if path.suffix != ".parquet":
+        return None
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PAR1":
+            return None
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        return None
+    names = [n.strip().lower() for n in schema.names]
+    _check_columns(path.name, names, source)
+    if "_row_number" in names or not all(_streamable(f.type) for f in schema):
+        return None
+    cols, seen = [], set()
+    for field, n in zip(schema, names):
+        if n in seen:
+            continue
+        seen.add(n)
+        ident = '"' + field.name.replace('"', '""') + '"'
+        if pa.types.is_timestamp(field.type):
+            cols.append(f"strftime({ident}, '%Y-%m-%d %H:%M:%S') as \"{n}\"")
+        else:
+            cols.append(f"cast({ident} as varchar) as \"{n}\"")
+    con.read_parquet(str(path), file_row_number=True).create_view(f"raw_{source.stem}_file")
+    return con.sql(f"create or replace temp view raw_{source.stem}_arrow as select {', '.join(cols)}, "
+                   f"file_row_number + 1 as _row_number from raw_{source.stem}_file") or con.table(f"raw_{source.stem}_arrow")
+
+
 def _file_hash(path: Path, h) -> None:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -173,27 +211,40 @@ def read_codelist(raw: Path, rel: str, condition: str) -> list[str]:
     return sorted({c.strip() for c in codes if c and c.strip()})
 
 
-def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
+def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duckdb") -> None:
     raw = Path(raw)
     if not raw.is_dir():
         raise PipelineError("the raw directory does not exist")
     if con is None:
-        with staged(processed, fresh=True) as c:
-            return ingest(raw, processed, cfg, c)
+        with staged(processed, fresh=True, settings=cfg.engine) as c:
+            return ingest(raw, processed, cfg, c, engine)
 
     today = run_date()
     files = {s.stem: find_file(raw, s.stem, s.optional_file) for s in SOURCES}
     h = hashlib.sha256()
     summary, reject_parts = [], []
-    for s in SOURCES:
+    if engine == "spark":  # the same staging models, run on Spark (pipeline/spark_engine.py)
+        from . import spark_engine
+
+        summary = spark_engine.ingest_sources(spark_engine.session(cfg.engine), con, raw, processed, cfg, files, today, SOURCES)
+        for path in files.values():
+            if path is not None:
+                _file_hash(path, h)
+        reject_parts = [f"rejects_{row[0]}" for row in summary]
+    for s in SOURCES if engine == "duckdb" else ():
         path = files[s.stem]
         if path is None:  # optional file absent: an empty table with the contract's columns
             t = pa.table({c: pa.array([], pa.string()) for c in s.columns} | {"_row_number": pa.array([], pa.int64())})
             bad = []
         else:
             _file_hash(path, h)
-            t, bad = read_table(path, s)
-        con.register(f"raw_{s.stem}_arrow", t)
+            t = scan_parquet(con, path, s)  # large Parquet files are streamed by DuckDB, never held in memory
+            if t is None:
+                t, bad = read_table(path, s)
+            else:
+                bad = []
+        if isinstance(t, pa.Table):
+            con.register(f"raw_{s.stem}_arrow", t)
         con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
         _check_header_repeats(con, s, path)
         build(con, f"staging/stg_{s.stem}", {"today": today})
@@ -201,7 +252,8 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
                          if c not in ("row_number", "reject_reason"))
         con.execute(f"create or replace table {s.stem} as select {keep} from stg_{s.stem} "
                     f"where reject_reason is null order by row_number")
-        raw_cols = ", ".join(f'r."{c}"' for c in t.column_names if c != "_row_number")
+        raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
+        raw_cols = ", ".join(f'r."{c}"' for c in raw_names if c != "_row_number")
         con.execute(f"create or replace temp table rejects_{s.stem} as "
                     f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
                     f"from stg_{s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
@@ -212,7 +264,8 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
             con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
             con.execute(f"insert into rejects_{s.stem} by name select * exclude (raw_text) from bad_rows_arrow")
             con.unregister("bad_rows_arrow")
-        n_read = t.num_rows + len(bad)
+        n_rows = t.num_rows if isinstance(t, pa.Table) else con.execute(f"select count(*) from raw_{s.stem}").fetchone()[0]
+        n_read = n_rows + len(bad)
         n_rej = con.execute(f"select count(*) from rejects_{s.stem}").fetchone()[0]
         n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
         if n_read != n_loaded + n_rej:
@@ -222,8 +275,13 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
             reject_parts.append(f"rejects_{s.stem}")
         con.execute(f"drop table stg_{s.stem}")
         con.execute(f"drop view raw_{s.stem}")
-        con.unregister(f"raw_{s.stem}_arrow")
-        log.info("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+        if isinstance(t, pa.Table):
+            con.unregister(f"raw_{s.stem}_arrow")
+        else:
+            con.execute(f"drop view raw_{s.stem}_arrow")
+            con.execute(f"drop view raw_{s.stem}_file")
+        progress.current().update(s.stem, rows=n_read)
+        log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
 
     con.execute("create or replace table load_summary (source varchar, file varchar, rows_read bigint, "
                 "rows_loaded bigint, rows_rejected bigint)")
@@ -258,11 +316,16 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None) -> None:
     con.execute("create or replace table run_info (key varchar, value varchar)")
     con.executemany("insert into run_info values (?, ?)", [
         ("pipeline_version", __version__), ("input_hash", h.hexdigest()[:16]), ("run_date", today.isoformat()),
-        ("boundaries", "yes" if boundaries.exists() else "no"),
+        ("boundaries", "yes" if boundaries.exists() else "no"), ("engine", engine),
     ])
     from .expectations import validate_loaded
 
-    validate_loaded(con)
+    if engine == "spark":
+        from . import spark_engine
+
+        validate_loaded(con, spark_engine.loaded_summaries(spark_engine.session(cfg.engine), processed, cfg))
+    else:
+        validate_loaded(con)
 
 
 def _check_header_repeats(con, s: Source, path: Path | None) -> None:

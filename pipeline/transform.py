@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from . import progress
 from .config import Config
 from .errors import PipelineError
 from .warehouse import build, staged
@@ -25,10 +26,11 @@ INGESTED = ("patients", "registrations", "events", "practices", "deprivation", "
             "external_rates", "load_summary", "rejects", "run_info")
 
 
-def write_settings(con, cfg: Config) -> None:
+def write_settings(con, cfg: Config, engine: str = "duckdb") -> None:
     """The configuration's reference dates and conditions, as tables the models join to."""
     have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    lacking = [t for t in INGESTED if t not in have]
+    on_spark = ("patients", "registrations", "events")  # the Spark engine keeps these in its own storage
+    lacking = [t for t in INGESTED if t not in have and not (engine == "spark" and t in on_spark)]
     if lacking:
         raise PipelineError(f"the warehouse has no `{lacking[0]}` table (it was built by an older version or an "
                             f"interrupted ingest); run the ingest stage again")
@@ -42,23 +44,40 @@ def write_settings(con, cfg: Config) -> None:
         raise PipelineError(f"condition {missing[0]} has no codelist in the warehouse; run the ingest stage with this configuration")
 
 
-def transform(processed: Path, cfg: Config, con=None) -> None:
+def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") -> None:
     if con is None:
-        with staged(processed) as c:
-            return transform(processed, cfg, c)
-    write_settings(con, cfg)
+        with staged(processed, settings=cfg.engine) as c:
+            return transform(processed, cfg, c, engine)
+    write_settings(con, cfg, engine)
+    ingested_by = dict(con.execute("select key, value from run_info").fetchall()).get("engine", "duckdb")
+    if ingested_by != engine:
+        raise PipelineError(f"the warehouse was ingested with --engine {ingested_by}; run the transform stage with "
+                            f"--engine {ingested_by}, or the ingest stage again with --engine {engine}")
     params = {"by_imd": "imd_quintile" in cfg.reference.extra_strata,
               "by_ethnicity": "ethnicity" in cfg.reference.extra_strata,
               "use_external": cfg.reference.rates != "internal"}
     if params["use_external"] and con.execute("select count(*) from external_rates").fetchone()[0] == 0:
         raise PipelineError("the configuration names external reference rates but none were loaded; run the ingest stage again")
+    if engine == "spark":
+        from . import spark_engine
+
+        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg, MODELS, params)
+        _check_external_rates(con, cfg, params)
+        return
     for m in MODELS:
+        progress.current().update(Path(m).name, con=con)
         build(con, m, params)
-        if m == "marts/reference_rates" and params["use_external"]:
-            gap = con.execute("select condition, sex, age_band from reference_rates where rate is null "
-                              "and population > 0 order by 1, 2, 3 limit 1").fetchone()
-            if gap:
-                raise PipelineError(f"reference rates file {cfg.reference.rates} has no rate for condition {gap[0]}, "
-                                    f"sex {gap[1]}, age band {gap[2]}")
+        if m == "marts/reference_rates":
+            _check_external_rates(con, cfg, params)
         n = con.execute(f"select count(*) from {Path(m).name}").fetchone()[0]
-        log.info("%s: %d rows", Path(m).name, n)
+        progress.current().update(rows=n)
+        log.debug("%s: %d rows", Path(m).name, n)
+
+
+def _check_external_rates(con, cfg: Config, params: dict) -> None:
+    if params["use_external"]:
+        gap = con.execute("select condition, sex, age_band from reference_rates where rate is null "
+                          "and population > 0 order by 1, 2, 3 limit 1").fetchone()
+        if gap:
+            raise PipelineError(f"reference rates file {cfg.reference.rates} has no rate for condition {gap[0]}, "
+                                f"sex {gap[1]}, age band {gap[2]}")

@@ -21,17 +21,30 @@ EXPORTED_TABLES = ("prevalence", "load_summary", "rejects", "inequality", "funne
                    "comparisons", "dsr")
 
 
-def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str = ":memory:", read_only: bool = False, settings=None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection. `settings` (config `[engine]`) caps its memory and names where it spills to disk, so a
+    large extract runs within a fixed budget instead of DuckDB's default of 80% of the machine."""
     con = duckdb.connect(str(path), read_only=read_only)
     if not read_only:
         con.execute("set preserve_insertion_order = true")
+    if settings is not None:
+        con.execute("set memory_limit = ?", [settings.memory_limit])
+        if settings.threads:
+            con.execute("set threads = ?", [settings.threads])
     return con
 
 
+def spill_directory(processed: Path, settings) -> Path:
+    """Where DuckDB spills intermediate results that do not fit in its memory limit (created when needed)."""
+    if settings is not None and settings.temp_directory:
+        return Path(settings.temp_directory)
+    return Path(processed) / ".duckdb_spill"
+
+
 @contextlib.contextmanager
-def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXPORTED_TABLES):
+def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXPORTED_TABLES, settings=None):
     """Yield a connection to a private copy of the warehouse; swap it in when the block ends without error.
-    `exported` tables are written beside it as Parquet."""
+    `exported` tables are written beside it as Parquet. `settings`: config `[engine]` (memory limit, spill folder)."""
     processed = Path(processed)
     processed.mkdir(parents=True, exist_ok=True)
     final = warehouse(processed)
@@ -43,7 +56,9 @@ def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXP
         if not final.exists():
             raise PipelineError("there is no warehouse in the processed directory yet; run the ingest stage first")
         shutil.copyfile(final, tmp)
-    con = connect(tmp)
+    con = connect(tmp, settings=settings)
+    spill = spill_directory(processed, settings)
+    con.execute("set temp_directory = ?", [str(spill)])
     try:
         load_macros(con)
         yield con
@@ -53,7 +68,9 @@ def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXP
         con.close()
         with contextlib.suppress(OSError):
             tmp.unlink()
+        shutil.rmtree(spill, ignore_errors=True)
         raise
+    shutil.rmtree(spill, ignore_errors=True)
     export_parquet(tmp, processed, exported)
     os.replace(tmp, final)
 

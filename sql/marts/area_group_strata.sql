@@ -13,9 +13,9 @@ with cells_with_expected as (
 cells_in_areas as (
     select c.*, 'practice' as area_type, c.practice_code as area_code from cells_with_expected as c
     union all
-    select c.*, 'pcn', p.pcn_code from cells_with_expected as c join practices as p using (practice_code)
+    select c.*, 'pcn', p.pcn_code from cells_with_expected as c join practices as p on p.practice_code = c.practice_code
     union all
-    select c.*, 'icb', p.icb_code from cells_with_expected as c join practices as p using (practice_code)
+    select c.*, 'icb', p.icb_code from cells_with_expected as c join practices as p on p.practice_code = c.practice_code
     union all
     select c.*, 'neighbourhood', c.neighbourhood_code from cells_with_expected as c where c.neighbourhood_code is not null
 ),

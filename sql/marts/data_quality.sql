@@ -3,9 +3,9 @@
 with people_in_areas as (
     select r.*, 'practice' as area_type, r.practice_code as area_code from int_patients_registered_on_date as r
     union all
-    select r.*, 'pcn', p.pcn_code from int_patients_registered_on_date as r join practices as p using (practice_code)
+    select r.*, 'pcn', p.pcn_code from int_patients_registered_on_date as r join practices as p on p.practice_code = r.practice_code
     union all
-    select r.*, 'icb', p.icb_code from int_patients_registered_on_date as r join practices as p using (practice_code)
+    select r.*, 'icb', p.icb_code from int_patients_registered_on_date as r join practices as p on p.practice_code = r.practice_code
 )
 select period,
        area_type,

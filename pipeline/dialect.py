@@ -1,0 +1,101 @@
+"""The Spark SQL of a model, generated from its one DuckDB-dialect source in sql/ (never a second copy).
+
+sqlglot parses each file as DuckDB SQL and writes it as Spark SQL. Two DuckDB-only things are handled here:
+- the macros of sql/macros.sql are expanded in place (their bodies parsed from the same file), so Spark needs no
+  functions registered and the two engines evaluate the very same expressions;
+- `try_strptime(x, '%Y-%m-%d')` becomes `try_to_timestamp(x, 'yyyy-MM-dd')` (the strftime pattern translated).
+Parameters (`$today`) become Spark named parameter markers (`:today`), bound by `spark.sql(text, args=...)`.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+from .paths import SQL_DIR
+
+_MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+(\w+)\s*\(([^)]*)\)\s+as\s+(.*)", re.IGNORECASE | re.DOTALL)
+
+# strftime (DuckDB) -> Java DateTimeFormatter (Spark) for the directives a date pattern uses
+_STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%y": "yy", "%b": "MMM",
+             "%B": "MMMM", "%j": "DDD", "%%": "%"}
+
+
+def strftime_to_java(pattern: str) -> str:
+    """Translate a strftime date pattern (`%d/%m/%Y`) to Spark's datetime pattern (`dd/MM/yyyy`)."""
+    out, i = [], 0
+    while i < len(pattern):
+        two = pattern[i:i + 2]
+        if two in _STRFTIME:
+            out.append(_STRFTIME[two])
+            i += 2
+            continue
+        if two.startswith("%"):
+            raise ValueError(f"date pattern directive {two} is not supported on Spark")
+        ch = pattern[i]
+        out.append(f"'{ch}'" if ch.isalpha() else ("''" if ch == "'" else ch))
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1)
+def macros() -> dict:
+    """name -> (parameter names, body expression) for every macro in sql/macros.sql."""
+    import sqlglot
+
+    found = {}
+    text = "\n".join(line for line in (SQL_DIR / "macros.sql").read_text().splitlines() if not line.lstrip().startswith("--"))
+    for stmt in text.split(";"):
+        m = _MACRO.match(stmt.strip())
+        if m:
+            params = [p.strip() for p in m.group(2).split(",") if p.strip()]
+            found[m.group(1).lower()] = (params, sqlglot.parse_one(m.group(3), read="duckdb"))
+    return found
+
+
+def _expand(node):
+    """Replace macro calls by their bodies (arguments substituted), repeatedly, so macros may call macros."""
+    from sqlglot import exp
+
+    defs = macros()
+    for _ in range(20):
+        calls = [n for n in node.find_all(exp.Anonymous) if str(n.this).lower() in defs]
+        if not calls:
+            return node
+        for call in calls:
+            params, body = defs[str(call.this).lower()]
+            args = dict(zip(params, call.expressions))
+            new = body.copy().transform(
+                lambda n: args[n.name].copy() if isinstance(n, exp.Column) and not n.table and n.name in args else n)
+            replaced = call.replace(exp.Paren(this=new))
+            if call is node:
+                node = replaced
+    raise RuntimeError("macros nest too deeply (a macro calls itself?)")
+
+
+def _spark_functions(node):
+    from sqlglot import exp
+
+    def fix(n):
+        if isinstance(n, exp.Anonymous) and str(n.this).lower() == "try_strptime":
+            value, fmt = n.expressions
+            if isinstance(fmt, exp.Literal):
+                fmt = exp.Literal.string(strftime_to_java(fmt.this))
+            return exp.Anonymous(this="try_to_timestamp", expressions=[value, fmt])
+        return n
+
+    return node.transform(fix)
+
+
+def to_spark(sql: str) -> str:
+    """One DuckDB SELECT (as in a model file) -> Spark SQL."""
+    import sqlglot
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    tree = _spark_functions(_expand(tree))
+    return tree.sql(dialect="spark")
+
+
+@functools.lru_cache(maxsize=64)
+def spark_model(model: str) -> str:
+    """The Spark SQL of sql/<model>.sql."""
+    return to_spark((SQL_DIR / f"{model}.sql").read_text())

@@ -1,0 +1,279 @@
+"""The Spark engine (`--engine spark`): the same sql/ models, run on Apache Spark.
+
+- Spark reads the raw Parquet or CSV files itself (every column as text, with each row's 1-based number in its
+  file), runs sql/staging (transpiled by pipeline.dialect), and keeps the loaded patient-level tables as Parquet
+  under the Spark storage folder (`[engine] spark_storage`; default `<processed>/spark`).
+- Small results are collected into the DuckDB warehouse as Arrow: the reference tables, `rejects` and
+  `load_summary` at ingest; the count marts at transform. The statistics (analyse) and the packs then run exactly
+  as for DuckDB.
+- The session: SPARK_REMOTE (a Spark Connect URL) when set, else `[engine] spark_master` (default `local[*]`).
+
+File-level checks (a missing column, a repeated header, a file that is not UTF-8 ...) read the file's first bytes
+on the driver, as the DuckDB engine does, when the file is on a local path.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import progress
+from .dialect import spark_model
+from .errors import PipelineError
+from .schema import Source
+
+log = logging.getLogger("pipeline.spark")
+
+_session = None
+
+# settings every session gets: exact decimals (expected is summed as decimal(38,18), as on DuckDB), UTC dates
+SQL_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.decimalOperations.allowPrecisionLoss": "false",
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+}
+
+
+def spark_available() -> bool:
+    try:
+        import pyspark  # noqa: F401
+        import sqlglot  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def session(settings=None):
+    """The SparkSession for this process (created once): Spark Connect when SPARK_REMOTE is set, else the
+    configured master."""
+    global _session
+    if _session is not None:
+        return _session
+    if not spark_available():
+        raise PipelineError("--engine spark needs the optional Spark dependencies: run `uv sync --extra spark` "
+                            "(or pip install 'pipeline[spark]'), with Java 17 or later on the PATH")
+    from pyspark.sql import SparkSession
+
+    remote = os.environ.get("SPARK_REMOTE")
+    builder = SparkSession.builder.appName("health-inequalities")
+    if remote:
+        builder = builder.remote(remote)
+    else:
+        master = settings.spark_master if settings is not None else "local[*]"
+        log4j = Path(__file__).resolve().parent / "log4j2-spark.properties"
+        builder = (builder.master(master).config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+                   .config("spark.sql.shuffle.partitions", os.environ.get("PIPELINE_SPARK_PARTITIONS", "8")))
+    for k, v in (settings.spark_conf if settings is not None else ()):
+        builder = builder.config(k, v)
+    try:
+        _session = builder.getOrCreate()
+    except Exception as e:  # no Java, a cluster that cannot be reached ...
+        raise PipelineError(f"Spark could not start ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    for k, v in SQL_CONF.items():
+        _session.conf.set(k, v)
+    if not remote:
+        _session.sparkContext.setLogLevel("ERROR")
+    return _session
+
+
+def storage(processed: Path, settings) -> str:
+    if settings is not None and settings.spark_storage:
+        return settings.spark_storage.rstrip("/")
+    return str(Path(processed).resolve() / "spark")
+
+
+def _uri(base: str, name: str) -> str:
+    return f"{base}/{name}"
+
+
+def run_model(spark, model: str, params: dict | None = None):
+    """The DataFrame of one sql/ model (Spark dialect generated from the DuckDB file), parameters bound."""
+    text = spark_model(model)
+    used = {k: v for k, v in (params or {}).items() if f":{k}" in text}
+    return spark.sql(text, args=used) if used else spark.sql(text)
+
+
+def save(spark, df, base: str, name: str):
+    """Write a DataFrame as Parquet under the storage folder and register it as the view `name`."""
+    df.write.mode("overwrite").parquet(_uri(base, name))
+    out = spark.read.parquet(_uri(base, name))
+    out.createOrReplaceTempView(name)
+    return out
+
+
+def use_stored(spark, base: str, names) -> None:
+    for n in names:
+        try:
+            spark.read.parquet(_uri(base, n)).createOrReplaceTempView(n)
+        except Exception:
+            raise PipelineError(f"the Spark storage has no `{n}` table; run the ingest stage with --engine spark first") from None
+
+
+def to_duckdb(con, df, table: str, temp: bool = False) -> int:
+    """Collect a (small) Spark DataFrame into a DuckDB table, through Arrow."""
+    t = df.toArrow()
+    con.register(f"{table}_spark", t)
+    con.execute(f"create or replace {'temp ' if temp else ''}table {table} as select * from {table}_spark")
+    con.unregister(f"{table}_spark")
+    return t.num_rows
+
+
+def from_duckdb(spark, con, table: str) -> None:
+    """A (small) DuckDB table as a Spark view of the same name."""
+    t = con.execute(f"select * from {table}").fetch_arrow_table()
+    spark.createDataFrame(t).createOrReplaceTempView(table)
+
+
+# ---------------------------------------------------------------------------------------------------------- ingest
+
+def read_raw(spark, path: Path, source: Source):
+    """A raw file as a DataFrame of text columns (the contract's names, lower case) plus `_row_number` (1-based data
+    row) and `_malformed` (the row's text when it has the wrong number of fields; CSV only)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from .ingest import _check_columns, _header
+
+    if path.suffix == ".parquet":
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PAR1":
+                raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
+        df = spark.read.parquet(str(path))
+        names = [n.strip().lower() for n in df.columns]
+        _check_columns(path.name, names, source)
+        cols, seen = [], set()
+        for orig, n, (_, typ) in zip(df.columns, names, df.dtypes):
+            if n in seen:
+                continue
+            seen.add(n)
+            c = F.col(f"`{orig}`")
+            c = F.date_format(c, "yyyy-MM-dd HH:mm:ss") if typ.startswith("timestamp") else c.cast("string")
+            cols.append(c.alias(n))
+        return df.select(*cols, (F.col("_metadata.row_index") + 1).alias("_row_number"), F.lit(None).cast("string").alias("_malformed"))
+
+    names = _header(path)
+    _check_columns(path.name, names, source)
+    unique = []
+    for i, n in enumerate(names):
+        unique.append(n if n not in unique else f"{n}__{i}")
+    schema = StructType([StructField(n, StringType()) for n in unique] + [StructField("_malformed", StringType())])
+    df = (spark.read.schema(schema).option("header", "false").option("mode", "PERMISSIVE")
+          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"').option("nullValue", "\u0000")
+          .option("emptyValue", "").option("encoding", "UTF-8").csv(str(path)))
+    # 1-based row numbers in file order: the position within each partition plus the rows of earlier partitions
+    df = df.withColumn("_part", F.spark_partition_id()).withColumn("_id", F.monotonically_increasing_id())
+    from pyspark.sql import Window
+
+    counts = df.groupBy("_part").agg(F.count("*").alias("_n"), F.min("_id").alias("_first"))
+    counts = counts.withColumn("_before", F.coalesce(F.sum("_n").over(Window.orderBy("_part").rowsBetween(
+        Window.unboundedPreceding, -1)), F.lit(0)))
+    df = df.join(F.broadcast(counts), "_part").withColumn("_row_number", F.col("_id") - F.col("_first") + F.col("_before"))
+    df = df.where(F.col("_row_number") > 0)  # row 0 is the header line
+    return df.select(*unique, "_row_number", "_malformed")
+
+
+def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, today, sources) -> list:
+    """Load every source file on Spark: loaded tables to the Spark storage (and the small ones to DuckDB), rejects
+    into DuckDB as `rejects_<stem>` temp tables. Returns load_summary's rows."""
+    from pyspark.sql import functions as F
+
+    base = storage(processed, cfg.engine)
+    summary = []
+    for s in sources:
+        path = files[s.stem]
+        if path is None:
+            from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+            df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns]
+                                                      + [StructField("_row_number", LongType()),
+                                                         StructField("_malformed", StringType())]))
+        else:
+            df = read_raw(spark, path, s)
+        df = save(spark, df, base, f"_raw_{s.stem}")
+        good = df.where(F.col("_malformed").isNull()).drop("_malformed")
+        good.createOrReplaceTempView(f"raw_{s.stem}")
+        if path is not None:
+            a, b = s.columns[:2]
+            rep = good.where((F.lower(F.trim(F.col(a))) == a) & (F.lower(F.trim(F.col(b))) == b)).agg(F.min("_row_number")).first()[0]
+            if rep is not None:
+                raise PipelineError(f"{path.name} repeats its header as data row {rep}; remove the extra header line")
+        stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", {"today": today}), base, f"stg_{s.stem}")
+        keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
+        loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem)
+        raw_cols = [c for c in good.columns if c != "_row_number"]
+        rej = (stg.where(F.col("reject_reason").isNotNull()).select("row_number", F.col("reject_reason").alias("reason"))
+               .join(good.withColumnRenamed("_row_number", "row_number"), "row_number")
+               .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
+        n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
+        bad = df.where(F.col("_malformed").isNotNull()).select("_row_number", "_malformed").orderBy("_row_number").collect()
+        if bad:
+            rows = [{"source": s.stem, "row_number": r[0], "reason": f"row has {_fields(r[1])} fields, expected {len(raw_cols)}"}
+                    for r in bad]
+            con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
+            con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
+            con.unregister("bad_rows_arrow")
+        n_read = df.count()
+        n_loaded = loaded.count()
+        n_rej += len(bad)
+        if n_read != n_loaded + n_rej:
+            raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
+        if s.stem in ("practices", "deprivation", "neighbourhoods"):
+            to_duckdb(con, loaded, s.stem)
+        if path is not None:
+            summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
+        progress.current().update(s.stem, rows=n_read)
+        log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+    return summary
+
+
+def _fields(text: str | None) -> int:
+    if text is None:
+        return 0
+    try:
+        return len(next(csv.reader([text])))
+    except (csv.Error, StopIteration):
+        return text.count(",") + 1
+
+
+def loaded_summaries(spark, processed: Path, cfg) -> dict:
+    """The patient-level facts the ingest checks need (DuckDB computes them on its own tables), from Spark."""
+    base = storage(processed, cfg.engine)
+    use_stored(spark, base, ("patients", "registrations", "events"))
+    orphans = spark.sql("""
+        select 'registrations' as source, count(*) as orphans from registrations r left anti join patients p using (patient_id)
+        union all
+        select 'events', count(*) from events e left anti join patients p using (patient_id)""").toPandas()
+    pats = spark.sql("select count(*) as n, count(distinct patient_id) as n_distinct, "
+                     "count_if(sex not in ('F','M','I','U')) as bad_sex from patients").toPandas()
+    reg_practices = spark.sql("select distinct practice_code from registrations").toPandas()
+    return {"orphans": orphans, "patients_summary": pats, "registrations_practices": reg_practices}
+
+
+# ------------------------------------------------------------------------------------------------------- transform
+
+PATIENT_TABLES = ("patients", "registrations", "events")
+SMALL_TABLES = ("practices", "deprivation", "neighbourhoods", "codelists", "external_rates", "periods", "conditions")
+COLLECTED = ("stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality")
+
+
+def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> None:
+    """Run the intermediate and mart models on Spark; the count marts are collected into DuckDB."""
+    base = storage(processed, cfg.engine)
+    use_stored(spark, base, PATIENT_TABLES)
+    for t in SMALL_TABLES:
+        from_duckdb(spark, con, t)
+    for m in models:
+        name = Path(m).name
+        progress.current().update(name)
+        df = save(spark, run_model(spark, m, params), base, name)
+        if name in COLLECTED:
+            n = to_duckdb(con, df, name)
+            progress.current().update(rows=n)
+        else:
+            n = df.count()
+        log.debug("%s: %d rows", name, n)
