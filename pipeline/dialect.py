@@ -63,13 +63,20 @@ def _expand(node):
             return node
         for call in calls:
             params, body = defs[str(call.this).lower()]
-            args = dict(zip(params, call.expressions))
-            new = body.copy().transform(
-                lambda n: args[n.name].copy() if isinstance(n, exp.Column) and not n.table and n.name in args else n)
+            new = body.copy().transform(_substitute(dict(zip(params, call.expressions))))
             replaced = call.replace(exp.Paren(this=new))
             if call is node:
                 node = replaced
     raise RuntimeError("macros nest too deeply (a macro calls itself?)")
+
+
+def _substitute(args: dict):
+    from sqlglot import exp
+
+    def sub(n):
+        return args[n.name].copy() if isinstance(n, exp.Column) and not n.table and n.name in args else n
+
+    return sub
 
 
 def _spark_functions(node):

@@ -35,6 +35,7 @@ SQL_CONF = {
     "spark.sql.decimalOperations.allowPrecisionLoss": "false",
     "spark.sql.ansi.enabled": "true",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.csv.parser.columnPruning.enabled": "false",  # else a row with too few fields is not always flagged
 }
 
 
@@ -98,10 +99,14 @@ def run_model(spark, model: str, params: dict | None = None):
     return spark.sql(text, args=used) if used else spark.sql(text)
 
 
-def save(spark, df, base: str, name: str):
-    """Write a DataFrame as Parquet under the storage folder and register it as the view `name`."""
-    df.write.mode("overwrite").parquet(_uri(base, name))
-    out = spark.read.parquet(_uri(base, name))
+def save(spark, df, base: str, name: str, keep: bool = False):
+    """Materialise a DataFrame and register it as the view `name`: as Parquet under the storage folder when a later
+    stage (another process) reads it (`keep`), else as a local checkpoint (computed once, lineage cut)."""
+    if keep:
+        df.write.mode("overwrite").parquet(_uri(base, name))
+        out = spark.read.parquet(_uri(base, name))
+    else:
+        out = df.localCheckpoint(eager=True)
     out.createOrReplaceTempView(name)
     return out
 
@@ -163,8 +168,7 @@ def read_raw(spark, path: Path, source: Source):
         unique.append(n if n not in unique else f"{n}__{i}")
     schema = StructType([StructField(n, StringType()) for n in unique] + [StructField("_malformed", StringType())])
     df = (spark.read.schema(schema).option("header", "false").option("mode", "PERMISSIVE")
-          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"').option("nullValue", "\u0000")
-          .option("emptyValue", "").option("encoding", "UTF-8").csv(str(path)))
+          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"').option("encoding", "UTF-8").csv(str(path)))
     # 1-based row numbers in file order: the position within each partition plus the rows of earlier partitions
     df = df.withColumn("_part", F.spark_partition_id()).withColumn("_id", F.monotonically_increasing_id())
     from pyspark.sql import Window
@@ -174,7 +178,8 @@ def read_raw(spark, path: Path, source: Source):
         Window.unboundedPreceding, -1)), F.lit(0)))
     df = df.join(F.broadcast(counts), "_part").withColumn("_row_number", F.col("_id") - F.col("_first") + F.col("_before"))
     df = df.where(F.col("_row_number") > 0)  # row 0 is the header line
-    return df.select(*unique, "_row_number", "_malformed")
+    # an empty field is an empty string, as the DuckDB engine reads it (Spark's CSV reader makes it null)
+    return df.select(*[F.coalesce(F.col(n), F.lit("")).alias(n) for n in unique], "_row_number", "_malformed")
 
 
 def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, today, sources) -> list:
@@ -194,32 +199,32 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
                                                          StructField("_malformed", StringType())]))
         else:
             df = read_raw(spark, path, s)
-        df = save(spark, df, base, f"_raw_{s.stem}")
         good = df.where(F.col("_malformed").isNull()).drop("_malformed")
         good.createOrReplaceTempView(f"raw_{s.stem}")
-        if path is not None:
-            a, b = s.columns[:2]
-            rep = good.where((F.lower(F.trim(F.col(a))) == a) & (F.lower(F.trim(F.col(b))) == b)).agg(F.min("_row_number")).first()[0]
-            if rep is not None:
-                raise PipelineError(f"{path.name} repeats its header as data row {rep}; remove the extra header line")
+        a, b = s.columns[:2]
+        header_again = (F.lower(F.trim(F.col(a))) == a) & (F.lower(F.trim(F.col(b))) == b) & F.col("_malformed").isNull()
+        n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
+                                             F.min(F.when(header_again, F.col("_row_number")))).first()
+        if repeat is not None and path is not None:
+            raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
         stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", {"today": today}), base, f"stg_{s.stem}")
         keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
-        loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem)
+        loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
         raw_cols = [c for c in good.columns if c != "_row_number"]
         rej = (stg.where(F.col("reject_reason").isNotNull()).select("row_number", F.col("reject_reason").alias("reason"))
                .join(good.withColumnRenamed("_row_number", "row_number"), "row_number")
                .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
         n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
-        bad = df.where(F.col("_malformed").isNotNull()).select("_row_number", "_malformed").orderBy("_row_number").collect()
-        if bad:
-            rows = [{"source": s.stem, "row_number": r[0], "reason": f"row has {_fields(r[1])} fields, expected {len(raw_cols)}"}
-                    for r in bad]
+        if n_malformed:
+            # (whole rows: Spark refuses a query of the malformed-record column alone)
+            bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
+            rows = [{"source": s.stem, "row_number": r["_row_number"],
+                     "reason": f"row has {_fields(r['_malformed'])} fields, expected {len(raw_cols)}"} for r in bad]
             con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
             con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
             con.unregister("bad_rows_arrow")
-        n_read = df.count()
-        n_loaded = loaded.count()
-        n_rej += len(bad)
+        n_loaded = stg.where(F.col("reject_reason").isNull()).count()
+        n_rej += n_malformed
         if n_read != n_loaded + n_rej:
             raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
         if s.stem in ("practices", "deprivation", "neighbourhoods"):
@@ -270,10 +275,8 @@ def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> 
     for m in models:
         name = Path(m).name
         progress.current().update(name)
-        df = save(spark, run_model(spark, m, params), base, name)
+        df = save(spark, run_model(spark, m, params), base, name, keep=name in COLLECTED)
         if name in COLLECTED:
             n = to_duckdb(con, df, name)
             progress.current().update(rows=n)
-        else:
-            n = df.count()
-        log.debug("%s: %d rows", name, n)
+            log.debug("%s: %d rows", name, n)

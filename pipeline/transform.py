@@ -48,11 +48,12 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
     if con is None:
         with staged(processed, settings=cfg.engine) as c:
             return transform(processed, cfg, c, engine)
+    if con.execute("select count(*) from information_schema.tables where table_name = 'run_info'").fetchone()[0]:
+        ingested_by = dict(con.execute("select key, value from run_info").fetchall()).get("engine", "duckdb")
+        if ingested_by != engine:
+            raise PipelineError(f"the warehouse was ingested with --engine {ingested_by}; run the transform stage with "
+                                f"--engine {ingested_by}, or the ingest stage again with --engine {engine}")
     write_settings(con, cfg, engine)
-    ingested_by = dict(con.execute("select key, value from run_info").fetchall()).get("engine", "duckdb")
-    if ingested_by != engine:
-        raise PipelineError(f"the warehouse was ingested with --engine {ingested_by}; run the transform stage with "
-                            f"--engine {ingested_by}, or the ingest stage again with --engine {engine}")
     params = {"by_imd": "imd_quintile" in cfg.reference.extra_strata,
               "by_ethnicity": "ethnicity" in cfg.reference.extra_strata,
               "use_external": cfg.reference.rates != "internal"}
