@@ -19,9 +19,11 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_COMPILE_BYTECODE := 1
 export GX_ANALYTICS_ENABLED := false
+ENGINE ?= duckdb
 STAGE_ARGS := --raw $(RAW) --processed $(PROCESSED) --reports $(REPORTS) --config $(CONFIG)
+DATA_ARGS := $(STAGE_ARGS) --engine $(ENGINE)
 
-.PHONY: help install all demo-data ingest transform analyse report test lint clean clean-raw benchmark real notebook
+.PHONY: help install all demo-data ingest transform analyse report test lint clean clean-raw benchmark bench real notebook
 
 help: ## list the targets (this text)
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,7 +33,7 @@ help: ## list the targets (this text)
 	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@touch $@
 
 install: $(VENV)/.installed ## build .venv/ with uv from the lock file (installs uv first when missing)
@@ -41,17 +43,17 @@ demo-data: install ## write the synthetic demo extract to data/raw when it is em
 		$(PY) -m pipeline demo-data --out $(RAW) --patients $(PATIENTS) --seed $(SEED); \
 	else echo "$(RAW) is not empty: keeping it (make clean-raw to start again)"; fi
 
-all: demo-data ## everything: environment, demo data if data/raw is empty, every stage, the packs
-	$(PY) -m pipeline run $(STAGE_ARGS)
+all: demo-data ## everything: environment, demo data if data/raw is empty, every stage, the packs (ENGINE=spark for Spark)
+	$(PY) -m pipeline run $(DATA_ARGS)
 
 ingest: install ## validate and load data/raw into data/processed/warehouse.duckdb
-	$(PY) -m pipeline ingest $(STAGE_ARGS)
+	$(PY) -m pipeline ingest $(DATA_ARGS)
 
 transform: install ## SQL models: staging -> intermediate -> marts
-	$(PY) -m pipeline transform $(STAGE_ARGS)
+	$(PY) -m pipeline transform $(DATA_ARGS)
 
 analyse: install ## statistics: prevalence, inequality, funnel, trend tables (and Parquet exports)
-	$(PY) -m pipeline analyse $(STAGE_ARGS)
+	$(PY) -m pipeline analyse $(DATA_ARGS)
 
 report: install ## PDF packs and their CSVs in reports/, disclosure control applied
 	$(PY) -m pipeline report $(STAGE_ARGS)
@@ -65,6 +67,10 @@ lint: install ## ruff
 benchmark: install ## speed benchmarks (statistics, 1M-patient run)
 	$(PY) benchmarks/bench_stats.py --mc-areas 1000
 	$(PY) benchmarks/bench_pipeline.py --patients 1000000
+
+BENCH_DIR ?= $(or $(TMPDIR),/tmp)/pipeline-bench
+bench: install ## data stages at 100k, 1M, 10M patients (DuckDB) and 1M (local Spark) vs a hand-written baseline -> benchmarks/results.md
+	$(PY) benchmarks/bench_scale.py --sizes 100000,1000000,10000000 --spark-sizes 1000000 --work $(BENCH_DIR) --results benchmarks/results.md
 
 real: install ## packs from England's published data in ../shared/realdata (ICB=QHM YEAR=2022-23)
 	$(PY) -m pipeline public --in $(REALDATA) --year $(YEAR) --icb $(ICB) --processed data/processed_public --reports reports_public
