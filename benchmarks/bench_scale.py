@@ -107,7 +107,7 @@ def write_results(path: Path, rows: list[dict]) -> None:
     lines = [
         "# Benchmark results (`make bench`)",
         "",
-        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
         f"{_mem_gb():.0f} GB, Python {platform.python_version()}. Demo extracts (`python -m pipeline demo-data`); "
         "stages = ingest + transform + analyse in one process (`benchmarks/run_stages.py`, as `run` does them, "
         "without the packs); baseline = `benchmarks/baseline_prevalence.py` (one hand-written DuckDB query for the "
