@@ -69,7 +69,10 @@ class StageProgress:
             self.stream.write("\r\033[K")
             self.stream.flush()
         if exc[0] is None:
-            log.info("%s: %s rows in %.1f s", self.stage, f"{self.rows:,}", self.elapsed())
+            if self.rows:
+                log.info("%s: %s rows in %.1f s", self.stage, f"{self.rows:,}", self.elapsed())
+            else:
+                log.info("%s done in %.1f s", self.stage, self.elapsed())
         return False
 
 
