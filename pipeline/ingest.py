@@ -220,6 +220,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
             return ingest(raw, processed, cfg, c, engine)
 
     today = run_date()
+    _prewarm_expectations()
     files = {s.stem: find_file(raw, s.stem, s.optional_file) for s in SOURCES}
     h = hashlib.sha256()
     summary, reject_parts = [], []
@@ -326,6 +327,25 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
         validate_loaded(con, spark_engine.loaded_summaries(spark_engine.session(cfg.engine), processed, cfg))
     else:
         validate_loaded(con)
+
+
+def _prewarm_expectations() -> None:
+    """Import Great Expectations (about 2 s of Python) on a side thread while DuckDB loads the files: the checks at
+    the end of ingest then start at once. DuckDB releases the GIL while it works, so the two overlap."""
+    import sys
+    import threading
+
+    if "great_expectations" not in sys.modules:
+        threading.Thread(target=_import_expectations, name="gx-import", daemon=True).start()
+
+
+def _import_expectations() -> None:
+    try:
+        from .expectations import _context
+
+        _context()
+    except Exception:  # any failure shows itself again, with its traceback, when the checks run
+        pass
 
 
 def _check_header_repeats(con, s: Source, path: Path | None) -> None:
