@@ -112,7 +112,8 @@ def write_results(path: Path, rows: list[dict]) -> None:
         "stages = ingest + transform + analyse in one process (`benchmarks/run_stages.py`, as `run` does them, "
         "without the packs); baseline = `benchmarks/baseline_prevalence.py` (one hand-written DuckDB query for the "
         "`prevalence` contract) run in the same invocation; peak = maximum resident memory from `/usr/bin/time -v` "
-        "(for Spark, the larger of the Python driver and the JVM); rows/s = input rows (patients + registrations + "
+        "(for Spark, the Python driver only: the JVM that pyspark starts is not waited for, so its memory, capped by "
+        "`spark.driver.memory`, default 1 GB of heap, is not in the figure); rows/s = input rows (patients + registrations + "
         "events) / stage seconds; CPU s = user + system seconds of the whole process (less sensitive to load than wall "
         "time); load = the machine's 1/5/15-minute load average before → after (others' work on a "
         "shared machine slows a run down).",
