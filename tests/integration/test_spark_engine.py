@@ -138,7 +138,7 @@ def _messy():
     return messy_raw()
 
 
-@settings(max_examples=3, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=2, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(tables=_messy())
 def test_messy_data_same_on_both_engines(spark, tables):
