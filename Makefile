@@ -23,20 +23,27 @@ ENGINE ?= duckdb
 STAGE_ARGS := --raw $(RAW) --processed $(PROCESSED) --reports $(REPORTS) --config $(CONFIG)
 DATA_ARGS := $(STAGE_ARGS) --engine $(ENGINE)
 
-.PHONY: help install all demo-data ingest transform analyse report test lint clean clean-raw benchmark bench real notebook
+.PHONY: help install install-spark all demo-data ingest transform analyse report test lint clean clean-raw benchmark bench real notebook
 
 help: ## list the targets (this text)
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	@echo "uv not found: installing it into .tools/"
 	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	$(UV) sync --frozen --inexact --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.installed ## build .venv/ with uv from the lock file (installs uv first when missing)
+# the Spark engine's packages (pyspark, sqlglot) are an optional extra: for the tests, benchmarks and ENGINE=spark
+$(VENV)/.installed-spark: $(VENV)/.installed
+	$(UV) sync --frozen --inexact --extra spark --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed $(if $(filter spark,$(ENGINE)),$(VENV)/.installed-spark) ## build .venv/ with uv from the lock file (installs uv first when missing; ENGINE=spark adds pyspark)
+
+install-spark: $(VENV)/.installed-spark ## add the Spark engine's optional packages (pyspark, sqlglot) to .venv/
 
 demo-data: install ## write the synthetic demo extract to data/raw when it is empty (PATIENTS=250000 SEED=...)
 	@if [ -z "$$(ls -A $(RAW) 2>/dev/null | grep -v '^.gitkeep$$')" ]; then \
@@ -58,7 +65,7 @@ analyse: install ## statistics: prevalence, inequality, funnel, trend tables (an
 report: install ## PDF packs and their CSVs in reports/, disclosure control applied
 	$(PY) -m pipeline report $(STAGE_ARGS)
 
-test: install ## run the test suite (unit, sql, integration)
+test: install-spark ## run the test suite (unit, sql, integration)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff
@@ -69,7 +76,7 @@ benchmark: install ## speed benchmarks (statistics, 1M-patient run)
 	$(PY) benchmarks/bench_pipeline.py --patients 1000000
 
 BENCH_DIR ?= $(or $(TMPDIR),/tmp)/pipeline-bench
-bench: install ## data stages at 100k, 1M, 10M patients (DuckDB) and 1M (local Spark) vs a hand-written baseline -> benchmarks/results.md
+bench: install-spark ## data stages at 100k, 1M, 10M patients (DuckDB) and 1M (local Spark) vs a hand-written baseline -> benchmarks/results.md
 	$(PY) benchmarks/bench_scale.py --sizes 100000,1000000,10000000 --spark-sizes 1000000 --work $(BENCH_DIR) --results benchmarks/results.md
 
 real: install ## packs from England's published data in ../shared/realdata (ICB=QHM YEAR=2022-23)
