@@ -21,13 +21,13 @@ PREVALENCE_COLUMNS = ["period", "condition", "area_type", "area_code", "area_nam
 
 def prevalence_from_counts(counts: pd.DataFrame) -> pd.DataFrame:
     """observed, population, expected per cell -> the contract's rate, Wilson interval, ratio, exact/Byar interval, missing."""
-    from .stats import isr, wilson_ci
+    from .stats import divide, isr, wilson_ci
 
     df = counts.copy()
     obs = df["observed"].to_numpy(dtype=float)
     pop = df["population"].to_numpy(dtype=float)
     exp = df["expected"].to_numpy(dtype=float)
-    df["rate"] = obs / pop
+    df["rate"] = divide(obs, pop)  # NaN, not inf, for a cell with cases but no population
     df["rate_lower"], df["rate_upper"] = wilson_ci(obs, pop, 0.95)
     df["ratio"], df["ratio_lower"], df["ratio_upper"] = isr(obs, exp, 0.95)
     df["missing"] = exp - obs

@@ -91,7 +91,7 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     df = areas.merge(par, on=["area_type", "area_code"]).merge(icb, on=["period", "condition", "parent_code"])
     if df.empty:
         return pd.DataFrame(columns=cols)
-    parent_p = df["p_obs"] / df["p_pop"]
+    parent_p = pd.Series(stats.divide(df["p_obs"].to_numpy(float), df["p_pop"].to_numpy(float)), index=df.index)
     lim = stats.funnel_limits_proportion(parent_p.to_numpy(), df["population"].to_numpy(float))
     prop = df[["period", "condition", "area_type", "area_code", "parent_type", "parent_code"]].copy()
     prop["statistic"] = "proportion"
@@ -103,7 +103,7 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     prop["significance"] = stats.funnel_significance_proportion(df["observed"].to_numpy(float), df["population"].to_numpy(float),
                                                                 parent_p.to_numpy())
     # standardised ratio against the ICB's own ratio: expected counts rescaled so that the ICB sits at its ratio
-    parent_ratio = (df["p_obs"] / df["p_exp"]).to_numpy()
+    parent_ratio = stats.divide(df["p_obs"].to_numpy(float), df["p_exp"].to_numpy(float))
     exp_vs_parent = df["expected"].to_numpy(float) * parent_ratio
     rlim = stats.funnel_limits_ratio(exp_vs_parent)
     ratio = prop[["period", "condition", "area_type", "area_code", "parent_type", "parent_code"]].copy()
@@ -222,8 +222,8 @@ def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_group
         out = m[KEY + ["group_type", "group_value"]].copy()
         out["comparison"] = "group_vs_reference"
         out["reference"] = f"{gt} {ref}"
-        out["value"] = x1 / n1
-        out["reference_value"] = x2 / n2
+        out["value"] = stats.divide(x1, n1)
+        out["reference_value"] = stats.divide(x2, n2)
         out["rate_ratio"], out["rate_ratio_lower"], out["rate_ratio_upper"] = rr, rrl, rru
         out["rate_difference"], out["rate_difference_lower"], out["rate_difference_upper"] = rd, rdl, rdu
         out["label"] = stats.compare_to_parent(rdl, rdu, 0.0)

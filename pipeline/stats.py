@@ -38,6 +38,13 @@ __all__ = [
     "SIG_LOW_025",
     "SIG_LOW_001",
     "z_for",
+    "divide",
+    "paired_ratio_change",
+    "PairedChange",
+    "benjamini_hochberg",
+    "change_labels",
+    "within_area_ratio",
+    "WithinArea",
     "wilson_ci",
     "proportion_ci",
     "byars_lower",
@@ -102,6 +109,14 @@ def _out(a):
     """0-d arrays come back as numpy scalars, everything else unchanged."""
     a = np.asarray(a)
     return a[()] if a.ndim == 0 else a
+
+
+def divide(numerator, denominator):
+    """``numerator / denominator`` with NaN (never inf) where the denominator is 0, negative or NaN: a rate
+    or ratio of a cell with no population or no expectation is not computable (see module doc)."""
+    num, den = np.broadcast_arrays(_f(numerator), _f(denominator))
+    with np.errstate(all="ignore"):
+        return _out(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
 
 
 def z_for(confidence=0.95):
@@ -396,6 +411,8 @@ class SIIResult(NamedTuple):
     sii_upper: np.ndarray
     rii_lower: np.ndarray
     rii_upper: np.ndarray
+    sii_mad: np.ndarray | None = None  # reliability (PHE reliability_stat): NaN unless reliability_sets > 1
+    rii_mad: np.ndarray | None = None
 
 
 def _fwd(y, value_type):
@@ -444,7 +461,7 @@ def quantile_matrix(group_ids, quantiles, *values, n_quantiles=5):
 
 def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None, value_type=0,
         transform=False, multiplier=1.0, confidence=0.95, repetitions=100_000, seed=1,
-        cl_confidence=0.95, chunk_bytes=32 * 2**20) -> SIIResult:
+        cl_confidence=0.95, chunk_bytes=32 * 2**20, reliability_sets=0) -> SIIResult:
     """Slope (SII) and relative (RII) index of inequality, Low & Low (2004), as ``phe_sii``.
 
     Inputs are 2-D arrays ``(areas, quantiles)`` (or 1-D for one area), columns ordered from quantile 1
@@ -474,6 +491,11 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
     area's limits do not depend on the other areas or on the chunking; areas are processed in chunks
     of about ``chunk_bytes`` of working memory. ``confidence`` may be a sequence (e.g. ``(0.95, 0.98)``).
     ``repetitions=0`` skips the simulation (point estimates only, limits NaN).
+
+    Reliability (PHE's ``reliability_stat``): with ``reliability_sets = 10`` the simulation is run 10 times
+    with independent draws (``repetitions`` each; the limits reported are the first set's, unchanged), and
+    ``sii_mad`` / ``rii_mad`` are the mean absolute difference of the other sets' lower and upper limits
+    from the first set's (first confidence level): how far a rerun could move the limits. NaN otherwise.
 
     Areas with a missing/non-positive population in any quantile, a missing value, a value outside the
     domain of the transformation, or (for the limits) a missing or non-positive SE give NaN.
@@ -544,73 +566,96 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
 
     # --- Monte Carlo ------------------------------------------------------------------------------
     probs = np.concatenate([(1.0 - confs) / 2.0, (1.0 + confs) / 2.0])
-    qs_sii = np.full((n_areas, probs.size), np.nan)
-    qs_rii = np.full((n_areas, probs.size), np.nan)
     reps = int(repetitions)
     idx = np.flatnonzero(ok_mc) if reps > 0 else np.empty(0, dtype=int)
     linear = not (value_type in (1, 2) and not transform)
+    n_draw_rows = 2 if linear else n_q
+
+    def simulate(zmat):
+        """Limits (natural scale, before the multiplier) from one matrix of standard normal draws."""
+        qs_sii = np.full((n_areas, probs.size), np.nan)
+        qs_rii = np.full((n_areas, probs.size), np.nan)
+        per_area = reps * n_draw_rows * 8
+        chunk = int(max(1, min(idx.size, chunk_bytes // max(per_area, 1))))
+        buf = None if linear else np.empty((chunk, n_q, reps))  # reused: no page faults per chunk
+        for start in range(0, idx.size, chunk):
+            sel = idx[start:start + chunk]
+            m_ = mean[sel]
+            s_ = se_arr[sel]
+            if linear:
+                # predictions at x=0 and x=1 are linear in the draws: exact bivariate normal
+                ww0, ww1 = w0[sel], w1[sel]
+                mu0 = (m_ * ww0).sum(axis=1)[:, None]
+                mu1 = (m_ * ww1).sum(axis=1)[:, None]
+                var0 = (ww0 * ww0 * s_ * s_).sum(axis=1)
+                var1 = (ww1 * ww1 * s_ * s_).sum(axis=1)
+                cov = (ww0 * ww1 * s_ * s_).sum(axis=1)
+                sd0 = np.sqrt(var0)
+                sd1 = np.sqrt(var1)
+                with np.errstate(all="ignore"):
+                    rho = np.where((sd0 > 0) & (sd1 > 0), cov / (sd0 * sd1), 0.0)
+                rho = np.clip(rho, -1.0, 1.0)
+                d0 = mu0 + sd0[:, None] * zmat[0]
+                d1 = mu1 + (sd1 * rho)[:, None] * zmat[0]
+                d1 += (sd1 * np.sqrt(1.0 - rho * rho))[:, None] * zmat[1]
+                if transform:
+                    d0 = _back(d0, value_type)
+                    d1 = _back(d1, value_type)
+            else:
+                # (areas, quantiles, draws): long inner axis keeps the element-wise passes fast
+                y = buf[: sel.size]
+                np.multiply(s_[:, :, None], zmat[None, :, :], out=y)
+                y += m_[:, :, None]
+                if value_type == 2:
+                    special.expit(y, out=y)
+                else:
+                    np.exp(y, out=y)
+                wmat = np.stack([w0[sel], w1[sel]], axis=1)  # (chunk, 2, Q)
+                d = np.matmul(wmat, y)  # (chunk, 2, reps)
+                d0, d1 = d[:, 0, :], d[:, 1, :]
+            with np.errstate(all="ignore"):
+                s_d = d1 - d0
+                r_d = d1 / d0
+            qs_sii[sel] = _quantile7(s_d, probs)
+            qs_rii[sel] = _quantile7(r_d, probs)
+        return qs_sii, qs_rii
+
+    k = confs.size
+    m = float(multiplier)
+
+    def scaled(qs_sii, qs_rii):
+        """The limits with the multiplier applied: (sii_lower, sii_upper, rii_lower, rii_upper)."""
+        sl, su = qs_sii[:, :k], qs_sii[:, k:]
+        rl, ru = qs_rii[:, :k], qs_rii[:, k:]
+        if m >= 0:
+            return sl * m, su * m, rl, ru
+        with np.errstate(all="ignore"):
+            return su * m, sl * m, 1.0 / ru, 1.0 / rl
+
     # Common random numbers: one matrix of standard normal draws, shared by every area. Each area's
     # draws are still exactly normal(mean, se); sharing only correlates Monte Carlo error across areas
     # and makes an area's limits independent of which other areas are in the call.
-    zmat = np.random.default_rng(seed).standard_normal((2 if linear else n_q, reps))
-    per_area = reps * (2 if linear else n_q) * 8
-    chunk = int(max(1, min(idx.size, chunk_bytes // max(per_area, 1))))
-    buf = None if linear else np.empty((chunk, n_q, reps))  # reused: no page faults per chunk
-    for start in range(0, idx.size, chunk):
-        sel = idx[start:start + chunk]
-        m_ = mean[sel]
-        s_ = se_arr[sel]
-        if linear:
-            # predictions at x=0 and x=1 are linear in the draws: exact bivariate normal
-            ww0, ww1 = w0[sel], w1[sel]
-            mu0 = (m_ * ww0).sum(axis=1)[:, None]
-            mu1 = (m_ * ww1).sum(axis=1)[:, None]
-            var0 = (ww0 * ww0 * s_ * s_).sum(axis=1)
-            var1 = (ww1 * ww1 * s_ * s_).sum(axis=1)
-            cov = (ww0 * ww1 * s_ * s_).sum(axis=1)
-            sd0 = np.sqrt(var0)
-            sd1 = np.sqrt(var1)
-            with np.errstate(all="ignore"):
-                rho = np.where((sd0 > 0) & (sd1 > 0), cov / (sd0 * sd1), 0.0)
-            rho = np.clip(rho, -1.0, 1.0)
-            d0 = mu0 + sd0[:, None] * zmat[0]
-            d1 = mu1 + (sd1 * rho)[:, None] * zmat[0]
-            d1 += (sd1 * np.sqrt(1.0 - rho * rho))[:, None] * zmat[1]
-            if transform:
-                d0 = _back(d0, value_type)
-                d1 = _back(d1, value_type)
-        else:
-            # (areas, quantiles, draws): long inner axis keeps the element-wise passes fast
-            y = buf[: sel.size]
-            np.multiply(s_[:, :, None], zmat[None, :, :], out=y)
-            y += m_[:, :, None]
-            if value_type == 2:
-                special.expit(y, out=y)
-            else:
-                np.exp(y, out=y)
-            wmat = np.stack([w0[sel], w1[sel]], axis=1)  # (chunk, 2, Q)
-            d = np.matmul(wmat, y)  # (chunk, 2, reps)
-            d0, d1 = d[:, 0, :], d[:, 1, :]
-        with np.errstate(all="ignore"):
-            s_d = d1 - d0
-            r_d = d1 / d0
-        qs_sii[sel] = _quantile7(s_d, probs)
-        qs_rii[sel] = _quantile7(r_d, probs)
-
-    k = confs.size
-    sl, su = qs_sii[:, :k], qs_sii[:, k:]
-    rl, ru = qs_rii[:, :k], qs_rii[:, k:]
-
-    # --- multiplier --------------------------------------------------------------------------------
-    m = float(multiplier)
+    zmat = np.random.default_rng(seed).standard_normal((n_draw_rows, reps))
+    sl, su, rl2, ru2 = scaled(*simulate(zmat))
+    sii_mad = rii_mad = np.full(n_areas, np.nan)
+    if int(reliability_sets) > 1 and idx.size:
+        # PHE's reliability_stat: the simulation repeated (independent draws; the first set is the one
+        # whose limits are reported), the mean absolute difference of each later set's lower and upper
+        # limits from the first set's, over both limits and all later sets (first confidence level)
+        diffs_sii, diffs_rii = [], []
+        for extra in range(1, int(reliability_sets)):
+            z_extra = np.random.default_rng([int(seed), extra]).standard_normal((n_draw_rows, reps))
+            sl_k, su_k, rl_k, ru_k = scaled(*simulate(z_extra))
+            diffs_sii += [np.abs(sl_k[:, 0] - sl[:, 0]), np.abs(su_k[:, 0] - su[:, 0])]
+            diffs_rii += [np.abs(rl_k[:, 0] - rl2[:, 0]), np.abs(ru_k[:, 0] - ru2[:, 0])]
+        sii_mad = np.mean(diffs_sii, axis=0)
+        rii_mad = np.mean(diffs_rii, axis=0)
     sii_out = sii_v * m
     if m >= 0:
-        sl, su = sl * m, su * m
-        rii_out, rl2, ru2 = rii_v, rl, ru
+        rii_out = rii_v
     else:
-        sl, su = su * m, sl * m
         with np.errstate(all="ignore"):
-            rii_out, rl2, ru2 = 1.0 / rii_v, 1.0 / ru, 1.0 / rl
+            rii_out = 1.0 / rii_v
     icpt = icpt * abs(m)
 
     def shape(a2):
@@ -621,11 +666,11 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
         return a1[0] if single else a1
 
     return SIIResult(shape1(sii_out), shape1(rii_out), shape1(icpt), shape(sl), shape(su), shape(rl2),
-                     shape(ru2))
+                     shape(ru2), shape1(sii_mad), shape1(rii_mad))
 
 
 def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetitions=100_000, seed=1,
-                              multiplier=1.0, chunk_bytes=32 * 2**20) -> SIIResult:
+                              multiplier=1.0, chunk_bytes=32 * 2**20, reliability_sets=0) -> SIIResult:
     """SII/RII of a crude rate (a proportion) across deprivation quantiles, as the output contract's
     ``crude_rate`` measure.
 
@@ -643,7 +688,7 @@ def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetiti
     lcl, ucl = wilson_ci(x, n, 0.95)
     return sii(value, n, lower_cl=lcl, upper_cl=ucl, value_type=2, transform=False,
                multiplier=multiplier, confidence=confidence, repetitions=repetitions, seed=seed,
-               cl_confidence=0.95, chunk_bytes=chunk_bytes)
+               cl_confidence=0.95, chunk_bytes=chunk_bytes, reliability_sets=reliability_sets)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -708,7 +753,8 @@ def _gamma_shape_inv(p, x):
     secant steps on the exact ``gammainc``; anything not converged (tiny ``x``) falls back to scipy's
     ``gdtrib`` (cdflib search, exact but ~30x slower per element).
     """
-    x = _f(x)
+    x_in = _f(x)
+    x = np.atleast_1d(x_in).reshape(-1)
     z = special.ndtri(p)
     with np.errstate(all="ignore"):
         s = (-z + np.sqrt(z * z + 4.0 * x)) / 2.0
@@ -738,7 +784,7 @@ def _gamma_shape_inv(p, x):
     if np.any(bad):
         a = a.copy()
         a[bad] = special.gdtrib(1.0, p, x[bad])
-    return a
+    return a.reshape(x_in.shape)
 
 
 def funnel_limits_ratio(expected, ratio_type="ratio") -> FunnelLimits:
@@ -791,23 +837,19 @@ def funnel_significance_proportion(x, n, parent_p):
 def funnel_significance_ratio(observed, expected):
     """Funnel significance label of an observed count against its expected count (ratio funnel).
 
-    ``High (0.001)`` when the exact (chi-square) 99.8% lower limit of ``O`` exceeds ``E`` (O above the
-    upper 3s funnel line at E), ``High (0.025)`` for the 95% limit, ``Low ...`` when the exact upper
-    limit is below ``E``; else ``Not significant``. Evaluated through the equivalent Poisson tail
-    probabilities (exact lower limit of O > E  <=>  P(Poisson(E) >= O) < alpha, and mirror-wise),
-    which avoids inverting the gamma function. ``E <= 0`` or NaN gives ``""``.
+    As PHEindicatormethods ``assign_funnel_significance(statistic = "ratio")``: the count's own limits by the
+    PHE rule of :func:`poisson_count_ci` (exact chi-square below 10 events, Byar from 10), at 99.8% and 95%,
+    against ``E``: ``High (0.001)`` when the 99.8% lower limit of ``O`` exceeds ``E``, ``High (0.025)`` when
+    the 95% one does, ``Low ...`` mirror-wise with the upper limits; else ``Not significant``. These are the
+    same limits as :func:`isr` (``ratio_lower = lower(O) / E``), so the funnel, the comparisons table and the
+    packs' wording can never label one area differently. ``E <= 0`` or NaN gives ``""``.
     """
     o, e = np.broadcast_arrays(_f(observed), _f(expected))
     valid = (e > 0) & (o >= 0)
-    with np.errstate(all="ignore"):
-        os_ = np.where(valid, o, 1.0)
-        es = np.where(valid, e, 1.0)
-        p_upper_tail = np.where(os_ > 0, special.gammainc(np.maximum(os_, 1e-300), es), 1.0)  # P(X >= O)
-        p_lower_tail = special.gammaincc(os_ + 1.0, es)  # P(X <= O)
-    a95 = (1.0 - _FUNNEL_95) / 2.0
-    a998 = (1.0 - _FUNNEL_998) / 2.0
-    return _out(_labels(p_upper_tail < a998, p_upper_tail < a95, p_lower_tail < a95, p_lower_tail < a998,
-                        valid))
+    l95, u95 = (_f(a) for a in poisson_count_ci(o, _FUNNEL_95))
+    l998, u998 = (_f(a) for a in poisson_count_ci(o, _FUNNEL_998))
+    with np.errstate(invalid="ignore"):
+        return _out(_labels(l998 > e, l95 > e, u95 < e, u998 < e, valid))
 
 
 class OverdispersedLimits(NamedTuple):
@@ -974,3 +1016,185 @@ def compare_to_parent(lower, upper, parent_value):
     lab = np.select([lo > p, hi < p], ["higher", "lower"], default="similar")
     valid = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(p)
     return _out(np.where(valid, lab, "").astype(str))
+
+
+# --------------------------------------------------------------------------------------------------
+# Change over time (paired) and multiple comparisons
+# --------------------------------------------------------------------------------------------------
+
+
+class PairedChange(NamedTuple):
+    """Change between two dates in a standardised ratio, with the gap to a comparator (see
+    :func:`paired_ratio_change`). ``direction`` is -1 (gap narrowed), +1 (widened), 0 (no change), NaN."""
+
+    ratio_from: np.ndarray
+    ratio_to: np.ndarray
+    change: np.ndarray
+    change_lower: np.ndarray
+    change_upper: np.ndarray
+    gap_from: np.ndarray
+    gap_to: np.ndarray
+    gap_change: np.ndarray
+    gap_change_lower: np.ndarray
+    gap_change_upper: np.ndarray
+    direction: np.ndarray
+    p_value: np.ndarray
+
+
+def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, cases_both,
+                        comparator_from=1.0, comparator_to=1.0, confidence=0.95, count_rounding=0.0) -> PairedChange:
+    """Change in an indirectly standardised ratio between two dates when mostly the same patients are
+    counted on both (a register on consecutive dates), and whether the gap to a comparator narrowed.
+
+    Inputs are counts per cell (broadcast together): observed ``O0``, ``O1`` and expected ``E0``, ``E1`` on
+    the earlier and the later date, and ``cases_both`` = ``a``, the patients who are in the cell's population
+    on both dates and a case on both (the concordant cases; ``a <= min(O0, O1)``, clipped). The expected
+    counts are taken as fixed, as in the ratio's own interval. The two observed counts are modelled as
+    sums of Poisson parts sharing ``a`` (``O0 = a + b``, ``O1 = a + c``, with ``b`` the cases seen only on the
+    earlier date, leavers' cases included, and ``c`` those seen only on the later), so by the delta method
+
+        ``Var(log O1 - log O0) = 1/O0 + 1/O1 - 2a/(O0 O1) = (b + c) / (O0 O1)``:
+
+    the uncertainty comes from the patients whose status differs between the dates, not from the whole
+    register twice (which treating the dates as independent samples, ``1/O0 + 1/O1``, assumes).
+    ``count_rounding`` (e.g. 5 for counts published rounded to the nearest 5) adds the variance of a uniform
+    rounding error, ``r^2/12``, of each observed count (on the log scale ``r^2/12 (1/O0^2 + 1/O1^2)``).
+
+    * ``ratio_from = O0/E0``, ``ratio_to = O1/E1``, ``change = ratio_to / ratio_from`` with the log-normal
+      interval ``change x exp(+-z sqrt(Var))``.
+    * The gap to the comparator at each date is ``gap = ratio / comparator`` (``comparator_from`` and
+      ``comparator_to``: the comparator's ratio on the same reference rates, taken as fixed: a cell is a
+      small part of its comparator, and ignoring the comparator's own variation is the conservative side).
+      ``gap_change = gap_to / gap_from`` has the same interval width as ``change``.
+    * Narrowed or widened is about the distance from 1, ``|log gap|``: with ``d = log gap_to - log gap_from``
+      and ``s = log gap_to + log gap_from``, ``gap_to^2 < gap_from^2`` (on the log scale) exactly when
+      ``d s < 0``. ``direction`` is ``sign(d s)``: -1 narrowed, +1 widened. The claim is tested as an
+      intersection-union test: it needs both ``d`` (a real movement) and ``s`` (the cell sits clearly on one
+      side of the comparator over the two dates) to differ from 0, so ``p_value = max(p_d, p_s)`` (two-sided
+      normal tests; ``Var(s) = (O0 + O1 + 2a) / (O0 O1)``). A ratio that moves from 0.90 to 1.12 crossed the
+      comparator and stands about as far from it as before: ``s`` is near 0, so no claim is made, where a
+      "moved towards 1" rule would have called the crossing a worsening or an improvement.
+
+    A zero observed count on either date (log undefined), ``E <= 0`` or NaN inputs give NaN (no claim).
+    """
+    o0, e0, o1, e1, both, c0, c1 = np.broadcast_arrays(
+        _f(observed_from), _f(expected_from), _f(observed_to), _f(expected_to), _f(cases_both),
+        _f(comparator_from), _f(comparator_to))
+    z = _f(z_for(confidence))
+    valid = (o0 > 0) & (o1 > 0) & (e0 > 0) & (e1 > 0) & (c0 > 0) & (c1 > 0) & np.isfinite(both)
+    with np.errstate(all="ignore"):
+        shared = np.clip(both, 0.0, np.minimum(o0, o1))
+        rounding = _f(count_rounding) ** 2 / 12.0 * (1.0 / o0 ** 2 + 1.0 / o1 ** 2)
+        var_d = np.maximum((o0 + o1 - 2.0 * shared) / (o0 * o1), 0.0) + rounding
+        var_s = (o0 + o1 + 2.0 * shared) / (o0 * o1) + rounding
+        ratio_from = o0 / e0
+        ratio_to = o1 / e1
+        change = ratio_to / ratio_from
+        half = z * np.sqrt(var_d)
+        gap_from = ratio_from / c0
+        gap_to = ratio_to / c1
+        gap_change = gap_to / gap_from
+        d = np.log(gap_to) - np.log(gap_from)
+        s = np.log(gap_to) + np.log(gap_from)
+        p_d = np.where(var_d > 0, 2.0 * special.ndtr(-np.abs(d) / np.sqrt(var_d)), np.where(d == 0, 1.0, 0.0))
+        p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
+        direction = np.sign(d * s)
+
+    def keep(a):
+        return _out(np.where(valid, a, np.nan))
+
+    return PairedChange(keep(ratio_from), keep(ratio_to), keep(change), keep(change * np.exp(-half)),
+                        keep(change * np.exp(half)), keep(gap_from), keep(gap_to), keep(gap_change),
+                        keep(gap_change * np.exp(-half)), keep(gap_change * np.exp(half)), keep(direction),
+                        keep(np.maximum(p_d, p_s)))
+
+
+def benjamini_hochberg(p_values, family_ids=None):
+    """Benjamini-Hochberg adjusted p-values (q-values), within each family of tests -> array like ``p_values``.
+
+    ``q_(i) = min over j >= i of p_(j) m / j`` with ``p_(1) <= ... <= p_(m)`` the family's sorted p-values
+    and ``m`` its number of tests; capped at 1. Claiming every test with ``q <= alpha`` controls the false
+    discovery rate of the family at ``alpha`` (independent or positively dependent tests). NaN p-values
+    are no test: they get NaN and do not count in ``m``. Vectorised: one sort over all families.
+    """
+    p = _f(p_values).reshape(-1)
+    fam = np.zeros(p.size, dtype=np.int64) if family_ids is None else _groups(family_ids)[1].astype(np.int64)
+    q = np.full(p.size, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size == 0:
+        return _out(q.reshape(np.shape(p_values)))
+    pv, fv = p[ok], fam[ok]
+    order = np.lexsort((pv, fv))  # by family, then p ascending
+    ps, fs = pv[order], fv[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(fs)) + 1]
+    sizes = np.diff(np.r_[starts, fs.size])
+    block = np.repeat(np.arange(starts.size), sizes)
+    rank = np.arange(fs.size) - starts[block] + 1
+    raw = np.minimum(ps * sizes[block] / rank, 1.0)
+    # running minimum from the largest p downwards, within each family: in reversed order, earlier blocks
+    # get larger offsets (values are <= 1, offsets step by 2) so the minimum never crosses a family boundary
+    rev_block = block[::-1]
+    offset = 2.0 * (starts.size - (starts.size - 1 - rev_block))
+    adj = np.minimum.accumulate(raw[::-1] + offset) - offset
+    out = np.empty(fs.size)
+    out[order] = adj[::-1]
+    q[ok] = out
+    return _out(q.reshape(np.shape(p_values)))
+
+
+CHANGE_NARROWED = "narrowed"
+CHANGE_WIDENED = "widened"
+CHANGE_NONE = "no clear change"
+
+
+def change_labels(direction, q_values, alpha=0.05):
+    """Trend labels: ``"narrowed"`` / ``"widened"`` (the gap to the comparator, see
+    :func:`paired_ratio_change`) where the (FDR-adjusted) ``q_values <= alpha``, ``"no clear change"``
+    otherwise, ``""`` where the change could not be computed."""
+    dirn, q = np.broadcast_arrays(_f(direction), _f(q_values))
+    lab = np.select([(q <= alpha) & (dirn < 0), (q <= alpha) & (dirn > 0)], [CHANGE_NARROWED, CHANGE_WIDENED],
+                    default=CHANGE_NONE).astype(object)
+    return _out(np.where(np.isfinite(dirn) & np.isfinite(q), lab, "").astype(str))
+
+
+# --------------------------------------------------------------------------------------------------
+# Groups within an area
+# --------------------------------------------------------------------------------------------------
+
+
+class WithinArea(NamedTuple):
+    value: np.ndarray       # (O_g / E_g) / (O_a / E_a)
+    lower: np.ndarray
+    upper: np.ndarray
+    lower_998: np.ndarray
+    upper_998: np.ndarray
+    affected: np.ndarray    # E_g x (O_a / E_a) - O_g: patients short of the area's own level (negative: more)
+
+
+def within_area_ratio(observed_group, expected_group, observed_area, expected_area, confidence=0.95) -> WithinArea:
+    """A group's standardised ratio relative to its own area's (the group is part of the area): how the
+    group is recorded compared with the rest of its own population, age and sex taken into account.
+
+    ``value = (O_g / E_g) / (O_a / E_a)``. Given the area's total ``O_a``, the group's count is binomial,
+    ``O_g ~ Bin(O_a, pi)``; at the area's own level ``pi0 = E_g / E_a``. The interval is the Wilson interval
+    of ``pi = O_g / O_a`` divided by ``pi0`` (the same Wilson method as every proportion here), so it is valid
+    for small groups and ``O_g = 0`` gives a lower limit of 0; the 99.8% limits are given for ranking by
+    significance. ``affected = E_g O_a / E_a - O_g``: how many more the group would have recorded at its
+    area's own standardised level. Invalid inputs (``E <= 0``, ``O_a <= 0``, NaN) give NaN.
+    """
+    og, eg, oa, ea = np.broadcast_arrays(_f(observed_group), _f(expected_group), _f(observed_area),
+                                         _f(expected_area))
+    valid = (eg > 0) & (ea > 0) & (oa > 0) & (og >= 0)
+    og_c = np.minimum(og, oa)  # published (rounded) counts can put a group a little above its area
+    with np.errstate(all="ignore"):
+        pi0 = eg / ea
+        l95, u95 = (_f(a) for a in wilson_ci(og_c, oa, confidence))
+        l998, u998 = (_f(a) for a in wilson_ci(og_c, oa, _FUNNEL_998))
+        value = (og / eg) / (oa / ea)
+        affected = eg * oa / ea - og
+
+    def keep(a):
+        return _out(np.where(valid, a, np.nan))
+
+    return WithinArea(keep(value), keep(l95 / pi0), keep(u95 / pi0), keep(l998 / pi0), keep(u998 / pi0),
+                      keep(affected))
