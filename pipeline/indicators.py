@@ -2,7 +2,8 @@
 
 - `inequality`: slope and relative index of inequality across IMD quintiles (contract; measure `crude_rate`);
 - `funnel`: practices, PCNs and neighbourhoods against their ICB (contract; `proportion` and `ratio`);
-- `trend`: change between consecutive periods and first-to-last, with a plain label;
+- `trend`: change between consecutive periods and first-to-last (paired: the same patients on both dates), on the
+  earlier date's reference rates, with a label on the gap to the comparator (FDR-controlled);
 - `comparisons`: rate ratios and differences against a reference group, and each area against its parent;
 - `dsr`: directly standardised rates (2013 European Standard Population, Dobson intervals).
 """
@@ -28,7 +29,8 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
     tables = {
         "inequality": inequality_table(prev),
         "funnel": funnel_table(prev, parents, cfg.overdispersion),
-        "trend": trend_table(prev),
+        "trend": trend_table(prev, _table(con, "trend_transitions"), _table(con, "trend_expected"),
+                             cfg.reference.rates == "internal"),
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
         "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
     }
@@ -39,6 +41,11 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
         con.unregister(f"{name}_df")
         log.debug("%s: %d rows", name, len(df))
         progress.current().update(name, rows=len(df))
+
+
+def _table(con, name: str) -> pd.DataFrame | None:
+    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    return con.execute(f"select * from {name}").df() if name in have else None
 
 
 def area_parents(con) -> pd.DataFrame:
@@ -146,58 +153,81 @@ def add_overdispersion(f: pd.DataFrame, method: str) -> pd.DataFrame:
     return f
 
 
-def _log_se(lower, upper):
-    z = float(stats.z_for(0.95))
-    with np.errstate(all="ignore"):
-        return (np.log(upper) - np.log(lower)) / (2 * z)
+TREND_COLUMNS = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value",
+                 "observed_from", "observed_to", "expected_from", "expected_to", "cases_both", "ratio_from",
+                 "ratio_to", "change", "change_lower", "change_upper", "comparator_change", "gap_from", "gap_to",
+                 "gap_change", "gap_change_lower", "gap_change_upper", "p_value", "q_value", "label"]
+TREND_KEY = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value"]
+TREND_FAMILY = ["period_from", "period_to", "area_type", "area_code"]
 
 
-def trend_table(prev: pd.DataFrame) -> pd.DataFrame:
-    """Change in the standardised ratio (ratio of ratios, log-scale interval from each period's exact/Byar interval)
-    and in missing patients (Poisson variance of the observed counts, expected taken as fixed), between consecutive
-    periods and first-to-last. Label: `improving` when the change is clear and the ratio moved towards 1 (recorded
-    closer to expected), `worsening` when clear and away from 1, otherwise `no clear change`."""
-    cols = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value",
-            "ratio_from", "ratio_to", "change", "change_lower", "change_upper", "missing_from", "missing_to",
-            "missing_change", "missing_change_lower", "missing_change_upper", "label"]
+def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: pd.DataFrame,
+                internal_reference: bool = True, alpha: float = 0.05) -> pd.DataFrame:
+    """Change over time (DESIGN "Change over time"), per pair of dates (consecutive, and first to last) x
+    condition x area x group, from the paired counts of `trend_transitions` and the fixed-rate expected counts
+    of `trend_expected`:
+
+    * `ratio_from`, `ratio_to`: observed / expected on each date, both on the EARLIER date's reference rates, so
+      `change = ratio_to / ratio_from` keeps a change that the whole dataset shares;
+    * the 95% interval of `change` counts the same patients on both dates (stats.paired_ratio_change: the
+      variance comes from the patients whose status differs, `cases_both` being those who are a case in the cell
+      on both dates);
+    * `comparator_change`: the dataset's own change on the same rates (1 with external reference rates, which
+      are then the comparator); `gap_from`, `gap_to`: the cell's ratio over the comparator's on each date, and
+      `gap_change` their ratio, with its interval (the comparator taken as fixed);
+    * `p_value` for "the gap narrowed / widened" (distance from 1, intersection-union test), `q_value` its
+      Benjamini-Hochberg adjustment over the cells one pack shows about one area (every condition and group of
+      the area for the same pair of dates), and `label`: `narrowed` / `widened` where `q_value <= alpha`,
+      `no clear change` otherwise ('' where a date has no cases: no claim can be made)."""
     periods = sorted(prev["period"].unique())
-    if len(periods) < 2:
-        return pd.DataFrame(columns=cols)
-    pairs = list(zip(periods[:-1], periods[1:]))
-    if len(periods) > 2:
-        pairs.append((periods[0], periods[-1]))
-    k = ["condition", "area_type", "area_code", "group_type", "group_value"]
-    keep = k + ["observed", "ratio", "ratio_lower", "ratio_upper", "missing"]
-    parts = []
-    for p0, p1 in pairs:
-        a = prev.loc[prev["period"] == p0, keep]
-        b = prev.loc[prev["period"] == p1, keep]
-        m = a.merge(b, on=k, suffixes=("_from", "_to"))
-        m.insert(0, "period_to", p1)
-        m.insert(0, "period_from", p0)
-        parts.append(m)
-    m = pd.concat(parts, ignore_index=True)
-    z = float(stats.z_for(0.95))
-    r0, r1 = m["ratio_from"].to_numpy(float), m["ratio_to"].to_numpy(float)
-    with np.errstate(all="ignore"):
-        se = np.sqrt(_log_se(m["ratio_lower_from"].to_numpy(float), m["ratio_upper_from"].to_numpy(float)) ** 2
-                     + _log_se(m["ratio_lower_to"].to_numpy(float), m["ratio_upper_to"].to_numpy(float)) ** 2)
-        rr = r1 / r0
-        lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
-        ok = (r0 > 0) & (r1 > 0) & np.isfinite(se)
-    m["change"] = np.where(ok, rr, np.nan)
-    m["change_lower"] = np.where(ok, lo, np.nan)
-    m["change_upper"] = np.where(ok, hi, np.nan)
-    dm = m["missing_to"] - m["missing_from"]
-    sd = np.sqrt(m["observed_from"].to_numpy(float) + m["observed_to"].to_numpy(float))
-    m["missing_change"] = dm
-    m["missing_change_lower"] = dm - z * sd
-    m["missing_change_upper"] = dm + z * sd
-    clear = ok & ((lo > 1) | (hi < 1))
-    with np.errstate(all="ignore"):
-        towards = np.abs(np.log(r1)) < np.abs(np.log(r0))
-    m["label"] = np.where(clear, np.where(towards, "improving", "worsening"), "no clear change")
-    return m[cols].reset_index(drop=True)
+    if len(periods) < 2 or transitions is None or fixed_expected is None or fixed_expected.empty:
+        return pd.DataFrame(columns=TREND_COLUMNS)
+    obs = prev[["period", "condition", "area_type", "area_code", "group_type", "group_value", "observed"]]
+    obs = obs.assign(period=pd.to_datetime(obs["period"]))
+    cells = fixed_expected.copy()
+    for c in ("period_from", "period_to"):
+        cells[c] = pd.to_datetime(cells[c])
+    on = ["condition", "area_type", "area_code", "group_type", "group_value"]
+    cells = cells.merge(obs.rename(columns={"period": "period_from", "observed": "observed_from"}),
+                        on=["period_from"] + on, how="inner")
+    cells = cells.merge(obs.rename(columns={"period": "period_to", "observed": "observed_to"}),
+                        on=["period_to"] + on, how="inner")
+    moves = transitions[TREND_KEY + ["cases_both"]].copy()
+    for c in ("period_from", "period_to"):
+        moves[c] = pd.to_datetime(moves[c])
+    cells = cells.merge(moves, on=TREND_KEY, how="left")
+    cells["cases_both"] = cells["cases_both"].fillna(0).astype("int64")
+    if internal_reference:
+        # the comparator: the whole dataset (the sum of the ICB `all` rows) on the same fixed rates
+        top = cells[(cells["area_type"] == "icb") & (cells["group_type"] == "all")]
+        comp = top.groupby(["period_from", "period_to", "condition"])[
+            ["observed_from", "observed_to", "expected_from", "expected_to"]].sum()
+        comp = pd.DataFrame({"comparator_from": stats.divide(comp["observed_from"], comp["expected_from"]),
+                             "comparator_to": stats.divide(comp["observed_to"], comp["expected_to"])},
+                            index=comp.index).reset_index()
+        cells = cells.merge(comp, on=["period_from", "period_to", "condition"], how="left")
+    else:
+        cells["comparator_from"] = cells["comparator_to"] = 1.0
+    res = stats.paired_ratio_change(cells["observed_from"].to_numpy(float), cells["expected_from"].to_numpy(float),
+                                    cells["observed_to"].to_numpy(float), cells["expected_to"].to_numpy(float),
+                                    cells["cases_both"].to_numpy(float), cells["comparator_from"].to_numpy(float),
+                                    cells["comparator_to"].to_numpy(float))
+    out = cells[TREND_KEY + ["observed_from", "observed_to", "expected_from", "expected_to", "cases_both"]].copy()
+    for name in ("ratio_from", "ratio_to", "change", "change_lower", "change_upper", "gap_from", "gap_to",
+                 "gap_change", "gap_change_lower", "gap_change_upper", "p_value"):
+        out[name] = np.asarray(getattr(res, name), dtype=float)
+    out["comparator_change"] = stats.divide(cells["comparator_to"].to_numpy(float),
+                                            cells["comparator_from"].to_numpy(float))
+    family = out.groupby(TREND_FAMILY, sort=False).ngroup().to_numpy()
+    out["q_value"] = stats.benjamini_hochberg(out["p_value"].to_numpy(float), family)
+    out["label"] = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float), alpha)
+    out["period_from"] = out["period_from"].dt.date
+    out["period_to"] = out["period_to"].dt.date
+    return sort_trend(out[TREND_COLUMNS])
+
+
+def sort_trend(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(TREND_KEY, kind="stable").reset_index(drop=True)
 
 
 def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_groups: dict) -> pd.DataFrame:

@@ -19,6 +19,8 @@ MODELS = (
     "marts/area_group_strata",
     "marts/prevalence_counts",
     "marts/data_quality",
+    "marts/trend_transitions",
+    "marts/trend_expected",
 )
 
 

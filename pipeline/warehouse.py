@@ -18,7 +18,7 @@ from .errors import PipelineError
 from .paths import SQL_DIR, warehouse
 
 EXPORTED_TABLES = ("prevalence", "load_summary", "rejects", "inequality", "funnel", "trend", "data_quality",
-                   "comparisons", "dsr")
+                   "comparisons", "dsr", "trend_transitions", "trend_expected")
 
 
 def connect(path: Path | str = ":memory:", read_only: bool = False, settings=None) -> duckdb.DuckDBPyConnection:

@@ -1,4 +1,4 @@
-"""Tables built from `prevalence`: inequality, funnel (with overdispersion), trend labels, comparisons."""
+"""Tables built from `prevalence`: inequality, funnel (with overdispersion), comparisons (trend: test_trend.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -55,18 +55,3 @@ def test_funnel_overdispersion_columns_only_when_asked():
     assert (p["od_upper_95"] >= p["upper_95"] - 1e-12).all()
     flagged = (p["significance"] != "Not significant").sum()
     assert (p["od_significance"] != "Not significant").sum() < flagged
-
-
-def test_trend_labels_come_from_the_interval_and_the_direction():
-    rows = []
-    for period, o in ((P1, 50), (P2, 90)):  # ratio 0.5 -> 0.9: clear and towards 1
-        rows.append((period, "dep", "pcn", "A", "ethnicity", "Black", o, 2000, 100.0))
-    for period, o in ((P1, 95), (P2, 100)):  # 0.95 -> 1.0: no clear change
-        rows.append((period, "dep", "pcn", "A", "ethnicity", "White", o, 2000, 100.0))
-    for period, o in ((P1, 100), (P2, 60)):  # 1.0 -> 0.6: clear and away from 1
-        rows.append((period, "dep", "pcn", "A", "ethnicity", "Asian", o, 2000, 100.0))
-    t = indicators.trend_table(_prev(rows)).set_index("group_value")
-    assert t.loc["Black", "label"] == "improving"
-    assert t.loc["White", "label"] == "no clear change"
-    assert t.loc["Asian", "label"] == "worsening"
-    assert t.loc["Black", "missing_change"] == -40
