@@ -1,6 +1,7 @@
 """Tables built from `prevalence` with the statistics in pipeline.stats, all vectorised over cells:
 
-- `inequality`: slope and relative index of inequality across IMD quintiles (contract; measure `crude_rate`);
+- `inequality`: slope and relative index of inequality across IMD quintiles (contract; measure `crude_rate`), with
+  the repeatability of its Monte Carlo limits (PHE's reliability_stat) for the ICB and PCN rows of the latest date;
 - `funnel`: practices, PCNs and neighbourhoods against their ICB (contract; `proportion` and `ratio`);
 - `trend`: change between consecutive periods and first-to-last (paired: the same patients on both dates), on the
   earlier date's reference rates, with a label on the gap to the comparator (FDR-controlled);
@@ -21,6 +22,12 @@ log = logging.getLogger("pipeline.indicators")
 
 KEY = ["period", "condition", "area_type", "area_code"]
 SII_AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")
+SII_SEED = 20240331
+RELIABILITY_SETS = 10               # PHE reliability_stat: the simulation run 10 times
+RELIABILITY_AREA_TYPES = ("icb", "pcn")  # the areas whose gradient the packs print (latest date)
+# poor: a rerun could move a printed limit's last digit (SII printed in percentage points to 1 dp, RII to 2 dp)
+POOR_SII_MAD = 0.0005
+POOR_RII_MAD = 0.005
 DEFAULT_REFERENCE_GROUPS = {"ethnicity": "White", "imd_quintile": "5", "sex": "F"}
 
 
@@ -69,16 +76,28 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
              & prev["area_type"].isin(SII_AREA_TYPES)]
     cols = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower", "sii_upper",
-            "rii", "rii_lower", "rii_upper"]
+            "rii", "rii_lower", "rii_upper", "sii_mad", "rii_mad", "reliability"]
     if q.empty:
         return pd.DataFrame(columns=cols)
     area_id = q.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
     groups, (obs, pop) = stats.quantile_matrix(area_id, q["group_value"].astype(int).to_numpy(),
                                                q["observed"].to_numpy(float), q["population"].to_numpy(float))
     complete = np.all(pop > 0, axis=1)
-    res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=20240331)
+    res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=SII_SEED)
     keys = q[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
     out = keys[complete].reset_index(drop=True)
+    # repeatability of the Monte Carlo limits (PHE's reliability_stat) where the packs print them: the ICB and
+    # its PCNs on the latest date. The first set of draws is the one above (same seed), so the limits agree.
+    assess = (out["area_type"].isin(RELIABILITY_AREA_TYPES) & (out["period"] == out["period"].max())).to_numpy()
+    sii_mad = np.full(len(out), np.nan)
+    rii_mad = np.full(len(out), np.nan)
+    if assess.any():
+        rel = stats.sii_crude_rate_proportion(obs[complete][assess], pop[complete][assess], repetitions=100_000,
+                                              seed=SII_SEED, reliability_sets=RELIABILITY_SETS)
+        sii_mad[assess], rii_mad[assess] = rel.sii_mad, rel.rii_mad
+    out["sii_mad"], out["rii_mad"] = sii_mad, rii_mad
+    poor = (sii_mad >= POOR_SII_MAD) | (rii_mad >= POOR_RII_MAD)
+    out["reliability"] = np.where(np.isfinite(sii_mad), np.where(poor, "poor", "good"), "")
     out["period"] = pd.to_datetime(out["period"])
     out["dimension"] = "imd_quintile"
     out["measure"] = "crude_rate"

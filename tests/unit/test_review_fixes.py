@@ -54,3 +54,33 @@ def test_review_cases_funnel_significance_as_phe():
     # and the same limits as the ratio's own interval (one method per quantity)
     ratio, lower, upper = stats.isr([10, 12, 20, 100], [2.93, 27.05, 8.94, 71.91])
     assert list(stats.compare_to_parent(lower, upper, 1.0)) == ["higher", "lower", "higher", "higher"]
+
+
+def test_sii_repeatability_as_phe_reliability_stat():
+    x = np.array([[300, 260, 220, 200, 150], [30, 26, 22, 20, 15]])
+    n = np.array([[1000] * 5, [100] * 5])
+    plain = stats.sii_crude_rate_proportion(x, n, repetitions=2000, seed=4)
+    rel = stats.sii_crude_rate_proportion(x, n, repetitions=2000, seed=4, reliability_sets=10)
+    np.testing.assert_array_equal(plain.sii_lower, rel.sii_lower)  # the first set is the one reported
+    assert np.isnan(plain.sii_mad).all()
+    assert (rel.sii_mad > 0).all() and (rel.rii_mad > 0).all()
+    assert rel.sii_mad[1] > rel.sii_mad[0]  # the smaller area's limits are less repeatable
+    more = stats.sii_crude_rate_proportion(x, n, repetitions=50_000, seed=4, reliability_sets=10)
+    assert (more.sii_mad < rel.sii_mad).all()  # more draws, more repeatable
+
+
+def test_inequality_table_reports_repeatability_for_pcns_on_the_latest_date():
+    rows = []
+    for period in (P1, dt.date(2025, 3, 31)):
+        for code in ("A", "B"):
+            for q, (o, n) in enumerate([(300, 1000), (260, 1000), (220, 1000), (200, 1000), (150, 1000)], start=1):
+                rows.append((period, "dep", "pcn" if code == "A" else "practice", code, "imd_quintile", str(q), o, n, o))
+    df = pd.DataFrame(rows, columns=["period", "condition", "area_type", "area_code", "group_type", "group_value",
+                                     "observed", "population", "expected"])
+    df["area_name"] = df["area_code"]
+    ineq = indicators.inequality_table(prevalence_from_counts(df))
+    latest_pcn = (ineq["area_type"] == "pcn") & (ineq["period"] == ineq["period"].max())
+    assert latest_pcn.sum() == 1
+    assert ineq.loc[latest_pcn, "reliability"].item() == "good"
+    assert 0 < ineq.loc[latest_pcn, "sii_mad"].item() < indicators.POOR_SII_MAD
+    assert ineq.loc[~latest_pcn, "sii_mad"].isna().all() and (ineq.loc[~latest_pcn, "reliability"] == "").all()
