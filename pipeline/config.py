@@ -35,6 +35,8 @@ class Reference:
     beyond sex x age band: "imd_quintile" and/or "ethnicity" (internal rates only)."""
     rates: str = "internal"
     extra_strata: tuple[str, ...] = ()
+    true_prevalence: bool = False  # the external rates are true prevalence: packs may speak of possibly undiagnosed
+    basis: str = ""                # what the external rates are, in words (e.g. "national modelled prevalence")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,14 @@ def load_config(path: Path | str | None = None) -> Config:
     bad = [x for x in extra if x not in ("imd_quintile", "ethnicity")]
     if bad:
         raise PipelineError(f"configuration file {name}: reference.extra_strata may hold \"imd_quintile\" and \"ethnicity\", not {bad[0]!r}")
-    ref = Reference(rates=str(r.get("rates", "internal")), extra_strata=extra)
+    true_prev = r.get("true_prevalence", False)
+    if not isinstance(true_prev, bool):
+        raise PipelineError(f"configuration file {name}: reference.true_prevalence must be true or false")
+    ref = Reference(rates=str(r.get("rates", "internal")), extra_strata=extra, true_prevalence=true_prev,
+                    basis=str(r.get("basis", "")))
+    if ref.rates == "internal" and ref.true_prevalence:
+        raise PipelineError(f"configuration file {name}: reference.true_prevalence needs external reference rates "
+                            "(internal rates are the dataset's own average, not true prevalence)")
     if ref.rates != "internal" and extra:
         raise PipelineError(f"configuration file {name}: reference.extra_strata works with internal reference rates only")
     od = str(raw.get("funnel", {}).get("overdispersion", "none"))

@@ -1192,9 +1192,9 @@ def within_area_ratio(observed_group, expected_group, observed_area, expected_ar
         l998, u998 = (_f(a) for a in wilson_ci(og_c, oa, _FUNNEL_998))
         value = (og / eg) / (oa / ea)
         affected = eg * oa / ea - og
+        limits = [limit / pi0 for limit in (l95, u95, l998, u998)]
 
     def keep(a):
         return _out(np.where(valid, a, np.nan))
 
-    return WithinArea(keep(value), keep(l95 / pi0), keep(u95 / pi0), keep(l998 / pi0), keep(u998 / pi0),
-                      keep(affected))
+    return WithinArea(keep(value), *(keep(limit) for limit in limits), keep(affected))

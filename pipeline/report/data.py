@@ -19,6 +19,7 @@ from pipeline import paths
 from pipeline.config import Config
 from pipeline.disclosure import Policy, control, prevalence_siblings, siblings_from_keys
 from pipeline.errors import PipelineError
+from pipeline.report.published_trend import load_overlap
 
 from .publication import protect_all
 
@@ -50,6 +51,7 @@ class Inputs:
     community_policy: Policy = field(default_factory=Policy)
     dsr: pd.DataFrame | None = None     # directly standardised rates (true values; packs hide what prevalence hides)
     core20: pd.DataFrame | None = None  # latest period, PCN x group: true counts split into Core20 / the rest
+    trend_overlap: pd.DataFrame | None = None  # controlled cases on both dates per cell (published_trend)
 
     @property
     def latest(self) -> dt.date:
@@ -194,6 +196,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
                     inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=cpolicy, dsr=dsr,
                     core20=core20)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
+    inputs.trend_overlap = load_overlap(processed, policy)
     return inputs
 
 

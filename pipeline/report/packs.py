@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipeline import stats
 from pipeline.disclosure import MARKER, for_print, is_small
 from pipeline.schema import GROUP_ORDER
 
 from . import charts
+from . import published_trend as pt
 from . import wording as w
 from .data import Inputs
 
@@ -41,6 +43,18 @@ def comparator_name(inp: Inputs) -> str:
     if len(icbs) == 1:
         return f"the {icbs[0]} average"
     return f"the average across all {len(icbs)} ICBs in the data"
+
+
+def comparator_for(inp: Inputs, cfg_report: dict) -> tuple[str, bool]:
+    """(what expected counts are based on, in words; whether that is true prevalence). Internal reference rates:
+    the ICB average. External: the configured basis (`[reference] basis`, else the file's name); only when the
+    configuration flags it as true prevalence (`[reference] true_prevalence = true`) may a pack speak of people
+    possibly undiagnosed."""
+    rates = str(cfg_report.get("reference_rates", "internal"))
+    if rates == "internal":
+        return comparator_name(inp), False
+    basis = str(cfg_report.get("reference_basis") or f"the reference rates in {rates}")
+    return basis, bool(cfg_report.get("true_prevalence", False))
 
 
 def _rows(prev: pd.DataFrame, period, area_type: str, codes, group_type: str | None = None) -> pd.DataFrame:
@@ -112,43 +126,87 @@ def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n:
     return [dict(row) for _, row in d.iterrows()]
 
 
-def _trend_label(inp: Inputs, area_type, code, cond, gt, gv) -> str | None:
-    t = inp.trend
-    if t is None or inp.previous is None:
+def pack_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame:
+    """The published change between the previous and the latest date for every cell of the areas a pack reports
+    on (one family for the FDR control), computed from the controlled counts (published_trend)."""
+    return pt.published_changes(inp.prev, inp.trend_overlap, inp.previous, inp.latest, area_type, codes, inp.policy)
+
+
+def _change(changes: pd.DataFrame | None, code, cond, gt, gv) -> dict | None:
+    if changes is None or changes.empty:
         return None
-    m = (t["period_from"] == inp.previous) & (t["period_to"] == inp.latest) & (t["area_type"] == area_type) & \
-        (t["area_code"] == code) & (t["condition"] == cond) & (t["group_type"] == gt) & (t["group_value"] == gv)
-    hit = t.loc[m, "label"]
-    return str(hit.iloc[0]) if len(hit) else None
+    hit = changes[(changes["area_code"] == code) & (changes["condition"] == cond) & (changes["group_type"] == gt) &
+                  (changes["group_value"] == gv)]
+    return dict(hit.iloc[0]) if len(hit) else None
+
+
+def _trend_label(changes: pd.DataFrame | None, code, cond, gt, gv) -> str | None:
+    c = _change(changes, code, cond, gt, gv)
+    return (c["label"] or None) if c else None
+
+
+def _change_sentence(inp: Inputs, changes, code, cond, gt, gv, comparator: str) -> str:
+    c = _change(changes, code, cond, gt, gv) or {}
+    return w.change_sentence(inp.previous, c.get("ratio_from"), c.get("ratio_to"), c.get("change"),
+                             c.get("change_lower"), c.get("change_upper"), c.get("label") or "", comparator)
 
 
 def _cond(inp: Inputs, cid: str) -> dict:
     return next(c for c in inp.conditions if c["condition"] == cid)
 
 
-def headline_items(prev, inp: Inputs, area_type, code, max_n) -> list[dict]:
-    comp = comparator_name(inp)
+def _published_ratio(row) -> tuple[float, float, float]:
+    """A row's ratio and 95% interval recomputed from its controlled counts (the one interval method, stats.isr)."""
+    if _hidden(row) or not math.isfinite(float(row["observed"])):
+        return (float("nan"),) * 3
+    r, lo, hi = stats.isr(float(row["observed"]), float(row["expected"]))
+    return float(r), float(lo), float(hi)
+
+
+def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str,
+                 true_prevalence: bool) -> dict:
+    """Page 1, part 1: the area as a whole against the comparator, one sentence and one table row per
+    condition, with the published change since the previous date."""
+    rows, sentences = [], []
+    for c in inp.conditions:
+        r = _rows(prev, inp.latest, area_type, [code], "all")
+        r = r[r["condition"] == c["condition"]]
+        if r.empty:
+            continue
+        r = r.iloc[0]
+        ratio, lo, hi = _published_ratio(r)
+        shortfall = float(r["missing"]) if not _hidden(r) else float("nan")
+        sentences.append(dict(
+            text=w.gap_sentence(c["label"], "all", "All", int(c["min_age"]) >= 18, ratio, lo, hi, shortfall,
+                                comparator, true_prevalence),
+            change=_change_sentence(inp, changes, code, c["condition"], "all", "All", comparator)))
+        lab = _trend_label(changes, code, c["condition"], "all", "All") if inp.previous else None
+        rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), w.fmt_count(r["expected"]),
+                     w.fmt_ratio(ratio, lo, hi, hidden=_hidden(r)), _missing_cell(r), lab or "–"])
+    head = ["Condition", "Registered", "Recorded", "Expected*", "Ratio (95% CI)", "Expected − recorded",
+            f"Gap since {w.short_date(inp.previous)}" if inp.previous else "Change"]
+    return dict(sentences=sentences, table=dict(header=head, rows=rows, align="lrrrrrl"))
+
+
+def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int,
+                 area_word: str = "the PCN") -> list[dict]:
+    """Page 1, part 2: the groups recorded clearly less often than the rest of their own area (the group's
+    ratio over the area's, 95% interval below 1), from published counts; ranked by how large a gap the interval
+    clearly shows and then by patients affected (published_trend.within_area), so a small group at half its
+    neighbours' level comes before a large group at 0.95."""
+    g = pt.within_area(prev, inp.latest, area_type, [code], HEADLINE_BREAKDOWNS)
+    g = g[g["tier"] > 0].head(max_n)
     items = []
-    for h in headlines(prev, inp, area_type, code, max_n):
+    for _, h in g.iterrows():
         c = _cond(inp, h["condition"])
         adults = int(c["min_age"]) >= 18
-        text = w.gap_sentence(c["label"], h["group_type"], h["group_value"], adults, h["ratio"], h["ratio_lower"],
-                              h["ratio_upper"], h["missing"], comp)
-        change = ""
-        if inp.previous is not None:
-            p = prev[(prev["period"] == inp.previous) & (prev["area_type"] == area_type) &
-                     (prev["area_code"] == code) & (prev["condition"] == h["condition"]) &
-                     (prev["group_type"] == h["group_type"]) & (prev["group_value"] == h["group_value"])]
-            lab = _trend_label(inp, area_type, code, h["condition"], h["group_type"], h["group_value"])
-            if len(p):
-                r = p.iloc[0]
-                change = w.change_sentence(inp.previous, r["ratio"], r["ratio_lower"], r["ratio_upper"], r["missing"],
-                                           _hidden(r), lab)
-            else:
-                change = f"There were no patients in this group in {w.short_date(inp.previous)}."
+        text = w.within_sentence(c["label"], h["group_type"], h["group_value"], adults, h["within_value"],
+                                 h["within_lower"], h["within_upper"], h["within_affected"], area_word)
+        change = _change_sentence(inp, changes, code, h["condition"], h["group_type"], h["group_value"], comparator)
         items.append(dict(text=text, change=change, condition=h["condition"], group_type=h["group_type"],
-                          group_value=h["group_value"], missing=w.fmt_count(h["missing"]),
-                          ratio=f"{h['ratio']:.2f}", lower=f"{h['ratio_lower']:.2f}", upper=f"{h['ratio_upper']:.2f}"))
+                          group_value=h["group_value"], affected=w.fmt_count(h["within_affected"]),
+                          ratio=f"{h['within_value']:.2f}", lower=f"{h['within_lower']:.2f}",
+                          upper=f"{h['within_upper']:.2f}"))
     return items
 
 
@@ -165,7 +223,7 @@ def overview_table(prev, inp: Inputs, area_type, code) -> dict:
                      w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r),
                      {"fewer": "fewer than expected", "more": "more than expected",
                       "similar": "similar to expected"}.get(d, MARKER)])
-    return dict(header=["Condition", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)", "Missing",
+    return dict(header=["Condition", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)", "Expected − recorded",
                         "Overall"], rows=rows, align="lrrrrrrl")
 
 
@@ -184,7 +242,7 @@ def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS, r
             rows.append([title, r["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
                          _rate_cell(r), w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r)])
     return dict(header=["Breakdown", "Group", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)",
-                        "Missing"], rows=rows, align="llrrrrrr")
+                        "Expected − recorded"], rows=rows, align="llrrrrrr")
 
 
 def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
@@ -192,7 +250,7 @@ def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
     d = d[d["condition"] == cond].sort_values("area_name")
     rows = [[f"{r['area_name']} ({r['area_code']})", w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
              _rate_cell(r), _ratio_cell(r), _missing_cell(r)] for _, r in d.iterrows()]
-    return dict(header=["Practice", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Missing"], rows=rows,
+    return dict(header=["Practice", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"], rows=rows,
                 align="lrrrrr")
 
 
@@ -230,7 +288,7 @@ def provenance(inp: Inputs) -> dict:
                 periods=", ".join(w.long_date(p) for p in inp.periods))
 
 
-def methods_text(inp: Inputs, comparator: str) -> list[str]:
+def methods_text(inp: Inputs, comparator: str, true_prevalence: bool = False) -> list[str]:
     conds = "; ".join(f"{c['label']} ({'aged ' + str(c['min_age']) + ' and over' if int(c['min_age']) else 'all ages'})"
                       for c in inp.conditions)
     return [
@@ -238,10 +296,27 @@ def methods_text(inp: Inputs, comparator: str) -> list[str]:
         "A patient counts as having a condition when a diagnosis code from the condition's code list is in their "
         "record on or before the date (and, where a 'resolved' code list exists, the latest diagnosis is later "
         "than the latest resolved code).",
-        f"Expected numbers. For each sex and five-year age band we take the share of patients with the condition "
-        f"across the whole dataset ({comparator}) and apply it to the people in each group. "
-        "'Expected' is what a group would have if it had the same recording as that average for people of its "
-        "age and sex. 'Missing' is expected minus recorded: positive means fewer recorded than expected.",
+        (f"Expected numbers. For each sex and five-year age band we take the rate in {comparator} and apply it to "
+         "the people in each group. 'Expected' is what a group would have if its rate were that reference's for "
+         "people of its age and sex. 'Expected − recorded' (the column 'missing' in the CSV files) is how many "
+         f"fewer are recorded than {comparator} for people of the same age and sex would give (negative: more). "
+         + ("These reference rates are configured as rates of true prevalence, so a shortfall may be people whose "
+            "condition is not diagnosed or not recorded, on that basis." if true_prevalence else
+            "These are the dataset's own average rates, so across the whole dataset expected − recorded adds up to "
+            "0: it is a gap to the average, not a count of undiagnosed people.")),
+        "Change over time. The change in a ratio between the last two dates has a 95% interval that allows for "
+        "most patients being counted on both dates (worked out from the published, rounded counts of patients "
+        "recorded on both dates; the rounding is allowed for). 'Narrowed' or 'widened' says whether the ratio's "
+        "distance from 1 (the gap to the average) shrank or grew: a ratio that crosses from 0.90 to 1.12 is about "
+        "as far from the average as before and is not called either. A change is only called narrowed or widened "
+        "when it is clear after controlling the false discovery rate (Benjamini-Hochberg, 5%) over every "
+        "condition and group of the area in this pack.",
+        "Groups within the PCN. Page 1 compares each group with the PCN's own standardised level: the group's "
+        "ratio divided by the PCN's, so a group is compared with the rest of its own population (age and sex "
+        "taken into account), whatever the PCN's level against the ICB. Its 95% interval is the Wilson interval of "
+        "the group's share of the PCN's recorded patients; groups are ranked by how large a gap the interval "
+        "clearly shows (its upper limit in bands: below 0.80, 0.80–0.90, 0.90–0.95, 0.95–1), then by how many more "
+        "patients the group would have at the PCN's own level.",
         "Ratios and intervals. The ratio is recorded ÷ expected (indirect standardisation). Its 95% interval "
         "uses the exact Poisson method below 10 patients and Byar's method otherwise. We only say a group has "
         "'fewer' or 'more' than expected when the whole interval is below or above 1; otherwise we say "
@@ -280,18 +355,20 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
     icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
     prev = _slice(inp.prev, [pcn], [icb_code], icb_practices)
-    comp = comparator_name(inp)
+    comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
+    changes = pack_changes(inp, "pcn", [pcn])
     ctx: dict = dict(
         title=f"Recording gaps briefing: {name}",
         heading=name,
         subtitle=f"Primary care network {pcn}, {icb_name}. Data to {w.long_date(inp.latest)}.",
         comparator=comp,
-        headlines=headline_items(prev, inp, "pcn", pcn, max_n),
-        overview=overview_table(prev, inp, "pcn", pcn),
+        true_prevalence=true_prev,
+        area=area_summary(prev, inp, "pcn", pcn, changes, comp, true_prev),
+        headlines=within_items(prev, inp, "pcn", pcn, changes, comp, max_n),
         previous=w.long_date(inp.previous) if inp.previous else None,
         provenance=provenance(inp),
-        methods=methods_text(inp, comp),
+        methods=methods_text(inp, comp, true_prev),
         disclosure=inp.policy.describe(),
         conditions=[c["label"] for c in inp.conditions],
     )
@@ -335,7 +412,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
                                                w.series_label(h["group_type"], h["group_value"])))
             panels.append((c["label"], pd.concat(frames, ignore_index=True)))
         charts_.append(("trend", charts.trend_chart, (panels,), {}))
-    ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn)
+    ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn, changes)
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
     ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
@@ -362,9 +439,9 @@ def _trend_frame(prev, area_type, code, cond, gt, gv, series) -> pd.DataFrame:
                              ratio_upper=d["ratio_upper"].to_numpy(dtype=float)))
 
 
-def _per_period_table(prev, inp: Inputs, area_type, code, cell, with_label: bool) -> dict | None:
-    """One row per condition, one cell per period (`cell(row)`), for an area's `all` rows; optionally the
-    trend label of the last change."""
+def _per_period_table(prev, inp: Inputs, area_type, code, cell, changes=None) -> dict | None:
+    """One row per condition, one cell per period (`cell(row)`), for an area's `all` rows; with `changes`, the
+    published change (paired 95% interval) and label of the last change."""
     if len(inp.periods) < 2:
         return None
     rows = []
@@ -372,19 +449,21 @@ def _per_period_table(prev, inp: Inputs, area_type, code, cell, with_label: bool
         d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == c["condition"]) &
                  (prev["group_type"] == "all")].set_index("period")
         cells = [cell(d.loc[p]) if p in d.index else "–" for p in inp.periods]
-        if with_label:
-            cells.append(_trend_label(inp, area_type, code, c["condition"], "all", "All") or "–")
+        if changes is not None:
+            ch = _change(changes, code, c["condition"], "all", "All") or {}
+            cells.append(w.fmt_ratio(ch.get("change"), ch.get("change_lower"), ch.get("change_upper")))
+            cells.append(ch.get("label") or "–")
         rows.append([c["label"]] + cells)
     return rows
 
 
-def _trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
-    rows = _per_period_table(prev, inp, area_type, code, _ratio_cell, with_label=True)
+def _trend_table(prev, inp: Inputs, area_type, code, changes) -> dict | None:
+    rows = _per_period_table(prev, inp, area_type, code, _ratio_cell, changes)
     if rows is None:
         return None
     return dict(header=["Condition"] + [w.short_date(p) for p in inp.periods] +
-                [f"Change {w.short_date(inp.previous)} to {w.short_date(inp.latest)}"], rows=rows,
-                align="l" + "r" * len(inp.periods) + "l")
+                [f"Ratio {w.short_date(inp.previous)} → {w.short_date(inp.latest)} (95% CI)", "Gap to average"],
+                rows=rows, align="l" + "r" * (len(inp.periods) + 1) + "l")
 
 
 def _rate_cell_with_ci(r) -> str:
@@ -396,7 +475,7 @@ def _rate_cell_with_ci(r) -> str:
 def _rate_trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
     """Crude rate (Wilson 95%) at each date: for the ICB itself the standardised ratio is 1 by construction
     when it is the whole dataset, so the rate is what changes."""
-    rows = _per_period_table(prev, inp, area_type, code, _rate_cell_with_ci, with_label=False)
+    rows = _per_period_table(prev, inp, area_type, code, _rate_cell_with_ci)
     if rows is None:
         return None
     return dict(header=["Condition"] + [f"{w.short_date(p)} rate (95% CI)" for p in inp.periods], rows=rows,
@@ -410,7 +489,8 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     prev = _slice(inp.prev, prac["pcn_code"].unique(), [icb], prac["practice_code"])
     name = str(prac["icb_name"].iloc[0])
     pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
-    comp = comparator_name(inp)
+    comp, true_prev = comparator_for(inp, cfg_report)
+    changes = pack_changes(inp, "icb", [icb])
     ctx: dict = dict(
         title=f"Recording gaps across the system: {name}",
         heading=name,
@@ -418,8 +498,8 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
                  f"Data to {w.long_date(inp.latest)}.",
         comparator=comp,
         overview=overview_table(prev, inp, "icb", icb),
-        icb_gaps=icb_gap_table(prev, inp, icb, int(cfg_report.get("max_headlines", 5))),
-        provenance=provenance(inp), methods=methods_text(inp, comp), disclosure=inp.policy.describe(),
+        icb_gaps=icb_gap_table(prev, inp, icb, int(cfg_report.get("max_headlines", 5)), changes),
+        provenance=provenance(inp), methods=methods_text(inp, comp, true_prev), disclosure=inp.policy.describe(),
         previous=w.short_date(inp.previous) if inp.previous else None,
     )
     charts_: list = []
@@ -573,7 +653,7 @@ def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
     d = d.sort_values("name")
     rows = [[f"{r['name']} ({r['area_code']})", w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
              _rate_cell(r), _ratio_cell(r), _missing_cell(r)] for _, r in d.iterrows()]
-    return dict(header=["Area", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Missing"], rows=rows,
+    return dict(header=["Area", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"], rows=rows,
                 align="lrrrrr")
 
 
@@ -668,16 +748,14 @@ def short_group(group_type: str, value: str) -> str:
 
 
 def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.DataFrame:
-    """The largest clear gaps across the system: PCN x group rows of the latest period (ethnic group,
-    deprivation quintile, age band, sex; 'Unknown' groups left out) whose ratio's 95% interval is wholly
-    below 1, ranked by the published (disclosure-controlled) number missing, then by ratio; the top `max_n`,
-    with their Core20 shares (see core20_shares)."""
-    d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == "pcn") & prev["area_code"].isin(list(pcns)) &
-             prev["group_type"].isin(BREAKDOWNS) & (prev["group_value"] != "Unknown")]
-    d = d[(d["ratio_upper"] < 1) & d["missing"].notna() & (d["missing"] > 0) & ~d["observed_redacted"].astype(bool)]
-    d = d.sort_values(["missing", "ratio", "area_code", "condition", "group_type", "group_value"],
-                      ascending=[False, True, True, True, True, True]).head(max_n)
-    return core20_shares(inp, d.reset_index(drop=True))
+    """The largest clear gaps across the system, within each PCN: PCN x group rows of the latest period (ethnic
+    group, deprivation quintile, age band, sex; 'Unknown' groups left out) recorded clearly less often than the
+    rest of their own PCN (the group's ratio over the PCN's, 95% interval below 1; published counts), ranked by
+    significance (99.8% interval below 1 first) and then by patients affected; the top `max_n`, with their
+    Core20 shares (see core20_shares)."""
+    g = pt.within_area(prev, inp.latest, "pcn", pcns, BREAKDOWNS)
+    g = g[g["tier"] > 0].head(max_n)
+    return core20_shares(inp, g.reset_index(drop=True))
 
 
 def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
@@ -725,35 +803,41 @@ def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _within_cell(r) -> str:
+    return w.fmt_ratio(r["within_value"], r["within_lower"], r["within_upper"])
+
+
 def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
     rows = []
     for _, r in gaps.iterrows():
         c = _cond(inp, r["condition"])
         hid, known = bool(r["core20_hidden"]), bool(r["core20_known"])
         rows.append([names.get(r["area_code"], r["area_code"]), c["label"],
-                     short_group(r["group_type"], r["group_value"]),
-                     w.fmt_count(r["observed"]), w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r),
+                     short_group(r["group_type"], r["group_value"]), w.fmt_count(r["observed"]), _within_cell(r),
+                     w.fmt_count(r["within_affected"]),
                      _fmt_core20(r["core20_population_share"], hid, known, gap=False),
                      _fmt_core20(r["core20_missing_share"], hid, known)])
-    return dict(header=["PCN", "Condition", "Group", "Recorded", "Expected", "Ratio (95% CI)", "Missing",
-                        "Core20 share of group", "Core20 share of gap"], rows=rows, align="lllrrrrrr")
+    return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to the PCN's own level (95% CI)",
+                        "Fewer than at the PCN's level", "Core20 share of group", "Core20 share of gap to ICB average"],
+                rows=rows, align="lllrrrrr")
 
 
-def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int) -> dict | None:
-    """The ICB's own largest group gaps (as the PCN pack's page 1) in one compact table with the change since
-    the previous date."""
-    hl = headlines(prev, inp, "icb", icb, max_n)
-    if not hl:
+def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes) -> dict | None:
+    """The ICB's own groups recorded clearly less often than the ICB as a whole (the same within-area view as the
+    PCN pack's page 1), with the published change in their gap since the previous date."""
+    g = pt.within_area(prev, inp.latest, "icb", [icb], HEADLINE_BREAKDOWNS)
+    g = g[g["tier"] > 0].head(max_n)
+    if g.empty:
         return None
     rows = []
-    for h in hl:
+    for _, h in g.iterrows():
         c = _cond(inp, h["condition"])
-        lab = _trend_label(inp, "icb", icb, h["condition"], h["group_type"], h["group_value"]) if inp.previous else None
+        lab = _trend_label(changes, icb, h["condition"], h["group_type"], h["group_value"]) if inp.previous else None
         rows.append([c["label"], short_group(h["group_type"], h["group_value"]), w.fmt_count(h["observed"]),
-                     w.fmt_count(h["expected"]), _ratio_cell(h), _missing_cell(h), lab or "–"])
-    head = ["Condition", "Group", "Recorded", "Expected", "Ratio (95% CI)", "Missing",
-            f"Change since {w.short_date(inp.previous)}" if inp.previous else "Change"]
-    return dict(header=head, rows=rows, align="llrrrrl")
+                     _within_cell(h), w.fmt_count(h["within_affected"]), lab or "–"])
+    head = ["Condition", "Group", "Recorded", "Ratio to the ICB's own level (95% CI)", "Fewer than at the ICB's level",
+            f"Gap since {w.short_date(inp.previous)}" if inp.previous else "Change"]
+    return dict(header=head, rows=rows, align="llrrrl")
 
 
 # ---------------------------------------------------------------------------------------------- community

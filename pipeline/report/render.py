@@ -63,6 +63,12 @@ def render_reports(processed: Path, reports: Path, cfg: Config) -> None:
                  ", ".join(f"{k}: {len(v)} at {sum(v) / len(v):.2f} s each" for k, v in per.items() if v))
 
 
+def report_settings(cfg: Config) -> dict:
+    """The `[report]` settings the packs read, with the reference rates' basis (what expected counts mean)."""
+    return {**dict(cfg.report), "reference_rates": cfg.reference.rates,
+            "true_prevalence": cfg.reference.true_prevalence, "reference_basis": cfg.reference.basis}
+
+
 def default_workers(cfg: Config, n_jobs: int) -> int:
     """2 worker processes when there are at least 4 cores; otherwise render in this process.
 
@@ -78,7 +84,7 @@ def default_workers(cfg: Config, n_jobs: int) -> int:
 def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, workers: int = WORKERS) -> dict:
     """Render `jobs` [(kind, code)] into `out`; returns {(kind, code): seconds}."""
     if workers <= 1 or len(jobs) <= 1:
-        _init_worker(inp, dict(cfg.report), out)
+        _init_worker(inp, report_settings(cfg), out)
         try:
             return dict(_render_job(j) for j in jobs)
         finally:
@@ -88,7 +94,7 @@ def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, w
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["pipeline.report.packs", "pipeline.report.charts", "typst", "pandas"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(inp, dict(cfg.report), out)) as ex:
+                             initargs=(inp, report_settings(cfg), out)) as ex:
         return dict(ex.map(_render_job, jobs))
 
 

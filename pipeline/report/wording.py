@@ -133,59 +133,87 @@ def fmt_share(num, den) -> str:
     return f"{100 * n / d:.1f}%"
 
 
+SAME_AGE_SEX = "for people of the same age and sex"
+
+
+def fewer_than(n, comparator: str, more: bool = False) -> str:
+    """What `missing` (expected − recorded) is, in words: 'about 45 fewer than the X ICB average for people of
+    the same age and sex would give' ('more' for a negative gap)."""
+    return f"{about(n)} {'more' if more else 'fewer'} than {comparator} {SAME_AGE_SEX} would give"
+
+
 def gap_sentence(label: str, group_type: str, value: str, adults: bool, ratio, lower, upper, missing,
-                 comparator: str) -> str:
-    """One headline: condition, group, how many fewer/more than expected (controlled, 'about'), the ratio
-    and its interval, and the comparator named. Direction from the interval."""
+                 comparator: str, true_prevalence: bool = False) -> str:
+    """One sentence on a group against the comparator: how many fewer/more are recorded than the comparator's
+    rates for people of the same age and sex would give (controlled, 'about'), the ratio and its interval.
+    Direction from the interval. With an external reference of true prevalence, a shortfall is also called
+    possibly undiagnosed, saying on what basis."""
     who = group_phrase(group_type, value, adults)
     d = direction(lower, upper)
     r = f"{_f(ratio):.2f}"
     ci = f"95% interval {_f(lower):.2f}–{_f(upper):.2f}"
-    tail = f"compared with {comparator} for people of the same age and sex"
     if d == "fewer":
-        return (f"{label} is recorded for {about(missing)} fewer {who} than expected (recorded at {r} times the "
-                f"expected rate, {ci}), {tail}.")
+        text = (f"{label} is recorded for {about(missing)} fewer {who} than {comparator} {SAME_AGE_SEX} would give "
+                f"(recorded at {r} times that, {ci}).")
+        if true_prevalence:
+            text += (f" Since {comparator} are rates of true prevalence, these are people who possibly have "
+                     f"{label.lower()} that is not diagnosed or not recorded.")
+        return text
     if d == "more":
-        return (f"{label} is recorded for {about(missing)} more {who} than expected (recorded at {r} times the "
-                f"expected rate, {ci}), {tail}.")
+        return (f"{label} is recorded for {about(missing)} more {who} than {comparator} {SAME_AGE_SEX} would give "
+                f"(recorded at {r} times that, {ci}).")
     if d == "similar":
-        return (f"{label} is recorded for about as many {who} as expected ({r} times the expected rate, {ci}, "
-                f"which includes 1), {tail}.")
+        return (f"{label} is recorded for about as many {who} as {comparator} {SAME_AGE_SEX} would give ({r} times "
+                f"that, {ci}, which includes 1).")
     return f"{label} for {who}: not enough patients to say (numbers hidden for disclosure control)."
 
 
-def change_sentence(prev_date: dt.date | None, ratio, lower, upper, missing, hidden: bool,
-                    trend_label: str | None) -> str:
-    """What changed since the previous period for one gap."""
+def change_sentence(prev_date: dt.date | None, ratio_from, ratio_to, change, lower, upper,
+                    trend_label: str | None, comparator: str) -> str:
+    """What changed since the previous date for one cell, from the published paired change: the ratio to the
+    comparator then and now, and the label (narrowed / widened / no clear change; claims are FDR-controlled over
+    the cells of the pack). The change's own 95% interval is printed only with a claim: a nominal interval that
+    excludes 1 next to 'no clear change' (after the FDR control) would read as a contradiction."""
     if prev_date is None:
-        return "Only one period is available, so change cannot be shown."
+        return "Only one date is available, so change cannot be shown."
     when = short_date(prev_date)
-    if hidden or not math.isfinite(_f(ratio)):
-        then = f"In {when} the numbers were too small to show."
-    else:
-        d = direction(lower, upper)
-        n = about(missing)
-        gap = {"fewer": f"{n} fewer than expected", "more": f"{n} more than expected",
-               "similar": "about as many as expected"}.get(d, "")
-        then = f"In {when} the ratio was {fmt_ratio(ratio, lower, upper)}, {gap}."
-    if trend_label:
-        verdict = {"improving": "recording has improved since then (the change is larger than chance would explain)",
-                   "worsening": "the gap has widened since then (the change is larger than chance would explain)",
-                   "no clear change": "there is no clear change since then (the difference could be chance)"}
-        return f"{then} Compared with then, {verdict.get(trend_label, trend_label)}."
-    return then
+    r0, r1, c, lo, hi = (_f(x) for x in (ratio_from, ratio_to, change, lower, upper))
+    if not trend_label or not np.isfinite([r0, r1]).all():
+        return f"Change since {when} cannot be shown (numbers too small or hidden on one of the dates)."
+    went = f"Since {when}: ratio to {comparator} {r0:.2f} → {r1:.2f}"
+    if trend_label in ("narrowed", "widened"):
+        ci = f"change ×{c:.2f}, 95% interval {lo:.2f}–{hi:.2f}; " if np.isfinite([c, lo, hi]).all() else ""
+        return f"{went}: the gap has {trend_label} ({ci}clear after allowing for the number of comparisons in this pack)."
+    return f"{went}: no clear change in the gap."
+
+
+def within_sentence(label: str, group_type: str, value: str, adults: bool, ratio, lower, upper, affected,
+                    area: str) -> str:
+    """A group against its own area's standardised level ('the PCN's own level'), from published counts."""
+    who = group_phrase(group_type, value, adults)
+    r, lo, hi = _f(ratio), _f(lower), _f(upper)
+    ci = f"95% interval {lo:.2f}–{hi:.2f}"
+    d = direction(lower, upper)
+    if d == "fewer":
+        return (f"{label}: recorded for {who} at {r:.2f} times {area}'s own level {SAME_AGE_SEX} ({ci}): "
+                f"{about(affected)} fewer than if they were recorded like {area} as a whole.")
+    if d == "more":
+        return (f"{label}: recorded for {who} at {r:.2f} times {area}'s own level {SAME_AGE_SEX} ({ci}): "
+                f"{about(-_f(affected))} more than if they were recorded like {area} as a whole.")
+    return f"{label}: {who} are recorded about as often as {area} as a whole ({r:.2f}, {ci})."
 
 
 def plain_gap(label: str, group_type: str, value: str, adults: bool, lower, upper, missing) -> str:
-    """Community wording: short, no ratios."""
+    """Community wording: short, no ratios; 'expect' says from what (the area's average for the same ages)."""
     who = group_phrase(group_type, value, adults)
     d = direction(lower, upper)
     if d == "fewer":
-        return (f"Fewer {who} have {label.lower()} recorded by their GP practice than we would expect: "
-                f"{about(missing)} fewer.")
+        return (f"Fewer {who} have {label.lower()} recorded by their GP practice than the average across the area "
+                f"for people of the same age and sex would give: {about(missing)} fewer.")
     if d == "more":
-        return f"More {who} have {label.lower()} recorded than we would expect: {about(missing)} more."
-    return f"About as many {who} have {label.lower()} recorded as we would expect."
+        return (f"More {who} have {label.lower()} recorded than the average across the area for people of the "
+                f"same age and sex would give: {about(missing)} more.")
+    return f"About as many {who} have {label.lower()} recorded as the average for people of the same age and sex would give."
 
 
 def describe_rii(rii, lo, hi) -> str:

@@ -19,19 +19,32 @@ def test_direction_from_interval(lo, hi, expected):
 
 def test_point_estimate_below_one_with_wide_interval_says_about_as_many():
     s = w.gap_sentence("Depression", "ethnicity", "Black", True, 0.70, 0.45, 1.08, 40, "the NHS Test ICB average")
-    assert "about as many Black adults as expected" in s and "fewer" not in s and "includes 1" in s
+    assert "about as many Black adults as the NHS Test ICB average" in s and "fewer" not in s and "includes 1" in s
 
 
-def test_gap_sentence_fewer_with_numbers():
+def test_gap_sentence_says_what_was_computed():
     s = w.gap_sentence("Depression", "ethnicity", "Black", True, 0.55, 0.48, 0.63, 300, "the ICB average")
-    assert s == ("Depression is recorded for about 300 fewer Black adults than expected (recorded at 0.55 times the "
-                 "expected rate, 95% interval 0.48–0.63), compared with the ICB average for people of the same age "
-                 "and sex.")
+    assert s == ("Depression is recorded for about 300 fewer Black adults than the ICB average for people of the "
+                 "same age and sex would give (recorded at 0.55 times that, 95% interval 0.48–0.63).")
+    assert "undiagnosed" not in s and "expected" not in s
+
+
+def test_gap_sentence_speaks_of_undiagnosed_only_with_true_prevalence():
+    s = w.gap_sentence("Depression", "ethnicity", "Black", True, 0.55, 0.48, 0.63, 300,
+                       "the national modelled prevalence rates", true_prevalence=True)
+    assert "not diagnosed" in s and "true prevalence" in s
 
 
 def test_gap_sentence_more():
     s = w.gap_sentence("Hypertension", "imd_quintile", "1", False, 1.3, 1.1, 1.5, -45, "the ICB average")
-    assert "about 45 more people living in the most deprived fifth of areas than expected" in s
+    assert "about 45 more people living in the most deprived fifth of areas than the ICB average" in s
+
+
+def test_within_sentence():
+    s = w.within_sentence("Depression", "ethnicity", "Black", True, 0.6, 0.5, 0.72, 44.6, "the PCN")
+    assert s == ("Depression: recorded for Black adults at 0.60 times the PCN's own level for people of the same "
+                 "age and sex (95% interval 0.50–0.72): about 45 fewer than if they were recorded like the PCN as "
+                 "a whole.")
 
 
 def test_group_phrases():
@@ -50,12 +63,15 @@ def test_hidden_numbers_use_the_marker():
     assert w.fmt_count(1234) == "1,234"
 
 
-def test_change_sentence_uses_trend_label_and_interval():
-    s = w.change_sentence(dt.date(2024, 3, 31), 0.6, 0.5, 0.7, 280, False, "improving")
-    assert "Mar 2024" in s and "about 280 fewer" in s and "improved" in s
-    s = w.change_sentence(dt.date(2024, 3, 31), np.nan, np.nan, np.nan, np.nan, True, None)
-    assert "too small to show" in s
-    assert "Only one period" in w.change_sentence(None, 1, 1, 1, 0, False, None)
+def test_change_sentence_uses_the_gap_label():
+    s = w.change_sentence(dt.date(2024, 3, 31), 0.60, 0.78, 1.3, 1.2, 1.45, "narrowed", "the ICB average")
+    assert s.startswith("Since Mar 2024: ratio to the ICB average 0.60 → 0.78: the gap has narrowed (change ×1.30, 95% "
+                        "interval 1.20–1.45;")
+    assert "number of comparisons" in s
+    s = w.change_sentence(dt.date(2024, 3, 31), 0.9, 0.92, 1.02, 0.95, 1.1, "no clear change", "the ICB average")
+    assert "no clear change" in s and "interval" not in s
+    assert "cannot be shown" in w.change_sentence(dt.date(2024, 3, 31), np.nan, np.nan, np.nan, np.nan, np.nan, "", "x")
+    assert "Only one date" in w.change_sentence(None, 1, 1, 1, 1, 1, None, "x")
 
 
 def test_chart_significance_matches_wording():
