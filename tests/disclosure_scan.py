@@ -21,7 +21,7 @@ CSV files (csv module):
   Neighbourhoods are not a partition of anything published (people with no neighbourhood), so are not checked.
 
 PDF files (pypdf; page text, image alt text from the structure tree, metadata):
-* table rows under the packs' known headers (Registered, Recorded, Expected, Missing, Rows read/loaded/
+* table rows under the packs' known headers (Registered, Recorded, Expected, Missing / Expected − recorded, Rows read/loaded/
   rejected, and data-quality shares): count cells as above, shares turned back into counts (share x
   registered) must not be certainly 1..threshold, and a hidden Recorded must hide rate, ratio and missing;
   a data-quality table of one area followed by the table of its parts (PCN and practices, ICB and PCNs)
@@ -224,16 +224,18 @@ _COUNT = r"(?:\[c\]|–|-?\d{1,3}(?:,\d{3})*)"
 _SHARE = r"(?:\[c\]|–|-?\d+(?:\.\d+)?%)"
 _RATE = _SHARE
 _RATIO = r"(?:\[c\]|–|-?\d+\.\d\d(?: \(-?\d+\.\d\d–-?\d+\.\d\d\))?)"
-_OVERALL = r"(?:fewer than expected|more than expected|similar to expected|\[c\]|–)"
+_OVERALL = r"(?:fewer than expected|more than expected|similar to expected|fewer than average|more than average|similar to average|\[c\]|–)"
+_GAP = r"(?:narrowed|widened|no clear change|–)"
 COLUMN_TYPES = {
     "Registered": "count", "Recorded": "count", "Expected": "expected", "Missing": "count",
+    "Expected − recorded": "count", "Change in gap": "gap",
     "Rows read": "count", "Rows loaded": "count", "Rows rejected": "count",
     "Rate": "rate", "Ratio (95% CI)": "ratio", "Overall": "overall",
     "Ethnicity not recorded": "share", "No LSOA": "share", "LSOA not matched": "share",
     "No neighbourhood": "share",
 }
 _TYPE_RE = {"count": _COUNT, "expected": _COUNT, "rate": _RATE, "share": _SHARE, "ratio": _RATIO,
-            "overall": _OVERALL}
+            "overall": _OVERALL, "gap": _GAP}
 LABEL_COLUMNS = ("Condition", "Breakdown", "Group", "Practice", "Area", "Input file")
 # a header: label columns, then typed columns (longest names first so 'Rows read' beats 'Rows')
 _HEAD_NAMES = sorted(COLUMN_TYPES, key=len, reverse=True)
@@ -277,7 +279,8 @@ _SENTENCE = re.compile(r"(?<![\w.,–\-/+:])(?<!and )(?:about )?" + _NUMBER + r"
                        r"children|women|men|females?|males?|recorded|registered|cases?|deaths?|died)\b")
 # harmless contexts for a small integer (regexes applied around the number; `{N}` marks it)
 _SAFE = [re.compile(p.replace("{N}", r"(?P<n>\d+)")) for p in (
-    r"Page {N} of \d+", r"Page \d+ of {N}", r"Page {N}:", r"Chart\s{N}\b", r"page {N}\b",
+    r"Page {N} of \d+", r"Page \d+ of {N}", r"Page {N}:", r"Chart\s{N}\b", r"page {N}\b", r"Page {N}\b",
+    r"^\s*{N}\. [A-Z]", r"distance from {N}\b", r"\bGap {N}\b",
     r"\b{N} (?:January|February|March|April|May|June|July|August|September|October|November|December) \d{4}",
     r"\b{N}(?:–|-)\d+", r"\d+(?:–|-){N}\b", r"\b{N}\+", r"quintile {N}\b", r"\b{N} \((?:most|least) deprived\)",
     r"\b{N} = most deprived", r"\({N}\)", r"(?:includes|around|above|below|Below|Above|than) {N}\b", r"\b{N} means\b",
@@ -368,7 +371,8 @@ def _scan_lines(lines: list[str], rel: str, res: ScanResult, thr: int, rnd: int,
             if t in ("count", "expected"):
                 _check_count_cell(v, f"{where} column {c!r}", res, thr, rnd, method, expected=t == "expected")
         if cells.get("Recorded") == MARKER:
-            shown = [c for c in ("Rate", "Ratio (95% CI)", "Missing") if c in cells and cells[c] not in (MARKER, "–")]
+            shown = [c for c in ("Rate", "Ratio (95% CI)", "Missing", "Expected − recorded")
+                     if c in cells and cells[c] not in (MARKER, "–")]
             if shown:
                 res.problems.append(f"{where}: Recorded hidden but {shown} shown")
         if cells.get("Registered") == MARKER and cells.get("Rate") not in (None, MARKER, "–"):

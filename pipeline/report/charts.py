@@ -31,8 +31,8 @@ INK = "#222222"
 MUTED = "#666666"
 GRID = "#E3E3E3"
 STYLE = {
-    "lower": dict(color="#D55E00", marker="v", label="Lower than expected"),
-    "higher": dict(color="#0072B2", marker="^", label="Higher than expected"),
+    "lower": dict(color="#D55E00", marker="v", label="Fewer than average (same age, sex)"),
+    "higher": dict(color="#0072B2", marker="^", label="More than average (same age, sex)"),
     "similar": dict(color="#6E6E6E", marker="o", label="Similar (interval includes 1)"),
 }
 HIGHLIGHT = "#009E73"
@@ -564,8 +564,8 @@ def map_chart(geoms, panels: Sequence[tuple[str, pd.DataFrame]], path: Path, wid
                      f"{', '.join(high) or 'no neighbourhood'}")
     # legend with swatches
     y = height - 9
-    items = [("lower", "Lower than expected (hatched)"), ("similar", "Similar"),
-             ("higher", "Higher than expected (dotted)"), ("", "Hidden or no data (crossed)")]
+    items = [("lower", "Fewer than average (hatched)"), ("similar", "Similar"),
+             ("higher", "More than average (dotted)"), ("", "Hidden or no data (crossed)")]
     widths = [16 + text_width(lab, 7.5) + 14 for _, lab in items]
     x = (width - sum(widths)) / 2
     for (key, lab), wd in zip(items, widths):

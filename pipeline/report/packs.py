@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import stats
-from pipeline.disclosure import MARKER, for_print, is_small
+from pipeline.disclosure import MARKER, for_print, is_small, round_count
 from pipeline.schema import GROUP_ORDER
 
 from . import charts
@@ -183,9 +183,20 @@ def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparat
         lab = _trend_label(changes, code, c["condition"], "all", "All") if inp.previous else None
         rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), w.fmt_count(r["expected"]),
                      w.fmt_ratio(ratio, lo, hi, hidden=_hidden(r)), _missing_cell(r), lab or "–"])
-    head = ["Condition", "Registered", "Recorded", "Expected*", "Ratio (95% CI)", "Expected − recorded",
-            f"Gap since {w.short_date(inp.previous)}" if inp.previous else "Change"]
+    head = ["Condition", "Registered", "Recorded", "Expected", "Ratio (95% CI)", "Expected − recorded", "Change in gap"]
     return dict(sentences=sentences, table=dict(header=head, rows=rows, align="lrrrrrl"))
+
+
+def _rounded_affected(g: pd.DataFrame, inp: Inputs) -> pd.DataFrame:
+    """Patients affected (derived from published counts) printed rounded like a count, so it never reads as an
+    exact number, and hidden where it would read as a small number (1..threshold); the ranking keeps the
+    unrounded value."""
+    out = g.copy()
+    affected = out["within_affected"].to_numpy(float)
+    shown = round_count(affected, inp.policy)
+    shown[is_small(affected, inp.policy)] = np.nan  # nothing published reads as a small number
+    out["within_affected_shown"] = shown
+    return out
 
 
 def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int,
@@ -194,17 +205,17 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
     ratio over the area's, 95% interval below 1), from published counts; ranked by how large a gap the interval
     clearly shows and then by patients affected (published_trend.within_area), so a small group at half its
     neighbours' level comes before a large group at 0.95."""
-    g = pt.within_area(prev, inp.latest, area_type, [code], HEADLINE_BREAKDOWNS)
+    g = _rounded_affected(pt.within_area(prev, inp.latest, area_type, [code], HEADLINE_BREAKDOWNS), inp)
     g = g[g["tier"] > 0].head(max_n)
     items = []
     for _, h in g.iterrows():
         c = _cond(inp, h["condition"])
         adults = int(c["min_age"]) >= 18
         text = w.within_sentence(c["label"], h["group_type"], h["group_value"], adults, h["within_value"],
-                                 h["within_lower"], h["within_upper"], h["within_affected"], area_word)
+                                 h["within_lower"], h["within_upper"], h["within_affected_shown"], area_word)
         change = _change_sentence(inp, changes, code, h["condition"], h["group_type"], h["group_value"], comparator)
         items.append(dict(text=text, change=change, condition=h["condition"], group_type=h["group_type"],
-                          group_value=h["group_value"], affected=w.fmt_count(h["within_affected"]),
+                          group_value=h["group_value"], affected=w.fmt_count(h["within_affected_shown"]),
                           ratio=f"{h['within_value']:.2f}", lower=f"{h['within_lower']:.2f}",
                           upper=f"{h['within_upper']:.2f}"))
     return items
@@ -221,8 +232,8 @@ def overview_table(prev, inp: Inputs, area_type, code) -> dict:
         d = w.direction(r["ratio_lower"], r["ratio_upper"]) if not _hidden(r) else ""
         rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), _rate_cell(r),
                      w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r),
-                     {"fewer": "fewer than expected", "more": "more than expected",
-                      "similar": "similar to expected"}.get(d, MARKER)])
+                     {"fewer": "fewer than average", "more": "more than average",
+                      "similar": "similar to average"}.get(d, MARKER)])
     return dict(header=["Condition", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)", "Expected − recorded",
                         "Overall"], rows=rows, align="lrrrrrrl")
 
@@ -319,7 +330,7 @@ def methods_text(inp: Inputs, comparator: str, true_prevalence: bool = False) ->
         "patients the group would have at the PCN's own level.",
         "Ratios and intervals. The ratio is recorded ÷ expected (indirect standardisation). Its 95% interval "
         "uses the exact Poisson method below 10 patients and Byar's method otherwise. We only say a group has "
-        "'fewer' or 'more' than expected when the whole interval is below or above 1; otherwise we say "
+        "'fewer' or 'more' than the average would give when the whole interval is below or above 1; otherwise we say "
         "'about as many'. Rates are the share of registered patients with the condition, with Wilson intervals.",
         "Groups. Ethnicity uses the five ONS high-level groups from the NHS ethnic category code; 'Unknown' means "
         "not recorded. Deprivation quintiles come from the national Index of Multiple Deprivation decile of the "
@@ -635,10 +646,12 @@ def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4)
         if len(low):
             shown = [f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)})" for r in low.head(max_names).itertuples()]
             more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
-            text = (f"{c['label']}: clearly fewer recorded than expected in {len(low)} of {total} {noun} "
+            text = (f"{c['label']}: clearly fewer recorded than the average for people of the same age and sex would "
+                    f"give in {len(low)} of {total} {noun} "
                     f"({', '.join(shown)}{more} fewer)")
         else:
-            text = f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than expected"
+            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than the average for people of the same "
+                    "age and sex would give")
         if len(high):
             hn = sorted(names.get(k, k) for k in high["area_code"])
             text += (f"; clearly more in {len(high)} ({', '.join(hn)})" if len(hn) <= max_names
@@ -753,7 +766,7 @@ def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.Da
     rest of their own PCN (the group's ratio over the PCN's, 95% interval below 1; published counts), ranked by
     significance (99.8% interval below 1 first) and then by patients affected; the top `max_n`, with their
     Core20 shares (see core20_shares)."""
-    g = pt.within_area(prev, inp.latest, "pcn", pcns, BREAKDOWNS)
+    g = _rounded_affected(pt.within_area(prev, inp.latest, "pcn", pcns, BREAKDOWNS), inp)
     g = g[g["tier"] > 0].head(max_n)
     return core20_shares(inp, g.reset_index(drop=True))
 
@@ -814,7 +827,7 @@ def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
         hid, known = bool(r["core20_hidden"]), bool(r["core20_known"])
         rows.append([names.get(r["area_code"], r["area_code"]), c["label"],
                      short_group(r["group_type"], r["group_value"]), w.fmt_count(r["observed"]), _within_cell(r),
-                     w.fmt_count(r["within_affected"]),
+                     w.fmt_count(r["within_affected_shown"]),
                      _fmt_core20(r["core20_population_share"], hid, known, gap=False),
                      _fmt_core20(r["core20_missing_share"], hid, known)])
     return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to the PCN's own level (95% CI)",
@@ -825,7 +838,7 @@ def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
 def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes) -> dict | None:
     """The ICB's own groups recorded clearly less often than the ICB as a whole (the same within-area view as the
     PCN pack's page 1), with the published change in their gap since the previous date."""
-    g = pt.within_area(prev, inp.latest, "icb", [icb], HEADLINE_BREAKDOWNS)
+    g = _rounded_affected(pt.within_area(prev, inp.latest, "icb", [icb], HEADLINE_BREAKDOWNS), inp)
     g = g[g["tier"] > 0].head(max_n)
     if g.empty:
         return None
@@ -834,9 +847,9 @@ def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes
         c = _cond(inp, h["condition"])
         lab = _trend_label(changes, icb, h["condition"], h["group_type"], h["group_value"]) if inp.previous else None
         rows.append([c["label"], short_group(h["group_type"], h["group_value"]), w.fmt_count(h["observed"]),
-                     _within_cell(h), w.fmt_count(h["within_affected"]), lab or "–"])
+                     _within_cell(h), w.fmt_count(h["within_affected_shown"]), lab or "–"])
     head = ["Condition", "Group", "Recorded", "Ratio to the ICB's own level (95% CI)", "Fewer than at the ICB's level",
-            f"Gap since {w.short_date(inp.previous)}" if inp.previous else "Change"]
+            "Change in gap"]
     return dict(header=head, rows=rows, align="llrrrl")
 
 

@@ -119,7 +119,7 @@ def within_area(prev: pd.DataFrame, period, area_type: str, codes, breakdowns) -
                                   g["observed_area"].to_numpy(float), g["expected_area"].to_numpy(float))
     for name in ("value", "lower", "upper", "lower_998", "upper_998", "affected"):
         g[f"within_{name}"] = np.asarray(getattr(res, name), dtype=float)
-    upper = g["within_upper"].to_numpy(float)
+    upper = np.round(g["within_upper"].to_numpy(float), 2)  # as printed: an upper limit shown as 1.00 is not below 1
     g["tier"] = np.select([upper < 0.80, upper < 0.90, upper < 0.95, upper < 1.0], [4, 3, 2, 1], default=0)
     g = g.sort_values(["tier", "within_affected", "within_value", "area_code", "condition", "group_type", "group_value"],
                       ascending=[False, False, True, True, True, True, True], kind="stable")

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.config import Condition, Config, Disclosure
 from pipeline.disclosure import MARKER
-from pipeline.stats import isr, wilson_ci
+from pipeline.stats import isr, wilson_ci, within_area_ratio
 
 pypdf = pytest.importorskip("pypdf")
 
@@ -258,17 +258,25 @@ def test_headline_numbers_in_pdf_match_controlled_marts(run):
     from pipeline.report.data import load_inputs
 
     inp = load_inputs(processed, cfg)
-    hl = packs.headlines(inp.prev, inp, "pcn", "P1", 5)
-    assert hl, "the fake data has a built-in gap"
-    top = hl[0]
+    changes = packs.pack_changes(inp, "pcn", ["P1"])
+    items = packs.within_items(inp.prev, inp, "pcn", "P1", changes, "the NHS Test ICB average", 5)
+    assert items, "the fake data has a built-in gap"
+    top = items[0]
     assert (top["condition"], top["group_type"], top["group_value"]) == ("depression", "ethnicity", "Black")
     text = pdf_text(reports / "pcn" / "P1.pdf")
-    n = int(round(top["missing"]))
-    assert n % 5 == 0 and n >= 8
-    assert f"about {n:,} fewer Black adults than expected" in text
-    assert f"{top['ratio']:.2f} times the expected rate" in text
-    assert f"{top['ratio_lower']:.2f}–{top['ratio_upper']:.2f}" in text
-    assert "compared with the NHS Test ICB average" in text
+    # part 2: the group against the PCN's own level, from the controlled counts
+    prev = inp.prev[(inp.prev["period"] == inp.latest) & (inp.prev["area_code"] == "P1") &
+                    (inp.prev["condition"] == "depression")]
+    group = prev[(prev["group_type"] == "ethnicity") & (prev["group_value"] == "Black")].iloc[0]
+    whole = prev[prev["group_type"] == "all"].iloc[0]
+    want = (group["observed"] / group["expected"]) / (whole["observed"] / whole["expected"])
+    assert top["ratio"] == f"{want:.2f}"
+    assert (f"Depression: recorded for Black adults at {top['ratio']} times the PCN's own level for people of the "
+            f"same age and sex (95% interval {top['lower']}–{top['upper']})") in text
+    assert "fewer than if they were recorded like the PCN as a whole" in text
+    # part 1: the PCN as a whole against the ICB, in words that say what was computed
+    assert "than the NHS Test ICB average for people of the same age and sex would give" in text
+    assert "than expected" not in text.split("Page 2")[0]
     # provenance and the disclosure note
     assert "9.9.9" in text and "abc123def4567890" in text and "31 March 2025" in text
     assert "0 to 7" in text
@@ -481,10 +489,15 @@ def test_core20_share_of_the_top_gap_matches_the_warehouse(run):
     assert float(top["core20_missing_share"]) == pytest.approx(round(gap_share, 2), abs=1e-9)
     text = pdf_text(reports / "ics" / "QAA.pdf")
     assert "Largest gaps across the system" in text and "Core20 share of gap" in text
-    row = (f"North Test PCN Depression Black {int(float(top['observed'])):,} {int(float(top['expected'])):,} "
-           f"{float(top['ratio']):.2f} ({float(top['ratio_lower']):.2f}–{float(top['ratio_upper']):.2f}) "
-           f"{int(float(top['missing'])):,} {100 * pop_share:.0f}% {100 * gap_share:.0f}%")
-    assert row in text, row
+    # the within-PCN view: the group's ratio over its PCN's, from the published (controlled) counts in the CSV
+    whole = got[(got["period"] == top["period"]) & (got["condition"] == "depression") & (got["area_code"] == "P1") &
+                (got["group_type"] == "all")].iloc[0]
+    within = within_area_ratio(float(top["observed"]), float(top["expected"]), float(whole["observed"]),
+                               float(whole["expected"]))
+    row = (f"North Test PCN Depression Black {int(float(top['observed'])):,} "
+           f"{float(within.value):.2f} ({float(within.lower):.2f}–{float(within.upper):.2f}) "
+           f"{5 * round(float(within.affected) / 5):,} {100 * pop_share:.0f}% {100 * gap_share:.0f}%")
+    assert row.replace(" ", "") in text.replace(" ", ""), row  # narrow columns can lose their spaces in the text
     # ranks run 1..n on the latest period's PCN rows only
     ranked = got[got["system_gap_rank"] != ""]
     assert sorted(ranked["system_gap_rank"].astype(int)) == list(range(1, len(ranked) + 1))
