@@ -432,7 +432,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     m = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
         ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
         ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _csv(prev[m]),
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(_csv(prev[m]), inp, changes, "pcn"),
                 extra_csvs=_side_tables(inp, [("pcn", [pcn]), ("practice", codes)]))
 
 
@@ -587,7 +587,8 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
         core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
     out = out.merge(g, on=key, how="left")
-    return Pack("ics", icb, "ics.typ", ctx, charts_, out, extra_csvs=_side_tables(inp, [("icb", [icb]), ("pcn", pc)]))
+    return Pack("ics", icb, "ics.typ", ctx, charts_, _with_changes(out, inp, changes, "icb"),
+                extra_csvs=_side_tables(inp, [("icb", [icb]), ("pcn", pc)]))
 
 
 def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
@@ -610,6 +611,27 @@ def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
         table = for_print(inp.load_summary)
         out["inputs"] = table[[c for c in ("source", "rows_read", "rows_loaded", "rows_rejected") if c in table.columns]]
     return out
+
+
+def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_type: str) -> pd.DataFrame:
+    """The published change since the previous date beside the latest date's rows of the pack's area, with the
+    count it needs (patients recorded in the cell on both dates, controlled like a count), so that every change,
+    interval and label printed can be worked out again from this file."""
+    if inp.previous is None or changes is None or changes.empty:
+        return out
+    key = ["condition", "area_type", "area_code", "group_type", "group_value"]
+    add = changes[key + ["change", "change_lower", "change_upper", "label"]].rename(columns={"label": "change_label"})
+    if inp.trend_overlap is not None and not inp.trend_overlap.empty:
+        ov = inp.trend_overlap
+        ov = ov[(ov["period_from"] == inp.previous) & (ov["period_to"] == inp.latest)]
+        add = add.merge(ov[key + ["cases_both"]], on=key, how="left")
+        add["cases_on_both_dates"] = [MARKER if not math.isfinite(float(v)) else int(v) for v in add.pop("cases_both")]
+    for c in ("change", "change_lower", "change_upper"):
+        add[c] = [round(float(v), 3) if math.isfinite(float(v)) else None for v in add[c]]
+    add.insert(0, "period", str(inp.latest))
+    add["change_since"] = str(inp.previous)
+    add = add[add["area_type"] == area_type]
+    return out.merge(add, on=["period"] + key, how="left")
 
 
 def _csv_share(x, hidden: bool):
@@ -692,6 +714,9 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
     if q.empty:
         return None
     hidden = _sii_hidden(prev, inp, "pcn") | _sii_hidden(prev, inp, "icb")
+    # Monte Carlo limits that a rerun could move at the printed precision (PHE reliability_stat) are not shown
+    poor = q[q["reliability"] == "poor"] if "reliability" in q.columns else q.iloc[:0]
+    unreliable = set(zip(poor["area_code"], poor["condition"]))
     areas = [(icb, "icb", f"{icb_name} (whole ICB)")] + [(p, "pcn", names.get(p, p)) for p in pcns]
     idx = q.set_index(["area_type", "area_code", "condition"])
     tables, words, full, panels, steep = [], [], [], [], []
@@ -700,7 +725,8 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
         for code, at, nm in areas:
             key = (at, code, c["condition"])
             hid = (code, c["condition"]) in hidden
-            if key in idx.index and not hid:
+            shaky = (code, c["condition"]) in unreliable
+            if key in idx.index and not hid and not shaky:
                 r = idx.loc[key]
                 r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
                 vals = [float(r[k]) for k in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
@@ -708,7 +734,8 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
                 vals = [float("nan")] * 6
             ok = math.isfinite(vals[0])
             rows.append([nm, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
-                         MARKER if hid else (w.gradient_words(vals[4], vals[5]) if ok else "not calculable")])
+                         MARKER if hid else ("not repeatable" if shaky else
+                                             (w.gradient_words(vals[4], vals[5]) if ok else "not calculable"))])
             frame.append(dict(label=nm, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
             if at == "icb":
                 words.append(w.describe_sii(c["label"], "the ICB as a whole", *vals, brief=True) if ok and not hid

@@ -171,7 +171,15 @@ def _write_index(out: Path, inp: Inputs, timings: dict) -> None:
              "ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
              "<code>_data_quality.csv, <code>_inputs.csv   each pack's data-quality and input-row counts",
              "community/<code>.pdf + .csv            plain-language summary for community partners (the same "
-             "published cells as the packs)", ""]
+             "published cells as the packs)", "",
+             "CSV columns carry the `prevalence` table's names. expected: what the reference rates (by default the "
+             "ICB average) would give for the same people, sex by five-year age band. missing = expected - observed: "
+             "how many fewer are recorded than the ICB average for people of the same age and sex would give "
+             "(negative: more); a gap to the average, not a count of undiagnosed people. change, change_lower, "
+             "change_upper, change_label (latest date, the pack's own area): the change in the ratio since "
+             "change_since with its 95% interval allowing for cases_on_both_dates (patients recorded in the cell on "
+             "both dates, rounded like a count), and whether the gap to the average clearly narrowed or widened "
+             "(false discovery rate controlled over the area's conditions and groups).", ""]
     (out / "README.txt").write_text("\n".join(lines), encoding="utf-8")
     if not timings:
         raise PipelineError("no practices in the warehouse, so there are no packs to render")

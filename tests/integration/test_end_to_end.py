@@ -81,3 +81,32 @@ def test_every_page_of_every_pack_renders(run, tmp_path):
             p.unlink()
         pages += n
     assert pages >= 13 * 2
+
+
+def test_funnel_comparisons_and_wording_agree_on_every_practice(run):
+    """One interval method per quantity: the funnel's significance, the comparisons table's label and the packs'
+    direction words never put a practice (or PCN) on different sides, for the ratio and for the rate."""
+    from pipeline.report import wording
+
+    con = duckdb.connect(str(run / "processed" / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("""
+        select f.area_type, f.area_code, f.statistic, f.significance, c.label, p.ratio_lower, p.ratio_upper,
+               f.parent_value
+        from funnel as f
+        join comparisons as c
+          on c.period = f.period and c.condition = f.condition and c.area_type = f.area_type
+         and c.area_code = f.area_code and c.comparison = (case f.statistic when 'ratio' then 'ratio' else 'rate' end) || '_vs_icb'
+        join prevalence as p
+          on p.period = f.period and p.condition = f.condition and p.area_type = f.area_type
+         and p.area_code = f.area_code and p.group_type = 'all'
+        where f.area_type in ('practice', 'pcn')""").fetchall()
+    con.close()
+    assert len(rows) > 100
+    side = {"High": "higher", "Low": "lower", "Not": "similar"}
+    words = {"more": "higher", "fewer": "lower", "similar": "similar"}
+    for area_type, code, statistic, significance, label, lower, upper, parent in rows:
+        funnel_side = side[significance.split(" ")[0]]
+        assert funnel_side == label, (area_type, code, statistic, significance, label)
+        if statistic == "ratio":
+            assert parent == pytest.approx(1.0)  # one ICB: its ratio is 1 with internal rates
+            assert words[wording.direction(lower, upper)] == funnel_side, (area_type, code, significance)

@@ -129,3 +129,44 @@ def test_stg_deprivation_deciles_must_be_whole_numbers_1_to_10(con):
                          "imd_rank is not a whole number")
     assert got[3][3] == "imd_decile is not a whole number from 1 to 10"
     assert got[4][3] == "lsoa_code is duplicated (its first row is kept)"
+
+
+def test_trend_transitions_counts_patients_in_the_cell_on_both_dates(con):
+    periods = [D(2023, 3, 31), D(2024, 3, 31), D(2025, 3, 31)]
+    table(con, "periods", [dict(period=p) for p in periods], ["period"])
+    table(con, "conditions", [dict(condition="dep", label="Depression", min_age=18)], ["condition", "label", "min_age"])
+    table(con, "practices", [dict(practice_code="A", pcn_code="P", icb_code="I"),
+                             dict(practice_code="B", pcn_code="P", icb_code="I")],
+          ["practice_code", "pcn_code", "icb_code"])
+    people = {  # patient: (practice on each date or None, case on each date, age on the first date)
+        "stays_case": (("A", "A", "A"), (True, True, True), 40),
+        "new_case": (("A", "A", "A"), (False, True, True), 50),
+        "resolved": (("A", "A", "A"), (True, False, False), 60),
+        "moves_practice": (("A", "B", "B"), (True, True, True), 30),
+        "leaves": (("A", None, None), (True, None, None), 70),
+        "turns_18": (("A", "A", "A"), (False, True, True), 17),
+    }
+    registered, cases = [], []
+    for pid, (practices, flags, age) in people.items():
+        for i, (period, practice, flag) in enumerate(zip(periods, practices, flags)):
+            if practice is None:
+                continue
+            registered.append(dict(period=period, patient_id=pid, practice_code=practice, sex="F", age=age + i,
+                                   ethnic_group="White", lsoa_code=None, imd_quintile="Unknown", neighbourhood_code=None))
+            if flag:
+                cases.append(dict(period=period, condition="dep", patient_id=pid))
+    table(con, "int_patients_registered_on_date", registered, list(registered[0]))
+    table(con, "int_condition_cases", cases, ["period", "condition", "patient_id"])
+    build(con, "marts/trend_transitions")
+    got = con.execute("""select period_from, period_to, area_type, area_code, population_both, cases_both,
+                                cases_from_only, cases_to_only
+                         from trend_transitions where group_type = 'all' order by 1, 2, 3, 4""").df()
+    pairs = sorted(set(zip(got["period_from"].dt.date, got["period_to"].dt.date)))
+    assert pairs == [(periods[0], periods[1]), (periods[0], periods[2]), (periods[1], periods[2])]
+    first = got[(got["period_from"].dt.date == periods[0]) & (got["period_to"].dt.date == periods[1])].set_index("area_code")
+    # practice A: stays_case, new_case, resolved are in it on both dates (moves_practice and leaves are not,
+    # turns_18 was not eligible on the first date)
+    assert first.loc["A", ["population_both", "cases_both", "cases_from_only", "cases_to_only"]].tolist() == [3, 1, 1, 1]
+    # the PCN holds the mover on both dates
+    assert first.loc["P", ["population_both", "cases_both", "cases_from_only", "cases_to_only"]].tolist() == [4, 2, 1, 1]
+    assert "B" not in first.index

@@ -549,6 +549,22 @@ def test_sii_hidden_when_a_quintile_is_hidden(run):
     assert frame.set_index("label").loc["North Test PCN", "hidden"]
 
 
+def test_sii_hidden_when_its_simulation_is_not_repeatable(run):
+    processed, _, cfg = run
+    from pipeline.report.data import load_inputs
+    from pipeline.report.packs import inequality_section
+
+    inp = load_inputs(processed, cfg)
+    inp.inequality = inp.inequality.assign(reliability="good")
+    poor = (inp.inequality["area_code"] == "P2") & (inp.inequality["condition"] == "depression")
+    inp.inequality.loc[poor, "reliability"] = "poor"
+    sec = inequality_section(inp.prev, inp, ["P1", "P2"], {"P1": "North Test PCN", "P2": "South Test PCN"}, "QAA",
+                             "NHS Test ICB")
+    rows = {r[0]: r for r in next(t["table"]["rows"] for t in sec["tables"] if t["condition"] == "Depression")}
+    assert rows["South Test PCN"][1:] == ["–", "–", "not repeatable"]
+    assert rows["North Test PCN"][1] == "1.0 (−1.0 to 3.0)"
+
+
 def test_published_files_pass_the_disclosure_scanner(run):
     from disclosure_scan import scan_reports
 
