@@ -549,6 +549,23 @@ def test_sii_hidden_when_a_quintile_is_hidden(run):
     assert frame.set_index("label").loc["North Test PCN", "hidden"]
 
 
+def test_undiagnosed_only_with_a_true_prevalence_reference(run):
+    processed, _, cfg = run
+    from pipeline.report import packs
+    from pipeline.report.data import load_inputs
+
+    inp = load_inputs(processed, cfg)
+    plain = packs.build_pcn(inp, "P1", {"max_headlines": 5})
+    assert "undiagnosed" not in str(plain.context) and "not diagnosed" not in str(plain.context)
+    basis = "the national modelled prevalence rates"
+    true = packs.build_pcn(inp, "P1", {"max_headlines": 5, "reference_rates": "national.csv", "true_prevalence": True,
+                                       "reference_basis": basis})
+    assert true.context["comparator"] == basis and true.context["true_prevalence"]
+    assert any("true prevalence" in m for m in true.context["methods"])
+    external = packs.build_pcn(inp, "P1", {"max_headlines": 5, "reference_rates": "national.csv"})
+    assert "not diagnosed" not in str(external.context)
+
+
 def test_sii_hidden_when_its_simulation_is_not_repeatable(run):
     processed, _, cfg = run
     from pipeline.report.data import load_inputs
