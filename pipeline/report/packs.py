@@ -668,12 +668,11 @@ def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4)
         if len(low):
             shown = [f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)})" for r in low.head(max_names).itertuples()]
             more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
-            text = (f"{c['label']}: clearly fewer recorded than the average for people of the same age and sex would "
-                    f"give in {len(low)} of {total} {noun} "
-                    f"({', '.join(shown)}{more} fewer)")
+            text = (f"{c['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than the ICB average "
+                    f"would give for the same ages and sexes ({', '.join(shown)}{more} fewer)")
         else:
-            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than the average for people of the same "
-                    "age and sex would give")
+            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than the ICB average would give for the "
+                    "same ages and sexes")
         if len(high):
             hn = sorted(names.get(k, k) for k in high["area_code"])
             text += (f"; clearly more in {len(high)} ({', '.join(hn)})" if len(hn) <= max_names
@@ -857,8 +856,8 @@ def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
                      w.fmt_count(r["within_affected_shown"]),
                      _fmt_core20(r["core20_population_share"], hid, known, gap=False),
                      _fmt_core20(r["core20_missing_share"], hid, known)])
-    return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to the PCN's own level (95% CI)",
-                        "Fewer than at the PCN's level", "Core20 share of group", "Core20 share of gap to ICB average"],
+    return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to own PCN (95% CI)",
+                        "Fewer than at PCN's level", "Core20 share of group", "Core20 share of ICB gap"],
                 rows=rows, align="lllrrrrr")
 
 

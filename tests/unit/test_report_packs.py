@@ -488,7 +488,7 @@ def test_core20_share_of_the_top_gap_matches_the_warehouse(run):
     assert float(top["core20_population_share"]) == pytest.approx(round(pop_share, 2), abs=1e-9)
     assert float(top["core20_missing_share"]) == pytest.approx(round(gap_share, 2), abs=1e-9)
     text = pdf_text(reports / "ics" / "QAA.pdf")
-    assert "Largest gaps across the system" in text and "Core20 share of gap" in text
+    assert "Largest gaps across the system" in text and "Core20 share of ICB gap" in text
     # the within-PCN view: the group's ratio over its PCN's, from the published (controlled) counts in the CSV
     whole = got[(got["period"] == top["period"]) & (got["condition"] == "depression") & (got["area_code"] == "P1") &
                 (got["group_type"] == "all")].iloc[0]
