@@ -625,7 +625,11 @@ def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_ty
         ov = inp.trend_overlap
         ov = ov[(ov["period_from"] == inp.previous) & (ov["period_to"] == inp.latest)]
         add = add.merge(ov[key + ["cases_both"]], on=key, how="left")
-        add["cases_on_both_dates"] = [MARKER if not math.isfinite(float(v)) else int(v) for v in add.pop("cases_both")]
+        # shown only beside a change that is itself shown (both dates' counts published): never next to a hidden
+        # count, which a count of some of its patients would bound from below
+        both = add.pop("cases_both").to_numpy(dtype=float)
+        shown = np.isfinite(both) & np.isfinite(add["change"].to_numpy(dtype=float))
+        add["cases_on_both_dates"] = [int(v) if ok else MARKER for v, ok in zip(both, shown)]
     for c in ("change", "change_lower", "change_upper"):
         add[c] = [round(float(v), 3) if math.isfinite(float(v)) else None for v in add[c]]
     add.insert(0, "period", str(inp.latest))
