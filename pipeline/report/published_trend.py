@@ -65,11 +65,15 @@ def rounding_unit(policy: Policy) -> float:
 
 
 def _published(rows: pd.DataFrame) -> pd.DataFrame:
-    """observed / expected of controlled prevalence rows, NaN where the observed count is hidden."""
+    """observed / expected / population of controlled prevalence rows, NaN where hidden."""
     hidden = rows["observed_redacted"].astype(bool).to_numpy() if "observed_redacted" in rows else False
     obs = np.where(hidden, np.nan, rows["observed"].to_numpy(dtype=float))
-    return pd.DataFrame({**{c: rows[c].to_numpy() for c in CELL}, "observed": obs,
-                         "expected": rows["expected"].to_numpy(dtype=float)})
+    out = pd.DataFrame({**{c: rows[c].to_numpy() for c in CELL}, "observed": obs,
+                        "expected": rows["expected"].to_numpy(dtype=float)})
+    if "population" in rows:
+        pop_hidden = rows["population_redacted"].astype(bool).to_numpy() if "population_redacted" in rows else False
+        out["population"] = np.where(pop_hidden, np.nan, rows["population"].to_numpy(dtype=float))
+    return out
 
 
 def published_changes(prev: pd.DataFrame, overlap: pd.DataFrame | None, period_from, period_to, area_type: str,
