@@ -263,7 +263,8 @@ def loaded_summaries(spark, processed: Path, cfg) -> dict:
 
 PATIENT_TABLES = ("patients", "registrations", "events")
 SMALL_TABLES = ("practices", "deprivation", "neighbourhoods", "codelists", "external_rates", "periods", "conditions")
-COLLECTED = ("stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality")
+COLLECTED = ("stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality",
+             "trend_transitions", "trend_expected")
 
 
 def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> None:

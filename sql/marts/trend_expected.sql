@@ -29,9 +29,9 @@ cells_on_fixed_rates as (
 cells_in_areas as (
     select c.*, 'practice' as area_type, c.practice_code as area_code from cells_on_fixed_rates as c
     union all
-    select c.*, 'pcn', p.pcn_code from cells_on_fixed_rates as c join practices as p using (practice_code)
+    select c.*, 'pcn', p.pcn_code from cells_on_fixed_rates as c join practices as p on p.practice_code = c.practice_code
     union all
-    select c.*, 'icb', p.icb_code from cells_on_fixed_rates as c join practices as p using (practice_code)
+    select c.*, 'icb', p.icb_code from cells_on_fixed_rates as c join practices as p on p.practice_code = c.practice_code
     union all
     select c.*, 'neighbourhood', c.neighbourhood_code from cells_on_fixed_rates as c where c.neighbourhood_code is not null
 ),
