@@ -187,6 +187,8 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
     into DuckDB as `rejects_<stem>` temp tables. Returns load_summary's rows."""
     from pyspark.sql import functions as F
 
+    from .ingest import staging_params
+
     base = storage(processed, cfg.engine)
     summary = []
     for s in sources:
@@ -207,7 +209,7 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
                                              F.min(F.when(header_again, F.col("_row_number")))).first()
         if repeat is not None and path is not None:
             raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
-        stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", {"today": today}), base, f"stg_{s.stem}")
+        stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", staging_params(cfg, today)), base, f"stg_{s.stem}")
         keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
         loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
         raw_cols = [c for c in good.columns if c != "_row_number"]
