@@ -11,7 +11,7 @@ PATIENTS ?= 250000
 SEED ?= 20240331
 ICB ?= QHM
 YEAR ?= 2022-23
-REALDATA ?= ../shared/realdata
+REALDATA ?= data/public
 PYTEST_ARGS ?=
 
 VENV := .venv
@@ -23,7 +23,7 @@ ENGINE ?= duckdb
 STAGE_ARGS := --raw $(RAW) --processed $(PROCESSED) --reports $(REPORTS) --config $(CONFIG)
 DATA_ARGS := $(STAGE_ARGS) --engine $(ENGINE)
 
-.PHONY: help install install-spark all demo-data ingest transform analyse report test lint clean clean-raw benchmark bench real notebook
+.PHONY: help install install-spark all demo-data ingest transform analyse report test lint clean clean-raw benchmark bench real notebook docs check
 
 help: ## list the targets (this text)
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ demo-data: install ## write the synthetic demo extract to data/raw when it is em
 all: demo-data ## everything: environment, demo data if data/raw is empty, every stage, the packs (ENGINE=spark for Spark)
 	$(PY) -m pipeline run $(DATA_ARGS)
 
+check: install ## pre-flight report on data/raw (rows, columns, date format, rejects, codelists, LSOAs); writes nothing
+	$(PY) -m pipeline check --raw $(RAW) --config $(CONFIG)
+
 ingest: install ## validate and load data/raw into data/processed/warehouse.duckdb
 	$(PY) -m pipeline ingest $(DATA_ARGS)
 
@@ -79,8 +82,11 @@ BENCH_DIR ?= $(or $(TMPDIR),/tmp)/pipeline-bench
 bench: install-spark ## data stages at 100k, 1M, 10M patients (DuckDB) and 1M (local Spark) vs a hand-written baseline -> benchmarks/results.md
 	$(PY) benchmarks/bench_scale.py --sizes 100000,1000000,10000000 --spark-sizes 1000000 --work $(BENCH_DIR) --results benchmarks/results.md
 
-real: install ## packs from England's published data in ../shared/realdata (ICB=QHM YEAR=2022-23)
+real: install ## packs from England's published files in REALDATA=DIR, as downloaded (ICB=QHM YEAR=2022-23)
 	$(PY) -m pipeline public --in $(REALDATA) --year $(YEAR) --icb $(ICB) --processed data/processed_public --reports reports_public
+
+docs: install ## regenerate the generated sections of docs/ from the code's declarations
+	$(PY) -m pipeline.docs
 
 notebook: install ## build notebooks/explore.ipynb from its jupytext .py twin
 	$(VENV)/bin/jupytext --to notebook notebooks/explore.py

@@ -2,6 +2,7 @@
 
     python -m pipeline demo-data --out DIR [--patients N] [--seed S]
     python -m pipeline run|ingest|transform|analyse|report --raw DIR --processed DIR --reports DIR [--config FILE]
+    python -m pipeline check --raw DIR [--config FILE]
     python -m pipeline public --in DIR --year 2022-23 --processed DIR --reports DIR [--icb CODE]
 
 Exit status 0 on success; 2 with a one-sentence message on bad input; never a traceback for a user's mistake.
@@ -30,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=paths.RAW_DIR)
     d.add_argument("--patients", type=int, default=250_000)
     d.add_argument("--seed", type=int, default=20240331)
+    d.add_argument("--date-format", default=None, metavar="PATTERN",
+                   help="write patients, registrations and events as CSV with dates in this strftime pattern "
+                        "(e.g. %%d/%%m/%%Y), as many GP exports do; default: ISO dates in Parquet")
 
     for name, helptext in [("run", "all stages"), ("ingest", "validate and load raw files into the warehouse"),
                            ("transform", "SQL: staging, intermediate, marts"),
@@ -45,8 +49,15 @@ def _parser() -> argparse.ArgumentParser:
                            help="where the SQL models run: DuckDB on this machine (default) or Apache Spark "
                                 "([engine] spark_master in the configuration, or SPARK_REMOTE; default local[*])")
 
+    c = sub.add_parser("check", help="pre-flight report on a raw directory; writes nothing")
+    c.add_argument("--raw", type=Path, default=paths.RAW_DIR)
+    c.add_argument("--config", type=Path, default=None)
+
     pub = sub.add_parser("public", help="aggregate path: England's published QOF, registrations and IMD files")
-    pub.add_argument("--in", dest="in_dir", type=Path, required=True)
+    pub.add_argument("--in", dest="in_dir", type=Path, default=None,
+                     help="the directory holding the published files as downloaded (zip archives are read by member name)")
+    pub.add_argument("--sources", action="store_true",
+                     help="list each input's publisher, publication, file name and vintage for --year, and stop")
     pub.add_argument("--year", default="2022-23")
     pub.add_argument("--processed", type=Path, default=paths.REPO_ROOT / "data" / "processed_public")
     pub.add_argument("--reports", type=Path, default=paths.REPO_ROOT / "reports_public")
@@ -74,10 +85,17 @@ def run_data_stages(raw: Path, processed: Path, cfg, engine: str = "duckdb", tim
     from .transform import transform
     from .warehouse import staged
 
+    # when the reject-rate guard stops the run after ingest, what ingest wrote (rejects, load_summary) is kept
     with staged(processed, fresh=True, settings=cfg.engine) as con:
-        _stage("ingest", ingest, raw, processed, cfg, con, engine=engine, times=times)
-        _stage("transform", transform, processed, cfg, con, engine=engine, times=times)
-        _stage("analyse", analyse, processed, cfg, con, times=times)
+        stop = _stage("ingest", ingest, raw, processed, cfg, con, engine=engine, times=times)
+        if not stop:
+            _stage("transform", transform, processed, cfg, con, engine=engine, times=times)
+            _stage("analyse", analyse, processed, cfg, con, times=times)
+    if stop:
+        from .warehouse import remove_stale_exports
+
+        remove_stale_exports(processed, keep=("load_summary", "rejects"))
+        raise PipelineError(stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo-data":
             from .demo import generate
 
-            _stage("demo-data", generate, args.out, n_patients=args.patients, seed=args.seed)
+            _stage("demo-data", generate, args.out, n_patients=args.patients, seed=args.seed, date_format=args.date_format)
             return 0
         if args.command == "public":
+            if args.sources:
+                from .public_inputs import describe_sources
+
+                print(describe_sources(args.year))
+                return 0
+            if args.in_dir is None:
+                raise PipelineError("public needs --in DIR, the directory holding the published files "
+                                    "(python -m pipeline public --sources lists them)")
             from .public import run_public
 
             _stage("public", run_public, args.in_dir, args.year, args.processed, args.reports, icb=args.icb)
@@ -102,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         from .lock import run_lock
 
         cfg = load_config(args.config)
+        if args.command == "check":
+            from .check import check
+
+            report, ok = check(args.raw, cfg)
+            print(report)
+            return 0 if ok else 1
         with run_lock(args.processed):
             if args.command == "run":
                 run_data_stages(args.raw, args.processed, cfg, args.engine)

@@ -1,6 +1,7 @@
 """The configuration contract: one TOML file (`--config`), with the repo's default in pipeline/default.toml."""
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import tomllib
 from dataclasses import dataclass, field
@@ -37,6 +38,64 @@ class Reference:
     extra_strata: tuple[str, ...] = ()
     true_prevalence: bool = False  # the external rates are true prevalence: packs may speak of possibly undiagnosed
     basis: str = ""                # what the external rates are, in words (e.g. "national modelled prevalence")
+
+
+ISO_DATE = "%Y-%m-%d"
+_DATE_WORDS = {"%Y": "YYYY", "%y": "YY", "%m": "MM", "%d": "DD", "%b": "Mon", "%B": "Month", "%H": "HH", "%M": "MM",
+               "%S": "SS", "%-m": "M", "%-d": "D"}
+DEFAULT_MAX_REJECT_SHARE = 0.05
+
+# The `[input]` section's keys: (key, default, meaning). docs/configuration.md is generated from this.
+INPUT_KEYS = (
+    ("date_format", '"%Y-%m-%d"', "strftime pattern of the extract's dates, e.g. \"%d/%m/%Y\" for 31/03/1980; a time part "
+     "after the date (\" %H:%M:%S\") is accepted. Undeclared, a file whose dates fail gets the format detected and named "
+     "in the error and by `check`"),
+    ("encoding", '"utf-8"', "text encoding of every CSV file, e.g. \"cp1252\" for files saved from Excel on Windows"),
+    ("columns.<file>", "none", "a table per file (`[input.columns.patients]`): contract column = the export's header, "
+     "e.g. `date_of_birth = \"DOB\"`; headers are compared ignoring case and surrounding spaces"),
+    ("lsoa_lookup", "none", "the ONS LSOA (2011) to LSOA (2021) lookup CSV, relative to the raw directory: patients' LSOA "
+     "codes of the other vintage than the deprivation file's are bridged through it (see definitions.md)"),
+    ("max_reject_share", "0.05", "a file losing more than this share of its rows to `rejects` stops the run after ingest "
+     "(rejects and load_summary are still written); 1 turns the guard off"),
+)
+
+
+def date_format_label(fmt: str) -> str:
+    """A strftime pattern in words: "%d/%m/%Y" -> "DD/MM/YYYY"."""
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            out.append(_DATE_WORDS.get(fmt[i:i + 2], fmt[i:i + 2]))
+            i += 2
+        else:
+            out.append(fmt[i])
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Input:
+    """How an extract differs from the input contract (`[input]`; every key optional).
+
+    `date_format`: strftime pattern of the extract's dates (default ISO `%Y-%m-%d`; a time part after it is
+    accepted). `encoding`: the text encoding of the CSV files (e.g. "cp1252"). `columns`: per file stem, contract
+    column -> the export's own header. `lsoa_lookup`: an ONS LSOA 2011 -> 2021 lookup CSV (relative to the raw
+    directory) bridging patients' LSOA codes to the deprivation file's vintage. `max_reject_share`: the share of a
+    file's rows that may be rejected before the run stops after ingest."""
+    date_format: str = ISO_DATE
+    date_format_declared: bool = False
+    encoding: str = "utf-8"
+    columns: dict = field(default_factory=dict)
+    lsoa_lookup: str | None = None
+    max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+
+    @property
+    def date_label(self) -> str:
+        return date_format_label(self.date_format)
+
+    def header_map(self, stem: str) -> dict[str, str]:
+        """The export's header (lower case) -> the contract's column, for one file."""
+        return {v.strip().lower(): k for k, v in self.columns.get(stem, {}).items()}
 
 
 @dataclass(frozen=True)
@@ -81,6 +140,7 @@ class Config:
     disclosure: Disclosure = field(default_factory=Disclosure)
     report: dict = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)
+    input: Input = field(default_factory=Input)
     overdispersion: str = "none"  # funnel limits: "none", "additive" or "multiplicative" (Spiegelhalter 2005)
     source: str = "default"
     engine: Engine = field(default_factory=Engine)
@@ -150,5 +210,59 @@ def load_config(path: Path | str | None = None) -> Config:
     if od not in ("none", "additive", "multiplicative"):
         raise PipelineError(f"configuration file {name}: funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
-                  report=dict(raw.get("report", {})), reference=ref, overdispersion=od, source=name,
-                  engine=_engine(raw, name))
+                  report=dict(raw.get("report", {})), reference=ref, input=parse_input(raw.get("input", {}), name),
+                  overdispersion=od, source=name, engine=_engine(raw, name))
+
+
+def parse_input(d: dict, name: str) -> Input:
+    """The `[input]` section, checked: one sentence naming the key when a value is wrong."""
+    from .schema import SOURCE_BY_STEM
+
+    if not isinstance(d, dict):
+        raise PipelineError(f"configuration file {name}: [input] must be a table")
+    known = {k.split(".")[0] for k, _, _ in INPUT_KEYS}
+    extra = sorted(set(d) - known)
+    if extra:
+        raise PipelineError(f"configuration file {name}: [input] has an unknown key `{extra[0]}` "
+                            f"(known: {', '.join(sorted(known))})")
+    fmt = d.get("date_format")
+    if fmt is not None:
+        fmt = str(fmt)
+        sample = dt.date(2024, 3, 31)
+        try:
+            ok = "%" in fmt and dt.datetime.strptime(sample.strftime(fmt), fmt).date() == sample
+        except ValueError:
+            ok = False
+        if not ok:
+            raise PipelineError(f"configuration file {name}: input.date_format {fmt!r} is not a strftime pattern with a "
+                                f"day, month and year (e.g. \"%d/%m/%Y\")")
+    enc = str(d.get("encoding", "utf-8"))
+    try:
+        codecs.lookup(enc)
+    except LookupError:
+        raise PipelineError(f"configuration file {name}: input.encoding {enc!r} is not a known text encoding "
+                            f"(e.g. \"utf-8\", \"cp1252\")") from None
+    columns = {}
+    for stem, mapping in (d.get("columns") or {}).items():
+        src = SOURCE_BY_STEM.get(stem)
+        if src is None:
+            raise PipelineError(f"configuration file {name}: [input.columns.{stem}] names no input file "
+                                f"(files: {', '.join(SOURCE_BY_STEM)})")
+        if not isinstance(mapping, dict):
+            raise PipelineError(f"configuration file {name}: [input.columns.{stem}] must map contract columns to headers")
+        for col, header in mapping.items():
+            if col not in src.columns:
+                raise PipelineError(f"configuration file {name}: [input.columns.{stem}] maps `{col}`, which is not a "
+                                    f"column of {stem} (columns: {', '.join(src.columns)})")
+            if not isinstance(header, str) or not header.strip():
+                raise PipelineError(f"configuration file {name}: [input.columns.{stem}] `{col}` must name a header")
+        headers = [h.strip().lower() for h in mapping.values()]
+        if len(set(headers)) != len(headers):
+            raise PipelineError(f"configuration file {name}: [input.columns.{stem}] maps one header to two columns")
+        columns[stem] = {str(k): str(v).strip() for k, v in mapping.items()}
+    share = d.get("max_reject_share", DEFAULT_MAX_REJECT_SHARE)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise PipelineError(f"configuration file {name}: input.max_reject_share must be a share from 0 to 1 (e.g. 0.05)")
+    lookup = d.get("lsoa_lookup")
+    return Input(date_format=fmt or ISO_DATE, date_format_declared=fmt is not None, encoding=enc, columns=columns,
+                 lsoa_lookup=str(lookup) if lookup else None, max_reject_share=float(share))

@@ -638,6 +638,26 @@ def _dates(days: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     return pa.array(days.astype(np.int32), type=pa.int32(), mask=null).cast(pa.date32())
 
 
+def _write_extract(table: pa.Table, out: Path, stem: str, date_format: str | None) -> None:
+    """ISO dates in Parquet (the default), or CSV with dates in `date_format`; a stale twin of the other kind is
+    removed so that the directory never holds both."""
+    for suffix in (".csv", ".parquet"):
+        (out / f"{stem}{suffix}").unlink(missing_ok=True)
+    if date_format is None:
+        _write_parquet(table, out / f"{stem}.parquet")
+        return
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    cols = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if name in ("date_of_birth", "date_of_death", "registered_from", "registered_to", "date"):
+            col = pc.strftime(col.cast(pa.timestamp("s")), format=date_format)
+        cols[name] = pc.fill_null(col, "")
+    pacsv.write_csv(pa.table(cols), out / f"{stem}.csv", pacsv.WriteOptions(quoting_style="none"))
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
 
@@ -665,13 +685,27 @@ def _boundaries(geo: Geography) -> dict:
     return {"type": "FeatureCollection", "name": "demo_lsoa_boundaries", "features": feats}
 
 
-def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331) -> None:
-    """Write a synthetic raw directory (input contract, DESIGN.md) for `n_patients` patients into `out`."""
+def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_format: str | None = None) -> None:
+    """Write a synthetic raw directory (input contract, DESIGN.md) for `n_patients` patients into `out`.
+
+    `date_format` (a strftime pattern, e.g. "%d/%m/%Y"): write patients, registrations and events as CSV with their
+    dates in that format instead of ISO Parquet, as many GP system exports do (to try `check` and `[input]`)."""
     if int(n_patients) < 100:
         raise PipelineError("demo-data needs --patients of at least 100.")
     if int(seed) < 0:
         raise PipelineError("demo-data needs a non-negative --seed.")
     n, seed = int(n_patients), int(seed)
+    if date_format is not None:
+        import datetime as dt
+
+        try:
+            ok = "%" in date_format and dt.datetime.strptime(dt.date(2024, 3, 31).strftime(date_format),
+                                                             date_format).date() == dt.date(2024, 3, 31)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise PipelineError(f"demo-data --date-format {date_format!r} is not a strftime pattern with a day, month "
+                                f"and year (e.g. %d/%m/%Y).")
     out = Path(out)
     try:
         (out / "codelists").mkdir(parents=True, exist_ok=True)
@@ -695,21 +729,21 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331) -> None
         "lsoa_code": _labels(lsoa_labels, np.maximum(lsoa_idx, 0), pats.lsoa_out == -1),
         "date_of_death": _dates(np.maximum(dod, 0), dod < 0),
     })
-    _write_parquet(patients, out / "patients.parquet")
+    _write_extract(patients, out, "patients", date_format)
     registrations = pa.table({
         "patient_id": ids.take(pa.array(r_pid)),
         "practice_code": _labels(geo.prac_codes, r_prac),
         "registered_from": _dates(r_from),
         "registered_to": _dates(np.maximum(r_to, 0), r_to < 0),
     })
-    _write_parquet(registrations, out / "registrations.parquet")
+    _write_extract(registrations, out, "registrations", date_format)
     del registrations
     events = pa.table({
         "patient_id": ids.take(pa.array(e_pid)),
         "code": _labels(ALL_CODES, e_code.astype(np.int32)),
         "date": _dates(e_date),
     })
-    _write_parquet(events, out / "events.parquet")
+    _write_extract(events, out, "events", date_format)
     n_events = events.num_rows
     del events
 
@@ -743,6 +777,6 @@ def _readme(n: int, seed: int, n_pat: int, n_reg: int, n_ev: int, geo: Geography
         f"Rows: patients {n_pat}, registrations {n_reg}, events {n_ev}; practices {len(geo.prac_codes)}, "
         f"PCNs {len(PCNS)}, neighbourhoods {len(geo.nb_codes)}, LSOAs {len(geo.lsoa_codes)}.\n"
         "Periods it is built around: 2023-03-31, 2024-03-31, 2025-03-31 (pipeline/default.toml).\n"
-        "Files follow the input contract in DESIGN.md; codelists/*.csv are in OpenCodelists format (code,term).\n\n"
+        "Files follow the input contract (docs/input-contract.md in the repository); codelists/*.csv are in OpenCodelists format (code,term).\n\n"
         "The made-up ICS" + doc
     )

@@ -87,6 +87,9 @@ def _spark_functions(node):
             value, fmt = n.expressions
             if isinstance(fmt, exp.Literal):
                 fmt = exp.Literal.string(strftime_to_java(fmt.this))
+            else:  # e.g. $date_format || ' %H:%M:%S': the bound pattern is translated by the caller, the literal here
+                fmt = fmt.transform(lambda x: exp.Literal.string(strftime_to_java(x.this))
+                                    if isinstance(x, exp.Literal) and x.is_string else x)
             return exp.Anonymous(this="try_to_timestamp", expressions=[value, fmt])
         return n
 

@@ -6,6 +6,7 @@ the column or row. Raw files are only read, never changed.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -15,14 +16,15 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import __version__, progress
-from .config import Config
+from .config import ISO_DATE, Config, Input, date_format_label
 from .errors import PipelineError
-from .schema import SOURCES, Source
-from .warehouse import build, staged
+from .schema import SOURCE_BY_STEM, SOURCES, Source
+from .warehouse import build, remove_stale_exports, staged
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -48,31 +50,68 @@ def find_file(raw: Path, stem: str, optional: bool = False) -> Path | None:
     raise PipelineError(f"{stem}.csv (or {stem}.parquet) is missing from the raw directory")
 
 
-def _header(path: Path) -> list[str]:
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _header(path: Path, encoding: str = "utf-8") -> list[str]:
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if not head.strip():
         raise PipelineError(f"{path.name} is empty (no header row)")
     if head.startswith(b"PAR1"):
         raise PipelineError(f"{path.name} is a Parquet file with a .csv name")
+    enc = "utf-8-sig" if _is_utf8(encoding) else encoding
     try:
-        text = head.decode("utf-8-sig")
+        text = head.decode(enc)
     except UnicodeDecodeError as e:
         if len(head) == 1 << 16 and e.start > len(head) - 4:  # a multi-byte character cut at the end of the sample
-            text = head[: e.start].decode("utf-8-sig")
+            text = head[: e.start].decode(enc)
         else:
             line = head[: e.start].count(b"\n") + 1
-            raise PipelineError(f"{path.name} is not UTF-8 text (first bad byte on line {line}); save it as UTF-8") from None
+            raise PipelineError(_not_text(path.name, encoding, line)) from None
     first = text.splitlines()[0] if text.splitlines() else ""
     return [c.strip().lower() for c in next(csv.reader([first]))]
 
 
-def _check_columns(name: str, cols: list[str], source: Source) -> None:
+def _not_text(name: str, encoding: str, line: int | None = None) -> str:
+    where = f" (first bad byte on line {line})" if line else ""
+    if _is_utf8(encoding):
+        return (f"{name} is not UTF-8 text{where}; save it as UTF-8, or declare its encoding in the configuration "
+                f"(e.g. encoding = \"cp1252\" under [input])")
+    return f"{name} is not {encoding} text{where}; check encoding under [input] in the configuration"
+
+
+def _map_headers(name: str, names: list[str], source: Source, header_map: dict[str, str]) -> list[str]:
+    """Rename the export's own headers to the contract's columns ([input.columns.<file>])."""
+    if not header_map:
+        return names
+    for header, col in header_map.items():
+        if header not in names:
+            raise PipelineError(f"{name} has no column `{header}` (the configuration's [input.columns.{source.stem}] "
+                                f"maps it to `{col}`)")
+    return [header_map.get(n, n) for n in names]
+
+
+def column_report(names: list[str], source: Source) -> dict[str, list[str]]:
+    """Columns found, missing and unknown (neither in the contract nor known extras) after mapping."""
+    allowed = set(source.columns) | set(source.optional_columns)
+    return {"found": [c for c in source.columns + source.optional_columns if c in names],
+            "missing": [c for c in source.columns if c not in names],
+            "unknown": [c for c in dict.fromkeys(names) if c not in allowed]}
+
+
+def _check_duplicates(name: str, cols: list[str], source: Source) -> set[str]:
     seen = set()
     for c in cols:
         if c in seen and c in source.columns:
             raise PipelineError(f"{name} has the column `{c}` twice in its header")
         seen.add(c)
+    return seen
+
+
+def _check_columns(name: str, cols: list[str], source: Source) -> None:
+    seen = _check_duplicates(name, cols, source)
     for c in source.columns:
         if c not in seen:
             if len(cols) == 1:
@@ -83,9 +122,26 @@ def _check_columns(name: str, cols: list[str], source: Source) -> None:
             raise PipelineError(f"{name} is missing the required column `{c}`")
 
 
-def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
-    """Read one raw file as text columns plus `_row_number` (1-based data row). Returns (table, malformed rows)."""
+def read_table(path: Path, source: Source, inp: Input | None = None,
+               lenient: bool = False) -> tuple[pa.Table, list[dict], list[str]]:
+    """Read one raw file as text columns plus `_row_number` (1-based data row), the export's headers mapped to the
+    contract's columns. Returns (table, malformed rows, column names as found after mapping). `lenient` (the
+    `check` command): a missing required column is added empty instead of stopping."""
+    inp = inp or Input()
+    header_map = inp.header_map(source.stem)
+    t, bad = _read_table(path, source, inp, header_map, lenient)
+    found = [c for c in t.column_names if c != "_row_number"]
+    if lenient:
+        for c in source.columns:
+            if c not in found:
+                t = t.append_column(c, pa.array([None] * t.num_rows, pa.string()))
+    return t, bad, found
+
+
+def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, str],
+                lenient: bool) -> tuple[pa.Table, list[dict]]:
     bad: list[dict] = []
+    check = (lambda name, cols, src: _check_duplicates(name, cols, src)) if lenient else _check_columns
     if path.suffix == ".parquet":
         with open(path, "rb") as fh:
             magic = fh.read(4)
@@ -95,14 +151,19 @@ def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
             t = pq.read_table(path)
         except (pa.ArrowException, OSError) as e:
             raise PipelineError(f"{path.name} could not be read as Parquet ({type(e).__name__})") from None
-        names = [n.strip().lower() for n in t.column_names]
-        _check_columns(path.name, names, source)
+        names = _map_headers(path.name, [n.strip().lower() for n in t.column_names], source, header_map)
+        check(path.name, names, source)
         cols = {}
         for n, col in zip(names, t.columns):
             if n in cols:
                 continue
             if pa.types.is_timestamp(col.type):
                 col = col.cast(pa.timestamp("s")) if col.type.tz is None else col
+            if inp.date_format != ISO_DATE and (pa.types.is_date(col.type) or
+                                                (pa.types.is_timestamp(col.type) and col.type.tz is None)):
+                # a typed date is unambiguous: write it in the declared format, which the staging SQL reads
+                time_part = " %H:%M:%S" if pa.types.is_timestamp(col.type) else ""
+                col = pc.strftime(col.cast(pa.timestamp("s")), format=inp.date_format + time_part)
             try:
                 cols[n] = col.cast(pa.string())
             except pa.ArrowException:
@@ -111,15 +172,16 @@ def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
         t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
         return t, bad
 
-    names = _header(path)
-    _check_columns(path.name, names, source)
+    names = _map_headers(path.name, _header(path, inp.encoding), source, header_map)
+    check(path.name, names, source)
     # read every column as text; columns beyond the contract are kept for `rejects` but otherwise ignored
     unique = []
     for i, n in enumerate(names):
         unique.append(n if n not in unique else f"{n}__{i}")
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in unique}, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
-    read_opts = pacsv.ReadOptions(column_names=unique, skip_rows=1, encoding="utf8", block_size=1 << 24)
+    read_opts = pacsv.ReadOptions(column_names=unique, skip_rows=1, encoding="utf8" if _is_utf8(inp.encoding) else inp.encoding,
+                                  block_size=1 << 24)
 
     def handler(row):
         try:
@@ -140,7 +202,7 @@ def read_table(path: Path, source: Source) -> tuple[pa.Table, list[dict]]:
     except pa.ArrowInvalid as e:
         msg = str(e)
         if "UTF8" in msg or "UTF-8" in msg:
-            raise PipelineError(f"{path.name} is not UTF-8 text; save it as UTF-8") from None
+            raise PipelineError(_not_text(path.name, inp.encoding)) from None
         raise PipelineError(f"{path.name} could not be read as CSV: {msg.splitlines()[0][:160]}") from None
     n_total = t.num_rows + len(bad)
     if bad:
@@ -198,26 +260,99 @@ def _file_hash(path: Path, h) -> None:
             h.update(block)
 
 
-def read_codelist(raw: Path, rel: str, condition: str) -> list[str]:
+def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8") -> list[str]:
     p = raw / rel
     if not p.exists():
         raise PipelineError(f"codelist {rel} (condition {condition}) is missing from the raw directory")
-    names = _header(p)
+    names = _header(p, encoding)
     if "code" not in names:
         raise PipelineError(f"codelist {rel} is missing the required column `code`")
-    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1),
+    enc = "utf8" if _is_utf8(encoding) else encoding
+    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1,
+                                                         encoding=enc),
                        convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(len(names))}))
     codes = t.column(names.index("code")).to_pylist()
     return sorted({c.strip() for c in codes if c and c.strip()})
 
 
-def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duckdb") -> None:
+def staging_params(cfg: Config, today: dt.date) -> dict:
+    """The values the staging models bind: the day of the run and the extract's date format."""
+    return {"today": today, "date_format": cfg.input.date_format, "date_label": cfg.input.date_label}
+
+
+def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, lenient: bool = False,
+                on_raw=None) -> dict:
+    """Read one raw file, run its staging model and leave two tables: `<stem>` (the rows that load) and
+    `rejects_<stem>` (one row per rejected row: source, row_number, reason, the raw values). Returns what was found:
+    {'file', 'rows_read', 'rows_loaded', 'rows_rejected', 'columns_found'}. `lenient` (the `check` command): a
+    missing required column is read as empty rather than stopping."""
+    t = None
+    if path is None:  # optional file absent: an empty table with the contract's columns
+        t = pa.table({c: pa.array([], pa.string()) for c in s.columns} | {"_row_number": pa.array([], pa.int64())})
+        bad, found = [], []
+    elif not lenient and not cfg.input.header_map(s.stem) and cfg.input.date_format == ISO_DATE:
+        t = scan_parquet(con, path, s)  # large Parquet files are streamed by DuckDB, never held in memory
+        bad = []
+        if t is not None:
+            found = [c for c in t.columns if c != "_row_number"]
+    if t is None:
+        t, bad, found = read_table(path, s, cfg.input, lenient=lenient)
+    if isinstance(t, pa.Table):
+        con.register(f"raw_{s.stem}_arrow", t)
+    con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
+    _check_header_repeats(con, s, path)
+    if on_raw is not None:  # the `check` command looks at the raw text (e.g. to detect the date format)
+        on_raw(con, f"raw_{s.stem}")
+    build(con, f"staging/stg_{s.stem}", staging_params(cfg, today))
+    keep = ", ".join(c for c in con.execute(f"select * from stg_{s.stem} limit 0").fetchdf().columns
+                     if c not in ("row_number", "reject_reason"))
+    con.execute(f"create or replace table {s.stem} as select {keep} from stg_{s.stem} "
+                f"where reject_reason is null order by row_number")
+    raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
+    raw_cols = ", ".join(f'r."{c}"' for c in raw_names if c != "_row_number")
+    con.execute(f"create or replace temp table rejects_{s.stem} as "
+                f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
+                f"from stg_{s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
+                f"where s.reject_reason is not null")
+    if bad:
+        rows = [{"source": s.stem, "row_number": b["row_number"],
+                 "reason": f"row has {b['actual']} fields, expected {b['expected']}", "raw_text": b["text"]} for b in bad]
+        con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
+        con.execute(f"insert into rejects_{s.stem} by name select * exclude (raw_text) from bad_rows_arrow")
+        con.unregister("bad_rows_arrow")
+    n_rows = t.num_rows if isinstance(t, pa.Table) else con.execute(f"select count(*) from raw_{s.stem}").fetchone()[0]
+    n_read = n_rows + len(bad)
+    n_rej = con.execute(f"select count(*) from rejects_{s.stem}").fetchone()[0]
+    n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
+    if n_read != n_loaded + n_rej:
+        raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
+    con.execute(f"drop table stg_{s.stem}")
+    con.execute(f"drop view raw_{s.stem}")
+    if isinstance(t, pa.Table):
+        con.unregister(f"raw_{s.stem}_arrow")
+    else:
+        con.execute(f"drop view raw_{s.stem}_arrow")
+        con.execute(f"drop view raw_{s.stem}_file")
+    progress.current().update(s.stem, rows=n_read)
+    log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+    return {"file": path.name if path else None, "rows_read": n_read, "rows_loaded": n_loaded, "rows_rejected": n_rej,
+            "columns_found": found}
+
+
+def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duckdb") -> str | None:
+    """Load the raw directory into the warehouse. Returns None, or the reject-rate guard's sentence when a file
+    lost more than `[input] max_reject_share` of its rows (the warehouse still holds rejects and load_summary;
+    the caller stops the run after committing it). The `ingest` command raises that sentence itself."""
     raw = Path(raw)
     if not raw.is_dir():
         raise PipelineError("the raw directory does not exist")
     if con is None:
         with staged(processed, fresh=True, settings=cfg.engine) as c:
-            return ingest(raw, processed, cfg, c, engine)
+            stop = ingest(raw, processed, cfg, c, engine)
+        if stop:
+            remove_stale_exports(processed, keep=("load_summary", "rejects"))
+            raise PipelineError(stop)
+        return None
 
     today = run_date()
     _prewarm_expectations()
@@ -234,59 +369,17 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
         reject_parts = [f"rejects_{row[0]}" for row in summary]
     for s in SOURCES if engine == "duckdb" else ():
         path = files[s.stem]
-        if path is None:  # optional file absent: an empty table with the contract's columns
-            t = pa.table({c: pa.array([], pa.string()) for c in s.columns} | {"_row_number": pa.array([], pa.int64())})
-            bad = []
-        else:
-            _file_hash(path, h)
-            t = scan_parquet(con, path, s)  # large Parquet files are streamed by DuckDB, never held in memory
-            if t is None:
-                t, bad = read_table(path, s)
-            else:
-                bad = []
-        if isinstance(t, pa.Table):
-            con.register(f"raw_{s.stem}_arrow", t)
-        con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
-        _check_header_repeats(con, s, path)
-        build(con, f"staging/stg_{s.stem}", {"today": today})
-        keep = ", ".join(c for c in con.execute(f"select * from stg_{s.stem} limit 0").fetchdf().columns
-                         if c not in ("row_number", "reject_reason"))
-        con.execute(f"create or replace table {s.stem} as select {keep} from stg_{s.stem} "
-                    f"where reject_reason is null order by row_number")
-        raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
-        raw_cols = ", ".join(f'r."{c}"' for c in raw_names if c != "_row_number")
-        con.execute(f"create or replace temp table rejects_{s.stem} as "
-                    f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
-                    f"from stg_{s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
-                    f"where s.reject_reason is not null")
-        if bad:
-            rows = [{"source": s.stem, "row_number": b["row_number"],
-                     "reason": f"row has {b['actual']} fields, expected {b['expected']}", "raw_text": b["text"]} for b in bad]
-            con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
-            con.execute(f"insert into rejects_{s.stem} by name select * exclude (raw_text) from bad_rows_arrow")
-            con.unregister("bad_rows_arrow")
-        n_rows = t.num_rows if isinstance(t, pa.Table) else con.execute(f"select count(*) from raw_{s.stem}").fetchone()[0]
-        n_read = n_rows + len(bad)
-        n_rej = con.execute(f"select count(*) from rejects_{s.stem}").fetchone()[0]
-        n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
-        if n_read != n_loaded + n_rej:
-            raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
         if path is not None:
-            summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
+            _file_hash(path, h)
+        got = load_source(con, s, path, cfg, today)
+        if path is not None:
+            summary.append((s.stem, path.name, got["rows_read"], got["rows_loaded"], got["rows_rejected"]))
             reject_parts.append(f"rejects_{s.stem}")
-        con.execute(f"drop table stg_{s.stem}")
-        con.execute(f"drop view raw_{s.stem}")
-        if isinstance(t, pa.Table):
-            con.unregister(f"raw_{s.stem}_arrow")
-        else:
-            con.execute(f"drop view raw_{s.stem}_arrow")
-            con.execute(f"drop view raw_{s.stem}_file")
-        progress.current().update(s.stem, rows=n_read)
-        log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
 
     con.execute("create or replace table load_summary (source varchar, file varchar, rows_read bigint, "
                 "rows_loaded bigint, rows_rejected bigint)")
     con.executemany("insert into load_summary values (?, ?, ?, ?, ?)", summary)
+    stop = reject_guard(con, cfg)
     if reject_parts:
         con.execute("create or replace table rejects as " + " union all by name ".join(f"select * from {p}" for p in reject_parts)
                     + " order by source, row_number")
@@ -299,7 +392,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
         for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
             if rel:
                 p = raw / rel
-                codes = read_codelist(raw, rel, c.id)
+                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
                 if not codes and kind == "diagnosis":
                     raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
                 _file_hash(p, h)
@@ -308,6 +401,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     con.executemany("insert into codelists values (?, ?, ?)", rows)
 
     load_external_rates(con, raw, cfg, h)
+    load_lsoa_lookup(con, raw, cfg, h)
 
     boundaries = raw / "boundaries.geojson"
     if boundaries.exists():
@@ -317,8 +411,11 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     con.execute("create or replace table run_info (key varchar, value varchar)")
     con.executemany("insert into run_info values (?, ?)", [
         ("pipeline_version", __version__), ("input_hash", h.hexdigest()[:16]), ("run_date", today.isoformat()),
-        ("boundaries", "yes" if boundaries.exists() else "no"), ("engine", engine),
+        ("boundaries", "yes" if boundaries.exists() else "no"), ("date_format", cfg.input.date_format),
+        ("lsoa_lookup", "yes" if cfg.input.lsoa_lookup else "no"), ("engine", engine),
     ])
+    if stop:
+        return stop
     from .expectations import validate_loaded
 
     if engine == "spark":
@@ -327,6 +424,84 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
         validate_loaded(con, spark_engine.loaded_summaries(spark_engine.session(cfg.engine), processed, cfg))
     else:
         validate_loaded(con)
+    return None
+
+
+# Date formats tried, in this order, when an extract's dates are not in the declared format (UK forms before US).
+DATE_CANDIDATES = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%Y/%m/%d", "%d.%m.%Y", "%Y%m%d", "%d/%m/%y",
+                   "%d-%b-%Y", "%d %b %Y", "%d-%b-%y")
+
+
+def detect_date_format(con, relation: str, column: str | tuple[str, ...], sample: int = 20_000) -> tuple[str, float, bool] | None:
+    """The candidate format that reads most of the non-empty values of one column (or several, together) ->
+    (format, share read, ambiguous with its day/month swap), or None when no candidate reads at least half of them.
+    Set-based, in DuckDB; the formats are bound as parameters."""
+    columns = (column,) if isinstance(column, str) else tuple(column)
+    values = " union ".join(f'select trim(cast("{c}" as varchar)) as x from {relation} '
+                            f'where nullif(trim(cast("{c}" as varchar)), \'\') is not null' for c in columns)
+    counts = ", ".join("count(*) filter (where parse_date(x, ?) is not null)" for _ in DATE_CANDIDATES)
+    got = con.execute(f"""
+        with v as (select distinct x from ({values}) limit {int(sample)})
+        select count(*), {counts} from v""", list(DATE_CANDIDATES)).fetchone()
+    n_all = got[0]
+    rows = sorted(((pos, fmt, got[pos + 1], n_all) for pos, fmt in enumerate(DATE_CANDIDATES)),
+                  key=lambda r: (-r[2], r[0]))
+    if not rows or rows[0][3] == 0 or rows[0][2] < 0.5 * rows[0][3]:
+        return None
+    pos, fmt, n_read, n_all = rows[0]
+    swapped = fmt.replace("%d", "%D").replace("%m", "%d").replace("%D", "%m")
+    ambiguous = swapped != fmt and any(r[1] == swapped and r[2] == n_read for r in rows)
+    return fmt, n_read / n_all, ambiguous
+
+
+def reject_guard(con, cfg: Config) -> str | None:
+    """The first file (in load order) that lost more than `max_reject_share` of its rows -> one sentence naming the
+    file, the share, the commonest reason with a sample row number and what to do; None when every file is within."""
+    limit = cfg.input.max_reject_share
+    over = con.execute("select source, file, rows_read, rows_rejected from load_summary "
+                       "where rows_read > 0 and rows_rejected > ? * rows_read", [limit]).fetchall()
+    if not over:
+        return None
+    order = [s.stem for s in SOURCES]
+    stem, name, n_read, n_rej = min(over, key=lambda r: order.index(r[0]))
+    reason, count, row = commonest_reason(con, f"rejects_{stem}")
+    hint = ""
+    col = reason.split(" ", 1)[0]
+    if "is not a valid date" in reason and col in SOURCE_BY_STEM[stem].date_columns:
+        found = detect_date_format(con, f"rejects_{stem}", SOURCE_BY_STEM[stem].date_columns)
+        if found and found[0] != cfg.input.date_format:
+            fmt, _, ambiguous = found
+            hint = (f"; its dates look like {date_format_label(fmt)}"
+                    + (" (or month first: no day is above 12)" if ambiguous else "")
+                    + f", so declare date_format = \"{fmt}\" under [input] in the configuration")
+    return (f"{name} lost {_pct(n_rej, n_read)} of its rows ({n_rej:,} of {n_read:,}), more than the "
+            f"{_pct(limit, 1)} allowed (input.max_reject_share), so the run stopped after ingest; the commonest reason "
+            f"is \"{reason}\" ({count:,} row{'s' * (count != 1)}, e.g. row {row}){hint}; run `python -m pipeline check --raw <raw directory>` "
+            f"for the full picture (rejects and load_summary are in the warehouse)")
+
+
+def _pct(n: float, d: float) -> str:
+    v = 100.0 * n / d
+    return f"{v:.0f}%" if v == round(v) else f"{v:.1f}%"
+
+
+def commonest_reason(con, relation: str) -> tuple[str, int, int]:
+    """(reason, rows, first row number) of the commonest single reason among a file's rejects (a row's reasons
+    are split at '; ')."""
+    return con.execute(f"""
+        with parts as (select row_number, unnest(string_split(reason, '; ')) as part from {relation})
+        select part, count(*) as n, min(row_number) as first_row from parts
+        group by part order by n desc, first_row limit 1""").fetchone()
+
+
+def reasons_by_count(con, relation: str, examples: int = 3) -> list[tuple[str, int, list[int]]]:
+    """Every single reason among a file's rejects: (reason, rows, the first `examples` row numbers)."""
+    rows = con.execute(f"""
+        with parts as (select row_number, unnest(string_split(reason, '; ')) as part from {relation}),
+             ranked as (select part, row_number, row_number() over (partition by part order by row_number) as k from parts)
+        select part, count(*) as n, list(row_number order by row_number) filter (where k <= {int(examples)}) as sample
+        from ranked group by part order by n desc, min(row_number)""").fetchall()
+    return [(r[0], r[1], list(r[2] or [])) for r in rows]
 
 
 def _prewarm_expectations() -> None:
@@ -378,7 +553,7 @@ def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
                        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
     t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
     con.register("external_rates_arrow", t)
-    period = "parse_date(period)" if "period" in names else "cast(null as date)"
+    period = "parse_date(period, '%Y-%m-%d')" if "period" in names else "cast(null as date)"
     bad = con.execute("""
         select _row_number from external_rates_arrow
         where try_cast(clean(rate) as double) is null or try_cast(clean(rate) as double) not between 0 and 1
@@ -391,3 +566,45 @@ def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
         select {period}, clean(condition), upper(clean(sex)), clean(age_band), cast(clean(rate) as double)
         from external_rates_arrow""")
     con.unregister("external_rates_arrow")
+
+
+# The ONS lookup's headers (compared case-insensitively) -> the warehouse's `lsoa_lookup` columns.
+LOOKUP_COLUMNS = {"lsoa11_code": ("lsoa11cd", "f_lsoa11cd", "lsoa11_code"), "lsoa21_code": ("lsoa21cd", "lsoa21_code"),
+                  "change": ("chgind", "change")}
+LOOKUP_PUBLICATION = ("ONS \"LSOA (2011) to LSOA (2021) to Local Authority District (2022) Lookup for England and "
+                      "Wales\" (Open Geography Portal)")
+
+
+def read_lsoa_lookup(raw: Path, rel: str) -> pa.Table:
+    """The configured ONS LSOA 2011 -> 2021 lookup as text columns lsoa11_code, lsoa21_code, change (U unchanged,
+    S split, M merged, X complex; empty when the file has no CHGIND column)."""
+    p = raw / rel
+    if not p.is_file():
+        raise PipelineError(f"the LSOA lookup {rel} (input.lsoa_lookup) is missing from the raw directory; "
+                            f"it is the {LOOKUP_PUBLICATION}")
+    names = _header(p)
+    cols = {}
+    for want, spellings in LOOKUP_COLUMNS.items():
+        hit = next((names.index(s) for s in spellings if s in names), None)
+        if hit is None and want != "change":
+            raise PipelineError(f"the LSOA lookup {Path(rel).name} is missing the column `{spellings[0].upper()}`")
+        cols[want] = hit
+    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1),
+                       convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(len(names))}))
+    return pa.table({k: (t.column(i) if i is not None else pa.array([None] * t.num_rows, pa.string()))
+                     for k, i in cols.items()})
+
+
+def load_lsoa_lookup(con, raw: Path, cfg: Config, h) -> None:
+    """`lsoa_lookup` (empty unless `[input] lsoa_lookup` names a file): pairs of 2011 and 2021 LSOA codes."""
+    con.execute("create or replace table lsoa_lookup (lsoa11_code varchar, lsoa21_code varchar, change varchar)")
+    rel = cfg.input.lsoa_lookup
+    if not rel:
+        return
+    t = read_lsoa_lookup(raw, rel)
+    _file_hash(raw / rel, h)
+    con.register("lsoa_lookup_arrow", t)
+    con.execute("""insert into lsoa_lookup
+        select distinct clean(lsoa11_code), clean(lsoa21_code), upper(clean(change)) from lsoa_lookup_arrow
+        where clean(lsoa11_code) is not null and clean(lsoa21_code) is not null""")
+    con.unregister("lsoa_lookup_arrow")

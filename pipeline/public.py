@@ -2,7 +2,10 @@
 
     python -m pipeline public --in DIR --year 2022-23 --processed P --reports R [--icb QHM]
 
-DIR has the layout of ../shared/realdata (qof/, mapping/, registrations/, practice_imd/, census/). Inputs:
+DIR holds England's published files as downloaded: flat, in zip archives (read by member name), or in the
+sub-folders qof/, mapping/, registrations/, practice_imd/, census/. Publisher, publication, file names and the
+vintage for each QOF year are in pipeline/public_inputs.py (`python -m pipeline public --sources --year 2022-23`;
+docs/public-data.md). Inputs:
 
 * ``qof/PREVALENCE_YYZZ.csv``: QOF registers and list sizes per practice and register (GROUP_CODE) — the counts.
 * ``mapping/MAPPING_NHS_GEOGRAPHIES_YYZZ.csv`` (practice -> PCN -> ICB for that QOF year); when absent (as for
@@ -58,6 +61,7 @@ disclosure-controlled.
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -66,6 +70,7 @@ import pandas as pd
 
 from . import adapters as A
 from .errors import PipelineError
+from .public_inputs import find_input, missing_message
 from .warehouse import staged
 
 log = logging.getLogger("pipeline.public")
@@ -93,31 +98,32 @@ MODEL_AGE_REFERENCE = "25-44"
 # inputs
 # ------------------------------------------------------------------------------------------------
 
-def locate_inputs(in_dir: Path, year: str) -> dict:
-    """The files for a QOF year, checked to exist: {'period', 'yy', 'qof', 'mapping', 'mapping_kind', 'imd',
-    'registrations' (or None), 'ethnicity' (or None)}."""
+def locate_inputs(in_dir: Path, year: str, tmp: Path) -> dict:
+    """The files for a QOF year, found as downloaded (pipeline/public_inputs.py: in the input directory, its layout
+    sub-folders, or as members of zip archives there, copied into `tmp`) and checked to exist: {'period', 'yy',
+    'qof', 'mapping', 'mapping_kind', 'imd', 'registrations' (or None), 'ethnicity' (or None)}."""
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise PipelineError(f"the input directory given to --in ({in_dir.name}) does not exist.")
     yy, period = A.parse_qof_year(year)
-    qof = in_dir / "qof" / f"PREVALENCE_{yy}.csv"
-    if not qof.is_file():
-        raise PipelineError(f"there is no QOF prevalence file qof/PREVALENCE_{yy}.csv for {year} in the input directory.")
-    mapping = in_dir / "mapping" / f"MAPPING_NHS_GEOGRAPHIES_{yy}.csv"
-    kind = "qof"
-    if not mapping.is_file():
-        mapping, kind = in_dir / "mapping" / "gp-reg-pat-prac-map.csv", "gp_reg"
-        if not mapping.is_file():
+    qof = find_input(in_dir, "qof", year, tmp)
+    if qof is None:
+        raise PipelineError(missing_message("qof", year))
+    mapping, kind = find_input(in_dir, "mapping", year, tmp), "qof"
+    if mapping is None:
+        mapping, kind = find_input(in_dir, "mapping_gp_reg", year, tmp), "gp_reg"
+        if mapping is None:
             raise PipelineError(f"there is no practice mapping for {year}: neither mapping/MAPPING_NHS_GEOGRAPHIES_{yy}.csv "
-                                "nor mapping/gp-reg-pat-prac-map.csv is in the input directory.")
+                                "(NHS England, the QOF raw data zip) nor mapping/gp-reg-pat-prac-map.csv (NHS England, "
+                                "\"Patients Registered at a GP Practice\", gp-reg-pat-prac-map.zip) is in the input "
+                                "directory or a zip archive there.")
         log.warning("no QOF mapping for %s: using %s (practice -> PCN -> ICB at that file's date)", year, mapping.name)
-    imd = in_dir / "practice_imd" / "IMD_raw.csv"
-    if not imd.is_file():
-        raise PipelineError("there is no practice deprivation file practice_imd/IMD_raw.csv in the input directory.")
-    reg = in_dir / "registrations" / "gp-reg-pat-prac-quin-age.csv"
-    eth = in_dir / "census" / "practice_ethnicity.csv"
+    imd = find_input(in_dir, "imd", year, tmp)
+    if imd is None:
+        raise PipelineError(missing_message("imd", year))
     return {"period": period, "yy": yy, "qof": qof, "mapping": mapping, "mapping_kind": kind, "imd": imd,
-            "registrations": reg if reg.is_file() else None, "ethnicity": eth if eth.is_file() else None}
+            "registrations": find_input(in_dir, "registrations", year, tmp),
+            "ethnicity": find_input(in_dir, "ethnicity", year, tmp)}
 
 
 def practice_deciles(score: np.ndarray, weight: np.ndarray, n: int = 10) -> np.ndarray:
@@ -476,17 +482,19 @@ def _write_warehouse(tables: dict[str, pd.DataFrame], processed: Path, parquet: 
 
 
 def load_inputs(in_dir: Path, year: str) -> dict:
-    """Read and adapt every input for the year -> {'files': locate_inputs(...), 'adapted': {name: Adapted}}."""
-    files = locate_inputs(in_dir, year)
-    adapted = {
-        "qof": A.read_qof_prevalence(files["qof"]),
-        "mapping": (A.read_qof_mapping if files["mapping_kind"] == "qof" else A.read_gp_reg_map)(files["mapping"]),
-        "imd": A.read_fingertips_practice_imd(files["imd"], 2019),
-    }
-    if files["registrations"] is not None:
-        adapted["registrations"] = A.read_registrations_quin_age(files["registrations"])
-    if files["ethnicity"] is not None:
-        adapted["ethnicity"] = A.read_practice_ethnicity(files["ethnicity"])
+    """Read and adapt every input for the year -> {'files': locate_inputs(...), 'adapted': {name: Adapted}}. Zip
+    members are copied into a temporary folder that is removed once they are read."""
+    with tempfile.TemporaryDirectory(prefix="public-inputs-") as tmp:
+        files = locate_inputs(in_dir, year, Path(tmp))
+        adapted = {
+            "qof": A.read_qof_prevalence(files["qof"]),
+            "mapping": (A.read_qof_mapping if files["mapping_kind"] == "qof" else A.read_gp_reg_map)(files["mapping"]),
+            "imd": A.read_fingertips_practice_imd(files["imd"], 2019),
+        }
+        if files["registrations"] is not None:
+            adapted["registrations"] = A.read_registrations_quin_age(files["registrations"])
+        if files["ethnicity"] is not None:
+            adapted["ethnicity"] = A.read_practice_ethnicity(files["ethnicity"])
     return {"files": files, "adapted": adapted}
 
 

@@ -1,7 +1,7 @@
 """Input contract metadata, in one place: drives reading, validation messages and the synthetic data's columns."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -10,15 +10,52 @@ class Source:
     columns: tuple[str, ...]          # required columns, in contract order
     optional_file: bool = False
     key: str | None = None            # unique key column
+    date_columns: tuple[str, ...] = ()        # read with [input] date_format
+    optional_columns: tuple[str, ...] = ()    # contract columns a file may leave out
+    one_row_per: str = ""
+    description: dict = field(default_factory=dict, compare=False, hash=False)  # column -> meaning (docs)
 
 
 SOURCES: tuple[Source, ...] = (
-    Source("practices", ("practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"), key="practice_code"),
-    Source("deprivation", ("lsoa_code", "imd_score", "imd_rank", "imd_decile"), key="lsoa_code"),
-    Source("neighbourhoods", ("lsoa_code", "neighbourhood_code", "neighbourhood_name"), optional_file=True, key="lsoa_code"),
-    Source("patients", ("patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"), key="patient_id"),
-    Source("registrations", ("patient_id", "practice_code", "registered_from", "registered_to")),
-    Source("events", ("patient_id", "code", "date")),
+    Source("practices", ("practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"), key="practice_code",
+           one_row_per="practice", description={
+               "practice_code": "ODS code of the GP practice (e.g. A81001); unique",
+               "practice_name": "name (empty: the code is used)",
+               "pcn_code": "ODS code of its primary care network; must not be empty",
+               "pcn_name": "name (empty: the code is used)",
+               "icb_code": "ODS code of its integrated care board (e.g. QHM); must not be empty",
+               "icb_name": "name (empty: the code is used)"}),
+    Source("deprivation", ("lsoa_code", "imd_score", "imd_rank", "imd_decile"), key="lsoa_code",
+           one_row_per="LSOA", description={
+               "lsoa_code": "LSOA code (2011 LSOAs for IoD 2019, 2021 LSOAs for IoD 2025); unique",
+               "imd_score": "IMD score (a number; may be empty)",
+               "imd_rank": "national IMD rank, 1 = most deprived (whole number; may be empty)",
+               "imd_decile": "national IMD decile, 1 = most deprived (whole number 1-10)"}),
+    Source("neighbourhoods", ("lsoa_code", "neighbourhood_code", "neighbourhood_name"), optional_file=True, key="lsoa_code",
+           one_row_per="LSOA", description={
+               "lsoa_code": "LSOA code, as the patients file records it; unique",
+               "neighbourhood_code": "the local neighbourhood's code; must not be empty",
+               "neighbourhood_name": "name (empty: the code is used)"}),
+    Source("patients", ("patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"), key="patient_id",
+           date_columns=("date_of_birth", "date_of_death"), one_row_per="patient", description={
+               "patient_id": "pseudonymised identifier (text); unique, not empty",
+               "sex": "F, M, I (indeterminate) or U (unknown); not empty",
+               "date_of_birth": "date (first of the month); not empty",
+               "ethnicity": "NHS ethnic category code A-H, J-N, P, R, S, Z or 99; may be empty",
+               "lsoa_code": "LSOA of residence; may be empty",
+               "date_of_death": "date; empty while alive"}),
+    Source("registrations", ("patient_id", "practice_code", "registered_from", "registered_to"),
+           date_columns=("registered_from", "registered_to"), one_row_per="registration spell", description={
+               "patient_id": "a patient in the patients file",
+               "practice_code": "a practice in the practices file",
+               "registered_from": "date the spell began; not empty",
+               "registered_to": "date it ended; empty while registered; not before registered_from"}),
+    Source("events", ("patient_id", "code", "date"), date_columns=("date",), optional_columns=("value",),
+           one_row_per="coded event", description={
+               "patient_id": "a patient in the patients file",
+               "code": "SNOMED CT or dm+d concept id (text); not empty",
+               "date": "date of the event; not empty",
+               "value": "optional column: a plain decimal number (e.g. a blood pressure reading); may be empty"}),
 )
 SOURCE_BY_STEM = {s.stem: s for s in SOURCES}
 
@@ -37,3 +74,84 @@ GROUP_ORDER = {
     "sex": SEX_GROUPS,
     "age_band": AGE_BANDS,
 }
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    name: str
+    one_row_per: str
+    columns: tuple[tuple[str, str], ...]   # (column, meaning), in the table's order
+    open_ended: bool = False                # more columns follow (e.g. the raw values in `rejects`)
+
+
+_AREA = (("area_type", "icb, pcn, practice or neighbourhood"), ("area_code", "the area's code"))
+_GROUP = (("group_type", "all, ethnicity, imd_quintile, sex or age_band"),
+          ("group_value", "All; White, Mixed, Asian, Black, Other, Unknown; 1-5 or Unknown; F, M, Unknown; 0-4 ... 90+"))
+
+# The output contract: every table written to data/processed/ (warehouse.duckdb and one Parquet file each).
+# docs/outputs.md is generated from this, and the tests compare it with the tables a run writes.
+OUTPUT_TABLES: tuple[OutputTable, ...] = (
+    OutputTable("prevalence", "period x condition x area x group (rows with population 0 left out)", (
+        ("period", "reference date (period end)"), ("condition", "the configuration's condition id"),
+        *_AREA[:2], ("area_name", "the area's name"), *_GROUP,
+        ("observed", "patients on the register (cases)"), ("population", "registered, alive, at or above min_age"),
+        ("rate", "observed / population (a proportion, 0-1)"), ("rate_lower", "Wilson score 95% lower limit"),
+        ("rate_upper", "Wilson score 95% upper limit"),
+        ("expected", "sum over sex x age-band strata of population x reference rate"),
+        ("ratio", "observed / expected (indirectly standardised ratio)"),
+        ("ratio_lower", "95% lower limit (exact Poisson below 10 observed, Byar's otherwise)"),
+        ("ratio_upper", "95% upper limit"),
+        ("missing", "expected - observed: positive = fewer recorded than the dataset's average would give"))),
+    OutputTable("inequality", "period x condition x area with all five IMD quintiles populated", (
+        ("period", "reference date"), ("condition", "condition id"), *_AREA,
+        ("dimension", "imd_quintile"), ("measure", "crude_rate"),
+        ("sii", "slope index of inequality (rate at least deprived minus most deprived end of the fitted line)"),
+        ("sii_lower", "95% lower limit (100,000 simulations, as PHEindicatormethods phe_sii)"),
+        ("sii_upper", "95% upper limit"), ("rii", "relative index of inequality"),
+        ("rii_lower", "95% lower limit"), ("rii_upper", "95% upper limit"))),
+    OutputTable("funnel", "period x condition x practice/PCN/neighbourhood x statistic", (
+        ("period", "reference date"), ("condition", "condition id"), *_AREA,
+        ("parent_type", "icb"), ("parent_code", "the ICB compared with"),
+        ("statistic", "proportion (crude rate) or ratio (observed / expected)"), ("observed", "cases"),
+        ("denominator", "population (proportion) or expected (ratio)"), ("value", "the area's rate or ratio"),
+        ("parent_value", "the ICB's rate, or 1 for ratios"), ("lower_95", "95% funnel limit at this denominator"),
+        ("upper_95", "95% funnel limit"), ("lower_998", "99.8% funnel limit"), ("upper_998", "99.8% funnel limit"),
+        ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001)"))),
+    OutputTable("trend", "pair of periods (consecutive, and first to last) x condition x area x group", (
+        ("period_from", "earlier reference date"), ("period_to", "later reference date"), ("condition", "condition id"),
+        *_AREA, *_GROUP, ("ratio_from", "ratio on the earlier date (first date's reference rates)"),
+        ("ratio_to", "ratio on the later date (same reference rates)"), ("change", "ratio_to / ratio_from"),
+        ("change_lower", "95% lower limit (allows for the same patients on both dates)"),
+        ("change_upper", "95% upper limit"), ("missing_from", "missing on the earlier date"),
+        ("missing_to", "missing on the later date"), ("missing_change", "missing_to - missing_from"),
+        ("missing_change_lower", "95% lower limit"), ("missing_change_upper", "95% upper limit"),
+        ("label", "improving, no clear change or worsening"))),
+    OutputTable("comparisons", "period x condition x area x group compared with a reference group, or area with its parent", (
+        ("period", "reference date"), ("condition", "condition id"), *_AREA,
+        ("comparison", "group (against the reference group) or parent (the area against its parent area)"),
+        *_GROUP, ("reference", "the reference group or parent area"), ("value", "the rate compared"),
+        ("reference_value", "the reference's rate"), ("rate_ratio", "value / reference_value"),
+        ("rate_ratio_lower", "95% lower limit"), ("rate_ratio_upper", "95% upper limit"),
+        ("rate_difference", "value - reference_value"), ("rate_difference_lower", "95% lower limit"),
+        ("rate_difference_upper", "95% upper limit"), ("label", "higher, similar or lower"))),
+    OutputTable("dsr", "period x condition x area x group", (
+        ("period", "reference date"), ("condition", "condition id"), *_AREA, *_GROUP,
+        ("observed", "cases"), ("population", "population"),
+        ("dsr", "directly standardised rate per 100,000 (2013 European Standard Population)"),
+        ("dsr_lower", "95% lower limit (Dobson)"), ("dsr_upper", "95% upper limit (Dobson)"),
+        ("standard", "the standard population used"), ("note", "why a value is left out, when it is"))),
+    OutputTable("data_quality", "period x area (practice, PCN, ICB)", (
+        ("period", "reference date"), ("area_type", "practice, pcn or icb"), ("area_code", "the area's code"),
+        ("population", "registered and alive, all ages"), ("ethnicity_not_recorded", "ethnic group Unknown"),
+        ("lsoa_missing", "no LSOA recorded"),
+        ("lsoa_unmatched", "an LSOA not in the deprivation file (nor bridged by the LSOA lookup)"),
+        ("no_neighbourhood", "in no neighbourhood"))),
+    OutputTable("load_summary", "input file", (
+        ("source", "the file's stem: patients, registrations, events, practices, deprivation, neighbourhoods"),
+        ("file", "the file's name"), ("rows_read", "data rows read"), ("rows_loaded", "rows loaded"),
+        ("rows_rejected", "rows rejected (rows_read = rows_loaded + rows_rejected)"))),
+    OutputTable("rejects", "rejected input row", (
+        ("source", "the file's stem"), ("row_number", "1-based data row in its file"),
+        ("reason", "plain words: which column, what is wrong (several joined by '; ')")), open_ended=True),
+)
+OUTPUT_BY_NAME = {t.name: t for t in OUTPUT_TABLES}

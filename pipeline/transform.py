@@ -12,6 +12,7 @@ from .warehouse import build, staged
 log = logging.getLogger("pipeline.transform")
 
 MODELS = (
+    "intermediate/int_lsoa_deprivation",
     "intermediate/int_patients_registered_on_date",
     "intermediate/int_condition_cases",
     "marts/stratified_counts",
@@ -25,7 +26,7 @@ MODELS = (
 
 
 INGESTED = ("patients", "registrations", "events", "practices", "deprivation", "neighbourhoods", "codelists",
-            "external_rates", "load_summary", "rejects", "run_info")
+            "external_rates", "lsoa_lookup", "load_summary", "rejects", "run_info")
 
 
 def write_settings(con, cfg: Config, engine: str = "duckdb") -> None:

@@ -126,5 +126,14 @@ def export_parquet(db_path: Path, processed: Path, exported: tuple[str, ...] = E
         os.replace(tmp, final)
 
 
+def remove_stale_exports(processed: Path, keep: tuple[str, ...]) -> None:
+    """Remove the Parquet exports of a previous run that this (stopped) run did not rebuild, so that nothing beside
+    the warehouse looks current when it is not."""
+    for t in EXPORTED_TABLES:
+        if t not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                (Path(processed) / f"{t}.parquet").unlink()
+
+
 def _quote(p: Path) -> str:
     return str(p).replace("'", "''")

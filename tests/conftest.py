@@ -83,8 +83,9 @@ def write_raw(raw_dir: Path, tables: dict) -> Path:
     return raw_dir
 
 
-def write_config(path: Path, periods, conditions: list[dict]) -> Path:
-    """Write a configuration TOML with the given periods (ISO strings or dates) and conditions."""
+def write_config(path: Path, periods, conditions: list[dict], input: dict | None = None) -> Path:
+    """Write a configuration TOML with the given periods (ISO strings or dates) and conditions, and an optional
+    `[input]` section (e.g. {"max_reject_share": 1.0} for tests that plant many bad rows in a tiny extract)."""
     lines = ["periods = [" + ", ".join(f'"{p}"' for p in periods) + "]", ""]
     for c in conditions:
         lines.append("[[conditions]]")
@@ -93,8 +94,24 @@ def write_config(path: Path, periods, conditions: list[dict]) -> Path:
                 continue
             lines.append(f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"')
         lines.append("")
+    if input:
+        lines.append("[input]")
+        for k, v in input.items():
+            lines.append(f"{k} = {v}" if isinstance(v, (int, float)) else f"{k} = {_toml_str(v)}")
+        lines.append("")
     Path(path).write_text("\n".join(lines), encoding="utf-8")
     return Path(path)
+
+
+def _toml_str(v: str) -> str:
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def allow_rejects(cfg: Path, share: float = 1.0) -> Path:
+    """Append `[input] max_reject_share` to a configuration file: for tests that plant many bad rows in a few."""
+    with open(cfg, "a", encoding="utf-8") as fh:
+        fh.write(f"\n[input]\nmax_reject_share = {share}\n")
+    return cfg
 
 
 def run_cli(*args, timeout: float = 600, env: dict | None = None) -> tuple[int, str, str]:

@@ -34,5 +34,5 @@ select a.period,
        coalesce(cast(d.imd_quintile as varchar), 'Unknown') as imd_quintile,
        n.neighbourhood_code
 from alive_and_born as a
-left join deprivation as d on d.lsoa_code = a.lsoa_code
+left join int_lsoa_deprivation as d on d.lsoa_code = a.lsoa_code
 left join neighbourhoods as n on n.lsoa_code = a.lsoa_code

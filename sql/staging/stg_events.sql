@@ -4,7 +4,7 @@ with cleaned as (
            clean(patient_id) as patient_id,
            clean(code) as code,
            clean(date) as date_text,
-           parse_date(date) as date
+           parse_date(date, $date_format) as date
     from raw_events
 )
 select c.row_number,
@@ -16,7 +16,7 @@ select c.row_number,
                 when p.patient_id is null then 'patient_id is not in patients (or its patients row was rejected)' end,
            case when c.code is null then 'code is empty' end,
            case when c.date_text is null then 'date is empty' end,
-           date_problem('date', c.date_text, $today)
+           date_problem('date', c.date_text, $today, $date_format, $date_label)
        ), '') as reject_reason
 from cleaned as c
 left join patients as p on p.patient_id = c.patient_id

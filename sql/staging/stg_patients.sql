@@ -4,11 +4,11 @@ with cleaned as (
            clean(patient_id) as patient_id,
            upper(clean(sex)) as sex,
            clean(date_of_birth) as date_of_birth_text,
-           parse_date(date_of_birth) as date_of_birth,
+           parse_date(date_of_birth, $date_format) as date_of_birth,
            upper(clean(ethnicity)) as ethnicity,
            clean(lsoa_code) as lsoa_code,
            clean(date_of_death) as date_of_death_text,
-           parse_date(date_of_death) as date_of_death
+           parse_date(date_of_death, $date_format) as date_of_death
     from raw_patients
 ),
 numbered as (
@@ -29,7 +29,7 @@ select row_number,
            case when sex is null then 'sex is empty (expected F, M, I or U)'
                 when sex not in ('F', 'M', 'I', 'U') then 'sex is not a known code (expected F, M, I or U)' end,
            case when date_of_birth_text is null then 'date_of_birth is empty' end,
-           date_problem('date_of_birth', date_of_birth_text, $today),
-           date_problem('date_of_death', date_of_death_text, $today)
+           date_problem('date_of_birth', date_of_birth_text, $today, $date_format, $date_label),
+           date_problem('date_of_death', date_of_death_text, $today, $date_format, $date_label)
        ), '') as reject_reason
 from numbered

@@ -4,9 +4,9 @@ with cleaned as (
            clean(patient_id) as patient_id,
            clean(practice_code) as practice_code,
            clean(registered_from) as registered_from_text,
-           parse_date(registered_from) as registered_from,
+           parse_date(registered_from, $date_format) as registered_from,
            clean(registered_to) as registered_to_text,
-           parse_date(registered_to) as registered_to
+           parse_date(registered_to, $date_format) as registered_to
     from raw_registrations
 )
 select c.row_number,
@@ -20,8 +20,8 @@ select c.row_number,
            case when c.practice_code is null then 'practice_code is empty'
                 when pr.practice_code is null then 'practice_code is not in practices' end,
            case when c.registered_from_text is null then 'registered_from is empty' end,
-           date_problem('registered_from', c.registered_from_text, $today),
-           date_problem('registered_to', c.registered_to_text, $today),
+           date_problem('registered_from', c.registered_from_text, $today, $date_format, $date_label),
+           date_problem('registered_to', c.registered_to_text, $today, $date_format, $date_label),
            case when c.registered_to < c.registered_from then 'registered_to is before registered_from' end
        ), '') as reject_reason
 from cleaned as c

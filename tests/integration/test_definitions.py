@@ -131,7 +131,7 @@ def run(tmp_path_factory):
         {"id": "dep", "label": "Depression", "codelist": "codelists/dep.csv",
          "resolved_codelist": "codelists/dep_resolved.csv", "min_age": 18},
         {"id": "htn", "label": "Hypertension", "codelist": "codelists/htn.csv", "min_age": 0},
-    ])
+    ], input={"max_reject_share": 1.0})  # the planted bad rows are a large share of these few
     processed = tmp / "processed"
     rc, out, err = run_pipeline(raw, processed, tmp / "reports", cfg, stages=("run",))  # all stages, PDFs too
     assert rc == 0, err[-3000:]

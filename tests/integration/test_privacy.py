@@ -47,7 +47,8 @@ def _raw(tmp_path: Path) -> tuple[Path, Path]:
         "codelists/dep": ["111"],
     })
     cfg = write_config(tmp_path / "config.toml", ["2024-03-31", "2025-03-31"],
-                       [dict(id="dep", label="Depression", codelist="codelists/dep.csv", min_age=0)])
+                       [dict(id="dep", label="Depression", codelist="codelists/dep.csv", min_age=0)],
+                       input={"max_reject_share": 1.0})  # the planted bad rows are a large share of these few
     return raw, cfg
 
 
@@ -162,3 +163,19 @@ def test_file_level_faults_name_no_patient_value_and_no_path(tmp_path, fault):
     else:  # the header itself is made of one patient's values; the message may not repeat them either
         _assert_clean("\n".join(errors), f"{fault}: error message", tmp_path)
     assert str(tmp_path) not in err, f"{fault}: the local path appears in stderr"
+
+
+def test_check_report_and_guard_hold_no_patient_values_or_local_paths(tmp_path):
+    """`check` names rows by number, never by value; the reject-rate guard's sentence likewise."""
+    raw, cfg = _raw(tmp_path)
+    code, out, err = run_cli("check", "--raw", raw, "--config", cfg, env={"PIPELINE_LOG": "DEBUG",
+                                                                          "PIPELINE_TODAY": "2025-06-01"})
+    assert code in (0, 1) and "Traceback" not in err, err
+    assert "verdict:" in out
+    _assert_clean(out, "check stdout", tmp_path)
+    _assert_clean(err, "check stderr", tmp_path)
+    cfg.write_text(cfg.read_text().replace("max_reject_share = 1.0", "max_reject_share = 0.01"))
+    code, out, err = run_cli("ingest", "--raw", raw, "--processed", tmp_path / "p", "--config", cfg,
+                             env={"PIPELINE_TODAY": "2025-06-01"})
+    assert code == 2 and "stopped after ingest" in err, err
+    _assert_clean(err, "guard message", tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import run_cli, small_raw
+from conftest import allow_rejects, run_cli, small_raw
 
 
 def stage_args(tmp_path, raw, cfg):
@@ -28,7 +28,8 @@ def one_error_line(code: int, err: str) -> str:
     ("semicolons", "error: patients.csv seems to be separated by semicolons, not commas (its header is one column); "
                    "the required column `patient_id` was not found"),
     ("empty", "error: events.csv is empty (no header row)"),
-    ("latin1", "error: practices.csv is not UTF-8 text (first bad byte on line 3); save it as UTF-8"),
+    ("latin1", "error: practices.csv is not UTF-8 text (first bad byte on line 3); save it as UTF-8, or declare its "
+               "encoding in the configuration (e.g. encoding = \"cp1252\" under [input])"),
     ("parquet_is_csv", "error: events.parquet is not a Parquet file (it looks like text; is it CSV with a .parquet name?)"),
     ("duplicated_header", "error: registrations.csv repeats its header as data row 4; remove the extra header line"),
     ("both_formats", "error: both events.csv and events.parquet are in the raw directory; keep only one"),
@@ -67,6 +68,7 @@ def test_file_level_faults_stop_with_one_sentence(tmp_path, fault, expected):
 
 def test_malformed_rows_are_rejected_and_reconciled(tmp_path):
     raw, cfg = small_raw(tmp_path)
+    allow_rejects(cfg)
     with open(raw / "events.csv", "a") as fh:
         fh.write("p001,111\n")          # too few fields
         fh.write("p002,111,2020-01-01,extra\n")  # too many

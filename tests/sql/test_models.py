@@ -40,7 +40,7 @@ def test_stg_patients_trims_uppercases_and_rejects(con):
         dict(patient_id="p3", sex="Q", date_of_birth="1980-02-30", ethnicity="", lsoa_code="", date_of_death="2999-01-01"),
         dict(patient_id="p4", sex="u", date_of_birth="2000-06-01", ethnicity="99", lsoa_code="L2", date_of_death="2020-01-01"),
     ], cols)
-    build(con, "staging/stg_patients", {"today": D(2026, 1, 1)})
+    build(con, "staging/stg_patients", {"today": D(2026, 1, 1), "date_format": "%Y-%m-%d", "date_label": "YYYY-MM-DD"})
     got = con.execute("select * from stg_patients order by row_number").df()
     assert got["patient_id"].tolist()[0] == "p1" and got["sex"].tolist()[0] == "F"
     assert got["ethnic_group"].tolist() == ["Black", "White", "White", "Unknown", "Unknown"]
@@ -75,8 +75,11 @@ def test_int_patients_registered_on_date(con):
         dict(patient_id="unborn", practice_code="A", registered_from=D(2024, 4, 1), registered_to=None),
         dict(patient_id="left", practice_code="A", registered_from=D(2000, 1, 1), registered_to=D(2024, 3, 30)),
     ], ["patient_id", "practice_code", "registered_from", "registered_to"])
-    table(con, "deprivation", [dict(lsoa_code="L1", imd_quintile=2)], ["lsoa_code", "imd_quintile"])
+    table(con, "deprivation", [dict(lsoa_code="L1", imd_score=30.0, imd_decile=3, imd_quintile=2)],
+          ["lsoa_code", "imd_score", "imd_decile", "imd_quintile"])
     table(con, "neighbourhoods", [dict(lsoa_code="L1", neighbourhood_code="N1")], ["lsoa_code", "neighbourhood_code"])
+    con.execute("create table lsoa_lookup (lsoa11_code varchar, lsoa21_code varchar, change varchar)")
+    build(con, "intermediate/int_lsoa_deprivation")
     build(con, "intermediate/int_patients_registered_on_date")
     got = con.execute("select patient_id, practice_code, age, imd_quintile, neighbourhood_code "
                       "from int_patients_registered_on_date order by patient_id").fetchall()
@@ -170,3 +173,50 @@ def test_trend_transitions_counts_patients_in_the_cell_on_both_dates(con):
     # the PCN holds the mover on both dates
     assert first.loc["P", ["population_both", "cases_both", "cases_from_only", "cases_to_only"]].tolist() == [4, 2, 1, 1]
     assert "B" not in first.index
+
+
+def test_int_lsoa_deprivation_bridges_split_merged_and_unchanged_lsoas(con):
+    """2021 codes against a 2011-vintage file, and 2011 codes against a 2021-vintage one, through the ONS lookup:
+    one counterpart gives its decile; several give the mean decile rounded, halves towards the more deprived."""
+    table(con, "deprivation", [
+        dict(lsoa_code="A11", imd_score=40.0, imd_decile=2, imd_quintile=1),   # split into A21a, A21b
+        dict(lsoa_code="B11", imd_score=30.0, imd_decile=3, imd_quintile=2),   # merged with C11 into BC21
+        dict(lsoa_code="C11", imd_score=20.0, imd_decile=4, imd_quintile=2),
+        dict(lsoa_code="U1", imd_score=10.0, imd_decile=9, imd_quintile=5),    # unchanged
+    ], ["lsoa_code", "imd_score", "imd_decile", "imd_quintile"])
+    table(con, "lsoa_lookup", [
+        dict(lsoa11_code="A11", lsoa21_code="A21a", change="S"), dict(lsoa11_code="A11", lsoa21_code="A21b", change="S"),
+        dict(lsoa11_code="B11", lsoa21_code="BC21", change="M"), dict(lsoa11_code="C11", lsoa21_code="BC21", change="M"),
+        dict(lsoa11_code="U1", lsoa21_code="U1", change="U"),
+        dict(lsoa11_code="Z11", lsoa21_code="Z21", change="U"),   # neither in the file: stays unknown
+    ], ["lsoa11_code", "lsoa21_code", "change"])
+    build(con, "intermediate/int_lsoa_deprivation")
+    got = con.execute("select lsoa_code, imd_decile, imd_quintile, basis, counterparts, imd_score "
+                      "from int_lsoa_deprivation order by lsoa_code").fetchall()
+    assert got == [
+        ("A11", 2, 1, "file", 1, 40.0), ("A21a", 2, 1, "lookup", 1, 40.0), ("A21b", 2, 1, "lookup", 1, 40.0),
+        ("B11", 3, 2, "file", 1, 30.0), ("BC21", 3, 2, "lookup", 2, 25.0),   # mean decile 3.5 -> 3 (more deprived)
+        ("C11", 4, 2, "file", 1, 20.0), ("U1", 9, 5, "file", 1, 10.0),
+    ]
+    # the other way round: a 2021-vintage file and 2011 codes
+    table(con, "deprivation", [
+        dict(lsoa_code="A21a", imd_score=40.0, imd_decile=1, imd_quintile=1),
+        dict(lsoa_code="A21b", imd_score=20.0, imd_decile=4, imd_quintile=2),
+        dict(lsoa_code="BC21", imd_score=30.0, imd_decile=6, imd_quintile=3),
+    ], ["lsoa_code", "imd_score", "imd_decile", "imd_quintile"])
+    build(con, "intermediate/int_lsoa_deprivation")
+    got = dict((r[0], r[1:]) for r in con.execute("select lsoa_code, imd_decile, counterparts from int_lsoa_deprivation "
+                                                  "where basis = 'lookup'").fetchall())
+    assert got == {"A11": (2, 2), "B11": (6, 1), "C11": (6, 1)}   # split seen from 2011: mean 2.5 -> 2
+
+
+def test_staging_reads_the_declared_date_format(con):
+    cols = ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"]
+    raw(con, "patients", [
+        dict(patient_id="p1", sex="F", date_of_birth="31/03/1980", ethnicity="A", lsoa_code="", date_of_death=""),
+        dict(patient_id="p2", sex="F", date_of_birth="1980-03-31", ethnicity="A", lsoa_code="", date_of_death="01/02/2020 00:00:00"),
+    ], cols)
+    build(con, "staging/stg_patients", {"today": D(2026, 1, 1), "date_format": "%d/%m/%Y", "date_label": "DD/MM/YYYY"})
+    got = con.execute("select date_of_birth, date_of_death, reject_reason from stg_patients order by row_number").fetchall()
+    assert got == [(D(1980, 3, 31), None, None),
+                   (None, D(2020, 2, 1), "date_of_birth is not a valid date (expected DD/MM/YYYY)")]
