@@ -187,6 +187,7 @@ def scan_parquet(con, path: Path, source: Source):
             cols.append(f"strftime({ident}, '%Y-%m-%d %H:%M:%S') as \"{n}\"")
         else:
             cols.append(f"cast({ident} as varchar) as \"{n}\"")
+    cols += [f"cast(null as varchar) as \"{c}\"" for c in source.optional_columns if c not in seen]
     con.read_parquet(str(path), file_row_number=True).create_view(f"raw_{source.stem}_file")
     return con.sql(f"create or replace temp view raw_{source.stem}_arrow as select {', '.join(cols)}, "
                    f"file_row_number + 1 as _row_number from raw_{source.stem}_file") or con.table(f"raw_{source.stem}_arrow")
@@ -198,10 +199,10 @@ def _file_hash(path: Path, h) -> None:
             h.update(block)
 
 
-def read_codelist(raw: Path, rel: str, condition: str) -> list[str]:
+def read_codelist(raw: Path, rel: str, condition: str, owner: str = "condition") -> list[str]:
     p = raw / rel
     if not p.exists():
-        raise PipelineError(f"codelist {rel} (condition {condition}) is missing from the raw directory")
+        raise PipelineError(f"codelist {rel} ({owner} {condition}) is missing from the raw directory")
     names = _header(p)
     if "code" not in names:
         raise PipelineError(f"codelist {rel} is missing the required column `code`")
@@ -235,13 +236,17 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     for s in SOURCES if engine == "duckdb" else ():
         path = files[s.stem]
         if path is None:  # optional file absent: an empty table with the contract's columns
-            t = pa.table({c: pa.array([], pa.string()) for c in s.columns} | {"_row_number": pa.array([], pa.int64())})
+            t = pa.table({c: pa.array([], pa.string()) for c in s.columns + s.optional_columns}
+                         | {"_row_number": pa.array([], pa.int64())})
             bad = []
         else:
             _file_hash(path, h)
             t = scan_parquet(con, path, s)  # large Parquet files are streamed by DuckDB, never held in memory
             if t is None:
                 t, bad = read_table(path, s)
+                for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+                    if col not in t.column_names:
+                        t = t.append_column(col, pa.nulls(t.num_rows, pa.string()))
             else:
                 bad = []
         if isinstance(t, pa.Table):
@@ -306,6 +311,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
                 rows += [(c.id, kind, code) for code in codes]
     con.execute("create or replace table codelists (condition varchar, kind varchar, code varchar)")
     con.executemany("insert into codelists values (?, ?, ?)", rows)
+    load_indicator_codelists(con, raw, cfg, h)
 
     load_external_rates(con, raw, cfg, h)
 
@@ -346,6 +352,22 @@ def _import_expectations() -> None:
         _context()
     except Exception:  # any failure shows itself again, with its traceback, when the checks run
         pass
+
+
+def load_indicator_codelists(con, raw: Path, cfg: Config, h) -> None:
+    """The codelists of the configuration's indicators, as `indicator_codelists` (indicator, criterion, code):
+    criterion 1, 2, ... in the order of an outcome's `criteria`; the one codelist of other kinds is criterion 1."""
+    rows = []
+    for ind in cfg.indicators:
+        for number, crit in enumerate(ind.criteria, start=1):
+            codes = read_codelist(raw, crit.codelist, ind.id, "indicator")
+            if not codes:
+                raise PipelineError(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
+            _file_hash(raw / crit.codelist, h)
+            rows += [(ind.id, number, code) for code in codes]
+    con.execute("create or replace table indicator_codelists (indicator varchar, criterion integer, code varchar)")
+    if rows:
+        con.executemany("insert into indicator_codelists values (?, ?, ?)", rows)
 
 
 def _check_header_repeats(con, s: Source, path: Path | None) -> None:

@@ -10,6 +10,7 @@ class Source:
     columns: tuple[str, ...]          # required columns, in contract order
     optional_file: bool = False
     key: str | None = None            # unique key column
+    optional_columns: tuple[str, ...] = ()  # contract columns a file may leave out (read as empty)
 
 
 SOURCES: tuple[Source, ...] = (
@@ -18,7 +19,7 @@ SOURCES: tuple[Source, ...] = (
     Source("neighbourhoods", ("lsoa_code", "neighbourhood_code", "neighbourhood_name"), optional_file=True, key="lsoa_code"),
     Source("patients", ("patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"), key="patient_id"),
     Source("registrations", ("patient_id", "practice_code", "registered_from", "registered_to")),
-    Source("events", ("patient_id", "code", "date")),
+    Source("events", ("patient_id", "code", "date"), optional_columns=("value",)),
 )
 SOURCE_BY_STEM = {s.stem: s for s in SOURCES}
 

@@ -147,7 +147,7 @@ def headline_items(prev, inp: Inputs, area_type, code, max_n) -> list[dict]:
             else:
                 change = f"There were no patients in this group in {w.short_date(inp.previous)}."
         items.append(dict(text=text, change=change, condition=h["condition"], group_type=h["group_type"],
-                          group_value=h["group_value"], missing=w.fmt_count(h["missing"]),
+                          group_value=h["group_value"], missing=w.fmt_count(h["missing"]), missing_value=float(h["missing"]),
                           ratio=f"{h['ratio']:.2f}", lower=f"{h['ratio_lower']:.2f}", upper=f"{h['ratio_upper']:.2f}"))
     return items
 
@@ -282,12 +282,14 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     prev = _slice(inp.prev, [pcn], [icb_code], icb_practices)
     comp = comparator_name(inp)
     max_n = int(cfg_report.get("max_headlines", 5))
+    from .indicator_pages import indicator_csv, page_one_items, pcn_indicator_pages
+
     ctx: dict = dict(
         title=f"Recording gaps briefing: {name}",
         heading=name,
         subtitle=f"Primary care network {pcn}, {icb_name}. Data to {w.long_date(inp.latest)}.",
         comparator=comp,
-        headlines=headline_items(prev, inp, "pcn", pcn, max_n),
+        headlines=page_one_items(headline_items(prev, inp, "pcn", pcn, max_n), inp, "pcn", pcn, max_n, comp),
         overview=overview_table(prev, inp, "pcn", pcn),
         previous=w.long_date(inp.previous) if inp.previous else None,
         provenance=provenance(inp),
@@ -340,12 +342,17 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
     ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
     ctx["load"] = load_rows(inp)
+    ctx["indicator_families"], indicator_charts = pcn_indicator_pages(inp, pcn, codes, names, comp)
+    charts_ += indicator_charts
     # the pack's numbers
     m = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
         ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
         ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _csv(prev[m]),
-                extra_csvs=_side_tables(inp, [("pcn", [pcn]), ("practice", codes)]))
+    extra = _side_tables(inp, [("pcn", [pcn]), ("practice", codes)])
+    ind_csv = indicator_csv(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
+    if ind_csv is not None:
+        extra["indicators"] = ind_csv
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _csv(prev[m]), extra_csvs=extra)
 
 
 def _map_frame(prev, inp: Inputs, cond) -> pd.DataFrame:
@@ -478,6 +485,10 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     ctx["map_text"] = ("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
                        "higher than expected." if inp.geoms is not None
                        else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
+    from .indicator_pages import ics_indicator_section, indicator_csv
+
+    ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pc, pnames, ncodes, nnames, comp)
+    charts_ += indicator_charts
     ctx["trend_rows"] = _rate_trend_table(prev, inp, "icb", icb)
     ctx["dq"] = dq_rows(inp, "pcn", pc, pnames)
     ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
@@ -496,7 +507,11 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
         core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
     out = out.merge(g, on=key, how="left")
-    return Pack("ics", icb, "ics.typ", ctx, charts_, out, extra_csvs=_side_tables(inp, [("icb", [icb]), ("pcn", pc)]))
+    extra = _side_tables(inp, [("icb", [icb]), ("pcn", pc)])
+    ind_csv = indicator_csv(inp, [("icb", [icb]), ("pcn", pc), ("neighbourhood", ncodes)])
+    if ind_csv is not None:
+        extra["indicators"] = ind_csv
+    return Pack("ics", icb, "ics.typ", ctx, charts_, out, extra_csvs=extra)
 
 
 def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
