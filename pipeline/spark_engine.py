@@ -194,11 +194,14 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
         if path is None:
             from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-            df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns]
+            df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns + s.optional_columns]
                                                       + [StructField("_row_number", LongType()),
                                                          StructField("_malformed", StringType())]))
         else:
             df = read_raw(spark, path, s)
+            for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+                if col not in df.columns:
+                    df = df.withColumn(col, F.lit(""))
         good = df.where(F.col("_malformed").isNull()).drop("_malformed")
         good.createOrReplaceTempView(f"raw_{s.stem}")
         a, b = s.columns[:2]

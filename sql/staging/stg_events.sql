@@ -13,14 +13,15 @@ select c.row_number,
        c.patient_id,
        c.code,
        c.date,
-       case when regexp_matches(c.value_text, '^-?[0-9]+([.][0-9]+)?$') then cast(c.value_text as double) end as value,
+       case when regexp_extract(c.value_text, '^-?[0-9]+([.][0-9]+)?', 0) = c.value_text
+            then cast(c.value_text as double) end as value,
        nullif(concat_ws('; ',
            case when c.patient_id is null then 'patient_id is empty'
                 when p.patient_id is null then 'patient_id is not in patients (or its patients row was rejected)' end,
            case when c.code is null then 'code is empty' end,
            case when c.date_text is null then 'date is empty' end,
            date_problem('date', c.date_text, $today),
-           case when c.value_text is not null and not regexp_matches(c.value_text, '^-?[0-9]+([.][0-9]+)?$')
+           case when c.value_text is not null and regexp_extract(c.value_text, '^-?[0-9]+([.][0-9]+)?', 0) <> c.value_text
                 then 'value is not a plain decimal number (such as 140 or 7.5)' end
        ), '') as reject_reason
 from cleaned as c
