@@ -69,3 +69,7 @@ def analyse(processed: Path, cfg: Config, con=None) -> None:
     from .indicators import build_indicator_tables
 
     build_indicator_tables(con, prev, cfg)
+    if "indicator_counts" in {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}:
+        from .indicator_tables import build_indicator_statistics
+
+        build_indicator_statistics(con, cfg)

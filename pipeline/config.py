@@ -21,6 +21,33 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Criterion:
+    """One codelist of an indicator: `outcome` criteria carry value bounds (inclusive); the single criterion of a
+    `care_process` or `case_finding` indicator is its `codelist` / `evidence_codelist`."""
+    codelist: str
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+INDICATOR_KINDS = ("care_process", "outcome", "case_finding")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A care, outcome or case-finding indicator (DESIGN.md, Definitions: Indicators)."""
+    id: str
+    label: str
+    kind: str
+    denominator: str                 # a condition id
+    criteria: tuple[Criterion, ...]
+    min_age: int = 0
+    max_age: int | None = None
+    months: int = 12
+    min_count: int = 1               # case_finding: distinct dates with evidence
+    met: str = ""                    # optional plain words for the numerator, e.g. "blood pressure at or below 140/90"
+
+
+@dataclass(frozen=True)
 class Disclosure:
     threshold: int = 7
     rounding: int = 5
@@ -144,6 +171,13 @@ class Config:
     overdispersion: str = "none"  # funnel limits: "none", "additive" or "multiplicative" (Spiegelhalter 2005)
     source: str = "default"
     engine: Engine = field(default_factory=Engine)
+    indicators: tuple[Indicator, ...] = ()
+
+    def indicator(self, iid: str) -> Indicator:
+        for i in self.indicators:
+            if i.id == iid:
+                return i
+        raise KeyError(iid)
 
     def condition(self, cid: str) -> Condition:
         for c in self.conditions:
@@ -209,9 +243,13 @@ def load_config(path: Path | str | None = None) -> Config:
     od = str(raw.get("funnel", {}).get("overdispersion", "none"))
     if od not in ("none", "additive", "multiplicative"):
         raise PipelineError(f"configuration file {name}: funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
+    indicators = tuple(_indicator(name, i, v, conds) for i, v in enumerate(raw.get("indicators", []), start=1))
+    ids = [c.id for c in conds] + [i.id for i in indicators]
+    if len(set(ids)) != len(ids):
+        raise PipelineError(f"configuration file {name}: two conditions or indicators share an id")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
                   report=dict(raw.get("report", {})), reference=ref, input=parse_input(raw.get("input", {}), name),
-                  overdispersion=od, source=name, engine=_engine(raw, name))
+                  overdispersion=od, source=name, engine=_engine(raw, name), indicators=indicators)
 
 
 def parse_input(d: dict, name: str) -> Input:
@@ -266,3 +304,54 @@ def parse_input(d: dict, name: str) -> Input:
     lookup = d.get("lsoa_lookup")
     return Input(date_format=fmt or ISO_DATE, date_format_declared=fmt is not None, encoding=enc, columns=columns,
                  lsoa_lookup=str(lookup) if lookup else None, max_reject_share=float(share))
+
+
+def _number(name: str, where: str, key: str, v, whole: bool = False):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (whole and not isinstance(v, int)):
+        kind = "a whole number" if whole else "a number"
+        raise PipelineError(f"configuration file {name}: {where}: {key} must be {kind}")
+    return v
+
+
+def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
+    """One [[indicators]] table, checked: kind, denominator (a condition id), ages, window, codelists, bounds."""
+    where = f"indicator {v.get('id', i)}"
+    for key in ("id", "kind", "denominator"):
+        if not v.get(key):
+            raise PipelineError(f"configuration file {name}: {where} has no `{key}`")
+    kind = str(v["kind"])
+    if kind not in INDICATOR_KINDS:
+        raise PipelineError(f"configuration file {name}: {where}: kind must be \"care_process\", \"outcome\" or "
+                            f"\"case_finding\", not {kind!r}")
+    if str(v["denominator"]) not in {c.id for c in conds}:
+        raise PipelineError(f"configuration file {name}: {where}: denominator {v['denominator']!r} is not a condition id")
+    min_age = _number(name, where, "min_age", v.get("min_age", 0), whole=True)
+    max_age = _number(name, where, "max_age", v.get("max_age"), whole=True)
+    months = _number(name, where, "months", v.get("months", 12), whole=True)
+    min_count = _number(name, where, "min_count", v.get("min_count", 1), whole=True)
+    if min_age < 0 or (max_age is not None and max_age < min_age):
+        raise PipelineError(f"configuration file {name}: {where}: max_age must be at least min_age (and min_age >= 0)")
+    if months < 1 or min_count < 1:
+        raise PipelineError(f"configuration file {name}: {where}: months and min_count must be at least 1")
+    if kind == "outcome":
+        raw_criteria = v.get("criteria") or []
+        if not raw_criteria or not all(isinstance(c, dict) and c.get("codelist") for c in raw_criteria):
+            raise PipelineError(f"configuration file {name}: {where}: an outcome needs `criteria`, each with a `codelist`")
+        criteria = []
+        for c in raw_criteria:
+            lo = _number(name, where, "min_value", c.get("min_value"))
+            hi = _number(name, where, "max_value", c.get("max_value"))
+            if lo is None and hi is None:
+                raise PipelineError(f"configuration file {name}: {where}: criterion {c['codelist']} has no min_value or max_value")
+            criteria.append(Criterion(str(c["codelist"]), lo, hi))
+        criteria = tuple(criteria)
+    else:
+        key = "codelist" if kind == "care_process" else "evidence_codelist"
+        if not v.get(key):
+            raise PipelineError(f"configuration file {name}: {where} has no `{key}`")
+        criteria = (Criterion(str(v[key]), _number(name, where, "min_value", v.get("min_value")) if kind == "case_finding" else None),)
+    return Indicator(id=str(v["id"]), label=str(v.get("label", v["id"])), kind=kind, denominator=str(v["denominator"]),
+                     criteria=criteria, min_age=min_age, max_age=max_age, months=months, min_count=min_count,
+                     met=str(v.get("met", "")))

@@ -64,6 +64,24 @@ whole ICS, grouped by recorded ethnicity, as the pipeline computes them.
    (the recorded gradient is reversed at the most deprived end).
 3. Funnel outlier: practice Y97130 "Orchard Lane Surgery" (U99006 "Fenwick Demo PCN") records all
    three conditions at 0.6x the usual probability (observed/expected about 0.65 for each condition).
+
+Readings and care codes (events with a `value`; indicators in pipeline/default.toml), from 2021-04-01:
+* blood pressure (systolic 72313002 and diastolic 1091811000000102 on the same day, about 12% of checks with a
+  second, lower pair the same day): people on the hypertension register have an annual check (86%) and
+  sometimes an extra one (15%); each check is at target (below 140/90, or 150/90 from 81) with probability 0.74;
+  adults not on the register: 8% have a routine check; HbA1c (999791000000106, mmol/mol) for 6% of people
+  aged 40+; SMI annual physical health checks (1366341000000100) for 66% of the SMI register each year;
+  antidepressant issues (dm+d products, courses of 1-7 four-weekly issues) for 35% of people with recorded
+  depression, and 1% of other adults.
+4. PLANTED care and outcome gaps:
+   * lower BP control: a check is at target with probability 0.74 x 0.72 in the most deprived IMD quintile, and
+     0.74 x 0.62 for Asian patients of U99003 "Eastgate Demo PCN";
+   * SMI health checks in "Hollins Medical Centre" (U99003): 25% a year instead of 66%;
+   * raised BP readings (systolic 141 and over, on 1-4 dates) without a hypertension diagnosis: 40% of adults with
+     true, unrecorded hypertension (85% in the "Millbank Estate" neighbourhood, U99005 area) and 0.6% of other
+     adults (5% in Millbank Estate);
+   * antidepressants without a depression code: people with true, unrecorded depression get courses with
+     probability 0.25, Black patients 0.55 (and Black patients' depression is under-recorded, gap 1 above).
 """
 from __future__ import annotations
 
@@ -139,6 +157,12 @@ DEP_BLACK_FLAT = 0.42
 HYP_Q1_FACTOR = 0.70
 OUTLIER_PRACTICE = "Y97130"
 OUTLIER_FACTOR = 0.60
+READINGS_START = _day("2021-04-01")          # readings and care codes are written from this date on
+BP_CONTROLLED = 0.74                          # share of a hypertensive patient's readings at target
+BP_Q1_FACTOR = 0.72                           # planted: most deprived quintile
+BP_PLANTED_PCN, BP_PLANTED_GROUP, BP_PLANTED_FACTOR = "U99003", 2, 0.62   # planted: Asian patients in Eastgate
+SMI_CHECK_P, SMI_CHECK_PRACTICE, SMI_CHECK_PRACTICE_P = 0.66, "Hollins Medical Centre", 0.25
+HIGH_BP_NEIGHBOURHOOD = "Millbank Estate"    # planted: high readings without a diagnosis
 
 # per PCN: the 4 neighbourhood names and mean IMD deciles, and multipliers on the ethnic codes
 NEIGHBOURHOODS = {
@@ -209,10 +233,23 @@ NOISE = (  # in no codelist
     ("75367002", "Blood pressure", 10), ("27113001", "Body weight", 14), ("60621009", "Body mass index", 12),
     ("77176002", "Smoker", 4), ("8517006", "Ex-smoker", 4), ("266919005", "Never smoked tobacco", 6),
 )
+# readings (events with a value) and care codes for the indicators (codes and terms for illustration)
+SYSTOLIC_BP = (("72313002", "Systolic arterial pressure", 1), ("407554009", "Sitting systolic blood pressure", 0))
+DIASTOLIC_BP = (("1091811000000102", "Diastolic arterial pressure", 1),
+                ("407555005", "Sitting diastolic blood pressure", 0))
+HBA1C = (("999791000000106", "Haemoglobin A1c level - IFCC standardised", 1),)
+SMI_HEALTH_CHECK = (("1366341000000100", "Serious mental illness annual physical health check", 1),)
+ANTIDEPRESSANTS = (  # dm+d products
+    ("39113611000001102", "Sertraline 50mg tablets", 30), ("39105211000001100", "Citalopram 20mg tablets", 22),
+    ("39112111000001102", "Fluoxetine 20mg capsules", 18), ("39116111000001107", "Mirtazapine 15mg tablets", 14),
+    ("39108611000001103", "Amitriptyline 10mg tablets", 10), ("39695211000001102", "Venlafaxine 75mg tablets", 6),
+)
 CODELISTS = {
     "depression": DEPRESSION, "depression_resolved": DEPRESSION_RESOLVED,
     "hypertension": HYPERTENSION, "hypertension_resolved": HYPERTENSION_RESOLVED,
     "smi": SMI, "smi_remission": SMI_REMISSION, "social_prescribing": SOCIAL_PRESCRIBING,
+    "systolic_bp": SYSTOLIC_BP, "diastolic_bp": DIASTOLIC_BP, "hba1c": HBA1C, "smi_health_check": SMI_HEALTH_CHECK,
+    "antidepressants": ANTIDEPRESSANTS,
 }
 ALL_CODES = [c for group in (*CODELISTS.values(), NOISE) for c, _, _ in group]
 CODE_INDEX = {c: i for i, c in enumerate(ALL_CODES)}
@@ -481,7 +518,10 @@ def _uniform_between(rng, lo, hi):
     return lo + (rng.random(lo.size) * (hi - lo + 1)).astype(np.int64)
 
 
-def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarray):
+def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarray, truth: dict | None = None):
+    """Diagnosis, resolution, referral and noise events. `truth` (when given) receives who truly has and who has a
+    recorded depression, hypertension and SMI, for the readings drawn afterwards (pipeline.demo._readings)."""
+    truth = {} if truth is None else truth
     n = p.dob.size
     pid_parts, code_parts, date_parts = [], [], []
 
@@ -522,6 +562,7 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     d1[catch1] = np.maximum(d1[catch1], _uniform_between(rng, np.full(int(catch1.sum()), PERIODS[0] + 1), np.full(int(catch1.sum()), PERIODS[1])))
     d1[catch2] = np.maximum(d1[catch2], _uniform_between(rng, np.full(int(catch2.sum()), PERIODS[1] + 1), np.full(int(catch2.sum()), PERIODS[2])))
     ri, d1 = ti[rec], d1[rec]
+    truth["dep_true"], truth["dep_rec"] = ti, ri
     add(ri, _code_sampler(DEPRESSION, rng, ri.size), d1)
     # resolution (some the same day), re-diagnosis, extra codes before resolution
     k = ri.size
@@ -554,7 +595,9 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     d1 = p.dob[hi_] + np.rint(onset_age * YEAR + rng.exponential(300, hi_.size)).astype(np.int64)
     rec_p = np.clip(0.95 * prac_rec[hi_] * np.where(p.quint[hi_] == 1, HYP_Q1_FACTOR, 1.0), 0, 1)
     rec = (rng.random(hi_.size) < rec_p) & (d1 <= EXTRACT)
+    truth["htn_unrecorded"] = hi_[~rec & (d1 <= EXTRACT)]
     ri, d1 = hi_[rec], d1[rec]
+    truth["htn_rec"], truth["htn_rec_date"] = ri, d1
     add(ri, _code_sampler(HYPERTENSION, rng, ri.size), d1)
     k = ri.size
     res_date = d1 + np.rint(rng.exponential(3 * YEAR, k)).astype(np.int64)
@@ -580,6 +623,7 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     d1 = p.dob[si] + np.rint(onset_age * YEAR + rng.exponential(200, si.size)).astype(np.int64)
     rec = (rng.random(si.size) < np.clip(0.95 * prac_rec[si], 0, 1)) & (d1 <= EXTRACT)
     ri, d1 = si[rec], d1[rec]
+    truth["smi_rec"], truth["smi_rec_date"] = ri, d1
     add(ri, _code_sampler(SMI, rng, ri.size), d1)
     k = ri.size
     rem_date = d1 + np.rint(rng.exponential(4 * YEAR, k)).astype(np.int64)
@@ -610,6 +654,107 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     pid, code, date = pid[keep], code[keep], date[keep]
     order = np.lexsort((code, date, pid))
     return pid[order], code[order], date[order]
+
+
+def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarray, truth: dict):
+    """Events with values and care codes for the indicators: blood pressure (systolic and diastolic on the same
+    day, sometimes twice that day), HbA1c, SMI health checks and antidepressant issues (dm+d), with the planted
+    gaps in the module docstring. Returns (patient index, code index, date, value) arrays (value NaN: none)."""
+    pid_parts, code_parts, date_parts, value_parts = [], [], [], []
+
+    def add(pidx, codes, dates, values=None):
+        pidx = np.asarray(pidx, dtype=np.int64)
+        pid_parts.append(pidx)
+        code_parts.append(np.broadcast_to(np.asarray(codes, dtype=np.int16), pidx.shape).copy())
+        date_parts.append(np.asarray(dates, dtype=np.int64))
+        value_parts.append(np.full(pidx.size, np.nan) if values is None else np.round(np.asarray(values, float), 1))
+
+    n = p.dob.size
+    age_ext = (EXTRACT - p.dob) / YEAR
+    adult = age_ext >= 18
+    pcn = geo.prac_pcn[p.prac]
+    pcn_codes = [c for c, _, _ in PCNS]
+    sys_code, dia_code = _single(SYSTOLIC_BP), _single(DIASTOLIC_BP)
+
+    def bp_pairs(pidx, dates, systolic, diastolic):
+        add(pidx, sys_code, dates, np.rint(systolic))
+        add(pidx, dia_code, dates, np.rint(diastolic))
+
+    # ---------------------------------------------------------------- hypertension register: annual checks
+    reg, reg_from = truth["htn_rec"], truth["htn_rec_date"]
+    controlled_p = np.full(reg.size, BP_CONTROLLED)
+    controlled_p[p.quint[reg] == 1] *= BP_Q1_FACTOR
+    planted = (pcn[reg] == pcn_codes.index(BP_PLANTED_PCN)) & (ETH_GROUP[p.eth[reg]] == BP_PLANTED_GROUP)
+    controlled_p[planted] *= BP_PLANTED_FACTOR
+    target = np.where(age_ext[reg] >= 81, 150.0, 140.0)
+    offset = rng.integers(0, 365, reg.size)
+    for year_start in (_day("2022-04-01"), _day("2023-04-01"), _day("2024-04-01"), _day("2025-04-01")):
+        for extra in (False, True):
+            attend = rng.random(reg.size) < (0.15 if extra else 0.86)
+            day = year_start + (rng.integers(0, 365, reg.size) if extra else offset)
+            take = attend & (day >= reg_from) & (day <= EXTRACT)
+            ti = np.flatnonzero(take)
+            ok = rng.random(ti.size) < controlled_p[ti]
+            systolic = np.where(ok, np.minimum(rng.normal(127, 7, ti.size), target[ti]),
+                                target[ti] + 1 + rng.exponential(11, ti.size))
+            diastolic = np.where(ok, np.minimum(rng.normal(77, 6, ti.size), 90), rng.normal(86, 7, ti.size))
+            bp_pairs(reg[ti], day[ti], systolic, diastolic)
+            again = rng.random(ti.size) < 0.12       # a second reading the same day, usually lower
+            ai = ti[again]
+            bp_pairs(reg[ai], day[ai], systolic[again] - rng.exponential(6, ai.size), diastolic[again] - rng.exponential(3, ai.size))
+
+    # ---------------------------------------------------------------- raised readings without a diagnosis
+    hot = geo.lsoa_nb[p.lsoa] == geo.nb_names.index(HIGH_BP_NEIGHBOURHOOD)
+    unrec = truth["htn_unrecorded"]
+    unrec = unrec[adult[unrec]]
+    raised = np.concatenate([unrec[rng.random(unrec.size) < np.where(hot[unrec], 0.85, 0.40)],
+                             np.flatnonzero(adult & (rng.random(n) < np.where(hot, 0.05, 0.006)))])
+    k = rng.integers(1, 5, raised.size)
+    ri = np.repeat(raised, k)
+    day = _uniform_between(rng, np.full(ri.size, READINGS_START), np.full(ri.size, EXTRACT))
+    bp_pairs(ri, day, 141 + rng.exponential(12, ri.size), rng.normal(88, 8, ri.size))
+
+    # ---------------------------------------------------------------- routine checks of other adults
+    routine = np.flatnonzero(adult & (rng.random(n) < 0.08))
+    day = _uniform_between(rng, np.full(routine.size, READINGS_START), np.full(routine.size, EXTRACT))
+    bp_pairs(routine, day, rng.normal(124, 13, routine.size), rng.normal(78, 9, routine.size))
+
+    # ---------------------------------------------------------------- HbA1c (not in the default indicators)
+    tested = np.flatnonzero((age_ext >= 40) & (rng.random(n) < 0.06))
+    ti = np.repeat(tested, rng.integers(1, 4, tested.size))
+    add(ti, _single(HBA1C), _uniform_between(rng, np.full(ti.size, READINGS_START), np.full(ti.size, EXTRACT)),
+        np.maximum(rng.normal(48, 10, ti.size), 25))
+
+    # ---------------------------------------------------------------- SMI annual health checks
+    smi, smi_from = truth["smi_rec"], truth["smi_rec_date"]
+    check_p = np.where(p.prac[smi] == geo.prac_names.index(SMI_CHECK_PRACTICE), SMI_CHECK_PRACTICE_P, SMI_CHECK_P)
+    for year_start in (_day("2022-04-01"), _day("2023-04-01"), _day("2024-04-01"), _day("2025-04-01")):
+        day = year_start + rng.integers(0, 365, smi.size)
+        take = (rng.random(smi.size) < check_p) & (day >= smi_from) & (day <= EXTRACT)
+        add(smi[take], _code_sampler(SMI_HEALTH_CHECK, rng, int(take.sum())), day[take])
+
+    # ---------------------------------------------------------------- antidepressant issues (courses of 28 days)
+    black = ETH_GROUP[p.eth] == 3
+    dep_true, dep_rec = truth["dep_true"], truth["dep_rec"]
+    untreated_record = np.setdiff1d(dep_true, dep_rec)
+    courses = np.concatenate([
+        dep_rec[rng.random(dep_rec.size) < 0.35],
+        untreated_record[rng.random(untreated_record.size) < np.where(black[untreated_record], 0.55, 0.25)],
+        np.flatnonzero(adult & (rng.random(n) < 0.01)),          # e.g. for pain or sleep
+    ])
+    k = rng.integers(1, 8, courses.size)
+    ci = np.repeat(courses, k)
+    start = np.repeat(_uniform_between(rng, np.full(courses.size, READINGS_START), np.full(courses.size, EXTRACT)), k)
+    step = np.arange(ci.size) - np.repeat(np.cumsum(k) - k, k)
+    drug = np.repeat(_code_sampler(ANTIDEPRESSANTS, rng, courses.size), k)
+    add(ci, drug, start + 28 * step)
+
+    pid = np.concatenate(pid_parts)
+    code = np.concatenate(code_parts)
+    date = np.concatenate(date_parts)
+    value = np.concatenate(value_parts)
+    keep = (date <= EXTRACT) & (date >= p.dob[pid]) & ((dod[pid] < 0) | (date <= dod[pid]))
+    return pid[keep], code[keep], date[keep], value[keep]
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -712,10 +857,16 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
     except OSError as exc:
         raise PipelineError(f"demo-data cannot create the output folder ({exc.strerror}).") from None
     geo = _geography()
-    rng_p, rng_r, rng_e = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    rng_p, rng_r, rng_e, rng_v = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     pats = _patients(rng_p, geo, n)
     (r_pid, r_prac, r_from, r_to), dod = _registrations(rng_r, geo, pats)
-    e_pid, e_code, e_date = _events(rng_e, geo, pats, dod)
+    truth: dict = {}
+    e_pid, e_code, e_date = _events(rng_e, geo, pats, dod, truth)
+    v_pid, v_code, v_date, v_value = _readings(rng_v, geo, pats, dod, truth)
+    e_value = np.concatenate([np.full(e_pid.size, np.nan), v_value])
+    e_pid, e_code, e_date = (np.concatenate(pair) for pair in ((e_pid, v_pid), (e_code, v_code), (e_date, v_date)))
+    order = np.lexsort((e_value, e_code, e_date, e_pid))
+    e_pid, e_code, e_date, e_value = e_pid[order], e_code[order], e_date[order], e_value[order]
 
     ids = _patient_ids(n, seed)
     lsoa_labels = geo.lsoa_codes + geo.outside_codes
@@ -742,6 +893,7 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
         "patient_id": ids.take(pa.array(e_pid)),
         "code": _labels(ALL_CODES, e_code.astype(np.int32)),
         "date": _dates(e_date),
+        "value": pa.array(e_value, type=pa.float64(), mask=np.isnan(e_value)),
     })
     _write_extract(events, out, "events", date_format)
     n_events = events.num_rows

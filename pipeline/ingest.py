@@ -249,6 +249,7 @@ def scan_parquet(con, path: Path, source: Source):
             cols.append(f"strftime({ident}, '%Y-%m-%d %H:%M:%S') as \"{n}\"")
         else:
             cols.append(f"cast({ident} as varchar) as \"{n}\"")
+    cols += [f"cast(null as varchar) as \"{c}\"" for c in source.optional_columns if c not in seen]
     con.read_parquet(str(path), file_row_number=True).create_view(f"raw_{source.stem}_file")
     return con.sql(f"create or replace temp view raw_{source.stem}_arrow as select {', '.join(cols)}, "
                    f"file_row_number + 1 as _row_number from raw_{source.stem}_file") or con.table(f"raw_{source.stem}_arrow")
@@ -260,10 +261,10 @@ def _file_hash(path: Path, h) -> None:
             h.update(block)
 
 
-def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8") -> list[str]:
+def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8", owner: str = "condition") -> list[str]:
     p = raw / rel
     if not p.exists():
-        raise PipelineError(f"codelist {rel} (condition {condition}) is missing from the raw directory")
+        raise PipelineError(f"codelist {rel} ({owner} {condition}) is missing from the raw directory")
     names = _header(p, encoding)
     if "code" not in names:
         raise PipelineError(f"codelist {rel} is missing the required column `code`")
@@ -399,6 +400,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
                 rows += [(c.id, kind, code) for code in codes]
     con.execute("create or replace table codelists (condition varchar, kind varchar, code varchar)")
     con.executemany("insert into codelists values (?, ?, ?)", rows)
+    load_indicator_codelists(con, raw, cfg, h)
 
     load_external_rates(con, raw, cfg, h)
     load_lsoa_lookup(con, raw, cfg, h)
@@ -521,6 +523,22 @@ def _import_expectations() -> None:
         _context()
     except Exception:  # any failure shows itself again, with its traceback, when the checks run
         pass
+
+
+def load_indicator_codelists(con, raw: Path, cfg: Config, h) -> None:
+    """The codelists of the configuration's indicators, as `indicator_codelists` (indicator, criterion, code):
+    criterion 1, 2, ... in the order of an outcome's `criteria`; the one codelist of other kinds is criterion 1."""
+    rows = []
+    for ind in cfg.indicators:
+        for number, crit in enumerate(ind.criteria, start=1):
+            codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator")
+            if not codes:
+                raise PipelineError(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
+            _file_hash(raw / crit.codelist, h)
+            rows += [(ind.id, number, code) for code in codes]
+    con.execute("create or replace table indicator_codelists (indicator varchar, criterion integer, code varchar)")
+    if rows:
+        con.executemany("insert into indicator_codelists values (?, ?, ?)", rows)
 
 
 def _check_header_repeats(con, s: Source, path: Path | None) -> None:

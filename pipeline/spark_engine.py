@@ -196,11 +196,16 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
         if path is None:
             from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-            df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns]
+            df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns + s.optional_columns]
                                                       + [StructField("_row_number", LongType()),
                                                          StructField("_malformed", StringType())]))
+            in_file = len(s.columns)
         else:
             df = read_raw(spark, path, s)
+            in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
+            for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+                if col not in df.columns:
+                    df = df.withColumn(col, F.lit(None).cast("string"))
         good = df.where(F.col("_malformed").isNull()).drop("_malformed")
         good.createOrReplaceTempView(f"raw_{s.stem}")
         a, b = s.columns[:2]
@@ -223,7 +228,7 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
             # (whole rows: Spark refuses a query of the malformed-record column alone)
             bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
             rows = [{"source": s.stem, "row_number": r["_row_number"],
-                     "reason": f"row has {_fields(r['_malformed'])} fields, expected {len(raw_cols)}"} for r in bad]
+                     "reason": f"row has {_fields(r['_malformed'])} fields, expected {in_file}"} for r in bad]
             con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
             con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
             con.unregister("bad_rows_arrow")

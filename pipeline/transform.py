@@ -1,6 +1,8 @@
 """Transform: the SQL models in sql/ (staging was run at ingest), intermediate then marts, one statement per file."""
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -25,6 +27,27 @@ MODELS = (
 )
 
 
+INDICATOR_MODELS = (
+    "intermediate/int_indicator_care_process",
+    "intermediate/int_indicator_outcome",
+    "intermediate/int_indicator_case_finding",
+    "intermediate/int_indicator_denominators",
+    "marts/indicator_stratified_counts",
+    "marts/indicator_reference_rates",
+    "marts/indicator_counts",
+)
+
+VIEW_MODELS = ("intermediate/int_indicator_denominators",)
+
+
+def window_start(period: dt.date, months: int) -> dt.date:
+    """The exclusive start of an indicator's window (start, period]: `months` calendar months before the date,
+    the day clamped to the month's end (31 March less 1 month is 29 February in a leap year)."""
+    total = period.year * 12 + (period.month - 1) - months
+    year, month = divmod(total, 12)
+    return dt.date(year, month + 1, min(period.day, calendar.monthrange(year, month + 1)[1]))
+
+
 INGESTED = ("patients", "registrations", "events", "practices", "deprivation", "neighbourhoods", "codelists",
             "external_rates", "lsoa_lookup", "load_summary", "rejects", "run_info")
 
@@ -41,10 +64,40 @@ def write_settings(con, cfg: Config, engine: str = "duckdb") -> None:
     con.executemany("insert into periods values (?)", [(p,) for p in cfg.periods])
     con.execute("create or replace table conditions (condition varchar primary key, label varchar, min_age integer)")
     con.executemany("insert into conditions values (?, ?, ?)", [(c.id, c.label, c.min_age) for c in cfg.conditions])
+    write_indicator_settings(con, cfg)
     loaded = {r[0] for r in con.execute("select distinct condition from codelists").fetchall()}
     missing = [c.id for c in cfg.conditions if c.id not in loaded]
     if missing:
         raise PipelineError(f"condition {missing[0]} has no codelist in the warehouse; run the ingest stage with this configuration")
+
+
+def write_indicator_settings(con, cfg: Config) -> None:
+    """The configuration's indicators as tables the indicator models join to: `indicator_settings` (kind,
+    denominator condition, effective age limits, min_count), `indicator_criteria` (value bounds per criterion) and
+    `indicator_windows` (each reference date's window start)."""
+    con.execute("create or replace table indicator_settings (indicator varchar primary key, label varchar, "
+                "kind varchar, denominator varchar, min_age integer, max_age integer, months integer, min_count integer)")
+    con.execute("create or replace table indicator_criteria (indicator varchar, criterion integer, min_value double, "
+                "max_value double)")
+    con.execute("create or replace table indicator_windows (period date, indicator varchar, window_start date)")
+    settings, criteria, windows = [], [], []
+    for ind in cfg.indicators:
+        condition_min_age = cfg.condition(ind.denominator).min_age
+        min_age = ind.min_age if ind.kind == "case_finding" else max(ind.min_age, condition_min_age)
+        settings.append((ind.id, ind.label, ind.kind, ind.denominator, min_age, ind.max_age, ind.months, ind.min_count))
+        criteria += [(ind.id, number, c.min_value, c.max_value) for number, c in enumerate(ind.criteria, start=1)]
+        windows += [(p, ind.id, window_start(p, ind.months)) for p in cfg.periods]
+    if settings:
+        con.executemany("insert into indicator_settings values (?, ?, ?, ?, ?, ?, ?, ?)", settings)
+        con.executemany("insert into indicator_criteria values (?, ?, ?, ?)", criteria)
+        con.executemany("insert into indicator_windows values (?, ?, ?)", windows)
+        have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        loaded = set() if "indicator_codelists" not in have else \
+            {r[0] for r in con.execute("select distinct indicator from indicator_codelists").fetchall()}
+        missing = [i.id for i in cfg.indicators if i.id not in loaded]
+        if missing:
+            raise PipelineError(f"indicator {missing[0]} has no codelist in the warehouse; run the ingest stage with "
+                                f"this configuration")
 
 
 def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") -> None:
@@ -76,6 +129,17 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
         n = con.execute(f"select count(*) from {Path(m).name}").fetchone()[0]
         progress.current().update(rows=n)
         log.debug("%s: %d rows", Path(m).name, n)
+    for m in INDICATOR_MODELS if cfg.indicators else ():
+        # the patient-level denominators (millions of rows) are a view read once, by the stratified counts: materialised
+        # they cost more than the rest of the indicators together; any connection can rebuild the view from the kept
+        # intermediates (tests do)
+        build(con, m, params, view=m in VIEW_MODELS)
+        if m not in VIEW_MODELS:
+            log.debug("%s: %d rows", Path(m).name, con.execute(f"select count(*) from {Path(m).name}").fetchone()[0])
+    if not cfg.indicators:  # no indicators configured: an empty table keeps later stages uniform
+        con.execute("create or replace table indicator_counts (period date, indicator varchar, kind varchar, "
+                    "area_type varchar, area_code varchar, area_name varchar, group_type varchar, group_value varchar, "
+                    "observed bigint, population bigint, expected double)")
 
 
 def _check_external_rates(con, cfg: Config, params: dict) -> None:

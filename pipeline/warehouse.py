@@ -18,7 +18,8 @@ from .errors import PipelineError
 from .paths import SQL_DIR, warehouse
 
 EXPORTED_TABLES = ("prevalence", "load_summary", "rejects", "inequality", "funnel", "trend", "data_quality",
-                   "comparisons", "dsr", "trend_transitions", "trend_expected")
+                   "comparisons", "dsr", "trend_transitions", "trend_expected", "indicators", "indicator_funnel",
+                   "indicator_trend", "indicator_inequality")
 
 
 def connect(path: Path | str = ":memory:", read_only: bool = False, settings=None) -> duckdb.DuckDBPyConnection:
@@ -97,8 +98,9 @@ def sql_text(model: str) -> str:
     return (SQL_DIR / f"{model}.sql").read_text()
 
 
-def build(con, model: str, params: dict | None = None, name: str | None = None) -> None:
-    """Materialise one SQL model (a single SELECT in sql/<model>.sql) as a table named after its file."""
+def build(con, model: str, params: dict | None = None, name: str | None = None, view: bool = False) -> None:
+    """Materialise one SQL model (a single SELECT in sql/<model>.sql) as a table named after its file
+    (`view`: a temporary view of this connection instead, never materialised nor written to the warehouse file)."""
     sql = sql_text(model)
     table = name or Path(model).name
     used = set(_PARAM.findall(sql))
@@ -106,6 +108,11 @@ def build(con, model: str, params: dict | None = None, name: str | None = None) 
     missing = used - bound.keys()
     if missing:
         raise RuntimeError(f"model {model} needs parameters {sorted(missing)}")
+    if view:  # a view cannot hold bound parameters
+        if bound:
+            raise RuntimeError(f"model {model} takes parameters and cannot be built as a view")
+        con.execute(f"create or replace temp view {table} as\n{sql}")
+        return
     con.execute(f"create or replace table {table} as\n{sql}", bound)
 
 

@@ -126,6 +126,8 @@ class Model:
 def pop_key(model: Model, period, condition, area_type, area_code, group_type, group_value) -> tuple:
     """Registered populations are shared by registers of the same minimum age; an age band starting at or above
     a register's minimum age is the same population whatever that age."""
+    if str(condition).startswith("indicator:"):   # an indicator's own denominator (register slice or complement)
+        return ("indicator-population", period, condition, area_type, area_code, group_type, group_value)
     min_age = model.min_ages.get(condition, 0)
     if group_type == "age_band" and _age_start(group_value) >= min_age:
         min_age = 0
@@ -138,6 +140,8 @@ def read_reports(reports: Path, model: Model) -> list[dict]:
         with path.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 row["_file"] = path.relative_to(reports).as_posix()
+                if "indicator" in row:   # indicator rows (`<code>_indicators.csv`): their own cells
+                    row["condition"] = f"indicator:{row['indicator']}"
                 rows.append(row)
     return rows
 
@@ -157,7 +161,7 @@ def build(reports: Path, model: Model, use_derived: bool = True) -> None:
         model.leq.append((o, p))
         groups[k + (r["group_type"],)][r["group_value"]] = (o, p, r)
         folder = r["_file"].split("/")[0]
-        stem = r["_file"].split("/")[-1].removesuffix(".csv")
+        stem = r["_file"].split("/")[-1].removesuffix(".csv").removesuffix("_indicators")
         if r["area_type"] == "practice" and folder == "pcn":
             practice_parent[r["area_code"]] = stem
         if r["area_type"] == "pcn" and folder == "ics":
@@ -228,7 +232,7 @@ def build(reports: Path, model: Model, use_derived: bool = True) -> None:
                 continue
             rest = model.cell((f"{kind}-no-neighbourhood", period, condition))
             model.sums.append((dataset, nbh + [rest]))
-            if kind == "population" and model.min_ages.get(condition, 0) == 0:
+            if kind == "population" and model.min_ages.get(condition, 0) == 0 and not condition.startswith("indicator:"):
                 none = [dq_cells[(period, "icb", code)]["no_neighbourhood"] for code in icbs
                         if (period, "icb", code) in dq_cells]
                 if none and len(none) == len(icbs):
@@ -504,6 +508,14 @@ def truth_from_warehouse(processed: Path, min_ages: dict) -> dict:
         for period, condition, at, code, gt, gv, observed, population in prev:
             truth[("observed", period, condition, at, code, gt, gv)] = observed
             truth[pop_key(model, period, condition, at, code, gt, gv)] = population
+        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        if "indicators" in tables:
+            for period, iid, at, code, gt, gv, observed, population in con.execute(
+                    "select cast(period as varchar), indicator, area_type, area_code, group_type, group_value, "
+                    "observed, population from indicators").fetchall():
+                condition = f"indicator:{iid}"
+                truth[("observed", period, condition, at, code, gt, gv)] = observed
+                truth[pop_key(model, period, condition, at, code, gt, gv)] = population
         dq = con.execute("select cast(period as varchar), area_type, area_code, population, ethnicity_not_recorded, "
                          "lsoa_missing, lsoa_unmatched, no_neighbourhood from data_quality").fetchall()
         for period, at, code, population, eth, missing, unmatched, none in dq:

@@ -9,6 +9,7 @@ and a Python loop over periods and conditions. Speed is secondary to being obvio
 Public entry points:
 
     oracle_prevalence(raw_dir, config_path, today) -> pandas.DataFrame   # the `prevalence` table
+    oracle_indicators(raw_dir, config_path, today) -> pandas.DataFrame   # the `indicators` table
     oracle_load(raw_dir, today) -> OracleData                            # the cleaned inputs (for tests)
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ ETHNIC_GROUP = {
 }
 VALID_SEX = ("F", "M", "I", "U")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")  # a date, or a date and time
+PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")                 # 140, 140.0, -1.5 (not 1,234 or 142 mmHg)
+INDICATOR_COLUMNS = ["period", "indicator", "kind"] + PREVALENCE_COLUMNS[2:]
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -97,7 +100,7 @@ def _parse_dates(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 class OracleData:
     patients: pd.DataFrame        # patient_id, sex, dob, dod, ethnic_group, lsoa_code, imd_quintile
     registrations: pd.DataFrame   # patient_id, practice_code, reg_from, reg_to
-    events: pd.DataFrame          # patient_id, code, date
+    events: pd.DataFrame          # patient_id, code, date, value (NaN: none)
     practices: pd.DataFrame       # practice_code, practice_name, pcn_code, pcn_name, icb_code, icb_name
     neighbourhoods: pd.DataFrame  # lsoa_code, neighbourhood_code, neighbourhood_name
     rejected: dict                # source -> list of (row_number, reason)
@@ -219,14 +222,18 @@ def oracle_load(raw_dir: Path | str, today: date) -> OracleData:
     bad_pid = ~raw_e["patient_id"].isin(loaded_ids).to_numpy()
     bad_code = (raw_e["code"] == "").to_numpy()
     bad_date = (raw_e["date"] == "").to_numpy() | ed_bad | (~np.isnat(ed) & (ed > today64))
-    bad = bad_pid | bad_code | bad_date
+    value_text = raw_e["value"] if "value" in raw_e.columns else pd.Series([""] * len(raw_e), dtype=object)
+    values = np.array([float(v) if PLAIN_DECIMAL.match(v) else np.nan for v in value_text.tolist()], dtype=float)
+    bad_value = np.array([v != "" and not PLAIN_DECIMAL.match(v) for v in value_text.tolist()], dtype=bool)
+    bad = bad_pid | bad_code | bad_date | bad_value
     for i in np.flatnonzero(bad):
         why = [w for w, b in (("patient_id is not a loaded patient", bad_pid[i]), ("code is empty", bad_code[i]),
-                              ("date is empty, not a date or after today", bad_date[i])) if b]
+                              ("date is empty, not a date or after today", bad_date[i]),
+                              ("value is not a plain decimal", bad_value[i])) if b]
         rejected["events"].append((int(i) + 1, "; ".join(why)))
     ok = ~bad
     events = pd.DataFrame({"patient_id": raw_e["patient_id"].to_numpy()[ok],
-                           "code": raw_e["code"].to_numpy()[ok], "date": ed[ok]})
+                           "code": raw_e["code"].to_numpy()[ok], "date": ed[ok], "value": values[ok]})
     return OracleData(pats, regs, events, practices, neighbourhoods, rejected)
 
 
@@ -318,61 +325,54 @@ def cases_on(events: pd.DataFrame, diag_codes: set[str], resolved_codes: set[str
     return set(diag.index)
 
 
-def oracle_prevalence(raw_dir: Path | str, config_path: Path | str, today: date) -> pd.DataFrame:
-    raw_dir = Path(raw_dir)
-    cfg = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-    periods = sorted(p if isinstance(p, date) else date.fromisoformat(str(p)) for p in cfg["periods"])
-    data = oracle_load(raw_dir, today)
+AREAS = {
+    # area_type -> (code column, name column) once the practice/neighbourhood columns are attached
+    "icb": ("icb_code", "icb_name"),
+    "pcn": ("pcn_code", "pcn_name"),
+    "practice": ("practice_code", "practice_name"),
+    "neighbourhood": ("neighbourhood_code", "neighbourhood_name"),
+}
+GROUPS = {"all": None, "ethnicity": "ethnic_group", "imd_quintile": "imd_quintile",
+          "sex": "sex_group", "age_band": "age_band"}
 
+
+def _with_areas(base: pd.DataFrame, data: OracleData) -> pd.DataFrame:
     prac = data.practices.set_index("practice_code")
     nbhd = data.neighbourhoods.set_index("lsoa_code")
-    areas = {
-        # area_type -> (code column, name column) once the practice/neighbourhood columns are attached
-        "icb": ("icb_code", "icb_name"),
-        "pcn": ("pcn_code", "pcn_name"),
-        "practice": ("practice_code", "practice_name"),
-        "neighbourhood": ("neighbourhood_code", "neighbourhood_name"),
-    }
-    groups = {"all": None, "ethnicity": "ethnic_group", "imd_quintile": "imd_quintile",
-              "sex": "sex_group", "age_band": "age_band"}
+    for col in ("practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"):
+        base[col] = base["practice_code"].map(prac[col])
+    base["neighbourhood_code"] = base["lsoa_code"].map(nbhd["neighbourhood_code"])
+    base["neighbourhood_name"] = base["lsoa_code"].map(nbhd["neighbourhood_name"])
+    return base
 
+
+def _aggregate(pop: pd.DataFrame, d: date, measure_id: str) -> pd.DataFrame:
+    """Patient rows with `observed` (0/1) -> observed, population, expected per area x group; the internal
+    reference rate of each stratum is over everyone in `pop` (this date's population or denominator)."""
+    pop = pop.copy()
+    pop["population"] = 1
+    ref = pop.groupby("stratum")["observed"].mean()
+    pop["expected"] = pop["stratum"].map(ref)
+    pop["all_group"] = "All"
     pieces = []
-    for d in periods:
-        base = population_on(data, d)
-        for col in ("practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"):
-            base[col] = base["practice_code"].map(prac[col])
-        base["neighbourhood_code"] = base["lsoa_code"].map(nbhd["neighbourhood_code"])
-        base["neighbourhood_name"] = base["lsoa_code"].map(nbhd["neighbourhood_name"])
-        for cond in cfg["conditions"]:
-            pop = base[base["age"] >= int(cond.get("min_age", 0))].copy()
-            if pop.empty:
-                continue
-            cases = cases_on(data.events, _codelist(raw_dir, cond["codelist"]),
-                             _codelist(raw_dir, cond.get("resolved_codelist")), d)
-            pop["observed"] = pop["patient_id"].isin(cases).astype(int)
-            pop["population"] = 1
-            # internal reference rate of each stratum, over everyone in this period's population
-            ref = pop.groupby("stratum")["observed"].mean()
-            pop["expected"] = pop["stratum"].map(ref)
-            pop["all_group"] = "All"
-            for area_type, (code_col, name_col) in areas.items():
-                in_area = pop[pop[code_col].notna()]
-                for group_type, gcol in groups.items():
-                    gcol = gcol or "all_group"
-                    agg = (in_area.groupby([code_col, gcol], dropna=False)
-                           .agg(area_name=(name_col, "first"), observed=("observed", "sum"),
-                                population=("population", "sum"), expected=("expected", "sum"))
-                           .reset_index()
-                           .rename(columns={code_col: "area_code", gcol: "group_value"}))
-                    agg.insert(0, "period", d)
-                    agg.insert(1, "condition", cond["id"])
-                    agg.insert(2, "area_type", area_type)
-                    agg.insert(5, "group_type", group_type)
-                    pieces.append(agg)
+    for area_type, (code_col, name_col) in AREAS.items():
+        in_area = pop[pop[code_col].notna()]
+        for group_type, gcol in GROUPS.items():
+            gcol = gcol or "all_group"
+            agg = (in_area.groupby([code_col, gcol], dropna=False)
+                   .agg(area_name=(name_col, "first"), observed=("observed", "sum"),
+                        population=("population", "sum"), expected=("expected", "sum"))
+                   .reset_index()
+                   .rename(columns={code_col: "area_code", gcol: "group_value"}))
+            agg.insert(0, "period", d)
+            agg.insert(1, "condition", measure_id)
+            agg.insert(2, "area_type", area_type)
+            agg.insert(5, "group_type", group_type)
+            pieces.append(agg)
+    return pd.concat(pieces, ignore_index=True)
 
-    if not pieces:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in PREVALENCE_COLUMNS})
-    out = pd.concat(pieces, ignore_index=True)
+
+def _statistics(out: pd.DataFrame) -> pd.DataFrame:
     out = out[out["population"] > 0].copy()
     o = out["observed"].to_numpy(float)
     n = out["population"].to_numpy(float)
@@ -388,8 +388,122 @@ def oracle_prevalence(raw_dir: Path | str, config_path: Path | str, today: date)
     out["observed"] = out["observed"].astype("int64")
     out["population"] = out["population"].astype("int64")
     out["group_value"] = out["group_value"].astype(str)
-    out = out[PREVALENCE_COLUMNS].sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
     return out
+
+
+def oracle_prevalence(raw_dir: Path | str, config_path: Path | str, today: date) -> pd.DataFrame:
+    raw_dir = Path(raw_dir)
+    cfg = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    periods = sorted(p if isinstance(p, date) else date.fromisoformat(str(p)) for p in cfg["periods"])
+    data = oracle_load(raw_dir, today)
+    pieces = []
+    for d in periods:
+        base = _with_areas(population_on(data, d), data)
+        for cond in cfg["conditions"]:
+            pop = base[base["age"] >= int(cond.get("min_age", 0))].copy()
+            if pop.empty:
+                continue
+            cases = cases_on(data.events, _codelist(raw_dir, cond["codelist"]),
+                             _codelist(raw_dir, cond.get("resolved_codelist")), d)
+            pop["observed"] = pop["patient_id"].isin(cases).astype(int)
+            pieces.append(_aggregate(pop, d, cond["id"]))
+    if not pieces:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in PREVALENCE_COLUMNS})
+    out = _statistics(pd.concat(pieces, ignore_index=True))
+    return out[PREVALENCE_COLUMNS].sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------- indicators
+
+def window_start(d: date, months: int) -> np.datetime64:
+    """`months` calendar months before d, the day clamped to the month's end (pandas DateOffset does this)."""
+    return np.datetime64((pd.Timestamp(d) - pd.DateOffset(months=months)).date(), "D")
+
+
+def _in_window(events: pd.DataFrame, codes: set[str], d: date, months: int) -> pd.DataFrame:
+    d64 = np.datetime64(d, "D")
+    start = window_start(d, months)
+    return events[events["code"].isin(codes) & (events["date"] > start) & (events["date"] <= d64)]
+
+
+def indicator_numerator(kind: str, ind: dict, raw_dir: Path, events: pd.DataFrame, d: date) -> set[str]:
+    """Patients meeting the indicator's numerator rule on d (before restricting to the denominator)."""
+    months = int(ind.get("months", 12))
+    if kind == "care_process":
+        return set(_in_window(events, _codelist(raw_dir, ind["codelist"]), d, months)["patient_id"])
+    if kind == "case_finding":
+        ev = _in_window(events, _codelist(raw_dir, ind["evidence_codelist"]), d, months)
+        if ind.get("min_value") is not None:
+            ev = ev[ev["value"] >= float(ind["min_value"])]   # NaN (no value) is never >= anything
+        dates = ev.groupby("patient_id")["date"].nunique()
+        return set(dates.index[dates >= int(ind.get("min_count", 1))])
+    # outcome: every criterion's latest valued reading (lowest on that date) within its bounds
+    met: set[str] | None = None
+    for crit in ind["criteria"]:
+        ev = _in_window(events, _codelist(raw_dir, crit["codelist"]), d, months)
+        ev = ev[ev["value"].notna()]
+        latest = ev.groupby("patient_id")["date"].transform("max")
+        lowest = ev[ev["date"] == latest].groupby("patient_id")["value"].min()
+        ok = pd.Series(True, index=lowest.index)
+        if crit.get("min_value") is not None:
+            ok &= lowest >= float(crit["min_value"])
+        if crit.get("max_value") is not None:
+            ok &= lowest <= float(crit["max_value"])
+        these = set(lowest.index[ok])
+        met = these if met is None else met & these
+    return met or set()
+
+
+def oracle_indicators(raw_dir: Path | str, config_path: Path | str, today: date) -> pd.DataFrame:
+    """The `indicators` table: denominators from the register (or, for case_finding, the population not on it)
+    in the age band, numerators by kind, and the same statistics as `prevalence` over each indicator's own
+    denominator."""
+    raw_dir = Path(raw_dir)
+    cfg = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    periods = sorted(p if isinstance(p, date) else date.fromisoformat(str(p)) for p in cfg["periods"])
+    conditions = {c["id"]: c for c in cfg["conditions"]}
+    data = oracle_load(raw_dir, today)
+    pieces = []
+    for d in periods:
+        base = _with_areas(population_on(data, d), data)
+        for ind in cfg.get("indicators", []):
+            cond = conditions[ind["denominator"]]
+            cases = cases_on(data.events, _codelist(raw_dir, cond["codelist"]),
+                             _codelist(raw_dir, cond.get("resolved_codelist")), d)
+            low = int(ind.get("min_age", 0))
+            on_register = base["patient_id"].isin(cases)
+            if ind["kind"] == "case_finding":
+                keep = ~on_register
+            else:
+                keep = on_register
+                low = max(low, int(cond.get("min_age", 0)))
+            keep &= base["age"] >= low
+            if ind.get("max_age") is not None:
+                keep &= base["age"] <= int(ind["max_age"])
+            pop = base[keep].copy()
+            if pop.empty:
+                continue
+            numerator = indicator_numerator(ind["kind"], ind, raw_dir, data.events, d)
+            pop["observed"] = pop["patient_id"].isin(numerator).astype(int)
+            agg = _aggregate(pop, d, ind["id"])
+            agg.insert(2, "kind", ind["kind"])
+            pieces.append(agg)
+    if not pieces:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in INDICATOR_COLUMNS})
+    out = _statistics(pd.concat(pieces, ignore_index=True).rename(columns={"condition": "indicator"}))
+    return out[INDICATOR_COLUMNS].sort_values(["period", "indicator", "area_type", "area_code", "group_type",
+                                               "group_value"], kind="stable").reset_index(drop=True)
+
+
+def compare_indicators(got: pd.DataFrame, want: pd.DataFrame, atol: float = 1e-6, limit: int = 10) -> list[str]:
+    """Differences between the pipeline's `indicators` table and the oracle's (kinds included)."""
+    problems = compare_prevalence(got.rename(columns={"indicator": "condition"}),
+                                  want.rename(columns={"indicator": "condition"}), atol, limit)
+    kinds_got = dict(zip(got["indicator"], got["kind"]))
+    kinds_want = dict(zip(want["indicator"], want["kind"]))
+    if kinds_got != kinds_want:
+        problems.append(f"kinds differ: got {kinds_got}, want {kinds_want}")
+    return problems
 
 
 # ----------------------------------------------------------------------------------------------- comparison

@@ -52,6 +52,10 @@ class Inputs:
     dsr: pd.DataFrame | None = None     # directly standardised rates (true values; packs hide what prevalence hides)
     core20: pd.DataFrame | None = None  # latest period, PCN x group: true counts split into Core20 / the rest
     trend_overlap: pd.DataFrame | None = None  # controlled cases on both dates per cell (published_trend)
+    indicators: pd.DataFrame | None = None  # controlled indicator rows (`condition` = indicator id, `kind`), or None
+    indicator_meta: list = field(default_factory=list)  # one dict per indicator (label, kind, denominator, ages)
+    indicator_funnel: pd.DataFrame | None = None
+    indicator_trend: pd.DataFrame | None = None
 
     @property
     def latest(self) -> dt.date:
@@ -162,6 +166,11 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         dsr = _df(con, "select * from dsr") if "dsr" in tables else None
         core20 = core20_split(con, con.execute("select max(period) from prevalence").fetchone()[0]) \
             if {"stratified_counts", "reference_rates"} <= tables else None
+        from .indicator_data import load_indicator_rows
+
+        ind_rows, ind_meta = load_indicator_rows(con, tables, practices, cfg.indicators)
+        ind_funnel = _df(con, "select * from indicator_funnel") if "indicator_funnel" in tables else None
+        ind_trend = _df(con, "select * from indicator_trend") if "indicator_trend" in tables else None
         nbh = _df(con, "select lsoa_code, neighbourhood_code, neighbourhood_name from neighbourhoods") \
             if "neighbourhoods" in tables else pd.DataFrame(columns=["lsoa_code", "neighbourhood_code",
                                                                      "neighbourhood_name"])
@@ -177,7 +186,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at once,
     # against every relation between them; every derived value is then computed from the published counts
     published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
-                            latest=periods[-1])
+                            latest=periods[-1], indicators=ind_rows)
     ctl = published.prev
     # the community summaries print the packs' own published cells: one set of rules for every publication
     com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
@@ -185,7 +194,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of the
     # true counts; the true `inequality` table stays in the warehouse for analysts
     ineq = published_inequality(ctl)
-    for t in (funnel, trend, dsr):
+    for t in (funnel, trend, dsr, ind_funnel, ind_trend):
         if t is not None:
             for c in ("period", "period_from", "period_to"):
                 if c in t.columns:
@@ -194,7 +203,8 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
                     run_info=run_info, load_summary=ls, data_quality=dq, funnel=funnel, trend=trend,
                     inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=cpolicy, dsr=dsr,
-                    core20=core20)
+                    core20=core20, indicators=published.indicators, indicator_meta=ind_meta,
+                    indicator_funnel=ind_funnel, indicator_trend=ind_trend)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
     inputs.trend_overlap = load_overlap(processed, policy)
     return inputs

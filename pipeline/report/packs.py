@@ -216,6 +216,7 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
         change = _change_sentence(inp, changes, code, h["condition"], h["group_type"], h["group_value"], comparator)
         items.append(dict(text=text, change=change, condition=h["condition"], group_type=h["group_type"],
                           group_value=h["group_value"], affected=w.fmt_count(h["within_affected_shown"]),
+                          missing=w.fmt_count(h["within_affected_shown"]), missing_value=float(h["within_affected_shown"]),
                           ratio=f"{h['within_value']:.2f}", lower=f"{h['within_lower']:.2f}",
                           upper=f"{h['within_upper']:.2f}"))
     return items
@@ -369,6 +370,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
     changes = pack_changes(inp, "pcn", [pcn])
+    from .indicator_pages import indicator_csv, page_one_items, pcn_indicator_pages
     ctx: dict = dict(
         title=f"Recording gaps briefing: {name}",
         heading=name,
@@ -376,7 +378,8 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         comparator=comp,
         true_prevalence=true_prev,
         area=area_summary(prev, inp, "pcn", pcn, changes, comp, true_prev),
-        headlines=within_items(prev, inp, "pcn", pcn, changes, comp, max_n),
+        headlines=page_one_items(within_items(prev, inp, "pcn", pcn, changes, comp, max_n), inp, "pcn", pcn, max_n,
+                                 comp),
         previous=w.long_date(inp.previous) if inp.previous else None,
         provenance=provenance(inp),
         methods=methods_text(inp, comp, true_prev),
@@ -428,12 +431,17 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
     ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
     ctx["load"] = load_rows(inp)
+    ctx["indicator_families"], indicator_charts = pcn_indicator_pages(inp, pcn, codes, names, comp)
+    charts_ += indicator_charts
     # the pack's numbers
     m = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
         ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
         ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(_csv(prev[m]), inp, changes, "pcn"),
-                extra_csvs=_side_tables(inp, [("pcn", [pcn]), ("practice", codes)]))
+    extra = _side_tables(inp, [("pcn", [pcn]), ("practice", codes)])
+    ind_csv = indicator_csv(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
+    if ind_csv is not None:
+        extra["indicators"] = ind_csv
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(_csv(prev[m]), inp, changes, "pcn"), extra_csvs=extra)
 
 
 def _map_frame(prev, inp: Inputs, cond) -> pd.DataFrame:
@@ -569,6 +577,10 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     ctx["map_text"] = ("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
                        "higher than expected." if inp.geoms is not None
                        else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
+    from .indicator_pages import ics_indicator_section, indicator_csv
+
+    ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pc, pnames, ncodes, nnames, comp)
+    charts_ += indicator_charts
     ctx["trend_rows"] = _rate_trend_table(prev, inp, "icb", icb)
     ctx["dq"] = dq_rows(inp, "pcn", pc, pnames)
     ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
@@ -587,8 +599,11 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
         core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
     out = out.merge(g, on=key, how="left")
-    return Pack("ics", icb, "ics.typ", ctx, charts_, _with_changes(out, inp, changes, "icb"),
-                extra_csvs=_side_tables(inp, [("icb", [icb]), ("pcn", pc)]))
+    extra = _side_tables(inp, [("icb", [icb]), ("pcn", pc)])
+    ind_csv = indicator_csv(inp, [("icb", [icb]), ("pcn", pc), ("neighbourhood", ncodes)])
+    if ind_csv is not None:
+        extra["indicators"] = ind_csv
+    return Pack("ics", icb, "ics.typ", ctx, charts_, _with_changes(out, inp, changes, "icb"), extra_csvs=extra)
 
 
 def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:

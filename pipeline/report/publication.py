@@ -12,7 +12,11 @@ all the files together can use:
   'ethnicity not recorded' counts are the all-ages registered population of the area and of its 'Unknown'
   ethnic group, and 'no LSOA' + 'LSOA not matched' its 'Unknown' deprivation group;
 * recorded <= registered; a Core20 part <= its group;
-* rows read = rows loaded + rows rejected.
+* rows read = rows loaded + rows rejected;
+* indicators (care, outcome, case-finding): numerator <= denominator; their groups, practices and PCNs add up like
+  registers'; a denominator that is a register's recorded count is the same cell as that count (one key), a
+  register's age slice is at most its recorded count, and a case-finding denominator (people in an age range not on
+  the register) plus the register in that range is the registered population of that range.
 
 Cells are only linked across dates through nothing: each date's cells are protected on their own, so a date is
 published the same way in every pack that shows it.
@@ -37,6 +41,7 @@ class Published:
     load_summary: pd.DataFrame | None  # controlled input row counts
     core20: pd.DataFrame | None        # Core20 parts: published counts (NaN = hidden)
     protection: Protection
+    indicators: pd.DataFrame | None = None  # controlled indicator rows (prevalence-shaped, `condition` = indicator)
 
 
 def _key_frame(frame: pd.DataFrame, kind: str, detail) -> pd.DataFrame:
@@ -187,12 +192,70 @@ def _core20_cells(space: CellSpace, core20: pd.DataFrame, prev: pd.DataFrame, pe
     return handles
 
 
+def _register_lookup(prev: pd.DataFrame, frame: pd.DataFrame, condition: pd.Series, column: str) -> np.ndarray:
+    """The register's `column` (observed or population) in the same period, area and group as each row of
+    `frame`, for `condition[i]` (NaN where the register has no such row)."""
+    key = ["period", "area_type", "area_code", "group_type", "group_value"]
+    left = frame[key].astype(str).assign(condition=condition.astype(str).to_numpy())
+    right = prev[key + ["condition"]].astype(str).assign(_value=prev[column].to_numpy(dtype=float))
+    return left.merge(right, on=key + ["condition"], how="left")["_value"].to_numpy(dtype=float)
+
+
+def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Indicator numerators and denominators as cells, with their relations (see the module docstring).
+
+    `ind` is prevalence-shaped (`condition` = the indicator id) with `kind`, `denominator` (the register's condition
+    id), `slice` (the register's age range, e.g. '18-79' or '18+') and `full_register` (the denominator is the
+    register's whole recorded count), and `register_in_range` / `population_in_range` (true counts of the
+    register and of the registered population in the indicator's age range) for case-finding rows."""
+    obs = space.add(_key_frame(ind, "observed", ind["condition"].astype(str)), ind["observed"])
+    full = ind["full_register"].to_numpy(dtype=bool)
+    case_finding = (ind["kind"] == "case_finding").to_numpy()
+    slice_detail = ind["denominator"].astype(str) + ":" + ind["slice"].astype(str)
+    den_kind = np.where(case_finding, "not-register", np.where(full, "observed", "register"))
+    den_detail = np.where(full & ~case_finding, ind["denominator"].astype(str), slice_detail)
+    keys = _key_frame(ind, "", den_detail)
+    keys["kind"] = den_kind
+    den = space.add(keys, ind["population"])
+    space.add_leq(obs, den)
+    for kind, handles in (("observed", obs), ("population", den)):
+        _group_sets(space, ind, handles, f"indicator-{kind}")
+        _hierarchy_sets(space, ind, handles, f"indicator-{kind}")
+    _neighbourhood_sets(space, ind, obs, den, None)
+    # a register's age slice is at most its recorded count
+    register_obs = _register_lookup(prev, ind, ind["denominator"], "observed")
+    sliced = ~full & ~case_finding & ~np.isnan(register_obs)
+    if sliced.any():
+        reg = space.add(_key_frame(ind[sliced], "observed", ind.loc[sliced, "denominator"].astype(str)),
+                        register_obs[sliced], publishable=False)
+        space.add_leq(den[sliced], reg)
+    # case finding: population in the age range = register in the range + the people not on it
+    cf = case_finding & ind["register_in_range"].notna().to_numpy() & ind["population_in_range"].notna().to_numpy()
+    if cf.any():
+        rows = ind[cf]
+        in_range = rows["register_in_range"].to_numpy(dtype=float)
+        population = rows["population_in_range"].to_numpy(dtype=float)
+        whole = rows["full_register"].to_numpy(dtype=bool)
+        reg_keys = _key_frame(rows, "", np.where(whole, rows["denominator"].astype(str), slice_detail[cf]))
+        reg_keys["kind"] = np.where(whole, "observed", "register")
+        reg = space.add(reg_keys, in_range, publishable=False)
+        pop = space.add(_key_frame(rows, "population", _value_detail(population)), population, publishable=False)
+        space.add_leq(reg, pop)
+        n = len(rows)
+        set_keys = pd.concat([rows[["period", "condition", "area_type", "area_code", "group_type",
+                                    "group_value"]].astype(str)] * 3, ignore_index=True)
+        space.add_sets("indicator-complement", np.r_[den[cf], reg, pop], set_keys,
+                       np.r_[np.zeros(2 * n, bool), np.ones(n, bool)])
+    return obs, den
+
+
 def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = None,
                 load_summary: pd.DataFrame | None = None, core20: pd.DataFrame | None = None,
-                practices: pd.DataFrame | None = None, latest=None) -> Published:
+                practices: pd.DataFrame | None = None, latest=None, indicators: pd.DataFrame | None = None) -> Published:
     """Protect every published count of a run at once and return the published frames.
 
-    `prev` holds the published prevalence rows with `parent_code` (practice -> PCN, PCN -> ICB)."""
+    `prev` holds the published prevalence rows with `parent_code` (practice -> PCN, PCN -> ICB); `indicators` the
+    published indicator rows (see :func:`_indicator_cells`)."""
     prev = prev.reset_index(drop=True)
     space = CellSpace()
     obs = space.add(_key_frame(prev, "observed", prev["condition"].astype(str)), prev["observed"])
@@ -227,6 +290,10 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
     if core20 is not None and not core20.empty and latest is not None:
         core20 = core20.reset_index(drop=True)
         c20_handles = _core20_cells(space, core20, prev, latest, obs, pop)
+    ind_handles = None
+    if indicators is not None and not indicators.empty:
+        indicators = indicators.reset_index(drop=True)
+        ind_handles = _indicator_cells(space, indicators, prev)
     cells = space.finalize()
     result = protect(cells, policy)
     hidden_of = lambda handles: result.hidden[cells.handle_to_cell[handles]]  # noqa: E731
@@ -251,5 +318,9 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
         published_c20["core20_expected"] = e
         published_c20 = published_c20.drop(columns=[c for c in ("population", "observed", "expected")
                                                      if c in published_c20.columns])
+    published_ind = None
+    if ind_handles is not None:
+        published_ind = publish(indicators.drop(columns=["register_in_range", "population_in_range"]), policy,
+                                {"observed": hidden_of(ind_handles[0]), "population": hidden_of(ind_handles[1])})
     return Published(cells=cells, prev=published_prev, data_quality=published_dq, load_summary=published_ls,
-                     core20=published_c20, protection=result)
+                     core20=published_c20, protection=result, indicators=published_ind)

@@ -135,6 +135,7 @@ def _published_cells(reports: Path, periods: set[str]) -> dict:
         with path.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 if row.get("period") in periods and "group_type" in row:
+                    row.setdefault("condition", f"indicator:{row.get('indicator')}")
                     key = tuple(row[k] for k in ("period", "condition", "area_type", "area_code", "group_type",
                                                  "group_value"))
                     cells[key] = tuple(row[c] for c in ("observed", "population", "expected", "ratio", "ratio_lower",

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO_ROOT, run_cli, run_pipeline, write_config, write_raw
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from oracle import compare_prevalence, oracle_load, oracle_prevalence
+from oracle import compare_indicators, compare_prevalence, oracle_indicators, oracle_load, oracle_prevalence
 
 
 def run_today() -> date:
@@ -51,6 +51,15 @@ def test_demo_data_agrees_with_oracle(demo_run):
     want = oracle_prevalence(raw, REPO_ROOT / "pipeline" / "default.toml", today)
     assert len(want) > 1000 and want["population"].max() > 10000
     problems = compare_prevalence(got, want)
+    assert not problems, "\n".join(problems)
+
+
+def test_demo_indicators_agree_with_oracle(demo_run):
+    raw, processed, today = demo_run
+    got = pd.read_parquet(processed / "indicators.parquet")
+    want = oracle_indicators(raw, REPO_ROOT / "pipeline" / "default.toml", today)
+    assert set(want["kind"]) == {"care_process", "outcome", "case_finding"} and len(want) > 1000
+    problems = compare_indicators(got, want)
     assert not problems, "\n".join(problems)
 
 
@@ -158,7 +167,7 @@ def messy_raw(draw):
     return {"patients": patients, "registrations": registrations, "events": events}
 
 
-def _pipeline_in_process(raw: Path, work: Path, cfg_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _pipeline_in_process(raw: Path, work: Path, cfg_path: Path, table: str = "prevalence") -> tuple[pd.DataFrame, pd.DataFrame]:
     from pipeline.analyse import analyse
     from pipeline.config import load_config
     from pipeline.ingest import ingest
@@ -172,7 +181,7 @@ def _pipeline_in_process(raw: Path, work: Path, cfg_path: Path) -> tuple[pd.Data
         ingest(raw, work, cfg, con)
         transform(work, cfg, con)
         analyse(work, cfg, con)
-        return con.execute("select * from prevalence").df(), con.execute("select source, row_number from rejects").df()
+        return con.execute(f"select * from {table}").df(), con.execute("select source, row_number from rejects").df()
     finally:
         con.close()
 
@@ -197,6 +206,105 @@ def test_messy_data_agrees_with_oracle(tables):
         got, rejects = _pipeline_in_process(raw, tmp / "processed", cfg)
         want = oracle_prevalence(raw, cfg, today)
         problems = compare_prevalence(got, want)
+        assert not problems, "\n".join(problems)
+        for source, rows in rejected_rows(oracle_load(raw, today)).items():
+            assert sorted(rejects.loc[rejects.source == source, "row_number"].tolist()) == rows, source
+
+
+# ------------------------------------------------------------------------------------------- (c) messy readings
+
+SYS, DIA, CHECK, DRUG = "3001", "3002", "3003", "3004"
+VALUES = ["120", "120", "130", "140", "140.0", "141", "90", "80", "91", "89.5", "150", "-1.5", "", "", " 135 ",
+          "142 mmHg", "1,234", "1e3", ".5", "abc"]
+INDICATOR_CONFIG = """
+[[indicators]]
+id = "bp"
+kind = "outcome"
+denominator = "htn"
+min_age = 18
+max_age = 79
+criteria = [{ codelist = "codelists/sys.csv", max_value = 140 }, { codelist = "codelists/dia.csv", max_value = 90 }]
+
+[[indicators]]
+id = "bp_old"
+kind = "outcome"
+denominator = "htn"
+min_age = 80
+months = 6
+criteria = [{ codelist = "codelists/sys.csv", min_value = 100, max_value = 150 }]
+
+[[indicators]]
+id = "check"
+kind = "care_process"
+denominator = "dep"
+codelist = "codelists/check.csv"
+
+[[indicators]]
+id = "possible_htn"
+kind = "case_finding"
+denominator = "htn"
+min_age = 18
+months = 24
+evidence_codelist = "codelists/sys.csv"
+min_value = 140
+min_count = 2
+
+[[indicators]]
+id = "possible_dep"
+kind = "case_finding"
+denominator = "dep"
+max_age = 64
+evidence_codelist = "codelists/drug.csv"
+"""
+
+
+@st.composite
+def messy_readings(draw):
+    tables = draw(messy_raw())
+    ids = ["ok0", "ok1", "ok2"] + sorted({row[0].strip() for row in tables["patients"]})[:4] + ["ghost"]
+    events = [row + [""] for row in tables["events"]]
+    # always something in every numerator: ok1 on the hypertension register with controlled readings, ok2 with raised
+    # readings on two dates and no diagnosis, ok0 (depression) checked; random readings below may change that
+    events += [["ok1", HTN, "2015-01-01", ""], ["ok1", SYS, "2023-01-10", "130"], ["ok1", DIA, "2023-01-10", "80"],
+               ["ok1", SYS, "2024-01-10", "130"], ["ok1", DIA, "2024-01-10", "80"], ["ok0", CHECK, "2024-01-10", ""],
+               ["ok2", SYS, "2022-11-01", "150"], ["ok2", SYS, "2023-02-01", "145"], ["ok2", SYS, "2024-02-01", "141"],
+               ["ok2", DRUG, "2023-02-01", ""], ["ok2", DRUG, "2023-03-01", ""]]
+    reading_day = st.one_of(st.sampled_from(EDGE_DATES + ["2022-03-31", "2022-04-01", "2023-09-30", "2023-10-01",
+                                                          "2022-09-30", "2022-10-01"]),
+                            st.dates(min_value=date(2022, 10, 1), max_value=date(2024, 3, 31)).map(_iso),
+                            st.dates(min_value=date(2021, 1, 1), max_value=date(2024, 6, 30)).map(_iso))
+    for _ in range(draw(st.integers(min_value=20, max_value=120))):
+        pid = draw(st.sampled_from(ids))
+        day = draw(sometimes_bad(reading_day, one_in=30))
+        code = draw(st.sampled_from([SYS, SYS, SYS, DIA, DIA, CHECK, DRUG, DRUG, HTN, DEP]))
+        events.append([pid, code, day, draw(st.sampled_from(VALUES))])
+        if draw(st.integers(min_value=1, max_value=4)) == 1:   # a second reading the same day
+            events.append([pid, code, day, draw(st.sampled_from(VALUES))])
+    tables["events"] = (["patient_id", "code", "date", "value"], events)
+    return tables
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(tables=messy_readings())
+def test_messy_readings_indicators_agree_with_oracle(tables):
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        raw = write_raw(tmp / "raw", {
+            **tables, "practices": PRACTICES, "deprivation": DEPRIVATION, "neighbourhoods": NEIGHBOURHOODS,
+            "codelists/dep": [DEP], "codelists/dep_res": [DEP_RES], "codelists/htn": [HTN, "2002"],
+            "codelists/sys": [SYS], "codelists/dia": [DIA], "codelists/check": [CHECK], "codelists/drug": [DRUG],
+        })
+        cfg = write_config(tmp / "config.toml", [p.isoformat() for p in PERIODS], [
+            {"id": "dep", "codelist": "codelists/dep.csv", "resolved_codelist": "codelists/dep_res.csv", "min_age": 18},
+            {"id": "htn", "codelist": "codelists/htn.csv", "min_age": 0},
+        ])
+        cfg.write_text(cfg.read_text(encoding="utf-8") + INDICATOR_CONFIG, encoding="utf-8")
+        today = run_today()
+        got, rejects = _pipeline_in_process(raw, tmp / "processed", cfg, table="indicators")
+        want = oracle_indicators(raw, cfg, today)
+        problems = compare_indicators(got, want)
         assert not problems, "\n".join(problems)
         for source, rows in rejected_rows(oracle_load(raw, today)).items():
             assert sorted(rejects.loc[rejects.source == source, "row_number"].tolist()) == rows, source

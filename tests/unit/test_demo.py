@@ -17,7 +17,8 @@ from pipeline.schema import SOURCE_BY_STEM
 
 PERIODS = [np.datetime64(d, "D").astype(np.int64) for d in ("2023-03-31", "2024-03-31", "2025-03-31")]
 LIMIT = np.datetime64("2026-01-01", "D").astype(np.int64)
-CODELIST_NAMES = ("depression", "depression_resolved", "hypertension", "hypertension_resolved", "smi", "smi_remission")
+CODELIST_NAMES = ("depression", "depression_resolved", "hypertension", "hypertension_resolved", "smi", "smi_remission",
+                  "systolic_bp", "diastolic_bp", "hba1c", "smi_health_check", "antidepressants")
 DATE_COLS = {"patients": ("date_of_birth", "date_of_death"), "registrations": ("registered_from", "registered_to"),
              "events": ("date",)}
 ETH_GROUP = {**dict.fromkeys("ABC", "White"), **dict.fromkeys("DEFG", "Mixed"), **dict.fromkeys("HJKL", "Asian"),
@@ -55,9 +56,9 @@ def big(tmp_path_factory) -> Path:
 def test_files_exist_with_contract_columns(small):
     for stem in ("patients", "registrations", "events"):
         schema = pq.read_schema(small / f"{stem}.parquet")
-        assert tuple(schema.names) == SOURCE_BY_STEM[stem].columns
+        assert tuple(schema.names) == SOURCE_BY_STEM[stem].columns + SOURCE_BY_STEM[stem].optional_columns
         for field in schema:
-            expected = pa.date32() if field.name in DATE_COLS[stem] else pa.string()
+            expected = pa.date32() if field.name in DATE_COLS[stem] else pa.float64() if field.name == "value" else pa.string()
             assert field.type == expected, (stem, field.name, field.type)
     for stem in ("practices", "deprivation", "neighbourhoods"):
         with open(small / f"{stem}.csv", newline="") as f:
@@ -281,3 +282,35 @@ def test_population_mix(big):
     assert 0.17 < (age < 18).mean() < 0.25
     assert 0.15 < (age >= 65).mean() < 0.23
     assert (age >= 90).mean() > 0.005
+
+
+# ------------------------------------------------------------------------------------------- readings (indicators)
+
+
+def test_readings_have_values_and_planted_indicator_gaps(big):
+    ev = _read(big, "events")
+    lists = {n: set(_csv(big / "codelists" / f"{n}.csv")["code"]) for n in CODELIST_NAMES}
+    systolic = ev[ev["code"].isin(lists["systolic_bp"])]
+    assert systolic["value"].notna().all() and systolic["value"].between(60, 260).all()
+    assert ev.loc[ev["code"].isin(lists["diastolic_bp"]), "value"].notna().all()
+    assert ev.loc[ev["code"].isin(lists["hba1c"]), "value"].between(20, 150).all()
+    assert ev.loc[ev["code"].isin(lists["hypertension"] | lists["antidepressants"]), "value"].isna().all()
+    # two systolic readings on one day happen (the lowest counts)
+    assert systolic.duplicated(["patient_id", "date"]).any()
+    pat = _read(big, "patients")
+    dep = _csv(big / "deprivation.csv")
+    quintile = pat.set_index("patient_id")["lsoa_code"].map(
+        dict(zip(dep["lsoa_code"], (dep["imd_decile"].astype(int) + 1) // 2)))
+    hyp = set(ev.loc[ev["code"].isin(lists["hypertension"]), "patient_id"])
+    latest = systolic[systolic["patient_id"].isin(hyp) & (systolic["date"] <= PERIODS[2])].sort_values("date")
+    latest = latest.groupby("patient_id")["value"].last()
+    at_target = (latest <= 140).groupby(quintile.reindex(latest.index).fillna(0).to_numpy()).mean()
+    assert at_target[1] < at_target[[2, 3, 4, 5]].min() - 0.05      # planted: lower control in quintile 1
+    # raised readings without a diagnosis are concentrated in one neighbourhood
+    nbh = _csv(big / "neighbourhoods.csv")
+    hood = pat.set_index("patient_id")["lsoa_code"].map(dict(zip(nbh["lsoa_code"], nbh["neighbourhood_name"])))
+    high = systolic[(systolic["value"] >= 140) & ~systolic["patient_id"].isin(hyp)]
+    repeat = high.groupby("patient_id")["date"].nunique()
+    repeat = repeat[repeat >= 2].index
+    share = hood.reindex(repeat).value_counts(normalize=True)
+    assert share.index[0] == demo.HIGH_BP_NEIGHBOURHOOD

@@ -1,0 +1,103 @@
+"""The indicator rows the packs publish, read from the warehouse and shaped for the publication model
+(pipeline/report/publication.py `protect_all`): prevalence-shaped rows with `condition` = the indicator id, plus
+what the protection needs to know about each denominator (which register, which age slice, whether it is the
+register's whole recorded count) and, for case finding, the true register and population counts in its age range.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .data import PREV_COLS, add_parents
+
+SLICES_SQL = """
+-- For each case-finding indicator: the people on the register and everyone registered, in its age range, per
+-- period x area x group (true counts, never published: they tell the protection that not-on-register + on-register
+-- = the registered population of that age range).
+with people as (
+    select r.period, i.indicator, r.practice_code, r.neighbourhood_code, r.ethnic_group, r.imd_quintile,
+           case when r.sex in ('F', 'M') then r.sex else 'Unknown' end as sex_group,
+           case when r.age >= 90 then '90+'
+                else cast(r.age // 5 * 5 as varchar) || '-' || cast(r.age // 5 * 5 + 4 as varchar) end as age_band,
+           case when k.patient_id is null then 0 else 1 end as on_register
+    from int_patients_registered_on_date as r
+    join indicator_settings as i
+      on i.kind = 'case_finding' and r.age >= i.min_age and (i.max_age is null or r.age <= i.max_age)
+    left join int_condition_cases as k
+      on k.period = r.period and k.condition = i.denominator and k.patient_id = r.patient_id
+),
+in_areas as (
+    select p.*, 'practice' as area_type, p.practice_code as area_code from people as p
+    union all
+    select p.*, 'pcn', x.pcn_code from people as p join practices as x on x.practice_code = p.practice_code
+    union all
+    select p.*, 'icb', x.icb_code from people as p join practices as x on x.practice_code = p.practice_code
+    union all
+    select p.*, 'neighbourhood', p.neighbourhood_code from people as p where p.neighbourhood_code is not null
+),
+in_groups as (
+    select period, indicator, area_type, area_code, 'all' as group_type, 'All' as group_value, on_register from in_areas
+    union all
+    select period, indicator, area_type, area_code, 'ethnicity', ethnic_group, on_register from in_areas
+    where area_type in ('icb', 'pcn')
+    union all
+    select period, indicator, area_type, area_code, 'imd_quintile', imd_quintile, on_register from in_areas
+    where area_type in ('icb', 'pcn')
+    union all
+    select period, indicator, area_type, area_code, 'sex', sex_group, on_register from in_areas
+    where area_type in ('icb', 'pcn')
+    union all
+    select period, indicator, area_type, area_code, 'age_band', age_band, on_register from in_areas
+    where area_type in ('icb', 'pcn')
+)
+select period, indicator as condition, area_type, area_code, group_type, group_value,
+       cast(sum(on_register) as bigint) as register_in_range, cast(count(*) as bigint) as population_in_range
+from in_groups
+group by period, indicator, area_type, area_code, group_type, group_value
+"""
+
+
+def indicator_meta(con, cfg_indicators=()) -> list[dict]:
+    """One dict per configured indicator present in the warehouse: id, label, kind, denominator condition,
+    its label, the effective age range and the register's slice label (e.g. '18-79', '80+')."""
+    d = con.execute("""select i.indicator, i.label, i.kind, i.denominator, i.min_age, i.max_age, i.months,
+                              c.label as denominator_label, c.min_age as condition_min_age
+                       from indicator_settings as i join conditions as c on c.condition = i.denominator""").df()
+    order = [i.id for i in cfg_indicators]
+    met = {i.id: i.met for i in cfg_indicators}
+    out = []
+    for r in d.to_dict("records"):
+        r["met"] = met.get(r["indicator"]) or f"met '{r['label']}'"
+        max_age = None if pd.isna(r["max_age"]) else int(r["max_age"])
+        low = max(int(r["min_age"]), int(r["condition_min_age"]))
+        r.update(min_age=int(r["min_age"]), max_age=max_age, months=int(r["months"]),
+                 slice=f"{low}-{max_age}" if max_age is not None else f"{low}+",
+                 full_register=(int(r["min_age"]) == int(r["condition_min_age"]) and max_age is None))
+        out.append(r)
+    return sorted(out, key=lambda r: order.index(r["indicator"]) if r["indicator"] in order else 99)
+
+
+def load_indicator_rows(con, tables: set[str], practices: pd.DataFrame, cfg_indicators=()) -> tuple[pd.DataFrame | None, list[dict]]:
+    """The published indicator rows (ICB and PCN rows of every breakdown, practice and neighbourhood `all` rows)
+    with parent codes and the protection's columns; (None, []) when the run has no indicators."""
+    if not {"indicators", "indicator_settings", "conditions"} <= tables:
+        return None, []
+    meta = indicator_meta(con, cfg_indicators)
+    cols = [c for c in PREV_COLS if c != "condition"]
+    rows = con.execute(f"""select indicator as condition, kind, {', '.join(cols)} from indicators
+                           where area_type in ('icb', 'pcn') or group_type = 'all'""").df()
+    if rows.empty or not meta:
+        return None, []
+    rows["period"] = pd.to_datetime(rows["period"]).dt.date
+    info = pd.DataFrame(meta).set_index("indicator")
+    rows["denominator"] = rows["condition"].map(info["denominator"])
+    rows["slice"] = rows["condition"].map(info["slice"])
+    rows["full_register"] = rows["condition"].map(info["full_register"]).astype(bool)
+    slices = con.execute(SLICES_SQL).df() if "int_patients_registered_on_date" in tables else pd.DataFrame()
+    key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
+    if not slices.empty:
+        slices["period"] = pd.to_datetime(slices["period"]).dt.date
+        rows = rows.merge(slices, on=key, how="left")
+    else:
+        rows["register_in_range"] = rows["population_in_range"] = float("nan")
+    rows.loc[rows["kind"] != "case_finding", ["register_in_range", "population_in_range"]] = float("nan")
+    return add_parents(rows, practices), meta

@@ -1,0 +1,318 @@
+"""Indicator content of the packs (care processes, outcomes, case finding), from the controlled indicator rows
+(`Inputs.indicators`: every count rounded or hidden by the publication model, every derived value worked out from
+the published counts). Case finding is shown as counts and rates of people, never as lists.
+
+- :func:`page_one_items`: page 1's clearest gaps across registers and indicators;
+- :func:`pcn_indicator_pages`: one PCN pack page per indicator family (tables and charts);
+- :func:`ics_indicator_section`: the ICS pack's comparison of PCNs and neighbourhoods on each indicator;
+- :func:`indicator_csv`: the pack's indicator numbers as CSV (prevalence column names, `indicator` and `kind`).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from pipeline.disclosure import MARKER, for_print
+from pipeline.schema import GROUP_ORDER
+
+from . import charts
+from . import wording as w
+from .data import Inputs
+
+FAMILIES = (  # kind, page title, intro
+    ("care_process", "Care processes",
+     "The share of people on a register who had a care process recorded in the window, compared with what "
+     "{comparator} would give for people of the same age and sex. A ratio below 1 means fewer received it than "
+     "expected."),
+    ("outcome", "Outcomes: treatment to target",
+     "The share of people on a register whose latest reading in the window met the target (no reading counts as "
+     "not met), compared with what {comparator} would give for people of the same age and sex. A ratio below 1 "
+     "means fewer at target than expected."),
+    ("case_finding", "Possible undiagnosed conditions (case finding)",
+     "How many people who are not on a register have records suggesting the condition: counts and rates of "
+     "people, never lists of patients. A ratio above 1 means more such people than {comparator} would give for "
+     "people of the same age and sex: a place to look for undiagnosed patients."),
+)
+BREAKDOWNS = ("ethnicity", "imd_quintile", "sex")
+CSV_COLUMNS = ["period", "indicator", "kind", "area_type", "area_code", "area_name", "group_type", "group_value",
+               "observed", "population", "expected", "missing", "rate", "rate_lower", "rate_upper", "ratio",
+               "ratio_lower", "ratio_upper"]
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _meta(inp: Inputs, iid: str) -> dict:
+    return next(m for m in inp.indicator_meta if m["indicator"] == iid)
+
+
+def _hidden(row) -> bool:
+    return bool(row.get("observed_redacted", False)) or bool(row.get("population_redacted", False))
+
+
+def _ages(m: dict) -> str:
+    low = max(int(m["min_age"]), int(m["condition_min_age"])) if m["kind"] != "case_finding" else int(m["min_age"])
+    if m["max_age"] is not None:
+        return f"aged {low}–{m['max_age']}"
+    return f"aged {low} and over" if low else "of all ages"
+
+
+def denominator_phrase(m: dict, who: str) -> str:
+    """'Asian adults on the hypertension register aged 18–79' / 'Black adults aged 18 and over not on the …'."""
+    register = f"the {m['denominator_label'].lower()} register"
+    if m["kind"] == "case_finding":
+        return f"{who} {_ages(m)} not on {register}"
+    return f"{who} on {register} {_ages(m)}"
+
+
+def gap_text(m: dict, row, comparator: str, area_words: str = "") -> str:
+    """One gap in plain words with its published patient numbers and comparator (direction from the interval)."""
+    adults = int(m["min_age"]) >= 18 or int(m["condition_min_age"]) >= 18
+    gt, gv = str(row["group_type"]), str(row["group_value"])
+    who = w.group_phrase(gt, gv, adults) if gt != "all" else ("adults" if adults else "people")
+    den = denominator_phrase(m, who)
+    ratio = f"{_f(row['ratio']):.2f} times the expected rate, 95% interval {_f(row['ratio_lower']):.2f}–{_f(row['ratio_upper']):.2f}"
+    tail = f"compared with {comparator} for people of the same age and sex"
+    counts = f"{w.fmt_count(row['observed'])} of {w.fmt_count(row['population'])} {den}{area_words}"
+    if m["kind"] == "case_finding":
+        return (f"{m['label']}: {counts} ({w.fmt_rate(row['rate'])}) have {m['met']} — {w.about(row['missing'])} more "
+                f"people than expected ({ratio}), {tail}.")
+    return (f"{m['label']}: {counts} ({w.fmt_rate(row['rate'])}) had {m['met']} — {w.about(row['missing'])} fewer "
+            f"than expected ({ratio}), {tail}.")
+
+
+def indicator_gaps(inp: Inputs, area_type: str, code: str) -> pd.DataFrame:
+    """Clear gaps of one area on the latest date: care and outcome rows whose whole 95% interval is below 1 with
+    fewer than expected, case-finding rows whose interval is above 1 with more than expected ('Unknown' groups are
+    data quality and left out); `patients` = the published number fewer (or more) than expected."""
+    ind = inp.indicators
+    if ind is None or ind.empty:
+        return pd.DataFrame()
+    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
+            (ind["group_value"] != "Unknown") & ~ind["observed_redacted"].astype(bool) &
+            ~ind["population_redacted"].astype(bool) & ind["missing"].notna()]
+    cf = d["kind"] == "case_finding"
+    gap = (~cf & (d["ratio_upper"] < 1) & (d["missing"] > 0)) | (cf & (d["ratio_lower"] > 1) & (d["missing"] < 0))
+    d = d[gap].copy()
+    d["patients"] = d["missing"].abs()
+    d["family"] = d["kind"]
+    return d.sort_values(["patients", "ratio"], ascending=[False, True])
+
+
+def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code: str, max_n: int,
+                   comparator: str) -> list[dict]:
+    """Page 1: the clearest gaps across registers and indicators, largest number of patients first; the largest
+    gap of each family (registers, care processes, outcomes, case finding) is guaranteed a place."""
+    gaps = indicator_gaps(inp, area_type, code)
+    if gaps.empty:
+        return register_items
+    candidates = [dict(item, family="register", patients=_f(item.get("missing_value", item.get("missing"))))
+                  for item in register_items]
+    for r in gaps.to_dict("records"):
+        m = _meta(inp, r["condition"])
+        candidates.append(dict(text=gap_text(m, r, comparator), change=_indicator_change(inp, area_type, code, r),
+                               condition=r["condition"], group_type=r["group_type"], group_value=r["group_value"],
+                               missing=w.fmt_count(r["missing"]), family=r["kind"], patients=float(r["patients"]),
+                               ratio=f"{r['ratio']:.2f}", lower=f"{r['ratio_lower']:.2f}", upper=f"{r['ratio_upper']:.2f}"))
+    for c in candidates:
+        if not math.isfinite(c["patients"]):
+            c["patients"] = 0.0
+    ranked = sorted(candidates, key=lambda c: -c["patients"])
+    firsts, seen = [], set()
+    for c in ranked:
+        if c["family"] not in seen:
+            seen.add(c["family"])
+            firsts.append(c)
+    rest = [c for c in ranked if not any(c is f for f in firsts)]
+    chosen = (firsts + rest)[:max(max_n, len(firsts))]
+    return sorted(chosen, key=lambda c: -c["patients"])
+
+
+def _indicator_change(inp: Inputs, area_type, code, row) -> str:
+    t = inp.indicator_trend
+    if t is None or inp.previous is None:
+        return ""
+    m = (t["period_from"] == inp.previous) & (t["period_to"] == inp.latest) & (t["area_type"] == area_type) & \
+        (t["area_code"] == code) & (t["indicator"] == row["condition"]) & (t["group_type"] == row["group_type"]) & \
+        (t["group_value"] == row["group_value"])
+    p = inp.indicators
+    before = p[(p["period"] == inp.previous) & (p["area_type"] == area_type) & (p["area_code"] == code) &
+               (p["condition"] == row["condition"]) & (p["group_type"] == row["group_type"]) &
+               (p["group_value"] == row["group_value"])]
+    if before.empty or _hidden(before.iloc[0]):
+        return f"In {w.short_date(inp.previous)} the numbers were too small to show."
+    b = before.iloc[0]
+    label = str(t.loc[m, "label"].iloc[0]) if m.any() else None
+    verdict = {"improving": "the gap has narrowed since then", "worsening": "the gap has widened since then",
+               "no clear change": "there is no clear change since then"}.get(label or "", "")
+    text = (f"In {w.short_date(inp.previous)}: {w.fmt_count(b['observed'])} of {w.fmt_count(b['population'])} "
+            f"({w.fmt_rate(b['rate'])}), ratio {w.fmt_ratio(b['ratio'], b['ratio_lower'], b['ratio_upper'])}.")
+    return f"{text} Compared with then, {verdict}." if verdict else text
+
+
+def _row_cells(r) -> list[str]:
+    hidden = _hidden(r)
+    return [w.fmt_count(r["population"]), w.fmt_count(r["observed"]), w.fmt_rate(r["rate"], hidden=hidden),
+            w.fmt_count(r["expected"]),
+            w.fmt_ratio(r["ratio"], r["ratio_lower"], r["ratio_upper"], hidden=bool(r.get("observed_redacted", False)))]
+
+
+def _header(m: dict) -> list[str]:
+    return ["Not on register" if m["kind"] == "case_finding" else "On register", "People", "Rate", "Expected",
+            "Ratio (95% CI)"]
+
+
+def _indicator_group_table(inp: Inputs, area_type: str, code: str, m: dict) -> dict:
+    ind = inp.indicators
+    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
+            (ind["condition"] == m["indicator"])]
+    rows = []
+    for gt in ("all",) + BREAKDOWNS:
+        part = d[d["group_type"] == gt]
+        rank = {v: i for i, v in enumerate(GROUP_ORDER.get(gt, ()))}
+        part = part.assign(_o=part["group_value"].map(rank).fillna(99)).sort_values(["_o", "group_value"])
+        for k, (_, r) in enumerate(part.iterrows()):
+            rows.append([w.BREAKDOWN_TITLE[gt] if k == 0 else "", w.group_label(gt, r["group_value"]) if gt != "all" else "All"]
+                        + _row_cells(r))
+    return dict(header=["Breakdown", "Group"] + _header(m), rows=rows, align="llrrrrr")
+
+
+def _indicator_area_table(inp: Inputs, area_type: str, codes, names: dict, m: dict) -> dict:
+    ind = inp.indicators
+    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes)) &
+            (ind["condition"] == m["indicator"]) & (ind["group_type"] == "all")]
+    d = d.assign(_name=d["area_code"].map(lambda c: names.get(c, c))).sort_values("_name")
+    rows = []
+    for _, r in d.iterrows():
+        hidden = bool(r.get("observed_redacted", False))
+        verdict = w.direction(r["ratio_lower"], r["ratio_upper"]) if not hidden else ""
+        words = {"fewer": "clearly lower", "more": "clearly higher", "similar": "similar"}.get(verdict, MARKER)
+        rows.append([f"{r['_name']}"] + _row_cells(r) + [words])
+    return dict(header=["Area"] + _header(m) + ["Against expected"], rows=rows, align="lrrrrrl")
+
+
+def _summary(inp: Inputs, area_type: str, code: str, m: dict, comparator: str, place: str) -> str:
+    ind = inp.indicators
+    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
+            (ind["condition"] == m["indicator"]) & (ind["group_type"] == "all")]
+    if d.empty:
+        return f"No one in {place} is in this indicator's denominator."
+    r = d.iloc[0]
+    den = denominator_phrase(m, "people")
+    verb = "have" if m["kind"] == "case_finding" else "had"
+    if bool(r.get("population_redacted", False)):
+        return f"In {place}, the numbers of {den} are too small to show (disclosure control)."
+    if _hidden(r):
+        return (f"In {place}, of {w.fmt_count(r['population'])} {den}, the number who {verb} {m['met']} is too small "
+                f"to show (disclosure control).")
+    verdict = w.direction(r["ratio_lower"], r["ratio_upper"])
+    words = {"fewer": "clearly fewer than expected", "more": "clearly more than expected",
+             "similar": "about as many as expected"}.get(verdict, "")
+    return (f"In {place}, {w.fmt_count(r['observed'])} of {w.fmt_count(r['population'])} {den} "
+            f"({w.fmt_rate(r['rate'])}) {verb} {m['met']}: {words} (ratio "
+            f"{w.fmt_ratio(r['ratio'], r['ratio_lower'], r['ratio_upper'])}), compared with {comparator} for people of "
+            f"the same age and sex.")
+
+
+def _panels(inp: Inputs, area_type: str, code: str, metas: list[dict], gt: str) -> list[tuple[str, pd.DataFrame]]:
+    from .packs import _group_frame
+
+    ind = inp.indicators
+    present = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
+                  (ind["group_type"] == gt)]["group_value"].unique()
+    order = [v for v in GROUP_ORDER[gt] if v in set(present)]
+    return [(m["label"], _group_frame(ind, inp.latest, area_type, code, gt, m["indicator"], order)) for m in metas]
+
+
+def _area_panels(ind: pd.DataFrame, inp: Inputs, area_type: str, codes, names: dict,
+                 metas: list[dict]) -> list[tuple[str, pd.DataFrame]]:
+    """One dot-chart panel per indicator: the areas' `all` rows, ordered by the first indicator's ratio."""
+    def rows(iid):
+        return ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
+                   & (ind["group_type"] == "all") & (ind["condition"] == iid)].set_index("area_code")
+
+    first = rows(metas[0]["indicator"])["ratio"]
+    order = sorted(codes, key=lambda c: (-(first.get(c) if c in first.index and math.isfinite(_f(first.get(c))) else -99),
+                                         names.get(c, c)))
+    panels = []
+    for m in metas:
+        d = rows(m["indicator"]).reindex(order)
+        d["label"] = [names.get(k, k) for k in order]
+        d["hidden"] = d["observed_redacted"].astype("boolean").fillna(False).astype(bool)
+        panels.append((m["label"], d.reset_index()))
+    return panels
+
+
+def pcn_indicator_pages(inp: Inputs, pcn: str, practice_codes, names: dict, comparator: str) -> tuple[list[dict], list]:
+    """One page per indicator family for a PCN pack: a summary sentence, a table by group and by practice for
+    each indicator, and dot charts by ethnic group and deprivation. Returns (families, charts)."""
+    if inp.indicators is None or inp.indicators.empty:
+        return [], []
+    families, charts_ = [], []
+    for kind, title, intro in FAMILIES:
+        metas = [m for m in inp.indicator_meta if m["kind"] == kind]
+        if not metas:
+            continue
+        chart_keys = []
+        for gt in ("ethnicity", "imd_quintile"):
+            panels = _panels(inp, "pcn", pcn, metas, gt)
+            if panels and len(panels[0][1]):
+                key = f"ind_{kind}_{gt}"
+                xlabel = "People found ÷ expected" if kind == "case_finding" else "Achieved ÷ expected"
+                charts_.append((key, charts.dot_chart, (panels,), dict(xlabel=xlabel)))
+                chart_keys.append(dict(key=key, caption=f"{title}: {xlabel.lower()} by "
+                                       f"{w.BREAKDOWN_TITLE[gt].lower()}, {w.long_date(inp.latest)}."))
+        families.append(dict(
+            kind=kind, title=title, intro=intro.format(comparator=comparator), charts=chart_keys,
+            indicators=[dict(label=m["label"], summary=_summary(inp, "pcn", pcn, m, comparator, "this PCN"),
+                             groups=_indicator_group_table(inp, "pcn", pcn, m),
+                             practices=_indicator_area_table(inp, "practice", practice_codes, names, m))
+                        for m in metas]))
+    return families, charts_
+
+
+def ics_indicator_section(inp: Inputs, icb: str, pcns, pnames: dict, ncodes, nnames: dict, comparator: str) -> tuple[list[dict], list]:
+    """The ICS pack's comparison of PCNs and neighbourhoods on each indicator: a sentence for the ICB, a dot chart
+    of PCNs and of neighbourhoods per family, and the numbers behind them. Returns (indicators, charts)."""
+    if inp.indicators is None or inp.indicators.empty:
+        return [], []
+    out, charts_ = [], []
+    for kind, title, _ in FAMILIES:
+        metas = [m for m in inp.indicator_meta if m["kind"] == kind]
+        if not metas:
+            continue
+        xlabel = "People found ÷ expected" if kind == "case_finding" else "Achieved ÷ expected"
+        for area_type, codes, names in (("pcn", pcns, pnames), ("neighbourhood", ncodes, nnames)):
+            if len(codes):
+                panels = _area_panels(inp.indicators, inp, area_type, codes, names, metas)
+                charts_.append((f"ind_{kind}_{area_type}", charts.dot_chart, (panels,), dict(xlabel=xlabel)))
+        out.append(dict(kind=kind, title=title, pcn_chart=f"ind_{kind}_pcn",
+                        nbh_chart=f"ind_{kind}_neighbourhood" if len(ncodes) else None,
+                        indicators=[dict(label=m["label"],
+                                         summary=_summary(inp, "icb", icb, m, comparator, "the ICB"),
+                                         pcns=_indicator_area_table(inp, "pcn", pcns, pnames, m),
+                                         neighbourhoods=_indicator_area_table(inp, "neighbourhood", ncodes, nnames, m)
+                                         if len(ncodes) else None)
+                                    for m in metas]))
+    return out, charts_
+
+
+def indicator_csv(inp: Inputs, areas) -> pd.DataFrame | None:
+    """The pack's indicator rows as printed (controlled), `areas` = [(area_type, codes), ...]."""
+    ind = inp.indicators
+    if ind is None or ind.empty:
+        return None
+    take = pd.Series(False, index=ind.index)
+    for area_type, codes in areas:
+        take |= (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
+    out = for_print(ind[take]).rename(columns={"condition": "indicator"})
+    out = out[[c for c in CSV_COLUMNS if c in out.columns]].copy()
+    out["period"] = out["period"].astype(str)
+    for c in ("rate", "rate_lower", "rate_upper"):
+        out[c] = [v if isinstance(v, str) or v is None else round(float(v), 6) for v in out[c]]
+    return out
