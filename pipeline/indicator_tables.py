@@ -43,7 +43,9 @@ def build_indicator_statistics(con, cfg: Config) -> pd.DataFrame:
     if not table.empty:
         parents = area_parents(con)
         tables["indicator_funnel"] = funnel_table(as_prev, parents, cfg.overdispersion)
-        tables["indicator_trend"] = trend_table(as_prev)
+        # change over time needs the paired (same patients on both dates) counts that registers have in
+        # trend_transitions / trend_expected; indicators have none yet, so no change is claimed for them
+        tables["indicator_trend"] = trend_table(as_prev, None, None)
         latest = as_prev["period"].max()
         tables["indicator_inequality"] = inequality_table(
             as_prev[as_prev["area_type"].isin(SII_AREAS) & (as_prev["period"] == latest)])
