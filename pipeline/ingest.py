@@ -289,7 +289,8 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
     missing required column is read as empty rather than stopping."""
     t = None
     if path is None:  # optional file absent: an empty table with the contract's columns
-        t = pa.table({c: pa.array([], pa.string()) for c in s.columns} | {"_row_number": pa.array([], pa.int64())})
+        t = pa.table({c: pa.array([], pa.string()) for c in s.columns + s.optional_columns}
+                     | {"_row_number": pa.array([], pa.int64())})
         bad, found = [], []
     elif not lenient and not cfg.input.header_map(s.stem) and cfg.input.date_format == ISO_DATE:
         t = scan_parquet(con, path, s)  # large Parquet files are streamed by DuckDB, never held in memory
@@ -299,6 +300,9 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
     if t is None:
         t, bad, found = read_table(path, s, cfg.input, lenient=lenient)
     if isinstance(t, pa.Table):
+        for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+            if col not in t.column_names:
+                t = t.append_column(col, pa.nulls(t.num_rows, pa.string()))
         con.register(f"raw_{s.stem}_arrow", t)
     con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
     _check_header_repeats(con, s, path)
