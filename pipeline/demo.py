@@ -799,6 +799,8 @@ def _write_extract(table: pa.Table, out: Path, stem: str, date_format: str | Non
         col = table.column(name)
         if name in ("date_of_birth", "date_of_death", "registered_from", "registered_to", "date"):
             col = pc.strftime(col.cast(pa.timestamp("s")), format=date_format)
+        elif not pa.types.is_string(col.type):  # numbers (the readings' values) are written as text
+            col = pc.cast(col, pa.string())
         cols[name] = pc.fill_null(col, "")
     pacsv.write_csv(pa.table(cols), out / f"{stem}.csv", pacsv.WriteOptions(quoting_style="none"))
 
