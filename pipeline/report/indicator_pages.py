@@ -110,7 +110,8 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
     gap of each family (registers, care processes, outcomes, case finding) is guaranteed a place."""
     gaps = indicator_gaps(inp, area_type, code)
     if gaps.empty:
-        return register_items
+        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in item.items()}
+                for item in register_items]
     candidates = [dict(item, family="register", patients=_f(item.get("missing_value", item.get("missing"))))
                   for item in register_items]
     for r in gaps.to_dict("records"):
@@ -130,7 +131,9 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
             firsts.append(c)
     rest = [c for c in ranked if not any(c is f for f in firsts)]
     chosen = (firsts + rest)[:max(max_n, len(firsts))]
-    return sorted(chosen, key=lambda c: -c["patients"])
+    # the items go into the pack's JSON: no NaN there
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in c.items()}
+            for c in sorted(chosen, key=lambda c: -c["patients"])]
 
 
 def _indicator_change(inp: Inputs, area_type, code, row) -> str:
