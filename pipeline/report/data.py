@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline import paths
 from pipeline.config import Config
-from pipeline.disclosure import Policy, control, prevalence_siblings, siblings_from_keys
+from pipeline.disclosure import Policy
 from pipeline.errors import PipelineError
 from pipeline.report.published_trend import load_overlap
 
@@ -89,32 +89,6 @@ def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
     out = prev.copy()
     out["parent_code"] = parent
     return out
-
-
-def control_prevalence(prev: pd.DataFrame, policy: Policy, start_redacted: dict | None = None) -> pd.DataFrame:
-    sib = prevalence_siblings(prev, hierarchy=[("practice", "pcn"), ("pcn", "icb"), ("neighbourhood", "icb")])
-    return control(prev, policy, sib, start_redacted=start_redacted)
-
-
-def control_counts(df: pd.DataFrame, cols, policy: Policy, practices: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Round/hide plain count columns (data quality, load summary). With `practices`, practice rows are
-    siblings within their PCN and PCN rows within their ICB (period by period), for secondary suppression:
-    the packs print an area's table next to the table of its parts."""
-    sib = []
-    if practices is not None and {"area_type", "area_code", "period"} <= set(df.columns):
-        d = df.copy()
-        at = d["area_type"]
-        parent = pd.Series(None, index=d.index, dtype=object)
-        parent[at == "practice"] = d.loc[at == "practice", "area_code"].map(
-            dict(zip(practices["practice_code"], practices["pcn_code"])))
-        parent[at == "pcn"] = d.loc[at == "pcn", "area_code"].map(dict(zip(practices["pcn_code"], practices["icb_code"])))
-        d["parent_code"] = parent
-        for child, par in (("practice", "pcn"), ("pcn", "icb")):
-            m = (at == child).to_numpy() & d["parent_code"].notna().to_numpy()
-            if m.any():
-                sib.append(siblings_from_keys(d, m, ["period", "parent_code"], (at == par).to_numpy(),
-                                              ["period", "area_code"]))
-    return control(df, policy, sib, count_columns=tuple(c for c in cols if c in df.columns), recompute_rates=False)
 
 
 def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:
