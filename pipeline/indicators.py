@@ -17,6 +17,8 @@ import pandas as pd
 
 from . import progress, stats
 from .config import Config
+from .schema import OUTPUT_BY_NAME, output_columns
+from .warehouse import query, read_table, tables, write_table
 
 log = logging.getLogger("pipeline.indicators")
 
@@ -41,42 +43,28 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
         "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
     }
+    from .expectations import validate_output
+
     for name, df in tables.items():
-        con.register(f"{name}_df", df)
-        cols = ", ".join(f"cast({c} as date) as {c}" if c.startswith("period") else c for c in df.columns)
-        con.execute(f"create or replace table {name} as select {cols} from {name}_df")
-        con.unregister(f"{name}_df")
+        validate_output(name, df)
+        write_table(con, name, df)
         log.debug("%s: %d rows", name, len(df))
         progress.current().update(name, rows=len(df))
 
 
 def _table(con, name: str) -> pd.DataFrame | None:
-    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    return con.execute(f"select * from {name}").df() if name in have else None
+    return read_table(con, name) if name in tables(con) else None
 
 
 def area_parents(con) -> pd.DataFrame:
     """Each practice's PCN and ICB, each PCN's ICB, and each neighbourhood's ICB (where most of its patients are registered)."""
-    return con.execute("""
-        select 'practice' as area_type, practice_code as area_code, 'pcn' as parent_type, pcn_code as parent_code from practices
-        union all
-        select 'practice', practice_code, 'icb', icb_code from practices
-        union all
-        select distinct 'pcn', pcn_code, 'icb', icb_code from practices
-        union all
-        select 'neighbourhood', neighbourhood_code, 'icb', arg_max(icb_code, population)
-        from (select s.neighbourhood_code, p.icb_code, sum(s.population) as population
-              from stratified_counts s join practices p using (practice_code)
-              where s.neighbourhood_code is not null group by all)
-        group by neighbourhood_code
-    """).df()
+    return query(con, "area_parents").df()
 
 
 def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
              & prev["area_type"].isin(SII_AREA_TYPES)]
-    cols = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower", "sii_upper",
-            "rii", "rii_lower", "rii_upper", "sii_mad", "rii_mad", "reliability"]
+    cols = output_columns("inequality")
     if q.empty:
         return pd.DataFrame(columns=cols)
     area_id = q.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
@@ -107,8 +95,7 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
 
 
 def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str = "none") -> pd.DataFrame:
-    cols = ["period", "condition", "area_type", "area_code", "parent_type", "parent_code", "statistic", "observed",
-            "denominator", "value", "parent_value", "lower_95", "upper_95", "lower_998", "upper_998", "significance"]
+    cols = output_columns("funnel")
     allrows = prev[prev["group_type"] == "all"]
     areas = allrows[allrows["area_type"].isin(["practice", "pcn", "neighbourhood"])]
     icb = allrows[allrows["area_type"] == "icb"][["period", "condition", "area_code", "observed", "population", "expected"]]
@@ -143,9 +130,8 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     out = pd.concat([prop, ratio], ignore_index=True)
     if overdispersion != "none":
         out = add_overdispersion(out, overdispersion)
-        cols = cols + ["od_method", "od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998",
-                       "od_significance"]
-    return out[cols].sort_values(["period", "condition", "area_type", "area_code", "statistic"], kind="stable").reset_index(drop=True)
+        cols = output_columns("funnel", optional=True)
+    return out[cols].sort_values(list(OUTPUT_BY_NAME["funnel"].key), kind="stable").reset_index(drop=True)
 
 
 def add_overdispersion(f: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -172,11 +158,8 @@ def add_overdispersion(f: pd.DataFrame, method: str) -> pd.DataFrame:
     return f
 
 
-TREND_COLUMNS = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value",
-                 "observed_from", "observed_to", "expected_from", "expected_to", "cases_both", "ratio_from",
-                 "ratio_to", "change", "change_lower", "change_upper", "comparator_change", "gap_from", "gap_to",
-                 "gap_change", "gap_change_lower", "gap_change_upper", "p_value", "q_value", "label"]
-TREND_KEY = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value"]
+TREND_COLUMNS = output_columns("trend")
+TREND_KEY = list(OUTPUT_BY_NAME["trend"].key)
 TREND_FAMILY = ["period_from", "period_to", "area_type", "area_code"]
 
 
@@ -253,9 +236,7 @@ def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_group
     """Each group against the area's reference group (rate ratio, log method; rate difference, Newcombe), and each
     area's `all` row against its parent (rate and standardised ratio, labelled higher / similar / lower from the
     area's 95% interval against the parent's value, as Fingertips does)."""
-    cols = ["period", "condition", "area_type", "area_code", "comparison", "group_type", "group_value", "reference",
-            "value", "reference_value", "rate_ratio", "rate_ratio_lower", "rate_ratio_upper", "rate_difference",
-            "rate_difference_lower", "rate_difference_upper", "label"]
+    cols = output_columns("comparisons")
     parts = []
     for gt, ref in reference_groups.items():
         g = prev[(prev["group_type"] == gt)]
@@ -307,13 +288,8 @@ def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
     period x condition x area x group (not by age band). The standard is restricted to the condition's ages: the band
     holding `min_age` gets the share of its five years at or above it. NA when the total count is below 10 or when
     any standard band has no population in the cell (its rate would be undefined)."""
-    cols = ["period", "condition", "area_type", "area_code", "group_type", "group_value", "observed", "population",
-            "dsr", "dsr_lower", "dsr_upper", "standard", "note"]
-    df = con.execute("""
-        select period, condition, area_type, area_code, group_type, group_value, age_band,
-               sum(observed) as observed, sum(population) as population
-        from area_group_strata where group_type <> 'age_band'
-        group by all""").df()
+    cols = output_columns("dsr")
+    df = query(con, "dsr_counts").df()
     if df.empty:
         return pd.DataFrame(columns=cols)
     from .schema import AGE_BANDS

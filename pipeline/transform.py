@@ -11,7 +11,7 @@ from . import progress
 from .config import Config
 from .errors import PipelineError
 from .paths import SQL_DIR
-from .warehouse import build, staged
+from .warehouse import build, query, read_table, staged, tables
 
 log = logging.getLogger("pipeline.transform")
 
@@ -101,7 +101,7 @@ INGESTED = ("patients", "registrations", "events", "practices", "deprivation", "
 
 def write_settings(con, cfg: Config, engine: str = "duckdb") -> None:
     """The configuration's reference dates and conditions, as tables the models join to."""
-    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    have = tables(con)
     on_spark = ("patients", "registrations", "events")  # the Spark engine keeps these in its own storage
     lacking = [t for t in INGESTED if t not in have and not (engine == "spark" and t in on_spark)]
     if lacking:
@@ -138,8 +138,7 @@ def write_indicator_settings(con, cfg: Config) -> None:
         con.executemany("insert into indicator_settings values (?, ?, ?, ?, ?, ?, ?, ?)", settings)
         con.executemany("insert into indicator_criteria values (?, ?, ?, ?)", criteria)
         con.executemany("insert into indicator_windows values (?, ?, ?)", windows)
-        have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-        loaded = set() if "indicator_codelists" not in have else \
+        loaded = set() if "indicator_codelists" not in tables(con) else \
             {r[0] for r in con.execute("select distinct indicator from indicator_codelists").fetchall()}
         missing = [i.id for i in cfg.indicators if i.id not in loaded]
         if missing:
@@ -151,8 +150,8 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
     if con is None:
         with staged(processed, settings=cfg.engine) as c:
             return transform(processed, cfg, c, engine)
-    if con.execute("select count(*) from information_schema.tables where table_name = 'run_info'").fetchone()[0]:
-        ingested_by = dict(con.execute("select key, value from run_info").fetchall()).get("engine", "duckdb")
+    if "run_info" in tables(con):
+        ingested_by = dict(read_table(con, "run_info", ["key", "value"]).itertuples(index=False)).get("engine", "duckdb")
         if ingested_by != engine:
             raise PipelineError(f"the warehouse was ingested with --engine {ingested_by}; run the transform stage with "
                                 f"--engine {ingested_by}, or the ingest stage again with --engine {engine}")
@@ -194,8 +193,7 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
 
 def _check_external_rates(con, cfg: Config, params: dict) -> None:
     if params["use_external"]:
-        gap = con.execute("select condition, sex, age_band from reference_rates where rate is null "
-                          "and population > 0 order by 1, 2, 3 limit 1").fetchone()
+        gap = query(con, "reference_rate_gaps").fetchone()
         if gap:
             raise PipelineError(f"reference rates file {cfg.reference.rates} has no rate for condition {gap[0]}, "
                                 f"sex {gap[1]}, age band {gap[2]}")

@@ -10,19 +10,18 @@ import numpy as np
 import pandas as pd
 
 from pipeline import stats
-from pipeline.disclosure import MARKER, for_print, is_small, round_count
-from pipeline.schema import GROUP_ORDER
+from pipeline.disclosure import MARKER, RATE_COLUMNS, RATIO_COLUMNS, for_print, is_small, round_count
+from pipeline.schema import GROUP_ORDER, output_columns
 
 from . import charts
 from . import published_trend as pt
 from . import wording as w
-from .data import Inputs
+from .data import LOAD_SUMMARY_COLS, Inputs
 
 BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
 HEADLINE_BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
-CSV_COLUMNS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
-               "observed", "population", "expected", "missing", "rate", "rate_lower", "rate_upper", "ratio",
-               "ratio_lower", "ratio_upper"]
+# a pack's CSV: the `prevalence` columns, its counts (what disclosure control rounds) before the rates and ratios
+CSV_COLUMNS = sorted(output_columns("prevalence"), key=lambda column: column in RATE_COLUMNS + RATIO_COLUMNS)
 
 
 @dataclass
@@ -616,15 +615,14 @@ def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
         for area_type, codes in areas:
             take |= (dq["area_type"] == area_type).to_numpy() & dq["area_code"].isin(list(codes)).to_numpy()
         take &= (dq["period"] == inp.latest).to_numpy()
-        cols = ["period", "area_type", "area_code", "population", "ethnicity_not_recorded", "lsoa_missing",
-                "lsoa_unmatched", "no_neighbourhood"]
+        cols = output_columns("data_quality")
         table = for_print(dq[take].sort_values(["area_type", "area_code"]))
         table = table[[c for c in cols if c in table.columns]].copy()
         table["period"] = table["period"].astype(str)
         out["data_quality"] = table
     if inp.load_summary is not None and not inp.load_summary.empty:
         table = for_print(inp.load_summary)
-        out["inputs"] = table[[c for c in ("source", "rows_read", "rows_loaded", "rows_rejected") if c in table.columns]]
+        out["inputs"] = table[[c for c in LOAD_SUMMARY_COLS if c in table.columns]]
     return out
 
 
