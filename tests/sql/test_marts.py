@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline.paths import SQL_DIR
-from pipeline.warehouse import build, connect, load_macros
+from pipeline.warehouse import build
 
 D = dt.date
 DATE_0, DATE_1 = D(2024, 3, 31), D(2025, 3, 31)
@@ -19,14 +19,6 @@ STRATIFIED = ["period", "condition", "practice_code", "neighbourhood_code", "eth
               "sex_group", "age_band", "population", "cases"]
 RATES = ["period", "condition", "sex", "age_band", "imd_stratum", "ethnicity_stratum", "population", "cases",
          "internal_rate", "external_rate", "rate"]
-
-
-@pytest.fixture()
-def con():
-    connection = connect()
-    load_macros(connection)
-    yield connection
-    connection.close()
 
 
 def given(con, name: str, columns: list[str], rows: list[tuple]) -> None:
