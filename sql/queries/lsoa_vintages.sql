@@ -1,7 +1,7 @@
 -- The check command's LSOA vintages: the codes of the deprivation file and of the patients' unmatched LSOAs
 -- (unmatched_lsoas), each set counted by vintage: only 2011, only 2021, both, neither, Welsh; and the patients in
--- unmatched LSOAs of only one vintage. With a lookup ($by_lookup) the vintages are its code sets; without it,
--- England's code ranges (E01 codes up to $last_2011 are 2011 LSOAs, up to $last_2021 2021 LSOAs).
+-- unmatched LSOAs of only one vintage. With a lookup (parameter by_lookup) the vintages are its code sets; without it,
+-- England's code ranges (E01 codes up to the last 2011 code are 2011 LSOAs, up to the last 2021 code 2021 LSOAs).
 with code_sets as (
     select 'deprivation' as lsoa_set, lsoa_code as code, 0 as patients from deprivation where lsoa_code is not null
     union all
