@@ -23,7 +23,7 @@ ENGINE ?= duckdb
 STAGE_ARGS := --raw $(RAW) --processed $(PROCESSED) --reports $(REPORTS) --config $(CONFIG)
 DATA_ARGS := $(STAGE_ARGS) --engine $(ENGINE)
 
-.PHONY: help install install-spark all demo-data ingest transform analyse report test lint clean clean-raw benchmark bench real notebook docs check
+.PHONY: help install install-spark all demo-data ingest transform analyse report test test-fast lint clean clean-raw benchmark bench real notebook docs check
 
 help: ## list the targets (this text)
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ report: install ## PDF packs and their CSVs in reports/, disclosure control appl
 
 test: install-spark ## run the test suite (unit, sql, integration)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## the unit and SQL tests without the slow ones (under a minute; `make test` runs everything)
+	$(PY) -m pytest tests/unit tests/sql -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks

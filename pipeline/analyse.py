@@ -9,14 +9,12 @@ import pandas as pd
 
 from . import progress
 from .config import Config
-from .schema import AREA_TYPES, GROUP_ORDER, GROUP_TYPES
-from .warehouse import require_tables, staged
+from .schema import AREA_TYPES, GROUP_ORDER, GROUP_TYPES, output_columns
+from .warehouse import read_table, require_tables, staged, tables, write_table
 
 log = logging.getLogger("pipeline.analyse")
 
-PREVALENCE_COLUMNS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
-                      "observed", "population", "rate", "rate_lower", "rate_upper", "expected", "ratio",
-                      "ratio_lower", "ratio_upper", "missing"]
+PREVALENCE_COLUMNS = output_columns("prevalence")
 
 
 def prevalence_from_counts(counts: pd.DataFrame) -> pd.DataFrame:
@@ -55,21 +53,18 @@ def analyse(processed: Path, cfg: Config, con=None) -> None:
             return analyse(processed, cfg, c)
     require_tables(con, ("prevalence_counts", "stratified_counts", "area_group_strata", "practices", "trend_transitions",
                          "trend_expected"), "transform")
-    counts = con.execute("select * from prevalence_counts").df()
+    counts = read_table(con, "prevalence_counts")
     prev = prevalence_from_counts(counts)
     from .expectations import validate_prevalence
 
     validate_prevalence(prev)
-    con.register("prevalence_df", prev)
-    cols = ", ".join("cast(period as date) as period" if c == "period" else c for c in PREVALENCE_COLUMNS)
-    con.execute(f"create or replace table prevalence as select {cols} from prevalence_df")
-    con.unregister("prevalence_df")
+    write_table(con, "prevalence", prev)
     log.debug("prevalence: %d rows", len(prev))
     progress.current().update("prevalence", rows=len(prev))
     from .indicators import build_indicator_tables
 
     build_indicator_tables(con, prev, cfg)
-    if "indicator_counts" in {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}:
+    if "indicator_counts" in tables(con):
         from .indicator_tables import build_indicator_statistics
 
         build_indicator_statistics(con, cfg)

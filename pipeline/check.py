@@ -13,6 +13,7 @@ import logging
 import re
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 
 from .config import Config, date_format_label
@@ -28,7 +29,7 @@ from .ingest import (
     run_date,
 )
 from .schema import SOURCES
-from .warehouse import build, connect, load_macros
+from .warehouse import build, connect, load_macros, query
 
 # England's LSOA codes by vintage (ONS): 2011 LSOAs are E01000001-E01033768; the 2021 LSOAs keep the unchanged
 # ones and add E01033769-E01035762 for the new (split, merged, complex) areas; some 2011 codes end in 2021.
@@ -194,15 +195,8 @@ def _codelists(con, raw: Path, cfg: Config, rep: Report) -> None:
                 continue
             con.register("codes_arrow", pa.table({"code": pa.array(codes, pa.string())}))
             # every event row of the file counts here, the rejected ones too (they are shown apart)
-            n_events, n_loading, seen = con.execute("""
-                with e as (select code, true as loads from events
-                           union all select nullif(trim(code), '') as code, false from rejects_events)
-                select count(*), count(*) filter (where e.loads), count(distinct e.code)
-                from e join codes_arrow as k on k.code = e.code""").fetchone()
-            unseen = [r[0] for r in con.execute("""
-                with e as (select code from events union all select nullif(trim(code), '') from rejects_events)
-                select k.code from codes_arrow as k anti join e on e.code = k.code
-                order by k.code limit 5""").fetchall()]
+            n_events, n_loading, seen = query(con, "codelist_matches").fetchone()
+            unseen = [row[0] for row in query(con, "codelist_unseen_codes").fetchall()]
             con.unregister("codes_arrow")
             never = len(codes) - seen
             line = (f"  {c.id} ({kind}, {rel}): {len(codes)} code{'s' * (len(codes) != 1)}; {n_events:,} events match ({n_loading:,} would load); "
@@ -215,17 +209,9 @@ def _codelists(con, raw: Path, cfg: Config, rep: Report) -> None:
 
 def _practices(con, rep: Report) -> None:
     rep.add("")
-    rows = con.execute("""
-        with parts as (select row_number, unnest(string_split(reason, '; ')) as part from rejects_practices)
-        select part, count(*), list(row_number order by row_number)[1:3] from parts
-        where part in ('pcn_code is empty', 'icb_code is empty') group by part order by part""").fetchall()
-    unknown = con.execute("""
-        select count(distinct trim(practice_code)), count(*) from rejects_registrations
-        where reason like '%practice_code is not in practices%'""").fetchone()
-    examples = [r[0] for r in con.execute("""
-        select distinct trim(practice_code) as c from rejects_registrations
-        where reason like '%practice_code is not in practices%' and nullif(trim(practice_code), '') is not null
-        order by c limit 3""").fetchall()]
+    rows = query(con, "practices_without_parent").fetchall()
+    unknown = query(con, "unknown_practices").fetchone()
+    examples = unknown[2]
     if not rows and not unknown[0]:
         rep.add("practices: every practice has a PCN and an ICB, and every registration's practice is listed")
         return
@@ -238,28 +224,19 @@ def _practices(con, rep: Report) -> None:
                     f"(e.g. {', '.join(examples)})")
 
 
-def _code_vintage(con, relation: str, column: str, lookup: bool) -> dict:
-    """How many of a set of LSOA codes belong only to the 2011 or only to the 2021 vintage, are in both, or are no
-    England/Wales LSOA code at all. With a lookup the vintages are its code sets; without it, England's code ranges."""
-    if lookup:
-        return dict(zip(("n", "only_2011", "only_2021", "both", "neither"), con.execute(f"""
-            with v as (select distinct {column} as code from {relation} where {column} is not null),
-                 s11 as (select distinct lsoa11_code as code from lsoa_lookup),
-                 s21 as (select distinct lsoa21_code as code from lsoa_lookup)
-            select count(*),
-                   count(*) filter (where a.code is not null and b.code is null),
-                   count(*) filter (where a.code is null and b.code is not null),
-                   count(*) filter (where a.code is not null and b.code is not null),
-                   count(*) filter (where a.code is null and b.code is null)
-            from v left join s11 as a on a.code = v.code left join s21 as b on b.code = v.code""").fetchone()))
-    return dict(zip(("n", "only_2011", "only_2021", "both", "neither", "welsh"), con.execute(f"""
-        with v as (select distinct {column} as code from {relation} where {column} is not null)
-        select count(*), 0,
-               count(*) filter (where regexp_full_match(code, 'E01[0-9]{{6}}') and code > ? and code <= ?),
-               count(*) filter (where regexp_full_match(code, 'E01[0-9]{{6}}') and code <= ?),
-               count(*) filter (where not regexp_full_match(code, 'E01[0-9]{{6}}') or code > ?),
-               count(*) filter (where regexp_full_match(code, 'W01[0-9]{{6}}'))
-        from v""", [LAST_2011_CODE, LAST_2021_CODE, LAST_2011_CODE, LAST_2021_CODE]).fetchone()))
+def _code_vintages(con, lookup: bool) -> dict[str, dict]:
+    """How many codes of the deprivation file and of the patients' unmatched LSOAs belong only to the 2011 or only to
+    the 2021 vintage, are in both, or are no England/Wales LSOA code at all (and the patients in the unmatched ones
+    of one vintage). With a lookup the vintages are its code sets; without it, England's code ranges."""
+    result = query(con, "lsoa_vintages", {"by_lookup": lookup, "last_2011": LAST_2011_CODE,
+                                          "last_2021": LAST_2021_CODE}).df().set_index("lsoa_set")
+    counted = {}
+    for lsoa_set in ("deprivation", "unmatched"):
+        values = result.loc[lsoa_set] if lsoa_set in result.index else pd.Series(0, index=result.columns)
+        counted[lsoa_set] = {name: int(value) for name, value in values.items()}
+        if lookup:  # the lookup says nothing of Welsh codes
+            counted[lsoa_set].pop("welsh")
+    return counted
 
 
 def _deprivation_vintage(d: dict) -> str | None:
@@ -291,25 +268,17 @@ def _lsoas(con, raw: Path, cfg: Config, rep: Report) -> None:
             rep.problem(str(e))
     if not lookup:
         con.execute("create or replace table lsoa_lookup (lsoa11_code varchar, lsoa21_code varchar, change varchar)")
-    n_pat, n_with, n_unm, codes_unm = con.execute("""
-        select count(*), count(p.lsoa_code), count(p.lsoa_code) filter (where d.lsoa_code is null),
-               count(distinct p.lsoa_code) filter (where d.lsoa_code is null)
-        from patients as p left join deprivation as d on d.lsoa_code = p.lsoa_code""").fetchone()
+    n_pat, n_with, n_unm, codes_unm = query(con, "patient_lsoas").fetchone()
     rep.add(f"LSOAs: {n_with:,} of {n_pat:,} patients that would load have an LSOA; {n_unm:,} of them "
             f"({_pct(n_unm, n_with)}) in {codes_unm:,} LSOAs not in the deprivation file (Unknown quintile)")
     if not n_unm:
         return
-    con.execute("""create temp table unmatched_lsoas as
-        select p.lsoa_code, count(*) as patients from patients as p anti join deprivation as d on d.lsoa_code = p.lsoa_code
-        where p.lsoa_code is not null group by p.lsoa_code""")
-    dep = _code_vintage(con, "deprivation", "lsoa_code", lookup)
-    unm = _code_vintage(con, "unmatched_lsoas", "lsoa_code", lookup)
+    build(con, "queries/unmatched_lsoas")  # the check's in-memory database only
+    vintages = _code_vintages(con, lookup)
+    dep, unm = vintages["deprivation"], vintages["unmatched"]
     if not lookup:  # England codes up to the last 2011 code that a 2021-vintage file lacks are retired 2011 codes
         unm["only_2011"] = unm["both"]
-    pat = dict(zip(("only_2011", "only_2021"), con.execute(f"""
-        select coalesce(sum(patients) filter (where {_in_vintage('2011', lookup)}), 0),
-               coalesce(sum(patients) filter (where {_in_vintage('2021', lookup)}), 0)
-        from unmatched_lsoas""", _vintage_params(lookup)).fetchone()))
+    pat = {"only_2011": unm["patients_2011"], "only_2021": unm["patients_2021"]}
     vintage = _deprivation_vintage(dep)
     described = {"2011": "2011 LSOAs, as IoD 2019", "2021": "2021 LSOAs, as IoD 2025", None: "not England's LSOA codes of a single vintage (made-up or partial codes?)"}
     rep.add(f"  the deprivation file has {dep['n']:,} LSOAs: {described[vintage]}"
@@ -336,24 +305,7 @@ def _lsoas(con, raw: Path, cfg: Config, rep: Report) -> None:
                 + (f" ({welsh:,} Welsh: the English IoD does not cover Wales)" if welsh else "") + "; they stay Unknown")
     if lookup:
         build(con, "intermediate/int_lsoa_deprivation")
-        still, still_codes = con.execute("""
-            select coalesce(sum(u.patients), 0), count(*) from unmatched_lsoas as u
-            anti join int_lsoa_deprivation as d on d.lsoa_code = u.lsoa_code""").fetchone()
-        several = con.execute("""select count(*) from int_lsoa_deprivation as d semi join unmatched_lsoas as u
-            on u.lsoa_code = d.lsoa_code where d.counterparts > 1""").fetchone()[0]
+        still, still_codes, several = query(con, "lsoas_still_unmatched").fetchone()
         rep.add(f"  with the lookup ({Path(lookup_rel).name}): {n_unm - still:,} patients bridged ({several:,} LSOAs "
                 f"from several counterparts: mean decile), {still:,} patients in {still_codes:,} LSOAs still unknown "
                 f"({_pct(still, n_with)} of patients with an LSOA)")
-
-
-def _in_vintage(v: str, lookup: bool) -> str:
-    if lookup:
-        a, b = ("lsoa11_code", "lsoa21_code") if v == "2011" else ("lsoa21_code", "lsoa11_code")
-        return (f"lsoa_code in (select {a} from lsoa_lookup) and lsoa_code not in (select {b} from lsoa_lookup)")
-    if v == "2011":
-        return "regexp_full_match(lsoa_code, 'E01[0-9]{6}') and lsoa_code <= $last2011"
-    return "regexp_full_match(lsoa_code, 'E01[0-9]{6}') and lsoa_code > $last2011 and lsoa_code <= $last2021"
-
-
-def _vintage_params(lookup: bool) -> dict:
-    return {} if lookup else {"last2011": LAST_2011_CODE, "last2021": LAST_2021_CODE}

@@ -46,8 +46,10 @@ def output_tables() -> str:
 
     out = []
     for t in OUTPUT_TABLES:
-        out += [f"### `{t.name}`", "", f"One row per {t.one_row_per}.", "", "| column | meaning |", "| --- | --- |"]
+        key = f" Key: {', '.join(f'`{c}`' for c in t.key)}." if t.key else ""
+        out += [f"### `{t.name}`", "", f"One row per {t.one_row_per}.{key}", "", "| column | meaning |", "| --- | --- |"]
         out += [f"| `{c}` | {_cell(m)} |" for c, m in t.columns]
+        out += [f"| `{c}` | {_cell(m)} ({t.note}) |" for c, m in t.optional]
         if t.open_ended:
             out.append("| … | then every column of the rejected row, as text, as it was in the file |")
         out.append("")

@@ -12,7 +12,18 @@ import os
 
 import pandas as pd
 
-from .schema import AGE_BANDS, AREA_TYPES, ETHNIC_GROUPS, GROUP_TYPES, IMD_QUINTILES, SEX_GROUPS
+from .schema import (
+    AGE_BANDS,
+    AREA_TYPES,
+    ETHNIC_GROUPS,
+    GROUP_TYPES,
+    IMD_QUINTILES,
+    OUTPUT_BY_NAME,
+    SEX_GROUPS,
+    output_columns,
+    source_columns,
+)
+from .warehouse import query, read_table
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 log = logging.getLogger("pipeline.expectations")
@@ -61,25 +72,26 @@ def validate_loaded(con, patient_level: dict | None = None) -> None:
     the patient-level tables when another engine holds them (frames named as below); else they come from `con`."""
     patient_level = patient_level or {}
     e = E()
-    practices = con.execute("select * from practices").df()
+    practices = read_table(con, "practices")
     validate("practices", practices, [
-        e.ExpectTableColumnsToMatchSet(column_set=["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"]),
+        e.ExpectTableColumnsToMatchSet(column_set=source_columns("practices")),
         e.ExpectColumnValuesToBeUnique(column="practice_code"),
         *[e.ExpectColumnValuesToNotBeNull(column=c) for c in ("practice_code", "pcn_code", "icb_code")],
     ])
-    dep = con.execute("select * from deprivation").df()
+    dep = read_table(con, "deprivation")
     validate("deprivation", dep, [
         e.ExpectColumnValuesToBeUnique(column="lsoa_code"),
         e.ExpectColumnValuesToNotBeNull(column="lsoa_code"),
         e.ExpectColumnValuesToBeBetween(column="imd_decile", min_value=1, max_value=10),
         e.ExpectColumnValuesToBeBetween(column="imd_quintile", min_value=1, max_value=5),
     ])
-    nb = con.execute("select * from neighbourhoods").df()
+    nb = read_table(con, "neighbourhoods")
     validate("neighbourhoods", nb, [
         e.ExpectColumnValuesToBeUnique(column="lsoa_code"),
         e.ExpectColumnValuesToNotBeNull(column="neighbourhood_code"),
     ])
-    summary = con.execute("select *, rows_loaded + rows_rejected as rows_accounted from load_summary").df()
+    summary = read_table(con, "load_summary")
+    summary["rows_accounted"] = summary["rows_loaded"] + summary["rows_rejected"]
     validate("load_summary", summary, [
         e.ExpectColumnPairValuesToBeEqual(column_A="rows_read", column_B="rows_accounted"),
         e.ExpectColumnValuesToBeUnique(column="source"),
@@ -87,23 +99,37 @@ def validate_loaded(con, patient_level: dict | None = None) -> None:
     # referential integrity, summarised per file: the distinct keys each child table uses
     reg_practices = patient_level.get("registrations_practices")
     if reg_practices is None:
-        reg_practices = con.execute("select distinct practice_code from registrations").df()
+        reg_practices = query(con, "registrations_practices").df()
     validate("registrations_practices", reg_practices, [
         e.ExpectColumnValuesToBeInSet(column="practice_code", value_set=practices["practice_code"].tolist()),
     ])
     orphans = patient_level.get("orphans")
-    orphans = orphans if orphans is not None else con.execute("""
-        select 'registrations' as source, count(*) as orphans from registrations r anti join patients p using (patient_id)
-        union all
-        select 'events', count(*) from events e anti join patients p using (patient_id)""").df()
+    orphans = orphans if orphans is not None else query(con, "orphans").df()
     validate("orphans", orphans, [e.ExpectColumnValuesToBeBetween(column="orphans", min_value=0, max_value=0)])
     pats = patient_level.get("patients_summary")
-    pats = pats if pats is not None else con.execute("select count(*) as n, count(distinct patient_id) as n_distinct, "
-                       "count(*) filter (where sex not in ('F','M','I','U')) as bad_sex from patients").df()
+    pats = pats if pats is not None else query(con, "patients_summary").df()
     validate("patients_summary", pats, [
         e.ExpectColumnPairValuesToBeEqual(column_A="n", column_B="n_distinct"),
         e.ExpectColumnValuesToBeBetween(column="bad_sex", min_value=0, max_value=0),
     ])
+
+
+def declared_shape(name: str, df: pd.DataFrame) -> list:
+    """The expectations every output table meets as OUTPUT_TABLES declares it: its columns in their order (the
+    optional ones where the frame has them), its key unique and never empty."""
+    e = E()
+    table = OUTPUT_BY_NAME[name]
+    columns = output_columns(name) + [c for c, _ in table.optional if c in df.columns]
+    shape = [] if table.open_ended else [e.ExpectTableColumnsToMatchOrderedList(column_list=columns)]
+    if table.key:
+        shape.append(e.ExpectCompoundColumnsToBeUnique(column_list=list(table.key)))
+        shape += [e.ExpectColumnValuesToNotBeNull(column=c) for c in table.key]
+    return shape
+
+
+def validate_output(name: str, df: pd.DataFrame) -> None:
+    """Stop when a table the analyse stage built is not what OUTPUT_TABLES declares (a bug, never the data's fault)."""
+    validate(name, df, declared_shape(name, df))
 
 
 def validate_prevalence(df: pd.DataFrame) -> None:
@@ -119,8 +145,7 @@ def validate_prevalence(df: pd.DataFrame) -> None:
         e.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),
         e.ExpectColumnValuesToBeBetween(column="rate_lower", min_value=0, max_value=1),
         e.ExpectColumnValuesToBeBetween(column="rate_upper", min_value=0, max_value=1),
-        e.ExpectCompoundColumnsToBeUnique(column_list=["period", "condition", "area_type", "area_code", "group_type", "group_value"]),
-        *[e.ExpectColumnValuesToNotBeNull(column=c) for c in ("period", "condition", "area_type", "area_code", "group_type", "group_value")],
+        *declared_shape("prevalence", df),
     ]
     validate("prevalence", df, exps)
     for gt, values in allowed.items():

@@ -8,7 +8,9 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
-SQL_DIR = REPO_ROOT / "sql"
+# the SQL models: inside the installed package (the wheel maps the checkout's top-level sql/ to pipeline/sql/), or
+# at the top of a checkout
+SQL_DIR = PACKAGE_DIR / "sql" if (PACKAGE_DIR / "sql").is_dir() else REPO_ROOT / "sql"
 DEFAULT_CONFIG = PACKAGE_DIR / "default.toml"
 TEMPLATES_DIR = PACKAGE_DIR / "report" / "templates"
 

@@ -81,10 +81,15 @@ class OutputTable:
     name: str
     one_row_per: str
     columns: tuple[tuple[str, str], ...]   # (column, meaning), in the table's order
+    key: tuple[str, ...] = ()               # the columns that identify a row (unique, never empty)
     open_ended: bool = False                # more columns follow (e.g. the raw values in `rejects`)
+    optional: tuple[tuple[str, str], ...] = ()  # columns that follow only with a setting (e.g. overdispersion)
+    note: str = ""                          # when the optional columns are there
 
 
 _AREA = (("area_type", "icb, pcn, practice or neighbourhood"), ("area_code", "the area's code"))
+_CELL = ("period", "condition", "area_type", "area_code", "group_type", "group_value")
+_PAIR_CELL = ("period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value")
 _GROUP = (("group_type", "all, ethnicity, imd_quintile, sex or age_band"),
           ("group_value", "All; White, Mixed, Asian, Black, Other, Unknown; 1-5 or Unknown; F, M, Unknown; 0-4 ... 90+"))
 
@@ -101,7 +106,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("ratio", "observed / expected (indirectly standardised ratio)"),
         ("ratio_lower", "95% lower limit (exact Poisson below 10 observed, Byar's otherwise)"),
         ("ratio_upper", "95% upper limit"),
-        ("missing", "expected - observed: positive = fewer recorded than the dataset's average would give"))),
+        ("missing", "expected - observed: positive = fewer recorded than the dataset's average would give")),
+        key=_CELL),
     OutputTable("inequality", "period x condition x area with all five IMD quintiles populated", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
         ("dimension", "imd_quintile"), ("measure", "crude_rate"),
@@ -110,7 +116,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("sii_upper", "95% upper limit"), ("rii", "relative index of inequality"),
         ("rii_lower", "95% lower limit"), ("rii_upper", "95% upper limit"),
         ("sii_mad", "repeatability: mean absolute difference of the SII limits over 10 reruns (PHE reliability_stat)"),
-        ("rii_mad", "the same for the RII limits"), ("reliability", "good or poor (poor: hidden from the packs)"))),
+        ("rii_mad", "the same for the RII limits"), ("reliability", "good or poor (poor: hidden from the packs)")),
+        key=("period", "condition", "area_type", "area_code", "dimension", "measure")),
     OutputTable("funnel", "period x condition x practice/PCN/neighbourhood x statistic", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
         ("parent_type", "icb"), ("parent_code", "the ICB compared with"),
@@ -118,7 +125,13 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("denominator", "population (proportion) or expected (ratio)"), ("value", "the area's rate or ratio"),
         ("parent_value", "the ICB's rate, or 1 for ratios"), ("lower_95", "95% funnel limit at this denominator"),
         ("upper_95", "95% funnel limit"), ("lower_998", "99.8% funnel limit"), ("upper_998", "99.8% funnel limit"),
-        ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001)"))),
+        ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001)")),
+        key=("period", "condition", "area_type", "area_code", "statistic"), optional=(
+        ("od_method", "additive or multiplicative"), ("od_phi", "overdispersion factor"),
+        ("od_tau2", "between-area variance (additive)"), ("od_lower_95", "95% limit allowing for overdispersion"),
+        ("od_upper_95", "95% limit"), ("od_lower_998", "99.8% limit"), ("od_upper_998", "99.8% limit"),
+        ("od_significance", "significance against the overdispersed limits")),
+        note="with `[funnel] overdispersion` set"),
     OutputTable("trend", "pair of periods (consecutive, and first to last) x condition x area x group", (
         ("period_from", "earlier reference date"), ("period_to", "later reference date"), ("condition", "condition id"),
         *_AREA, *_GROUP, ("observed_from", "cases on the earlier date"), ("observed_to", "cases on the later date"),
@@ -133,7 +146,7 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("gap_change", "gap_to / gap_from"), ("gap_change_lower", "95% lower limit"),
         ("gap_change_upper", "95% upper limit"), ("p_value", "test that the gap narrowed or widened"),
         ("q_value", "Benjamini-Hochberg adjusted over the cells of one area"),
-        ("label", "narrowed, widened or no clear change"))),
+        ("label", "narrowed, widened or no clear change")), key=_PAIR_CELL),
     OutputTable("comparisons", "period x condition x area x group compared with a reference group, or area with its parent", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
         ("comparison", "group (against the reference group) or parent (the area against its parent area)"),
@@ -141,25 +154,71 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("reference_value", "the reference's rate"), ("rate_ratio", "value / reference_value"),
         ("rate_ratio_lower", "95% lower limit"), ("rate_ratio_upper", "95% upper limit"),
         ("rate_difference", "value - reference_value"), ("rate_difference_lower", "95% lower limit"),
-        ("rate_difference_upper", "95% upper limit"), ("label", "higher, similar or lower"))),
+        ("rate_difference_upper", "95% upper limit"), ("label", "higher, similar or lower")),
+        key=("period", "condition", "area_type", "area_code", "comparison", "group_type", "group_value", "reference")),
     OutputTable("dsr", "period x condition x area x group", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA, *_GROUP,
         ("observed", "cases"), ("population", "population"),
         ("dsr", "directly standardised rate per 100,000 (2013 European Standard Population)"),
         ("dsr_lower", "95% lower limit (Dobson)"), ("dsr_upper", "95% upper limit (Dobson)"),
-        ("standard", "the standard population used"), ("note", "why a value is left out, when it is"))),
+        ("standard", "the standard population used"), ("note", "why a value is left out, when it is")), key=_CELL),
     OutputTable("data_quality", "period x area (practice, PCN, ICB)", (
         ("period", "reference date"), ("area_type", "practice, pcn or icb"), ("area_code", "the area's code"),
         ("population", "registered and alive, all ages"), ("ethnicity_not_recorded", "ethnic group Unknown"),
         ("lsoa_missing", "no LSOA recorded"),
         ("lsoa_unmatched", "an LSOA not in the deprivation file (nor bridged by the LSOA lookup)"),
-        ("no_neighbourhood", "in no neighbourhood"))),
+        ("no_neighbourhood", "in no neighbourhood")), key=("period", "area_type", "area_code")),
     OutputTable("load_summary", "input file", (
         ("source", "the file's stem: patients, registrations, events, practices, deprivation, neighbourhoods"),
         ("file", "the file's name"), ("rows_read", "data rows read"), ("rows_loaded", "rows loaded"),
-        ("rows_rejected", "rows rejected (rows_read = rows_loaded + rows_rejected)"))),
+        ("rows_rejected", "rows rejected (rows_read = rows_loaded + rows_rejected)")), key=("source",)),
     OutputTable("rejects", "rejected input row", (
         ("source", "the file's stem"), ("row_number", "1-based data row in its file"),
-        ("reason", "plain words: which column, what is wrong (several joined by '; ')")), open_ended=True),
+        ("reason", "plain words: which column, what is wrong (several joined by '; ')")),
+        key=("source", "row_number"), open_ended=True),
+    OutputTable("trend_transitions", "pair of periods x condition x area x group (the mart behind `trend`)", (
+        ("period_from", "earlier reference date"), ("period_to", "later reference date"), ("condition", "condition id"),
+        *_AREA, *_GROUP, ("population_both", "patients in the cell on both dates (registered, alive, of age)"),
+        ("cases_both", "of them, a case on both dates"), ("cases_from_only", "a case on the earlier date only"),
+        ("cases_to_only", "a case on the later date only")), key=_PAIR_CELL),
+    OutputTable("trend_expected", "pair of periods x condition x area x group (the mart behind `trend`)", (
+        ("period_from", "earlier reference date"), ("period_to", "later reference date"), ("condition", "condition id"),
+        *_AREA, *_GROUP, ("expected_from", "expected on the earlier date on its own reference rates"),
+        ("expected_to", "expected on the later date on the earlier date's reference rates")), key=_PAIR_CELL),
 )
 OUTPUT_BY_NAME = {t.name: t for t in OUTPUT_TABLES}
+
+
+def _by_indicator(name: str, like: str, one_row_per: str, kind: bool = False) -> OutputTable:
+    """An indicator table declared as the register table `like`, keyed by `indicator` (and `kind`) in place of
+    `condition`."""
+    swap = {"condition": ("indicator", "the configuration's indicator id")}
+    table = OUTPUT_BY_NAME[like]
+    columns = []
+    for column, meaning in table.columns:
+        columns.append(swap.get(column, (column, meaning)))
+        if column == "condition" and kind:
+            columns.append(("kind", "care_process, outcome or case_finding"))
+    key = tuple("indicator" if column == "condition" else column for column in table.key)
+    return OutputTable(name, one_row_per, tuple(columns), key=key, optional=table.optional, note=table.note)
+
+
+OUTPUT_TABLES += (
+    _by_indicator("indicators", "prevalence", "period x indicator x area x group (the `prevalence` columns)", kind=True),
+    _by_indicator("indicator_funnel", "funnel", "period x indicator x practice/PCN/neighbourhood x statistic"),
+    _by_indicator("indicator_trend", "trend", "pair of periods x indicator x area x group"),
+    _by_indicator("indicator_inequality", "inequality", "period x indicator x ICB/PCN (latest date)"),
+)
+OUTPUT_BY_NAME = {t.name: t for t in OUTPUT_TABLES}
+
+
+def output_columns(name: str, optional: bool = False) -> list[str]:
+    """The declared columns of an output table, in its order (OUTPUT_TABLES); `optional`: its optional ones too."""
+    table = OUTPUT_BY_NAME[name]
+    return [column for column, _ in table.columns + (table.optional if optional else ())]
+
+
+def source_columns(stem: str) -> list[str]:
+    """The contract columns of an input file (SOURCES), required then optional."""
+    source = SOURCE_BY_STEM[stem]
+    return [*source.columns, *source.optional_columns]

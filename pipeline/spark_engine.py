@@ -258,14 +258,8 @@ def loaded_summaries(spark, processed: Path, cfg) -> dict:
     """The patient-level facts the ingest checks need (DuckDB computes them on its own tables), from Spark."""
     base = storage(processed, cfg.engine)
     use_stored(spark, base, ("patients", "registrations", "events"))
-    orphans = spark.sql("""
-        select 'registrations' as source, count(*) as orphans from registrations r left anti join patients p using (patient_id)
-        union all
-        select 'events', count(*) from events e left anti join patients p using (patient_id)""").toPandas()
-    pats = spark.sql("select count(*) as n, count(distinct patient_id) as n_distinct, "
-                     "count_if(sex not in ('F','M','I','U')) as bad_sex from patients").toPandas()
-    reg_practices = spark.sql("select distinct practice_code from registrations").toPandas()
-    return {"orphans": orphans, "patients_summary": pats, "registrations_practices": reg_practices}
+    return {name: run_model(spark, f"queries/{name}").toPandas()
+            for name in ("orphans", "patients_summary", "registrations_practices")}
 
 
 # ------------------------------------------------------------------------------------------------------- transform

@@ -4,38 +4,85 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import re
 from pathlib import Path
 
 from . import progress
 from .config import Config
 from .errors import PipelineError
-from .warehouse import build, staged
+from .paths import SQL_DIR
+from .warehouse import build, query, read_table, staged, tables
 
 log = logging.getLogger("pipeline.transform")
 
-MODELS = (
-    "intermediate/int_lsoa_deprivation",
-    "intermediate/int_patients_registered_on_date",
-    "intermediate/int_condition_cases",
-    "marts/stratified_counts",
-    "marts/reference_rates",
-    "marts/area_group_strata",
-    "marts/prevalence_counts",
-    "marts/data_quality",
-    "marts/trend_transitions",
-    "marts/trend_expected",
-)
+# The tables the models read that no model makes: what ingest loads, and the settings written below.
+SETTINGS = ("periods", "conditions", "indicator_settings", "indicator_criteria", "indicator_windows")
+INDICATOR_SOURCES = ("indicator_settings", "indicator_criteria", "indicator_windows", "indicator_codelists")
+LAYERS = ("staging", "intermediate", "marts")
+
+_TOKEN = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[A-Za-z_][A-Za-z0-9_.]*|\S", re.S)
 
 
-INDICATOR_MODELS = (
-    "intermediate/int_indicator_care_process",
-    "intermediate/int_indicator_outcome",
-    "intermediate/int_indicator_case_finding",
-    "intermediate/int_indicator_denominators",
-    "marts/indicator_stratified_counts",
-    "marts/indicator_reference_rates",
-    "marts/indicator_counts",
-)
+def references(sql: str) -> set[str]:
+    """The tables a model's SELECT reads: each name after `join`, and after a `from` that belongs to a SELECT (not
+    `extract(year from x)`), that is not a function call; less the names its own CTEs define."""
+    tokens = [t.lower() for t in _TOKEN.findall(sql) if not t.startswith(("--", "/*", "'"))]
+    read, defined, selects = set(), set(), [False]
+    for at, token in enumerate(tokens):
+        after = tokens[at + 1] if at + 1 < len(tokens) else ""
+        if token == "(":
+            selects.append(False)
+        elif token == ")" and len(selects) > 1:
+            selects.pop()
+        elif token == "select":
+            selects[-1] = True
+        elif (token == "join" or (token == "from" and selects[-1])) and after[:1].isalpha() and after != "lateral":
+            if at + 2 >= len(tokens) or tokens[at + 2] != "(":
+                read.add(after.split(".")[-1].strip('"'))
+        elif after == "as" and at > 0 and tokens[at - 1] in ("with", "recursive", ",") \
+                and at + 2 < len(tokens) and tokens[at + 2] == "(":
+            defined.add(token)
+    return read - defined
+
+
+def model_order(sql_dir: Path | None = None, layers: tuple[str, ...] = ("intermediate", "marts")) -> tuple[str, ...]:
+    """Every model file of `layers` (`intermediate/int_x`, …), in an order where each comes after the models it reads
+    (read from the files themselves); ties by layer (staging → intermediate → marts), then by name. A model that
+    reads a table no model makes and nothing loads, or models that read each other in a circle, stop the run."""
+    sql_dir = Path(sql_dir or SQL_DIR)
+    files = {f.stem: f"{layer}/{f.stem}" for layer in layers for f in sorted((sql_dir / layer).glob("*.sql"))}
+    known = set(files) | set(INGESTED) | set(SETTINGS) | set(INDICATOR_SOURCES)
+    needs = {}
+    for name, model in files.items():
+        read = references((sql_dir / f"{model}.sql").read_text())
+        unknown = sorted(t for t in read if t not in known and not t.startswith("raw_"))
+        if unknown:
+            raise PipelineError(f"model sql/{model}.sql reads `{unknown[0]}`, which is no model in sql/ and no table "
+                                f"the ingest stage loads")
+        needs[name] = {t for t in read if t in files and t != name}
+    rank = {name: (LAYERS.index(model.split("/")[0]), name) for name, model in files.items()}
+    order, done = [], set()
+    while len(order) < len(files):
+        ready = [n for n in files if n not in done and needs[n] <= done]
+        if not ready:
+            circle = sorted(n for n in files if n not in done)
+            raise PipelineError(f"the models {', '.join(circle)} read one another in a circle; no build order exists")
+        first = min(ready, key=rank.__getitem__)
+        order.append(files[first])
+        done.add(first)
+    return tuple(order)
+
+
+def indicator_models(order: tuple[str, ...], sql_dir: Path | None = None) -> tuple[str, ...]:
+    """The models of `order` that read the indicator settings, directly or through another model: built only when
+    the configuration has indicators."""
+    sql_dir = Path(sql_dir or SQL_DIR)
+    tainted = set(INDICATOR_SOURCES)
+    for model in order:
+        if references((sql_dir / f"{model}.sql").read_text()) & tainted:
+            tainted.add(Path(model).name)
+    return tuple(m for m in order if Path(m).name in tainted)
+
 
 VIEW_MODELS = ("intermediate/int_indicator_denominators",)
 
@@ -54,7 +101,7 @@ INGESTED = ("patients", "registrations", "events", "practices", "deprivation", "
 
 def write_settings(con, cfg: Config, engine: str = "duckdb") -> None:
     """The configuration's reference dates and conditions, as tables the models join to."""
-    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    have = tables(con)
     on_spark = ("patients", "registrations", "events")  # the Spark engine keeps these in its own storage
     lacking = [t for t in INGESTED if t not in have and not (engine == "spark" and t in on_spark)]
     if lacking:
@@ -91,8 +138,7 @@ def write_indicator_settings(con, cfg: Config) -> None:
         con.executemany("insert into indicator_settings values (?, ?, ?, ?, ?, ?, ?, ?)", settings)
         con.executemany("insert into indicator_criteria values (?, ?, ?, ?)", criteria)
         con.executemany("insert into indicator_windows values (?, ?, ?)", windows)
-        have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-        loaded = set() if "indicator_codelists" not in have else \
+        loaded = set() if "indicator_codelists" not in tables(con) else \
             {r[0] for r in con.execute("select distinct indicator from indicator_codelists").fetchall()}
         missing = [i.id for i in cfg.indicators if i.id not in loaded]
         if missing:
@@ -104,8 +150,8 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
     if con is None:
         with staged(processed, settings=cfg.engine) as c:
             return transform(processed, cfg, c, engine)
-    if con.execute("select count(*) from information_schema.tables where table_name = 'run_info'").fetchone()[0]:
-        ingested_by = dict(con.execute("select key, value from run_info").fetchall()).get("engine", "duckdb")
+    if "run_info" in tables(con):
+        ingested_by = dict(read_table(con, "run_info", ["key", "value"]).itertuples(index=False)).get("engine", "duckdb")
         if ingested_by != engine:
             raise PipelineError(f"the warehouse was ingested with --engine {ingested_by}; run the transform stage with "
                                 f"--engine {ingested_by}, or the ingest stage again with --engine {engine}")
@@ -115,13 +161,16 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
               "use_external": cfg.reference.rates != "internal"}
     if params["use_external"] and con.execute("select count(*) from external_rates").fetchone()[0] == 0:
         raise PipelineError("the configuration names external reference rates but none were loaded; run the ingest stage again")
+    order = model_order()
+    indicator_order = indicator_models(order)
+    models = tuple(m for m in order if m not in indicator_order)
     if engine == "spark":
         from . import spark_engine
 
-        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg, MODELS, params)
+        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg, models, params)
         _check_external_rates(con, cfg, params)
         return
-    for m in MODELS:
+    for m in models:
         progress.current().update(Path(m).name, con=con)
         build(con, m, params)
         if m == "marts/reference_rates":
@@ -129,7 +178,7 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
         n = con.execute(f"select count(*) from {Path(m).name}").fetchone()[0]
         progress.current().update(rows=n)
         log.debug("%s: %d rows", Path(m).name, n)
-    for m in INDICATOR_MODELS if cfg.indicators else ():
+    for m in indicator_order if cfg.indicators else ():
         # the patient-level denominators (millions of rows) are a view read once, by the stratified counts: materialised
         # they cost more than the rest of the indicators together; any connection can rebuild the view from the kept
         # intermediates (tests do)
@@ -144,8 +193,7 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
 
 def _check_external_rates(con, cfg: Config, params: dict) -> None:
     if params["use_external"]:
-        gap = con.execute("select condition, sex, age_band from reference_rates where rate is null "
-                          "and population > 0 order by 1, 2, 3 limit 1").fetchone()
+        gap = query(con, "reference_rate_gaps").fetchone()
         if gap:
             raise PipelineError(f"reference rates file {cfg.reference.rates} has no rate for condition {gap[0]}, "
                                 f"sex {gap[1]}, age band {gap[2]}")

@@ -16,10 +16,9 @@ import duckdb
 
 from .errors import PipelineError
 from .paths import SQL_DIR, warehouse
+from .schema import OUTPUT_TABLES
 
-EXPORTED_TABLES = ("prevalence", "load_summary", "rejects", "inequality", "funnel", "trend", "data_quality",
-                   "comparisons", "dsr", "trend_transitions", "trend_expected", "indicators", "indicator_funnel",
-                   "indicator_trend", "indicator_inequality")
+EXPORTED_TABLES = tuple(table.name for table in OUTPUT_TABLES)  # the output contract (pipeline/schema.py)
 
 
 def connect(path: Path | str = ":memory:", read_only: bool = False, settings=None) -> duckdb.DuckDBPyConnection:
@@ -76,10 +75,10 @@ def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXP
     os.replace(tmp, final)
 
 
-def require_tables(con, tables, stage: str) -> None:
+def require_tables(con, needed, stage: str) -> None:
     """Stop with one sentence when an earlier stage has not been run on this warehouse."""
-    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    lacking = [t for t in tables if t not in have]
+    have = tables(con)
+    lacking = [t for t in needed if t not in have]
     if lacking:
         raise PipelineError(f"the warehouse has no `{lacking[0]}` table yet; run the {stage} stage first")
 
@@ -98,16 +97,22 @@ def sql_text(model: str) -> str:
     return (SQL_DIR / f"{model}.sql").read_text()
 
 
+def _bound(sql: str, name: str, params: dict | None) -> dict:
+    """The parameters a statement uses (`$name`), taken from `params`; a missing one is a programming error."""
+    used = set(_PARAM.findall(sql))
+    bound = {k: v for k, v in (params or {}).items() if k in used}
+    missing = used - bound.keys()
+    if missing:
+        raise RuntimeError(f"sql/{name}.sql needs parameters {sorted(missing)}")
+    return bound
+
+
 def build(con, model: str, params: dict | None = None, name: str | None = None, view: bool = False) -> None:
     """Materialise one SQL model (a single SELECT in sql/<model>.sql) as a table named after its file
     (`view`: a temporary view of this connection instead, never materialised nor written to the warehouse file)."""
     sql = sql_text(model)
     table = name or Path(model).name
-    used = set(_PARAM.findall(sql))
-    bound = {k: v for k, v in (params or {}).items() if k in used}
-    missing = used - bound.keys()
-    if missing:
-        raise RuntimeError(f"model {model} needs parameters {sorted(missing)}")
+    bound = _bound(sql, model, params)
     if view:  # a view cannot hold bound parameters
         if bound:
             raise RuntimeError(f"model {model} takes parameters and cannot be built as a view")
@@ -116,14 +121,40 @@ def build(con, model: str, params: dict | None = None, name: str | None = None, 
     con.execute(f"create or replace table {table} as\n{sql}", bound)
 
 
+def query(con, name: str, params: dict | None = None):
+    """The result of sql/queries/<name>.sql (one SELECT the analyse, report or check stage reads, never
+    materialised), parameters bound; a cursor: `.df()`, `.fetchone()`, `.fetchall()`."""
+    sql = sql_text(f"queries/{name}")
+    return con.execute(sql, _bound(sql, f"queries/{name}", params))
+
+
+def tables(con) -> set[str]:
+    """The names of the tables and views the connection sees."""
+    return {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+
+
+def read_table(con, name: str, columns: list[str] | tuple[str, ...] | None = None):
+    """`select <columns> from <name>` of one table (all columns when None), as a DataFrame."""
+    listed = ", ".join(columns) if columns else "*"
+    return con.execute(f"select {listed} from {name}").df()
+
+
+def write_table(con, name: str, df) -> None:
+    """Replace table `name` with a DataFrame's rows, its `period*` columns as dates."""
+    con.register(f"{name}_df", df)
+    listed = ", ".join(f"cast({c} as date) as {c}" if c.startswith("period") else c for c in df.columns)
+    con.execute(f"create or replace table {name} as select {listed} from {name}_df")
+    con.unregister(f"{name}_df")
+
+
 def export_parquet(db_path: Path, processed: Path, exported: tuple[str, ...] = EXPORTED_TABLES) -> None:
     """Export the marts beside the warehouse as Parquet (temporary names first, then swapped in)."""
     con = connect(db_path, read_only=True)
     try:
-        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        present = tables(con)
         pending = []
         for t in exported:
-            if t in tables:
+            if t in present:
                 tmp = processed / f".{t}.parquet.tmp-{os.getpid()}"
                 con.execute(f"copy (select * from {t}) to '{_quote(tmp)}' (format parquet)")
                 pending.append((tmp, processed / f"{t}.parquet"))

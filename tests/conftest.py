@@ -176,3 +176,14 @@ def raw_writer(tmp_path):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture()
+def con():
+    """An in-memory DuckDB with the project's macros (the SQL tests' warehouse)."""
+    from pipeline.warehouse import connect, load_macros
+
+    connection = connect()
+    load_macros(connection)
+    yield connection
+    connection.close()

@@ -20,14 +20,19 @@ from pipeline.config import Config
 from pipeline.disclosure import Policy
 from pipeline.errors import PipelineError
 from pipeline.report.published_trend import load_overlap
+from pipeline.schema import output_columns, source_columns
+from pipeline.warehouse import query, read_table
+from pipeline.warehouse import tables as warehouse_tables
 
 from .publication import protect_all
 
 log = logging.getLogger("pipeline.report")
 
-PREV_COLS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
-             "observed", "population", "rate", "rate_lower", "rate_upper", "expected", "ratio", "ratio_lower",
-             "ratio_upper", "missing"]
+PREV_COLS = output_columns("prevalence")
+PRACTICE_COLS = source_columns("practices")
+NEIGHBOURHOOD_COLS = source_columns("neighbourhoods")
+# the input files' names stay in the warehouse: a pack names its sources by stem only
+LOAD_SUMMARY_COLS = [c for c in output_columns("load_summary") if c != "file"]
 DQ_COUNTS = ("population", "ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
 NBH_SET = "all-neighbourhoods"
 
@@ -64,14 +69,6 @@ class Inputs:
     @property
     def previous(self) -> dt.date | None:
         return self.periods[-2] if len(self.periods) > 1 else None
-
-
-def _tables(con) -> set[str]:
-    return {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-
-
-def _df(con, sql: str) -> pd.DataFrame:
-    return con.execute(sql).df()
 
 
 def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
@@ -113,41 +110,34 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     cpolicy = policy
     con = duckdb.connect(str(db), read_only=True)
     try:
-        tables = _tables(con)
+        tables = warehouse_tables(con)
         for t in ("prevalence", "practices"):
             if t not in tables:
                 raise PipelineError(f"the warehouse has no `{t}` table; run the analyse stage first")
-        prev = _df(con, f"""select {', '.join(PREV_COLS)} from prevalence
-                             where area_type in ('icb', 'pcn') or group_type = 'all'""")
-        practices = _df(con, "select practice_code, practice_name, pcn_code, pcn_name, icb_code, icb_name "
-                             "from practices order by practice_code")
+        prev = query(con, "published_prevalence").df()[list(PREV_COLS)]
+        practices = read_table(con, "practices", PRACTICE_COLS).sort_values("practice_code", ignore_index=True)
         if "conditions" in tables:
-            conds = _df(con, "select condition, label, min_age from conditions").to_dict("records")
+            conds = read_table(con, "conditions", ["condition", "label", "min_age"]).to_dict("records")
         else:
             conds = [dict(condition=c.id, label=c.label, min_age=c.min_age) for c in cfg.conditions]
         present = set(prev["condition"].unique())
         order = [c.id for c in cfg.conditions]
         conds = sorted([c for c in conds if c["condition"] in present],
                        key=lambda c: order.index(c["condition"]) if c["condition"] in order else 99)
-        run_info = dict(_df(con, "select key, value from run_info").itertuples(index=False)) \
+        run_info = dict(read_table(con, "run_info", ["key", "value"]).itertuples(index=False)) \
             if "run_info" in tables else {}
-        ls = _df(con, "select source, rows_read, rows_loaded, rows_rejected from load_summary") \
-            if "load_summary" in tables else None
-        dq = _df(con, "select * from data_quality") if "data_quality" in tables else None
-        funnel = _df(con, "select * from funnel") if "funnel" in tables else None
-        trend = _df(con, "select * from trend") if "trend" in tables else None
-        ineq = _df(con, "select * from inequality") if "inequality" in tables else None
-        dsr = _df(con, "select * from dsr") if "dsr" in tables else None
-        core20 = core20_split(con, con.execute("select max(period) from prevalence").fetchone()[0]) \
-            if {"stratified_counts", "reference_rates"} <= tables else None
+        ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS) if "load_summary" in tables else None
+        dq, funnel, trend, ineq, dsr = (read_table(con, name) if name in tables else None
+                                        for name in ("data_quality", "funnel", "trend", "inequality", "dsr"))
+        latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
+        core20 = core20_split(con, latest) if {"stratified_counts", "reference_rates"} <= tables else None
         from .indicator_data import load_indicator_rows
 
         ind_rows, ind_meta = load_indicator_rows(con, tables, practices, cfg.indicators)
-        ind_funnel = _df(con, "select * from indicator_funnel") if "indicator_funnel" in tables else None
-        ind_trend = _df(con, "select * from indicator_trend") if "indicator_trend" in tables else None
-        nbh = _df(con, "select lsoa_code, neighbourhood_code, neighbourhood_name from neighbourhoods") \
-            if "neighbourhoods" in tables else pd.DataFrame(columns=["lsoa_code", "neighbourhood_code",
-                                                                     "neighbourhood_name"])
+        ind_funnel, ind_trend = (read_table(con, name) if name in tables else None
+                                 for name in ("indicator_funnel", "indicator_trend"))
+        nbh = read_table(con, "neighbourhoods", NEIGHBOURHOOD_COLS) if "neighbourhoods" in tables \
+            else pd.DataFrame(columns=NEIGHBOURHOOD_COLS)
     finally:
         con.close()
     if prev.empty:
@@ -184,46 +174,10 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     return inputs
 
 
-CORE20_SQL = """
--- Each PCN x group (latest period), its recorded, registered and expected patients split into those living in
--- the most deprived national IMD quintile (Core20) and the rest; expected as in area_group_strata.
-with cells as (
-    select s.condition, p.pcn_code as area_code, s.ethnic_group, s.imd_quintile, s.sex_group, s.age_band,
-           s.imd_quintile = '1' as core20, s.population, s.cases, s.population * rr.rate as expected
-    from stratified_counts as s
-    join practices as p on p.practice_code = s.practice_code
-    join reference_rates as rr
-      on rr.period = s.period and rr.condition = s.condition and rr.sex = s.sex and rr.age_band = s.age_band
-     and rr.imd_stratum in ('*', s.imd_quintile) and rr.ethnicity_stratum in ('*', s.ethnic_group)
-    where s.period = $period
-),
-groups as (
-    select condition, area_code, 'all' as group_type, 'All' as group_value, core20, population, cases, expected from cells
-    union all
-    select condition, area_code, 'ethnicity', ethnic_group, core20, population, cases, expected from cells
-    union all
-    select condition, area_code, 'imd_quintile', imd_quintile, core20, population, cases, expected from cells
-    union all
-    select condition, area_code, 'sex', sex_group, core20, population, cases, expected from cells
-    union all
-    select condition, area_code, 'age_band', age_band, core20, population, cases, expected from cells
-)
-select condition, area_code, group_type, group_value,
-       cast(sum(population) as bigint) as population,
-       cast(sum(cases) as bigint) as observed,
-       sum(expected) as expected,
-       cast(sum(case when core20 then population else 0 end) as bigint) as core20_population,
-       cast(sum(case when core20 then cases else 0 end) as bigint) as core20_observed,
-       coalesce(sum(case when core20 then expected end), 0) as core20_expected
-from groups
-group by condition, area_code, group_type, group_value
-"""
-
-
 def core20_split(con, period) -> pd.DataFrame:
     """PCN x group counts for `period`, split into Core20 (national IMD quintile 1) and the rest (true values,
     never published as they are: the packs show shares of unredacted parts only)."""
-    d = con.execute(CORE20_SQL, {"period": period}).df()
+    d = query(con, "core20_split", {"latest_date": period}).df()
     d["area_type"] = "pcn"
     return d
 

@@ -4,19 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import pytest
 
-from pipeline.warehouse import build, connect, load_macros
+from pipeline.warehouse import build
 
 D = dt.date
-
-
-@pytest.fixture()
-def con():
-    c = connect()
-    load_macros(c)
-    yield c
-    c.close()
 
 
 def table(con, name: str, rows: list[dict], columns: list[str]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from conftest import REPO_ROOT
 
@@ -35,3 +36,19 @@ def test_readme_reaches_every_docs_page_and_nothing_outside():
     for page in (REPO_ROOT / "docs").glob("*.md"):
         if page.name != "README.md":
             assert f"]({page.name})" in index, page.name
+
+
+def test_readme_outputs_table_names_exactly_the_declared_tables():
+    """The README's table of `data/processed/` outputs names each table of OUTPUT_TABLES once, and no other."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Outputs", 1)[1].split("\n\n`reports/`", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = [name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])]
+    assert sorted(named) == sorted(t.name for t in OUTPUT_TABLES)
+
+
+def test_every_output_table_has_a_key_among_its_columns():
+    for t in OUTPUT_TABLES:
+        columns = [c for c, _ in t.columns]
+        assert t.key and set(t.key) <= set(columns), t.name
+        assert len(columns) == len(set(columns)), t.name

@@ -332,6 +332,7 @@ def test_templates_give_every_image_alt_text():
     assert 'set document(title:' in common and 'lang: "en"' in common
 
 
+@pytest.mark.slow  # renders a set of packs of its own
 def test_rendered_charts_have_alt_text(run):
     processed, _, cfg = run
     from pipeline.report.data import load_inputs
@@ -367,6 +368,7 @@ def test_community_pack_has_no_practice_numbers(run):
     assert len(pypdf.PdfReader(str(reports / "community" / "P1.pdf")).pages) <= 2
 
 
+@pytest.mark.slow  # renders a set of packs of its own
 def test_missing_optional_tables_and_boundaries(tmp_path):
     from pipeline.report.render import render_reports
 
@@ -378,6 +380,7 @@ def test_missing_optional_tables_and_boundaries(tmp_path):
     assert "funnel table was not produced" in text
 
 
+@pytest.mark.slow  # renders a set of packs of its own
 def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
     from pipeline.report import render
 
@@ -506,6 +509,7 @@ def test_core20_share_of_the_top_gap_matches_the_warehouse(run):
     assert (np.diff(miss) <= 0).all()
 
 
+@pytest.mark.slow  # loads and controls the warehouse again (load_inputs)
 def test_core20_shares_hidden_when_a_part_is_small(run):
     processed, _, cfg = run
     from pipeline.report.data import load_inputs
@@ -528,6 +532,7 @@ def test_core20_shares_hidden_when_a_part_is_small(run):
     assert np.isnan(out["core20_population_share"].iloc[1])
 
 
+@pytest.mark.slow  # loads and controls the warehouse again (load_inputs)
 def test_sii_hidden_when_a_quintile_is_hidden(run):
     processed, reports, cfg = run
     from pipeline.report.data import load_inputs
@@ -549,6 +554,7 @@ def test_sii_hidden_when_a_quintile_is_hidden(run):
     assert frame.set_index("label").loc["North Test PCN", "hidden"]
 
 
+@pytest.mark.slow  # loads and controls the warehouse again (load_inputs)
 def test_undiagnosed_only_with_a_true_prevalence_reference(run):
     processed, _, cfg = run
     from pipeline.report import packs
@@ -567,6 +573,7 @@ def test_undiagnosed_only_with_a_true_prevalence_reference(run):
     assert "not diagnosed" not in str(external.context)
 
 
+@pytest.mark.slow  # loads and controls the warehouse again (load_inputs)
 def test_sii_hidden_when_its_simulation_is_not_repeatable(run):
     processed, _, cfg = run
     from pipeline.report.data import load_inputs

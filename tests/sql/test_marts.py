@@ -1,0 +1,247 @@
+"""Every mart in sql/marts/: small hand-made input rows -> the exact rows it must give (in-memory DuckDB)."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pandas as pd
+import pytest
+
+from pipeline.paths import SQL_DIR
+from pipeline.warehouse import build
+
+D = dt.date
+DATE_0, DATE_1 = D(2024, 3, 31), D(2025, 3, 31)
+NO_STRATA = {"by_imd": False, "by_ethnicity": False}
+REGISTERED = ["period", "patient_id", "practice_code", "sex", "age", "ethnic_group", "lsoa_code", "imd_quintile",
+              "neighbourhood_code"]
+STRATIFIED = ["period", "condition", "practice_code", "neighbourhood_code", "ethnic_group", "imd_quintile", "sex",
+              "sex_group", "age_band", "population", "cases"]
+RATES = ["period", "condition", "sex", "age_band", "imd_stratum", "ethnicity_stratum", "population", "cases",
+         "internal_rate", "external_rate", "rate"]
+
+
+def given(con, name: str, columns: list[str], rows: list[tuple]) -> None:
+    """Table `name` holding exactly these rows (tuples in `columns` order)."""
+    frame = pd.DataFrame(rows, columns=columns)
+    con.register(f"{name}_given", frame)
+    con.execute(f"create or replace table {name} as select * from {name}_given")
+    con.unregister(f"{name}_given")
+
+
+def rows(con, sql: str) -> list[tuple]:
+    return [tuple(row) for row in con.execute(sql).fetchall()]
+
+
+def practices(con) -> None:
+    given(con, "practices", ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"],
+          [("A", "Alpha Surgery", "P", "North PCN", "I", "Test ICB"),
+           ("B", "Beta Surgery", "P", "North PCN", "I", "Test ICB")])
+    given(con, "neighbourhoods", ["lsoa_code", "neighbourhood_code", "neighbourhood_name"], [("L1", "N1", "Riverside")])
+
+
+def every_group(ethnic_group: str, imd_quintile: str, sex_group: str, age_band: str) -> list[tuple[str, str]]:
+    return [("all", "All"), ("ethnicity", ethnic_group), ("imd_quintile", imd_quintile), ("sex", sex_group),
+            ("age_band", age_band)]
+
+
+def test_every_mart_file_has_a_test_here():
+    tested = {"stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality",
+              "trend_expected", "indicator_stratified_counts", "indicator_reference_rates", "indicator_counts"}
+    elsewhere = {"trend_transitions"}  # tests/sql/test_models.py
+    assert {path.stem for path in (SQL_DIR / "marts").glob("*.sql")} == tested | elsewhere
+
+
+def test_stratified_counts_counts_people_of_age_and_cases_per_stratum(con):
+    given(con, "conditions", ["condition", "label", "min_age"], [("dep", "Depression", 18)])
+    given(con, "int_patients_registered_on_date", REGISTERED, [
+        (DATE_0, "p1", "A", "F", 40, "White", "L1", "1", "N1"),
+        (DATE_0, "p2", "A", "F", 44, "White", "L1", "1", "N1"),
+        (DATE_0, "p3", "B", "I", 30, "Asian", None, "Unknown", None),
+        (DATE_0, "too_young", "A", "M", 17, "White", "L1", "1", "N1"),
+    ])
+    given(con, "int_condition_cases", ["period", "condition", "patient_id"],
+          [(DATE_0, "dep", "p1"), (DATE_0, "dep", "p3"), (DATE_0, "dep", "too_young")])
+    build(con, "marts/stratified_counts")
+    assert rows(con, "select * from stratified_counts order by practice_code") == [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 2, 1),
+        (DATE_0, "dep", "B", None, "Asian", "Unknown", "I", "Unknown", "30-34", 1, 1),
+    ]
+
+
+@pytest.fixture()
+def three_strata(con):
+    given(con, "stratified_counts", STRATIFIED, [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 4, 1),
+        (DATE_0, "dep", "B", None, "Asian", "Unknown", "F", "F", "40-44", 6, 2),
+        (DATE_0, "dep", "B", None, "Asian", "Unknown", "M", "M", "40-44", 5, 0),
+    ])
+    given(con, "external_rates", ["period", "condition", "sex", "age_band", "rate"], [
+        (None, "dep", "F", "40-44", 0.25),          # any date
+        (DATE_0, "dep", "M", "40-44", 0.1),         # this date
+        (DATE_1, "dep", "M", "40-44", 0.9),         # another date: not used
+    ])
+
+
+def test_reference_rates_internal_external_and_by_imd(con, three_strata):
+    build(con, "marts/reference_rates", {**NO_STRATA, "use_external": False})
+    assert rows(con, "select * from reference_rates order by sex") == [
+        (DATE_0, "dep", "F", "40-44", "*", "*", 10, 3, 0.3, 0.25, 0.3),
+        (DATE_0, "dep", "M", "40-44", "*", "*", 5, 0, 0.0, 0.1, 0.0),
+    ]
+    build(con, "marts/reference_rates", {**NO_STRATA, "use_external": True})
+    assert rows(con, "select sex, rate from reference_rates order by sex") == [("F", 0.25), ("M", 0.1)]
+    build(con, "marts/reference_rates", {"by_imd": True, "by_ethnicity": False, "use_external": False})
+    assert rows(con, "select sex, imd_stratum, population, cases, rate from reference_rates order by sex, imd_stratum") == [
+        ("F", "1", 4, 1, 0.25), ("F", "Unknown", 6, 2, 1 / 3), ("M", "Unknown", 5, 0, 0.0)]
+
+
+def test_area_group_strata_puts_each_stratum_in_its_areas_and_groups(con):
+    practices(con)
+    given(con, "stratified_counts", STRATIFIED, [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 3),
+        (DATE_0, "dep", "B", None, "Asian", "Unknown", "I", "Unknown", "30-34", 5, 1),
+    ])
+    given(con, "reference_rates", RATES, [
+        (DATE_0, "dep", "F", "40-44", "*", "*", 10, 3, 0.3, None, 0.2),
+        (DATE_0, "dep", "I", "30-34", "*", "*", 5, 1, 0.2, None, 0.4),
+    ])
+    build(con, "marts/area_group_strata", NO_STRATA)
+    got = rows(con, "select period, condition, area_type, area_code, group_type, group_value, sex, age_band, "
+                    "observed, population, cast(expected as double) from area_group_strata")
+    first = [(DATE_0, "dep", area_type, code, group_type, value, "F", "40-44", 3, 10, 2.0)
+             for (area_type, code), (group_type, value) in itertools.product(
+                 [("practice", "A"), ("pcn", "P"), ("icb", "I"), ("neighbourhood", "N1")],
+                 every_group("White", "1", "F", "40-44"))]
+    second = [(DATE_0, "dep", area_type, code, group_type, value, "I", "30-34", 1, 5, 2.0)
+              for (area_type, code), (group_type, value) in itertools.product(
+                  [("practice", "B"), ("pcn", "P"), ("icb", "I")], every_group("Asian", "Unknown", "Unknown", "30-34"))]
+    assert sorted(got, key=str) == sorted(first + second, key=str)
+
+
+def test_prevalence_counts_sums_strata_names_areas_and_drops_empty_cells(con):
+    practices(con)
+    given(con, "area_group_strata", ["period", "condition", "area_type", "area_code", "group_type", "group_value",
+                                     "sex", "age_band", "observed", "population", "expected"], [
+        (DATE_0, "dep", "pcn", "P", "all", "All", "F", "40-44", 3, 10, 2.0),
+        (DATE_0, "dep", "pcn", "P", "all", "All", "M", "30-34", 1, 5, 2.5),
+        (DATE_0, "dep", "practice", "A", "all", "All", "F", "40-44", 0, 0, 0.0),
+        (DATE_0, "dep", "neighbourhood", "N1", "sex", "F", "F", "40-44", 3, 10, 2.0),
+    ])
+    build(con, "marts/prevalence_counts")
+    assert rows(con, "select * from prevalence_counts order by area_type") == [
+        (DATE_0, "dep", "neighbourhood", "N1", "Riverside", "sex", "F", 3, 10, 2.0),
+        (DATE_0, "dep", "pcn", "P", "North PCN", "all", "All", 4, 15, 4.5),
+    ]
+
+
+def test_data_quality_counts_what_is_missing_per_area(con):
+    practices(con)
+    given(con, "int_patients_registered_on_date", REGISTERED, [
+        (DATE_0, "complete", "A", "F", 40, "White", "L1", "2", "N1"),
+        (DATE_0, "no_ethnicity_no_lsoa", "A", "M", 50, "Unknown", None, "Unknown", None),
+        (DATE_0, "unmatched_lsoa", "B", "F", 60, "Asian", "LX", "Unknown", None),
+    ])
+    build(con, "marts/data_quality")
+    assert rows(con, "select * from data_quality order by area_type, area_code") == [
+        (DATE_0, "icb", "I", 3, 1, 1, 1, 2),
+        (DATE_0, "pcn", "P", 3, 1, 1, 1, 2),
+        (DATE_0, "practice", "A", 2, 1, 1, 0, 1),
+        (DATE_0, "practice", "B", 1, 0, 0, 1, 1),
+    ]
+
+
+def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
+    practices(con)
+    given(con, "periods", ["period"], [(DATE_0,), (DATE_1,)])
+    given(con, "stratified_counts", STRATIFIED, [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 1),
+        (DATE_1, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 20, 9),
+    ])
+    given(con, "reference_rates", RATES, [
+        (DATE_0, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, None, 0.1),
+        (DATE_1, "dep", "F", "40-44", "*", "*", 20, 9, 0.45, None, 0.45),  # the later date's own rate: not used
+    ])
+    build(con, "marts/trend_expected", NO_STRATA)
+    got = rows(con, "select * from trend_expected")
+    expected = [(DATE_0, DATE_1, "dep", area_type, code, group_type, value, 1.0, 2.0)
+                for (area_type, code), (group_type, value) in itertools.product(
+                    [("practice", "A"), ("pcn", "P"), ("icb", "I"), ("neighbourhood", "N1")],
+                    every_group("White", "1", "F", "40-44"))]
+    assert sorted(got, key=str) == sorted(expected, key=str)
+
+
+def test_indicator_stratified_counts_counts_denominator_and_numerator_of_each_kind(con):
+    given(con, "int_indicator_denominators", ["period", "indicator", "patient_id", "practice_code",
+                                              "neighbourhood_code", "ethnic_group", "imd_quintile", "sex", "age"], [
+        (DATE_0, "bp_control", "p1", "A", "N1", "White", "1", "F", 60),
+        (DATE_0, "bp_control", "p2", "A", "N1", "White", "1", "F", 62),
+        (DATE_0, "smi_check", "p1", "A", "N1", "White", "1", "F", 60),
+        (DATE_0, "possible_htn", "p3", "B", None, "Black", "Unknown", "U", 45),
+    ])
+    numerator = ["period", "indicator", "patient_id"]
+    given(con, "int_indicator_outcome", numerator, [(DATE_0, "bp_control", "p2")])
+    given(con, "int_indicator_care_process", numerator, [(DATE_0, "smi_check", "p1")])
+    given(con, "int_indicator_case_finding", numerator, [(DATE_0, "possible_htn", "p3"),
+                                                         (DATE_0, "possible_htn", "not_in_denominator")])
+    build(con, "marts/indicator_stratified_counts")
+    assert rows(con, "select * from indicator_stratified_counts order by indicator") == [
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 2, 1),
+        (DATE_0, "possible_htn", "B", None, "Black", "Unknown", "U", "Unknown", "45-49", 1, 1),
+        (DATE_0, "smi_check", "A", "N1", "White", "1", "F", "F", "60-64", 1, 1),
+    ]
+
+
+INDICATOR_STRATIFIED = ["period", "indicator", "practice_code", "neighbourhood_code", "ethnic_group", "imd_quintile",
+                        "sex", "sex_group", "age_band", "population", "cases"]
+
+
+def test_indicator_reference_rates_pool_the_dataset_per_stratum(con):
+    given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1),
+        (DATE_0, "bp_control", "B", None, "Asian", "5", "F", "F", "60-64", 6, 5),
+        (DATE_0, "bp_control", "B", None, "Asian", "5", "M", "M", "60-64", 2, 0),
+    ])
+    build(con, "marts/indicator_reference_rates", NO_STRATA)
+    assert rows(con, "select * from indicator_reference_rates order by sex") == [
+        (DATE_0, "bp_control", "F", "60-64", "*", "*", 10, 6, 0.6),
+        (DATE_0, "bp_control", "M", "60-64", "*", "*", 2, 0, 0.0),
+    ]
+    build(con, "marts/indicator_reference_rates", {"by_imd": False, "by_ethnicity": True})
+    assert rows(con, "select sex, ethnicity_stratum, rate from indicator_reference_rates order by sex, 2") == [
+        ("F", "Asian", 5 / 6), ("F", "White", 0.25), ("M", "Asian", 0.0)]
+
+
+def test_indicator_counts_observed_population_expected_per_area_and_group(con):
+    practices(con)
+    given(con, "indicator_settings", ["indicator", "label", "kind", "denominator", "min_age", "max_age", "months",
+                                      "min_count"], [("bp_control", "BP control", "outcome", "htn", 18, 79, 12, 1)])
+    given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1),
+        (DATE_0, "bp_control", "B", None, "Asian", "5", "F", "F", "60-64", 6, 5),
+    ])
+    given(con, "indicator_reference_rates", ["period", "indicator", "sex", "age_band", "imd_stratum",
+                                             "ethnicity_stratum", "population", "cases", "rate"],
+          [(DATE_0, "bp_control", "F", "60-64", "*", "*", 10, 6, 0.6)])
+    build(con, "marts/indicator_counts", NO_STRATA)
+    got = rows(con, "select * from indicator_counts")
+    by_practice = {"A": ("Alpha Surgery", "White", "1", 1, 4, 2.4), "B": ("Beta Surgery", "Asian", "5", 5, 6, 3.6)}
+    expected = []
+    for code, (name, ethnic_group, quintile, observed, population, expected_count) in by_practice.items():
+        for group_type, value in every_group(ethnic_group, quintile, "F", "60-64"):
+            expected.append((DATE_0, "bp_control", "outcome", "practice", code, name, group_type, value, observed,
+                             population, expected_count))
+    for group_type, value in every_group("White", "1", "F", "60-64"):
+        expected.append((DATE_0, "bp_control", "outcome", "neighbourhood", "N1", "Riverside", group_type, value, 1, 4,
+                         2.4))
+    for area_type, code, name in (("pcn", "P", "North PCN"), ("icb", "I", "Test ICB")):
+        expected += [(DATE_0, "bp_control", "outcome", area_type, code, name, "all", "All", 6, 10, 6.0),
+                     (DATE_0, "bp_control", "outcome", area_type, code, name, "sex", "F", 6, 10, 6.0),
+                     (DATE_0, "bp_control", "outcome", area_type, code, name, "age_band", "60-64", 6, 10, 6.0)]
+        for ethnic_group, quintile, observed, population, expected_count in (("White", "1", 1, 4, 2.4),
+                                                                              ("Asian", "5", 5, 6, 3.6)):
+            expected += [(DATE_0, "bp_control", "outcome", area_type, code, name, "ethnicity", ethnic_group, observed,
+                          population, expected_count),
+                         (DATE_0, "bp_control", "outcome", area_type, code, name, "imd_quintile", quintile, observed,
+                          population, expected_count)]
+    assert sorted(got, key=str) == sorted(expected, key=str)
