@@ -41,7 +41,7 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
         "trend": trend_table(prev, _table(con, "trend_transitions"), _table(con, "trend_expected"),
                              cfg.reference.rates == "internal"),
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
-        "dsr": dsr_table(con, {condition.id: condition.min_age for condition in cfg.conditions}),
+        "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
     }
     from .expectations import validate_output
 
@@ -62,18 +62,17 @@ def area_parents(con) -> pd.DataFrame:
 
 
 def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
-    quintile_rows = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
-                         & prev["area_type"].isin(SII_AREA_TYPES)]
+    q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
+             & prev["area_type"].isin(SII_AREA_TYPES)]
     cols = output_columns("inequality")
-    if quintile_rows.empty:
+    if q.empty:
         return pd.DataFrame(columns=cols)
-    area_id = quintile_rows.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
-    groups, (obs, pop) = stats.quantile_matrix(area_id, quintile_rows["group_value"].astype(int).to_numpy(),
-                                               quintile_rows["observed"].to_numpy(float),
-                                               quintile_rows["population"].to_numpy(float))
+    area_id = q.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
+    groups, (obs, pop) = stats.quantile_matrix(area_id, q["group_value"].astype(int).to_numpy(),
+                                               q["observed"].to_numpy(float), q["population"].to_numpy(float))
     complete = np.all(pop > 0, axis=1)
     res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=SII_SEED)
-    keys = quintile_rows[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
+    keys = q[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
     out = keys[complete].reset_index(drop=True)
     # repeatability of the Monte Carlo limits (PHE's reliability_stat) where the packs print them: the ICB and
     # its PCNs on the latest date. The first set of draws is the one above (same seed), so the limits agree.
@@ -90,8 +89,8 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     out["period"] = pd.to_datetime(out["period"])
     out["dimension"] = "imd_quintile"
     out["measure"] = "crude_rate"
-    for column in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"):
-        out[column] = np.asarray(getattr(res, column), dtype=float)
+    for c in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"):
+        out[c] = np.asarray(getattr(res, c), dtype=float)
     return out[cols].sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
@@ -126,7 +125,7 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     ratio["denominator"] = df["expected"].to_numpy(float)
     ratio["value"] = df["ratio"].to_numpy()
     ratio["parent_value"] = parent_ratio
-    ratio["lower_95"], ratio["upper_95"], ratio["lower_998"], ratio["upper_998"] = (np.asarray(limit) * parent_ratio for limit in rlim)
+    ratio["lower_95"], ratio["upper_95"], ratio["lower_998"], ratio["upper_998"] = (np.asarray(a) * parent_ratio for a in rlim)
     ratio["significance"] = stats.funnel_significance_ratio(df["observed"].to_numpy(float), exp_vs_parent)
     out = pd.concat([prop, ratio], ignore_index=True)
     if overdispersion != "none":
@@ -135,30 +134,28 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     return out[cols].sort_values(list(OUTPUT_BY_NAME["funnel"].key), kind="stable").reset_index(drop=True)
 
 
-def add_overdispersion(funnel: pd.DataFrame, method: str) -> pd.DataFrame:
+def add_overdispersion(f: pd.DataFrame, method: str) -> pd.DataFrame:
     """Overdispersion-adjusted limits (Spiegelhalter 2005) beside the fixed ones, estimated within each
     period x condition x ICB x area type x statistic (a loop over those few sets, vectorised inside)."""
-    funnel = funnel.copy()
-    for column in ("od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998"):
-        funnel[column] = np.nan
-    funnel["od_method"] = method
-    funnel["od_significance"] = ""
-    for _, idx in funnel.groupby(["period", "condition", "parent_code", "area_type", "statistic"]).groups.items():
-        subset = funnel.loc[idx]
-        stat = subset["statistic"].iloc[0]
-        target = subset["parent_value"].iloc[0]
-        limits = stats.funnel_overdispersion(subset["observed"].to_numpy(float),
-                                             subset["denominator"].to_numpy(float),
-                                             statistic=stat, target=target, method=method)
-        funnel.loc[idx, "od_phi"], funnel.loc[idx, "od_tau2"] = limits.phi, limits.tau2
-        funnel.loc[idx, "od_lower_95"], funnel.loc[idx, "od_upper_95"] = limits.lower_95, limits.upper_95
-        funnel.loc[idx, "od_lower_998"], funnel.loc[idx, "od_upper_998"] = limits.lower_998, limits.upper_998
-        values = subset["value"].to_numpy(float)
-        lab = np.select([values > limits.upper_998, values > limits.upper_95, values < limits.lower_998,
-                         values < limits.lower_95],
+    f = f.copy()
+    for c in ("od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998"):
+        f[c] = np.nan
+    f["od_method"] = method
+    f["od_significance"] = ""
+    for _, idx in f.groupby(["period", "condition", "parent_code", "area_type", "statistic"]).groups.items():
+        g = f.loc[idx]
+        stat = g["statistic"].iloc[0]
+        target = g["parent_value"].iloc[0]
+        r = stats.funnel_overdispersion(g["observed"].to_numpy(float), g["denominator"].to_numpy(float),
+                                        statistic=stat, target=target, method=method)
+        f.loc[idx, "od_phi"], f.loc[idx, "od_tau2"] = r.phi, r.tau2
+        f.loc[idx, "od_lower_95"], f.loc[idx, "od_upper_95"] = r.lower_95, r.upper_95
+        f.loc[idx, "od_lower_998"], f.loc[idx, "od_upper_998"] = r.lower_998, r.upper_998
+        v = g["value"].to_numpy(float)
+        lab = np.select([v > r.upper_998, v > r.upper_95, v < r.lower_998, v < r.lower_95],
                         [stats.SIG_HIGH_001, stats.SIG_HIGH_025, stats.SIG_LOW_001, stats.SIG_LOW_025], stats.SIG_NOT)
-        funnel.loc[idx, "od_significance"] = np.where(np.isfinite(values), lab, "")
-    return funnel
+        f.loc[idx, "od_significance"] = np.where(np.isfinite(v), lab, "")
+    return f
 
 
 TREND_COLUMNS = output_columns("trend")
@@ -190,16 +187,16 @@ def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: p
     obs = prev[["period", "condition", "area_type", "area_code", "group_type", "group_value", "observed"]]
     obs = obs.assign(period=pd.to_datetime(obs["period"]))
     cells = fixed_expected.copy()
-    for column in ("period_from", "period_to"):
-        cells[column] = pd.to_datetime(cells[column])
-    cell_key = ["condition", "area_type", "area_code", "group_type", "group_value"]
+    for c in ("period_from", "period_to"):
+        cells[c] = pd.to_datetime(cells[c])
+    on = ["condition", "area_type", "area_code", "group_type", "group_value"]
     cells = cells.merge(obs.rename(columns={"period": "period_from", "observed": "observed_from"}),
-                        on=["period_from"] + cell_key, how="inner")
+                        on=["period_from"] + on, how="inner")
     cells = cells.merge(obs.rename(columns={"period": "period_to", "observed": "observed_to"}),
-                        on=["period_to"] + cell_key, how="inner")
+                        on=["period_to"] + on, how="inner")
     moves = transitions[TREND_KEY + ["cases_both"]].copy()
-    for column in ("period_from", "period_to"):
-        moves[column] = pd.to_datetime(moves[column])
+    for c in ("period_from", "period_to"):
+        moves[c] = pd.to_datetime(moves[c])
     cells = cells.merge(moves, on=TREND_KEY, how="left")
     cells["cases_both"] = cells["cases_both"].fillna(0).astype("int64")
     if internal_reference:
@@ -241,50 +238,48 @@ def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_group
     area's 95% interval against the parent's value, as Fingertips does)."""
     cols = output_columns("comparisons")
     parts = []
-    for group_type, ref in reference_groups.items():
-        group_rows = prev[(prev["group_type"] == group_type)]
-        reference_rows = group_rows[group_rows["group_value"] == str(ref)][KEY + ["observed", "population"]]
-        paired = group_rows.merge(reference_rows, on=KEY, suffixes=("", "_ref"))
-        paired = paired[paired["group_value"] != str(ref)]
-        if paired.empty:
+    for gt, ref in reference_groups.items():
+        g = prev[(prev["group_type"] == gt)]
+        r = g[g["group_value"] == str(ref)][KEY + ["observed", "population"]]
+        m = g.merge(r, on=KEY, suffixes=("", "_ref"))
+        m = m[m["group_value"] != str(ref)]
+        if m.empty:
             continue
-        observed, population = paired["observed"].to_numpy(float), paired["population"].to_numpy(float)
-        reference_observed, reference_population = paired["observed_ref"].to_numpy(float), paired["population_ref"].to_numpy(float)
-        compared = (observed, population, reference_observed, reference_population)
-        ratio, ratio_lower, ratio_upper = stats.rate_ratio(*compared)
-        difference, difference_lower, difference_upper = stats.rate_difference(*compared)
-        out = paired[KEY + ["group_type", "group_value"]].copy()
+        x1, n1 = m["observed"].to_numpy(float), m["population"].to_numpy(float)
+        x2, n2 = m["observed_ref"].to_numpy(float), m["population_ref"].to_numpy(float)
+        rr, rrl, rru = stats.rate_ratio(x1, n1, x2, n2)
+        rd, rdl, rdu = stats.rate_difference(x1, n1, x2, n2)
+        out = m[KEY + ["group_type", "group_value"]].copy()
         out["comparison"] = "group_vs_reference"
-        out["reference"] = f"{group_type} {ref}"
-        out["value"] = stats.divide(observed, population)
-        out["reference_value"] = stats.divide(reference_observed, reference_population)
-        out["rate_ratio"], out["rate_ratio_lower"], out["rate_ratio_upper"] = ratio, ratio_lower, ratio_upper
-        out["rate_difference"], out["rate_difference_lower"], out["rate_difference_upper"] = difference, difference_lower, difference_upper
-        out["label"] = stats.compare_to_parent(difference_lower, difference_upper, 0.0)
+        out["reference"] = f"{gt} {ref}"
+        out["value"] = stats.divide(x1, n1)
+        out["reference_value"] = stats.divide(x2, n2)
+        out["rate_ratio"], out["rate_ratio_lower"], out["rate_ratio_upper"] = rr, rrl, rru
+        out["rate_difference"], out["rate_difference_lower"], out["rate_difference_upper"] = rd, rdl, rdu
+        out["label"] = stats.compare_to_parent(rdl, rdu, 0.0)
         parts.append(out)
     allrows = prev[prev["group_type"] == "all"]
     for stat in ("rate", "ratio"):
         child = allrows.merge(parents, on=["area_type", "area_code"])
         par = allrows[KEY + [stat]].rename(columns={"area_type": "parent_type", "area_code": "parent_code", stat: "pv"})
-        paired = child.merge(par, on=["period", "condition", "parent_type", "parent_code"])
-        if paired.empty:
+        m = child.merge(par, on=["period", "condition", "parent_type", "parent_code"])
+        if m.empty:
             continue
-        out = paired[KEY].copy()
-        out["comparison"] = f"{stat}_vs_" + paired["parent_type"]
+        out = m[KEY].copy()
+        out["comparison"] = f"{stat}_vs_" + m["parent_type"]
         out["group_type"], out["group_value"] = "all", "All"
-        out["reference"] = paired["parent_type"] + " " + paired["parent_code"]
-        out["value"] = paired[stat]
-        out["reference_value"] = paired["pv"]
-        out["label"] = stats.compare_to_parent(paired[f"{stat}_lower"].to_numpy(float),
-                                               paired[f"{stat}_upper"].to_numpy(float),
-                                               paired["pv"].to_numpy(float))
+        out["reference"] = m["parent_type"] + " " + m["parent_code"]
+        out["value"] = m[stat]
+        out["reference_value"] = m["pv"]
+        out["label"] = stats.compare_to_parent(m[f"{stat}_lower"].to_numpy(float), m[f"{stat}_upper"].to_numpy(float),
+                                               m["pv"].to_numpy(float))
         parts.append(out)
     if not parts:
         return pd.DataFrame(columns=cols)
     res = pd.concat(parts, ignore_index=True)
-    for column in cols:
-        if column not in res:
-            res[column] = np.nan
+    for c in cols:
+        if c not in res:
+            res[c] = np.nan
     return res[cols].reset_index(drop=True)
 
 
@@ -299,25 +294,24 @@ def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     from .schema import AGE_BANDS
 
-    band_idx = {band: index for index, band in enumerate(AGE_BANDS)}
+    band_idx = {b: i for i, b in enumerate(AGE_BANDS)}
     lows = np.arange(0, 95, 5)
     cell_key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     cells = df[cell_key].drop_duplicates().reset_index(drop=True)
     cells["cell"] = np.arange(len(cells))
     df = df.merge(cells, on=cell_key)
-    band_count = len(AGE_BANDS)
-    obs = np.zeros((len(cells), band_count))
-    pop = np.zeros((len(cells), band_count))
-    band_of_row = df["age_band"].map(band_idx).to_numpy()
-    obs[df["cell"].to_numpy(), band_of_row] = df["observed"].to_numpy(float)
-    pop[df["cell"].to_numpy(), band_of_row] = df["population"].to_numpy(float)
+    nb = len(AGE_BANDS)
+    obs = np.zeros((len(cells), nb))
+    pop = np.zeros((len(cells), nb))
+    bi = df["age_band"].map(band_idx).to_numpy()
+    obs[df["cell"].to_numpy(), bi] = df["observed"].to_numpy(float)
+    pop[df["cell"].to_numpy(), bi] = df["population"].to_numpy(float)
     min_age = cells["condition"].map(min_ages).fillna(0).to_numpy(float)
     frac = np.clip((lows[None, :] + 5 - min_age[:, None]) / 5.0, 0.0, 1.0)
     frac[:, -1] = (min_age <= 90).astype(float)  # 90+ is open-ended
-    weights = stats.ESP2013[None, :] * frac
-    used = weights > 0
-    res = stats.dsr_dobson(obs[used], pop[used], weights[used],
-                           np.broadcast_to(cells["cell"].to_numpy()[:, None], weights.shape)[used])
+    w = stats.ESP2013[None, :] * frac
+    used = w > 0
+    res = stats.dsr_dobson(obs[used], pop[used], w[used], np.broadcast_to(cells["cell"].to_numpy()[:, None], w.shape)[used])
     complete = ~np.any(used & (pop <= 0), axis=1)
     total = obs.sum(axis=1)
     out = cells[cell_key].copy()
@@ -325,11 +319,10 @@ def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
     out["population"] = pop.sum(axis=1).astype("int64")
     order = np.asarray(res.groups).astype(int)
     val = np.full(len(cells), np.nan)
-    lower, upper = val.copy(), val.copy()
-    val[order], lower[order], upper[order] = res.value, res.lower, res.upper
-    shown = complete & (total >= 10)
-    out["dsr"], out["dsr_lower"], out["dsr_upper"] = (np.where(shown, values, np.nan)
-                                                      for values in (val, lower, upper))
+    lo, hi = val.copy(), val.copy()
+    val[order], lo[order], hi[order] = res.value, res.lower, res.upper
+    ok = complete & (total >= 10)
+    out["dsr"], out["dsr_lower"], out["dsr_upper"] = (np.where(ok, a, np.nan) for a in (val, lo, hi))
     out["standard"] = "ESP2013"
-    out["note"] = np.where(shown, "", np.where(total < 10, "fewer than 10 cases", "an age band has no population"))
+    out["note"] = np.where(ok, "", np.where(total < 10, "fewer than 10 cases", "an age band has no population"))
     return out[cols].sort_values(cell_key, kind="stable").reset_index(drop=True)
