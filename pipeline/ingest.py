@@ -308,13 +308,11 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
     _check_header_repeats(con, s, path)
     if on_raw is not None:  # the `check` command looks at the raw text (e.g. to detect the date format)
         on_raw(con, f"raw_{s.stem}")
-    # the staged rows are a temporary table (read twice, never written to the warehouse file); the loaded rows keep
-    # no particular order (no model depends on it, and sorting millions of rows costs)
-    build(con, f"staging/stg_{s.stem}", staging_params(cfg, today), temp=True)
+    build(con, f"staging/stg_{s.stem}", staging_params(cfg, today))
     keep = ", ".join(c for c in con.execute(f"select * from stg_{s.stem} limit 0").fetchdf().columns
                      if c not in ("row_number", "reject_reason"))
     con.execute(f"create or replace table {s.stem} as select {keep} from stg_{s.stem} "
-                f"where reject_reason is null")
+                f"where reject_reason is null order by row_number")
     raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
     raw_cols = ", ".join(f'r."{c}"' for c in raw_names if c != "_row_number")
     con.execute(f"create or replace temp table rejects_{s.stem} as "

@@ -98,12 +98,9 @@ def sql_text(model: str) -> str:
     return (SQL_DIR / f"{model}.sql").read_text()
 
 
-def build(con, model: str, params: dict | None = None, name: str | None = None, view: bool = False,
-          temp: bool = False) -> None:
+def build(con, model: str, params: dict | None = None, name: str | None = None, view: bool = False) -> None:
     """Materialise one SQL model (a single SELECT in sql/<model>.sql) as a table named after its file
-    (`view`: a temporary view of this connection instead, never materialised nor written to the warehouse file;
-    `temp`: a temporary table of this connection, held in memory (spilled when it must be), never written to the
-    warehouse file)."""
+    (`view`: a temporary view of this connection instead, never materialised nor written to the warehouse file)."""
     sql = sql_text(model)
     table = name or Path(model).name
     used = set(_PARAM.findall(sql))
@@ -116,7 +113,7 @@ def build(con, model: str, params: dict | None = None, name: str | None = None, 
             raise RuntimeError(f"model {model} takes parameters and cannot be built as a view")
         con.execute(f"create or replace temp view {table} as\n{sql}")
         return
-    con.execute(f"create or replace {'temp ' if temp else ''}table {table} as\n{sql}", bound)
+    con.execute(f"create or replace table {table} as\n{sql}", bound)
 
 
 def export_parquet(db_path: Path, processed: Path, exported: tuple[str, ...] = EXPORTED_TABLES) -> None:
