@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "pipeline-bench")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results.md")
     ap.add_argument("--keep-data", action="store_true", help="keep the demo extracts in --work for the next run")
+    ap.add_argument("--without-indicators", action="store_true",
+                    help="also run DuckDB on a copy of the default configuration without its [[indicators]]")
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",") if x]
     spark_sizes = [int(x) for x in a.spark_sizes.split(",") if x]
@@ -68,6 +70,8 @@ def main() -> None:
             print("Spark engine not available (the spark extra and Java 17+): skipping the Spark rows")
             spark_sizes = []
     a.work.mkdir(parents=True, exist_ok=True)
+    no_indicators = a.work / "config_without_indicators.toml"
+    no_indicators.write_text(without_indicators((REPO / "pipeline" / "default.toml").read_text()), encoding="utf-8")
     rows = []
     for n in sorted(set(sizes) | set(spark_sizes)):
         raw = a.work / f"raw_{n}"
@@ -79,28 +83,45 @@ def main() -> None:
         out, base_wall, base_peak, base_cpu = timed([sys.executable, "benchmarks/baseline_prevalence.py", str(raw)])
         base_secs = float(re.search(r"in ([\d.]+) s", out).group(1))
         print(f"{n:>10,} baseline {base_secs:6.1f} s  peak {base_peak:,.0f} MB  (load {before})", flush=True)
-        for engine in (["duckdb"] if n in sizes else []) + (["spark"] if n in spark_sizes else []):
+        runs = (["duckdb"] if n in sizes else []) + (["duckdb, no indicators"] if n in sizes and a.without_indicators
+                                                      else []) + (["spark"] if n in spark_sizes else [])
+        for label in runs:
+            engine = label.split(",")[0]
             processed = a.work / f"processed_{engine}_{n}"
             shutil.rmtree(processed, ignore_errors=True)
             before = load()
+            config = ["--config", str(no_indicators)] if "no indicators" in label else []
             out, wall, peak, cpu = timed([sys.executable, "benchmarks/run_stages.py", "--raw", str(raw), "--processed",
-                                     str(processed), "--engine", engine])
+                                     str(processed), "--engine", engine, *config])
             secs = json.loads(out.strip().splitlines()[-1])["seconds"]
             after = load()
-            row = dict(patients=n, engine=engine, input_rows=n_in, ingest=secs["ingest"], transform=secs["transform"],
+            row = dict(patients=n, engine=label, input_rows=n_in, ingest=secs["ingest"], transform=secs["transform"],
                        analyse=secs["analyse"], stages=secs["ingest"] + secs["transform"] + secs["analyse"], wall=wall,
                        peak_mb=peak, cpu=cpu, baseline_cpu=base_cpu, baseline=base_secs, baseline_peak_mb=base_peak, load=f"{before} → {after}")
             row["ratio"] = row["stages"] / base_secs
             row["rows_per_s"] = n_in / row["stages"]
             rows.append(row)
-            print(f"{n:>10,} {engine:<6} ingest {row['ingest']:6.1f}  transform {row['transform']:6.1f}  analyse "
+            print(f"{n:>10,} {label:<6} ingest {row['ingest']:6.1f}  transform {row['transform']:6.1f}  analyse "
                   f"{row['analyse']:5.1f}  = {row['stages']:6.1f} s  peak {peak:,.0f} MB  x{row['ratio']:.2f} baseline  "
-                  f"{row['rows_per_s']:,.0f} rows/s  (load {row['load']})", flush=True)
+                  f"{row['rows_per_s']:,.0f} rows/s  CPU {cpu:.0f} s vs {base_cpu:.0f} s  (load {row['load']})", flush=True)
             shutil.rmtree(processed, ignore_errors=True)
         if not a.keep_data:
             shutil.rmtree(raw, ignore_errors=True)
     write_results(a.results, rows)
     print(f"written: {a.results.name}")
+
+
+def without_indicators(toml_text: str) -> str:
+    """The configuration's text without its [[indicators]] tables (each runs to the next table header)."""
+    kept, inside = [], False
+    for line in toml_text.splitlines(keepends=True):
+        if line.strip() == "[[indicators]]":
+            inside = True
+        elif line.startswith("[") and not line.startswith("[[indicators"):
+            inside = False
+        if not inside:
+            kept.append(line)
+    return "".join(kept)
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
@@ -115,18 +136,19 @@ def write_results(path: Path, rows: list[dict]) -> None:
         "(for Spark, the Python driver only: the JVM that pyspark starts is not waited for, so its memory, capped by "
         "`spark.driver.memory`, default 1 GB of heap, is not in the figure); rows/s = input rows (patients + registrations + "
         "events) / stage seconds; CPU s = user + system seconds of the whole process (less sensitive to load than wall "
-        "time); load = the machine's 1/5/15-minute load average before → after (others' work on a "
-        "shared machine slows a run down).",
+        "time); CPU ratio = CPU s / baseline CPU s; `duckdb, no indicators` = the default configuration without its "
+        "`[[indicators]]` (`--without-indicators`); load = the machine's 1/5/15-minute load average before → after "
+        "(others' work on a shared machine slows a run down).",
         "",
         "| patients | engine | input rows | ingest s | transform s | analyse s | stages s | CPU s | peak MB | baseline s "
-        "| baseline CPU s | ratio to baseline | rows/s | load |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| baseline CPU s | ratio to baseline | CPU ratio | rows/s | load |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(f"| {r['patients']:,} | {r['engine']} | {r['input_rows']:,} | {r['ingest']:.1f} | {r['transform']:.1f} "
                      f"| {r['analyse']:.1f} | {r['stages']:.1f} | {r['cpu']:.0f} | {r['peak_mb']:,.0f} | {r['baseline']:.1f} "
                      f"| {r['baseline_cpu']:.0f} "
-                     f"| {r['ratio']:.2f} | {r['rows_per_s']:,.0f} | {r['load']} |")
+                     f"| {r['ratio']:.2f} | {r['cpu'] / r['baseline_cpu']:.2f} | {r['rows_per_s']:,.0f} | {r['load']} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

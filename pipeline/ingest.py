@@ -419,7 +419,8 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
         ("pipeline_version", __version__), ("input_hash", h.hexdigest()[:16]), ("run_date", today.isoformat()),
         ("boundaries", "yes" if boundaries.exists() else "no"), ("date_format", cfg.input.date_format),
         ("lsoa_lookup", "yes" if cfg.input.lsoa_lookup else "no"), ("engine", engine),
-    ])
+    ] + ([("spark_ingest", con.execute("select version from spark_storage_version").fetchone()[0])]
+         if engine == "spark" else []))
     if stop:
         return stop
     from .expectations import validate_loaded
@@ -427,7 +428,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     if engine == "spark":
         from . import spark_engine
 
-        validate_loaded(con, spark_engine.loaded_summaries(spark_engine.session(cfg.engine), processed, cfg))
+        validate_loaded(con, spark_engine.loaded_summaries(spark_engine.session(cfg.engine), con, processed, cfg))
     else:
         validate_loaded(con)
     return None

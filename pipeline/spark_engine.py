@@ -3,6 +3,10 @@
 - Spark reads the raw Parquet or CSV files itself (every column as text, with each row's 1-based number in its
   file), runs sql/staging (transpiled by pipeline.dialect), and keeps the loaded patient-level tables as Parquet
   under the Spark storage folder (`[engine] spark_storage`; default `<processed>/spark`).
+- Storage is written as the DuckDB warehouse is, atomically: each ingest writes a new folder `ingest-<id>` (each
+  transform `transform-<id>`), and the id is recorded in the warehouse's `run_info` (`spark_ingest`), which is
+  swapped in only when the stage succeeds. A stage that fails leaves the previous warehouse pointing at the previous
+  folder; folders no committed warehouse names are removed when the next stage starts.
 - Small results are collected into the DuckDB warehouse as Arrow: the reference tables, `rejects` and
   `load_summary` at ingest; the count marts at transform. The statistics (analyse) and the packs then run exactly
   as for DuckDB.
@@ -92,6 +96,71 @@ def _uri(base: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def new_version(kind: str) -> str:
+    """A fresh storage folder name for one run of a stage: `ingest-<id>` or `transform-<id>`."""
+    import uuid
+
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def ingested_version(con) -> str:
+    """The storage folder of the ingest this warehouse was built from (its run_info's `spark_ingest`)."""
+    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    got = con.execute("select value from run_info where key = 'spark_ingest'").fetchone() if "run_info" in have else None
+    if got is None:
+        raise PipelineError("the warehouse does not name its Spark storage (it was ingested by an older version); "
+                            "run the ingest stage again with --engine spark")
+    return got[0]
+
+
+def committed_version(processed: Path) -> str | None:
+    """The ingest folder named by the warehouse now in place (None when there is none)."""
+    import duckdb
+
+    from .paths import warehouse
+
+    final = warehouse(processed)
+    if not final.exists():
+        return None
+    try:
+        con = duckdb.connect(str(final), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return ingested_version(con)
+    except (PipelineError, duckdb.Error):
+        return None
+    finally:
+        con.close()
+
+
+def remove_stale_versions(spark, base: str, keep: set[str]) -> None:
+    """Remove the `ingest-*` and `transform-*` folders under the storage that no committed warehouse names (left by
+    earlier runs, or by a stage that failed). Local folders are removed directly; others through Spark's Hadoop
+    file system when the session has one (not over Spark Connect, where they are left in place)."""
+    import shutil
+
+    stale = lambda name: name.split("-", 1)[0] in ("ingest", "transform") and name not in keep  # noqa: E731
+    local = Path(base[len("file:"):] if base.startswith("file:") else base)
+    if "://" not in base or base.startswith("file:"):
+        if local.is_dir():
+            for child in local.iterdir():
+                if child.is_dir() and stale(child.name):
+                    shutil.rmtree(child, ignore_errors=True)
+        return
+    try:
+        jvm = spark._jvm
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(base)
+        fs = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
+        if not fs.exists(hadoop_path):
+            return
+        for status in fs.listStatus(hadoop_path):
+            if status.isDirectory() and stale(status.getPath().getName()):
+                fs.delete(status.getPath(), True)
+    except Exception:  # Spark Connect (no JVM here), or a file system that refuses: leave them
+        log.debug("old Spark storage folders left in place")
+
+
 def run_model(spark, model: str, params: dict | None = None):
     """The DataFrame of one sql/ model (Spark dialect generated from the DuckDB file), parameters bound."""
     text = spark_model(model)
@@ -136,6 +205,12 @@ def from_duckdb(spark, con, table: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------- ingest
 
+def _file_uri(path: Path) -> str:
+    """A raw file as an explicit `file://` URI: on a cluster a bare path would be looked up on the cluster's default
+    file system (HDFS), not on the shared mount where the raw extract is."""
+    return "file://" + str(Path(path).resolve())  # not as_uri(): Hadoop paths take the characters as they are
+
+
 def read_raw(spark, path: Path, source: Source):
     """A raw file as a DataFrame of text columns (the contract's names, lower case) plus `_row_number` (1-based data
     row) and `_malformed` (the row's text when it has the wrong number of fields; CSV only)."""
@@ -148,7 +223,7 @@ def read_raw(spark, path: Path, source: Source):
         with open(path, "rb") as fh:
             if fh.read(4) != b"PAR1":
                 raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
-        df = spark.read.parquet(str(path))
+        df = spark.read.parquet(_file_uri(path))
         names = [n.strip().lower() for n in df.columns]
         _check_columns(path.name, names, source)
         cols, seen = [], set()
@@ -168,7 +243,7 @@ def read_raw(spark, path: Path, source: Source):
         unique.append(n if n not in unique else f"{n}__{i}")
     schema = StructType([StructField(n, StringType()) for n in unique] + [StructField("_malformed", StringType())])
     df = (spark.read.schema(schema).option("header", "false").option("mode", "PERMISSIVE")
-          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"').option("encoding", "UTF-8").csv(str(path)))
+          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"').option("encoding", "UTF-8").csv(_file_uri(path)))
     # 1-based row numbers in file order: the position within each partition plus the rows of earlier partitions
     df = df.withColumn("_part", F.spark_partition_id()).withColumn("_id", F.monotonically_increasing_id())
     from pyspark.sql import Window
@@ -189,7 +264,11 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
 
     from .ingest import staging_params
 
-    base = storage(processed, cfg.engine)
+    root = storage(processed, cfg.engine)
+    committed = committed_version(processed)
+    remove_stale_versions(spark, root, {committed} if committed else set())
+    version = new_version("ingest")
+    base = _uri(root, version)
     summary = []
     for s in sources:
         path = files[s.stem]
@@ -242,6 +321,7 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
             summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
         progress.current().update(s.stem, rows=n_read)
         log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+    con.execute("create or replace temp table spark_storage_version as select ? as version", [version])
     return summary
 
 
@@ -254,9 +334,9 @@ def _fields(text: str | None) -> int:
         return text.count(",") + 1
 
 
-def loaded_summaries(spark, processed: Path, cfg) -> dict:
+def loaded_summaries(spark, con, processed: Path, cfg) -> dict:
     """The patient-level facts the ingest checks need (DuckDB computes them on its own tables), from Spark."""
-    base = storage(processed, cfg.engine)
+    base = _uri(storage(processed, cfg.engine), ingested_version(con))
     use_stored(spark, base, ("patients", "registrations", "events"))
     return {name: run_model(spark, f"queries/{name}").toPandas()
             for name in ("orphans", "patients_summary", "registrations_practices")}
@@ -273,8 +353,11 @@ COLLECTED = ("stratified_counts", "reference_rates", "area_group_strata", "preva
 
 def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> None:
     """Run the intermediate and mart models on Spark; the count marts are collected into DuckDB."""
-    base = storage(processed, cfg.engine)
-    use_stored(spark, base, PATIENT_TABLES)
+    root = storage(processed, cfg.engine)
+    ingested = ingested_version(con)
+    remove_stale_versions(spark, root, {ingested})  # earlier transforms' marts are never read again
+    use_stored(spark, _uri(root, ingested), PATIENT_TABLES)
+    base = _uri(root, new_version("transform"))
     for t in SMALL_TABLES:
         from_duckdb(spark, con, t)
     for m in models:

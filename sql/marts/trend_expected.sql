@@ -15,40 +15,63 @@ period_pairs as (
       on t.period_index = f.period_index + 1
       or (f.period_index = 1 and t.period_index = t.period_count and t.period_count > 2)
 ),
-cells_on_fixed_rates as (
-    select pp.period_from, pp.period_to, s.period, s.condition, s.practice_code, s.neighbourhood_code,
-           s.ethnic_group, s.imd_quintile, s.sex_group, s.age_band,
-           cast(s.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
-    from period_pairs as pp
-    join stratified_counts as s on s.period in (pp.period_from, pp.period_to)
-    join reference_rates as rr
-      on rr.period = pp.period_from and rr.condition = s.condition and rr.sex = s.sex and rr.age_band = s.age_band
-     and rr.imd_stratum = case when $by_imd then s.imd_quintile else '*' end
-     and rr.ethnicity_stratum = case when $by_ethnicity then s.ethnic_group else '*' end
-),
 cells_in_areas as (
-    select c.*, 'practice' as area_type, c.practice_code as area_code from cells_on_fixed_rates as c
-    union all
-    select c.*, 'pcn', p.pcn_code from cells_on_fixed_rates as c join practices as p on p.practice_code = c.practice_code
-    union all
-    select c.*, 'icb', p.icb_code from cells_on_fixed_rates as c join practices as p on p.practice_code = c.practice_code
-    union all
-    select c.*, 'neighbourhood', c.neighbourhood_code from cells_on_fixed_rates as c where c.neighbourhood_code is not null
+    -- the cells summed within each area first (fewer rows to spread over the five group types)
+    select period, condition, area_type, area_code, ethnic_group, imd_quintile, sex, sex_group, age_band,
+           sum(population) as population
+    from (
+        select s.*, 'practice' as area_type, s.practice_code as area_code from stratified_counts as s
+        union all
+        select s.*, 'pcn', p.pcn_code from stratified_counts as s join practices as p on p.practice_code = s.practice_code
+        union all
+        select s.*, 'icb', p.icb_code from stratified_counts as s join practices as p on p.practice_code = s.practice_code
+        union all
+        select s.*, 'neighbourhood', s.neighbourhood_code from stratified_counts as s where s.neighbourhood_code is not null
+    ) as cells_with_areas
+    group by period, condition, area_type, area_code, ethnic_group, imd_quintile, sex, sex_group, age_band
 ),
 cells_in_groups as (
-    select period_from, period_to, period, condition, area_type, area_code, 'all' as group_type, 'All' as group_value, expected
+    select period, condition, area_type, area_code, 'all' as group_type, 'All' as group_value, sex, age_band,
+           imd_quintile, ethnic_group, population
     from cells_in_areas
     union all
-    select period_from, period_to, period, condition, area_type, area_code, 'ethnicity', ethnic_group, expected from cells_in_areas
+    select period, condition, area_type, area_code, 'ethnicity', ethnic_group, sex, age_band, imd_quintile, ethnic_group,
+           population
+    from cells_in_areas
     union all
-    select period_from, period_to, period, condition, area_type, area_code, 'imd_quintile', imd_quintile, expected from cells_in_areas
+    select period, condition, area_type, area_code, 'imd_quintile', imd_quintile, sex, age_band, imd_quintile,
+           ethnic_group, population
+    from cells_in_areas
     union all
-    select period_from, period_to, period, condition, area_type, area_code, 'sex', sex_group, expected from cells_in_areas
+    select period, condition, area_type, area_code, 'sex', sex_group, sex, age_band, imd_quintile, ethnic_group, population
+    from cells_in_areas
     union all
-    select period_from, period_to, period, condition, area_type, area_code, 'age_band', age_band, expected from cells_in_areas
+    select period, condition, area_type, area_code, 'age_band', age_band, sex, age_band, imd_quintile, ethnic_group,
+           population
+    from cells_in_areas
+),
+rate_strata_in_groups as (
+    -- the cells of one reference-rate stratum share its rate: their populations are summed first (integers) and
+    -- multiplied by the rate once, the same exact decimal as summing each cell's population x rate
+    select period, condition, area_type, area_code, group_type, group_value, sex, age_band,
+           case when $by_imd then imd_quintile else '*' end as imd_stratum,
+           case when $by_ethnicity then ethnic_group else '*' end as ethnicity_stratum,
+           sum(population) as population
+    from cells_in_groups
+    group by period, condition, area_type, area_code, group_type, group_value, sex, age_band, imd_stratum,
+             ethnicity_stratum
+),
+groups_on_fixed_rates as (
+    select pp.period_from, pp.period_to, g.period, g.condition, g.area_type, g.area_code, g.group_type, g.group_value,
+           cast(g.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
+    from period_pairs as pp
+    join rate_strata_in_groups as g on g.period in (pp.period_from, pp.period_to)
+    join reference_rates as rr
+      on rr.period = pp.period_from and rr.condition = g.condition and rr.sex = g.sex and rr.age_band = g.age_band
+     and rr.imd_stratum = g.imd_stratum and rr.ethnicity_stratum = g.ethnicity_stratum
 )
 select period_from, period_to, condition, area_type, area_code, group_type, group_value,
        cast(sum(expected) filter (where period = period_from) as double) as expected_from,
        cast(sum(expected) filter (where period = period_to) as double) as expected_to
-from cells_in_groups
+from groups_on_fixed_rates
 group by period_from, period_to, condition, area_type, area_code, group_type, group_value

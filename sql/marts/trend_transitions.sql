@@ -17,68 +17,92 @@ period_pairs as (
       on t.period_index = f.period_index + 1
       or (f.period_index = 1 and t.period_index = t.period_count and t.period_count > 2)
 ),
-people as (
-    select r.period,
-           c.condition,
-           r.patient_id,
-           r.practice_code,
-           r.neighbourhood_code,
-           r.ethnic_group,
-           r.imd_quintile,
-           case when r.sex in ('F', 'M') then r.sex else 'Unknown' end as sex_group,
-           age_band(r.age) as age_band,
-           k.patient_id is not null as is_case
-    from int_patients_registered_on_date as r
-    join conditions as c on r.age >= c.min_age
-    left join int_condition_cases as k
-      on k.period = r.period and k.condition = c.condition and k.patient_id = r.patient_id
+paired_people as (
+    -- each patient once per pair of dates (in the population on both, any age), with the earlier date's area and
+    -- group values and whether each is the same on the later date (practices are joined once, here)
+    select pp.period_from,
+           pp.period_to,
+           f.patient_id,
+           f.age as age_from,
+           t.age as age_to,
+           f.practice_code,
+           f.practice_code = t.practice_code as same_practice,
+           pf.pcn_code = pt.pcn_code as same_pcn,
+           pf.icb_code = pt.icb_code as same_icb,
+           f.neighbourhood_code,
+           f.neighbourhood_code = t.neighbourhood_code as same_neighbourhood,
+           f.ethnic_group,
+           f.ethnic_group = t.ethnic_group as same_ethnic_group,
+           f.imd_quintile,
+           f.imd_quintile = t.imd_quintile as same_imd_quintile,
+           case when f.sex in ('F', 'M') then f.sex else 'Unknown' end as sex_group,
+           case when f.sex in ('F', 'M') then f.sex else 'Unknown' end
+             = case when t.sex in ('F', 'M') then t.sex else 'Unknown' end as same_sex_group,
+           age_band(f.age) as age_band,
+           age_band(f.age) = age_band(t.age) as same_age_band
+    from period_pairs as pp
+    join int_patients_registered_on_date as f on f.period = pp.period_from
+    join int_patients_registered_on_date as t on t.period = pp.period_to and t.patient_id = f.patient_id
+    left join practices as pf on pf.practice_code = f.practice_code
+    left join practices as pt on pt.practice_code = t.practice_code
+),
+paired_cases as (
+    -- per pair of dates x condition x patient who is a case on either date: a case on each date?
+    select pp.period_from, pp.period_to, k.condition, k.patient_id,
+           count(*) filter (where k.period = pp.period_from) > 0 as case_from,
+           count(*) filter (where k.period = pp.period_to) > 0 as case_to
+    from period_pairs as pp
+    join int_condition_cases as k on k.period = pp.period_from or k.period = pp.period_to
+    group by pp.period_from, pp.period_to, k.condition, k.patient_id
 ),
 paired_strata as (
-    select pp.period_from, pp.period_to, f.condition,
-           f.practice_code as practice_from, t.practice_code as practice_to,
-           f.neighbourhood_code as neighbourhood_from, t.neighbourhood_code as neighbourhood_to,
-           f.ethnic_group as ethnic_from, t.ethnic_group as ethnic_to,
-           f.imd_quintile as imd_from, t.imd_quintile as imd_to,
-           f.sex_group as sex_from, t.sex_group as sex_to,
-           f.age_band as age_from, t.age_band as age_to,
+    -- per condition: the patients eligible by age on both dates, and their case status on each
+    select p.period_from, p.period_to, c.condition,
+           p.practice_code, p.same_practice, p.same_pcn, p.same_icb,
+           p.neighbourhood_code, p.same_neighbourhood, p.ethnic_group, p.same_ethnic_group,
+           p.imd_quintile, p.same_imd_quintile, p.sex_group, p.same_sex_group, p.age_band, p.same_age_band,
            count(*) as population_both,
-           count(*) filter (where f.is_case and t.is_case) as cases_both,
-           count(*) filter (where f.is_case and not t.is_case) as cases_from_only,
-           count(*) filter (where t.is_case and not f.is_case) as cases_to_only
-    from period_pairs as pp
-    join people as f on f.period = pp.period_from
-    join people as t on t.period = pp.period_to and t.patient_id = f.patient_id and t.condition = f.condition
+           count(*) filter (where k.case_from and k.case_to) as cases_both,
+           count(*) filter (where k.case_from and not k.case_to) as cases_from_only,
+           count(*) filter (where k.case_to and not k.case_from) as cases_to_only
+    from paired_people as p
+    join conditions as c on p.age_from >= c.min_age and p.age_to >= c.min_age
+    left join paired_cases as k
+      on k.period_from = p.period_from and k.period_to = p.period_to and k.condition = c.condition
+     and k.patient_id = p.patient_id
     group by all
 ),
 strata_in_areas as (
-    select s.*, 'practice' as area_type, s.practice_from as area_code
-    from paired_strata as s where s.practice_from = s.practice_to
-    union all
-    select s.*, 'pcn', pf.pcn_code
-    from paired_strata as s
-    join practices as pf on pf.practice_code = s.practice_from
-    join practices as pt on pt.practice_code = s.practice_to
-    where pf.pcn_code = pt.pcn_code
-    union all
-    select s.*, 'icb', pf.icb_code
-    from paired_strata as s
-    join practices as pf on pf.practice_code = s.practice_from
-    join practices as pt on pt.practice_code = s.practice_to
-    where pf.icb_code = pt.icb_code
-    union all
-    select s.*, 'neighbourhood', s.neighbourhood_from
-    from paired_strata as s where s.neighbourhood_from = s.neighbourhood_to
+    -- the strata summed within each area first (fewer rows to spread over the five group types)
+    select period_from, period_to, condition, area_type, area_code, ethnic_group, same_ethnic_group, imd_quintile,
+           same_imd_quintile, sex_group, same_sex_group, age_band, same_age_band,
+           sum(population_both) as population_both,
+           sum(cases_both) as cases_both,
+           sum(cases_from_only) as cases_from_only,
+           sum(cases_to_only) as cases_to_only
+    from (
+        select s.*, 'practice' as area_type, s.practice_code as area_code from paired_strata as s where s.same_practice
+        union all
+        select s.*, 'pcn', p.pcn_code
+        from paired_strata as s join practices as p on p.practice_code = s.practice_code where s.same_pcn
+        union all
+        select s.*, 'icb', p.icb_code
+        from paired_strata as s join practices as p on p.practice_code = s.practice_code where s.same_icb
+        union all
+        select s.*, 'neighbourhood', s.neighbourhood_code from paired_strata as s where s.same_neighbourhood
+    ) as strata_with_areas
+    group by all
 ),
 strata_in_groups as (
     select *, 'all' as group_type, 'All' as group_value from strata_in_areas
     union all
-    select *, 'ethnicity', ethnic_from from strata_in_areas where ethnic_from = ethnic_to
+    select *, 'ethnicity', ethnic_group from strata_in_areas where same_ethnic_group
     union all
-    select *, 'imd_quintile', imd_from from strata_in_areas where imd_from = imd_to
+    select *, 'imd_quintile', imd_quintile from strata_in_areas where same_imd_quintile
     union all
-    select *, 'sex', sex_from from strata_in_areas where sex_from = sex_to
+    select *, 'sex', sex_group from strata_in_areas where same_sex_group
     union all
-    select *, 'age_band', age_from from strata_in_areas where age_from = age_to
+    select *, 'age_band', age_band from strata_in_areas where same_age_band
 )
 select period_from, period_to, condition, area_type, area_code, group_type, group_value,
        cast(sum(population_both) as bigint) as population_both,

@@ -177,3 +177,40 @@ def test_cli_run_with_spark_engine(spark, tmp_path):
     assert (tmp_path / "processed" / "load_summary.parquet").exists()
     rc, _, err = run_cli("transform", *opts, env=env)  # DuckDB cannot pick up a Spark ingest
     assert rc == 2 and "--engine spark" in err
+
+
+def test_spark_storage_is_swapped_in_with_the_warehouse(spark, tmp_path):
+    """Spark storage is committed with the warehouse: each ingest writes a new folder that run_info names; an ingest
+    that fails leaves the previous warehouse and its folder usable; folders nothing names are removed later."""
+    import duckdb
+    from conftest import small_raw
+
+    from pipeline.__main__ import run_data_stages
+    from pipeline.config import load_config
+    from pipeline.errors import PipelineError
+    from pipeline.transform import transform
+
+    raw, cfg_path = small_raw(tmp_path)
+    cfg = load_config(cfg_path)
+    processed = tmp_path / "processed"
+    run_data_stages(raw, processed, cfg, "spark")
+
+    def named() -> str:
+        con = duckdb.connect(str(processed / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.execute("select value from run_info where key = 'spark_ingest'").fetchone()[0]
+        finally:
+            con.close()
+
+    def folders(kind: str) -> list[str]:
+        return sorted(p.name for p in (processed / "spark").iterdir() if p.name.startswith(kind + "-"))
+
+    first = named()
+    assert folders("ingest") == [first] and len(folders("transform")) == 1
+    with open(raw / "events.csv", "a", encoding="utf-8") as f:  # the next ingest stops at the events file
+        f.write("patient_id,code,date\n")
+    with pytest.raises(PipelineError, match="repeats its header"):
+        run_data_stages(raw, processed, cfg, "spark")
+    assert named() == first and (processed / "spark" / first / "patients").is_dir()
+    transform(processed, cfg, engine="spark")  # the committed warehouse still reads its own storage
+    assert folders("ingest") == [first] and len(folders("transform")) == 1
