@@ -31,13 +31,11 @@ INDICATOR_MODELS = (
     "intermediate/int_indicator_care_process",
     "intermediate/int_indicator_outcome",
     "intermediate/int_indicator_case_finding",
-    "intermediate/int_indicator_denominators",
+    "intermediate/int_indicator_numerators",
     "marts/indicator_stratified_counts",
     "marts/indicator_reference_rates",
     "marts/indicator_counts",
 )
-
-VIEW_MODELS = ("intermediate/int_indicator_denominators",)
 
 
 def window_start(period: dt.date, months: int) -> dt.date:
@@ -130,12 +128,9 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
         progress.current().update(rows=n)
         log.debug("%s: %d rows", Path(m).name, n)
     for m in INDICATOR_MODELS if cfg.indicators else ():
-        # the patient-level denominators (millions of rows) are a view read once, by the stratified counts: materialised
-        # they cost more than the rest of the indicators together; any connection can rebuild the view from the kept
-        # intermediates (tests do)
-        build(con, m, params, view=m in VIEW_MODELS)
-        if m not in VIEW_MODELS:
-            log.debug("%s: %d rows", Path(m).name, con.execute(f"select count(*) from {Path(m).name}").fetchone()[0])
+        # denominators are counted, never listed (millions of rows); checks/int_indicator_denominators lists them
+        build(con, m, params)
+        log.debug("%s: %d rows", Path(m).name, con.execute(f"select count(*) from {Path(m).name}").fetchone()[0])
     if not cfg.indicators:  # no indicators configured: an empty table keeps later stages uniform
         con.execute("create or replace table indicator_counts (period date, indicator varchar, kind varchar, "
                     "area_type varchar, area_code varchar, area_name varchar, group_type varchar, group_value varchar, "
