@@ -35,6 +35,8 @@ INDICATOR_MODELS = (
     "marts/indicator_stratified_counts",
     "marts/indicator_reference_rates",
     "marts/indicator_counts",
+    "marts/indicator_trend_transitions",
+    "marts/indicator_trend_expected",
 )
 
 
