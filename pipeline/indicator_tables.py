@@ -4,7 +4,8 @@ indicator_counts): the same statistics as registers, run on each indicator's own
 - `indicators`: the `prevalence` columns with `indicator` and `kind` in place of `condition` (Wilson rate, expected by
   indirect standardisation over the indicator's denominator, exact/Byar ratio, missing = expected - observed);
 - `indicator_funnel`, `indicator_trend`, `indicator_inequality`: as `funnel`, `trend` and `inequality`, keyed by
-  `indicator` (SII for the ICB and PCNs on the latest date, to keep the 100,000-draw intervals cheap).
+  `indicator` (SII for the ICB and PCNs on the latest date, to keep the 100,000-draw intervals cheap; the limits'
+  repeatability, `reliability`, is not assessed: no pack prints an indicator's gradient).
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def build_indicator_statistics(con, cfg: Config) -> pd.DataFrame:
                                    ("expected", _table(con, "indicator_trend_expected")))}
         tables["indicator_trend"] = trend_table(as_prev, paired["transitions"], paired["expected"])
         latest = as_prev["period"].max()
+        # the packs print no indicator gradient, so the limits' repeatability (ten more simulations) is not assessed
         tables["indicator_inequality"] = inequality_table(
-            as_prev[as_prev["area_type"].isin(SII_AREAS) & (as_prev["period"] == latest)])
+            as_prev[as_prev["area_type"].isin(SII_AREAS) & (as_prev["period"] == latest)], reliability_areas=())
     for name, df in tables.items():
         if name != "indicators":
             df = df.rename(columns={"condition": "indicator"})

@@ -72,7 +72,9 @@ def area_parents(con) -> pd.DataFrame:
     """).df()
 
 
-def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
+def inequality_table(prev: pd.DataFrame, reliability_areas: tuple[str, ...] = RELIABILITY_AREA_TYPES) -> pd.DataFrame:
+    """SII and RII of the crude rate across IMD quintiles per period x condition x area; the Monte Carlo limits'
+    repeatability (10 more simulations) for the `reliability_areas` on the latest date, the ones the packs print."""
     q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
              & prev["area_type"].isin(SII_AREA_TYPES)]
     cols = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower", "sii_upper",
@@ -88,7 +90,7 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     # repeatability of the Monte Carlo limits (PHE's reliability_stat) where the packs print them: the ICB and
     # its PCNs on the latest date. Their limits come from that run, whose first set of draws is every area's (same
     # seed, draws shared by all areas), so they are the limits a plain run gives and no area is simulated twice.
-    assess = (out["area_type"].isin(RELIABILITY_AREA_TYPES) & (out["period"] == out["period"].max())).to_numpy()
+    assess = (out["area_type"].isin(list(reliability_areas)) & (out["period"] == out["period"].max())).to_numpy()
     limits = ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")
     values = {c: np.full(len(out), np.nan) for c in limits + ("sii_mad", "rii_mad")}
     for rows, sets in ((~assess, 0), (assess, RELIABILITY_SETS)):

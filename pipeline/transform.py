@@ -118,8 +118,10 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
     if engine == "spark":
         from . import spark_engine
 
-        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg, MODELS, params)
+        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg,
+                                      MODELS + (INDICATOR_MODELS if cfg.indicators else ()), params)
         _check_external_rates(con, cfg, params)
+        _empty_indicator_counts(con, cfg)
         return
     for m in MODELS:
         progress.current().update(Path(m).name, con=con)
@@ -133,10 +135,14 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
         # denominators are counted, never listed (millions of rows); checks/int_indicator_denominators lists them
         build(con, m, params)
         log.debug("%s: %d rows", Path(m).name, con.execute(f"select count(*) from {Path(m).name}").fetchone()[0])
+    _empty_indicator_counts(con, cfg)
+
+
+def _empty_indicator_counts(con, cfg: Config) -> None:
     if not cfg.indicators:  # no indicators configured: an empty table keeps later stages uniform
         con.execute("create or replace table indicator_counts (period date, indicator varchar, kind varchar, "
                     "area_type varchar, area_code varchar, area_name varchar, group_type varchar, group_value varchar, "
-                    "observed bigint, population bigint, expected double)")
+                    "observed bigint, population bigint, expected double, register_in_range bigint)")
 
 
 def _check_external_rates(con, cfg: Config, params: dict) -> None:

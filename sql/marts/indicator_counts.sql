@@ -1,6 +1,8 @@
 -- Numerator (observed), denominator (population) and expected (indirect standardisation over the indicator's own
--- denominator) per reference date x indicator x area x group: the counts behind the `indicators` table. Strata are
--- summed into groups per practice x neighbourhood first, then into areas (exact decimal sums: the order is free).
+-- denominator) per reference date x indicator x area x group: the counts behind the `indicators` table, and for case
+-- finding the register's patients in the age range (`register_in_range`: never published; it tells the publication
+-- model that not-on-register + on-register = everyone registered in the range). Strata are summed into groups per
+-- practice x neighbourhood first, then into areas (exact decimal sums: the order is free).
 with cells_with_expected as (
     select s.*, cast(s.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
     from indicator_stratified_counts as s
@@ -11,25 +13,29 @@ with cells_with_expected as (
 ),
 cells_in_groups as (
     select period, indicator, practice_code, neighbourhood_code, 'all' as group_type, 'All' as group_value, cases,
-           population, expected
+           population, expected, register_in_range
     from cells_with_expected
     union all
-    select period, indicator, practice_code, neighbourhood_code, 'ethnicity', ethnic_group, cases, population, expected
+    select period, indicator, practice_code, neighbourhood_code, 'ethnicity', ethnic_group, cases, population, expected,
+           register_in_range
     from cells_with_expected
     union all
     select period, indicator, practice_code, neighbourhood_code, 'imd_quintile', imd_quintile, cases, population,
-           expected
+           expected, register_in_range
     from cells_with_expected
     union all
-    select period, indicator, practice_code, neighbourhood_code, 'sex', sex_group, cases, population, expected
+    select period, indicator, practice_code, neighbourhood_code, 'sex', sex_group, cases, population, expected,
+           register_in_range
     from cells_with_expected
     union all
-    select period, indicator, practice_code, neighbourhood_code, 'age_band', age_band, cases, population, expected
+    select period, indicator, practice_code, neighbourhood_code, 'age_band', age_band, cases, population, expected,
+           register_in_range
     from cells_with_expected
 ),
 groups as (
     select period, indicator, practice_code, neighbourhood_code, group_type, group_value, sum(cases) as cases,
-           sum(population) as population, sum(expected) as expected
+           sum(population) as population, sum(expected) as expected,
+           sum(register_in_range) as register_in_range
     from cells_in_groups
     group by period, indicator, practice_code, neighbourhood_code, group_type, group_value
 ),
@@ -61,7 +67,8 @@ select g.period,
        g.group_value,
        cast(sum(g.cases) as bigint) as observed,
        cast(sum(g.population) as bigint) as population,
-       cast(sum(g.expected) as double) as expected
+       cast(sum(g.expected) as double) as expected,
+       cast(sum(g.register_in_range) as bigint) as register_in_range
 from groups_in_areas as g
 join indicator_settings as i on i.indicator = g.indicator
 left join area_names as n on n.area_type = g.area_type and n.area_code = g.area_code

@@ -265,7 +265,8 @@ def test_indicator_denominators_are_counted_as_the_listed_patients(con):
         build(con, model)
     build(con, "checks/int_indicator_denominators", view=True)
     strata = "period, indicator, practice_code, neighbourhood_code, ethnic_group, imd_quintile, sex, age_band"
-    got = con.execute(f"select {strata}, population, cases from indicator_stratified_counts order by all").df()
+    got = con.execute(f"select {strata}, population, cases from indicator_stratified_counts where population > 0 "
+                      "order by all").df()
     listed = con.execute("""
         select d.period, d.indicator, d.practice_code, d.neighbourhood_code, d.ethnic_group, d.imd_quintile, d.sex,
                age_band(d.age) as age_band, count(*) as population, count(n.patient_id) as cases
@@ -279,7 +280,12 @@ def test_indicator_denominators_are_counted_as_the_listed_patients(con):
         ("controlled", "A", "F", "15-19"): (2, 1),    # htn_18 (met), htn_19
         ("controlled", "B", "M", "40-44"): (2, 1),    # htn_high, htn_b (met)
         ("possible", "A", "F", "15-19"): (2, 1),      # adult_18 (met), adult_19
-        ("possible", "A", "M", "85-89"): (1, 1),      # adult_85 (met); htn_80 is on the register
-    }                                                 # practice B's men 40-44: all on the register, no row
+        ("possible", "A", "M", "85-89"): (1, 1),      # adult_85 (met)
+    }
+    # the register's patients in a case-finding range, kept where all of a stratum's people are on the register
+    register = con.execute("select practice_code, sex, age_band, population, register_in_range "
+                           "from indicator_stratified_counts where indicator = 'possible' order by all").df()
+    assert register.values.tolist() == [["A", "F", "15-19", 2, 2], ["A", "M", "80-84", 0, 1], ["A", "M", "85-89", 1, 0],
+                                        ["B", "M", "40-44", 0, 2]]
     assert set(con.execute("select patient_id from int_indicator_numerators").df()["patient_id"]) == {
         "htn_18", "htn_b", "adult_18", "adult_85"}
