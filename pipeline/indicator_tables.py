@@ -4,7 +4,8 @@ indicator_counts): the same statistics as registers, run on each indicator's own
 - `indicators`: the `prevalence` columns with `indicator` and `kind` in place of `condition` (Wilson rate, expected by
   indirect standardisation over the indicator's denominator, exact/Byar ratio, missing = expected - observed);
 - `indicator_funnel`, `indicator_trend`, `indicator_inequality`: as `funnel`, `trend` and `inequality`, keyed by
-  `indicator` (SII for the ICB and PCNs on the latest date, to keep the 100,000-draw intervals cheap).
+  `indicator` (SII for the ICB and PCNs on the latest date, to keep the 100,000-draw intervals cheap; the limits'
+  repeatability, `reliability`, is not assessed: no pack prints an indicator's gradient).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def indicators_from_counts(counts: pd.DataFrame) -> pd.DataFrame:
 
 def build_indicator_statistics(con, cfg: Config) -> pd.DataFrame:
     """Write `indicators`, `indicator_funnel`, `indicator_trend` and `indicator_inequality`; returns `indicators`."""
-    from .indicators import area_parents, funnel_table, inequality_table, trend_table
+    from .indicators import _table, area_parents, funnel_table, inequality_table, trend_table
 
     counts = con.execute("select * from indicator_counts").df()
     table = indicators_from_counts(counts)
@@ -43,12 +44,16 @@ def build_indicator_statistics(con, cfg: Config) -> pd.DataFrame:
     if not table.empty:
         parents = area_parents(con)
         tables["indicator_funnel"] = funnel_table(as_prev, parents, cfg.overdispersion)
-        # change over time needs the paired (same patients on both dates) counts that registers have in
-        # trend_transitions / trend_expected; indicators have none yet, so no change is claimed for them
-        tables["indicator_trend"] = trend_table(as_prev, None, None)
+        # change over time from the paired counts (numerator patients in the cell on both dates) and the expected
+        # counts on the earlier date's rates, as registers (indicators always use their internal reference rates)
+        paired = {name: None if df is None else df.rename(columns={"indicator": "condition"})
+                  for name, df in (("transitions", _table(con, "indicator_trend_transitions")),
+                                   ("expected", _table(con, "indicator_trend_expected")))}
+        tables["indicator_trend"] = trend_table(as_prev, paired["transitions"], paired["expected"])
         latest = as_prev["period"].max()
+        # the packs print no indicator gradient, so the limits' repeatability (ten more simulations) is not assessed
         tables["indicator_inequality"] = inequality_table(
-            as_prev[as_prev["area_type"].isin(SII_AREAS) & (as_prev["period"] == latest)])
+            as_prev[as_prev["area_type"].isin(SII_AREAS) & (as_prev["period"] == latest)], reliability_areas=())
     for name, df in tables.items():
         if name != "indicators":
             df = df.rename(columns={"condition": "indicator"})

@@ -61,7 +61,9 @@ def area_parents(con) -> pd.DataFrame:
     return query(con, "area_parents").df()
 
 
-def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
+def inequality_table(prev: pd.DataFrame, reliability_areas: tuple[str, ...] = RELIABILITY_AREA_TYPES) -> pd.DataFrame:
+    """SII and RII of the crude rate across IMD quintiles per period x condition x area; the Monte Carlo limits'
+    repeatability (10 more simulations) for the `reliability_areas` on the latest date, the ones the packs print."""
     q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
              & prev["area_type"].isin(SII_AREA_TYPES)]
     cols = output_columns("inequality")
@@ -71,26 +73,29 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     groups, (obs, pop) = stats.quantile_matrix(area_id, q["group_value"].astype(int).to_numpy(),
                                                q["observed"].to_numpy(float), q["population"].to_numpy(float))
     complete = np.all(pop > 0, axis=1)
-    res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=SII_SEED)
     keys = q[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
     out = keys[complete].reset_index(drop=True)
     # repeatability of the Monte Carlo limits (PHE's reliability_stat) where the packs print them: the ICB and
-    # its PCNs on the latest date. The first set of draws is the one above (same seed), so the limits agree.
-    assess = (out["area_type"].isin(RELIABILITY_AREA_TYPES) & (out["period"] == out["period"].max())).to_numpy()
-    sii_mad = np.full(len(out), np.nan)
-    rii_mad = np.full(len(out), np.nan)
-    if assess.any():
-        rel = stats.sii_crude_rate_proportion(obs[complete][assess], pop[complete][assess], repetitions=100_000,
-                                              seed=SII_SEED, reliability_sets=RELIABILITY_SETS)
-        sii_mad[assess], rii_mad[assess] = rel.sii_mad, rel.rii_mad
+    # its PCNs on the latest date. Their limits come from that run, whose first set of draws is every area's (same
+    # seed, draws shared by all areas), so they are the limits a plain run gives and no area is simulated twice.
+    assess = (out["area_type"].isin(list(reliability_areas)) & (out["period"] == out["period"].max())).to_numpy()
+    limits = ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")
+    values = {c: np.full(len(out), np.nan) for c in limits + ("sii_mad", "rii_mad")}
+    for rows, sets in ((~assess, 0), (assess, RELIABILITY_SETS)):
+        if rows.any():
+            res = stats.sii_crude_rate_proportion(obs[complete][rows], pop[complete][rows], repetitions=100_000,
+                                                  seed=SII_SEED, reliability_sets=sets)
+            for c in limits + (("sii_mad", "rii_mad") if sets else ()):
+                values[c][rows] = np.asarray(getattr(res, c), dtype=float)
+    sii_mad, rii_mad = values["sii_mad"], values["rii_mad"]
     out["sii_mad"], out["rii_mad"] = sii_mad, rii_mad
     poor = (sii_mad >= POOR_SII_MAD) | (rii_mad >= POOR_RII_MAD)
     out["reliability"] = np.where(np.isfinite(sii_mad), np.where(poor, "poor", "good"), "")
     out["period"] = pd.to_datetime(out["period"])
     out["dimension"] = "imd_quintile"
     out["measure"] = "crude_rate"
-    for c in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"):
-        out[c] = np.asarray(getattr(res, c), dtype=float)
+    for c in limits:
+        out[c] = values[c]
     return out[cols].sort_values(KEY, kind="stable").reset_index(drop=True)
 
 

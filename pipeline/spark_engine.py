@@ -40,6 +40,9 @@ SQL_CONF = {
     "spark.sql.ansi.enabled": "true",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
     "spark.sql.csv.parser.columnPruning.enabled": "false",  # else a row with too few fields is not always flagged
+    # inferring filters from a union's constraints fails inside Spark on int_indicator_numerators ("key not found:
+    # indicator#..." in UnionBase.rewriteConstraints); the optimisation only adds filters, results are the same
+    "spark.sql.constraintPropagation.enabled": "false",
 }
 
 
@@ -347,8 +350,10 @@ def loaded_summaries(spark, con, processed: Path, cfg) -> dict:
 PATIENT_TABLES = ("patients", "registrations", "events")
 SMALL_TABLES = ("practices", "deprivation", "neighbourhoods", "codelists", "external_rates", "lsoa_lookup", "periods",
                 "conditions")
+INDICATOR_SETTINGS = ("indicator_settings", "indicator_criteria", "indicator_windows", "indicator_codelists")
 COLLECTED = ("stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality",
-             "trend_transitions", "trend_expected")
+             "trend_transitions", "trend_expected", "indicator_counts", "indicator_trend_transitions",
+             "indicator_trend_expected")
 
 
 def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> None:
@@ -358,7 +363,7 @@ def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> 
     remove_stale_versions(spark, root, {ingested})  # earlier transforms' marts are never read again
     use_stored(spark, _uri(root, ingested), PATIENT_TABLES)
     base = _uri(root, new_version("transform"))
-    for t in SMALL_TABLES:
+    for t in SMALL_TABLES + (INDICATOR_SETTINGS if cfg.indicators else ()):
         from_duckdb(spark, con, t)
     for m in models:
         name = Path(m).name

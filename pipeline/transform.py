@@ -84,8 +84,6 @@ def indicator_models(order: tuple[str, ...], sql_dir: Path | None = None) -> tup
     return tuple(m for m in order if Path(m).name in tainted)
 
 
-VIEW_MODELS = ("intermediate/int_indicator_denominators",)
-
 
 def window_start(period: dt.date, months: int) -> dt.date:
     """The exclusive start of an indicator's window (start, period]: `months` calendar months before the date,
@@ -167,8 +165,10 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
     if engine == "spark":
         from . import spark_engine
 
-        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg, models, params)
+        spark_engine.transform_models(spark_engine.session(cfg.engine), con, processed, cfg,
+                                      models + (indicator_order if cfg.indicators else ()), params)
         _check_external_rates(con, cfg, params)
+        _empty_indicator_counts(con, cfg)
         return
     for m in models:
         progress.current().update(Path(m).name, con=con)
@@ -179,16 +179,17 @@ def transform(processed: Path, cfg: Config, con=None, engine: str = "duckdb") ->
         progress.current().update(rows=n)
         log.debug("%s: %d rows", Path(m).name, n)
     for m in indicator_order if cfg.indicators else ():
-        # the patient-level denominators (millions of rows) are a view read once, by the stratified counts: materialised
-        # they cost more than the rest of the indicators together; any connection can rebuild the view from the kept
-        # intermediates (tests do)
-        build(con, m, params, view=m in VIEW_MODELS)
-        if m not in VIEW_MODELS:
-            log.debug("%s: %d rows", Path(m).name, con.execute(f"select count(*) from {Path(m).name}").fetchone()[0])
+        # denominators are counted, never listed (millions of rows); checks/int_indicator_denominators lists them
+        build(con, m, params)
+        log.debug("%s: %d rows", Path(m).name, con.execute(f"select count(*) from {Path(m).name}").fetchone()[0])
+    _empty_indicator_counts(con, cfg)
+
+
+def _empty_indicator_counts(con, cfg: Config) -> None:
     if not cfg.indicators:  # no indicators configured: an empty table keeps later stages uniform
         con.execute("create or replace table indicator_counts (period date, indicator varchar, kind varchar, "
                     "area_type varchar, area_code varchar, area_name varchar, group_type varchar, group_value varchar, "
-                    "observed bigint, population bigint, expected double)")
+                    "observed bigint, population bigint, expected double, register_in_range bigint)")
 
 
 def _check_external_rates(con, cfg: Config, params: dict) -> None:

@@ -61,6 +61,7 @@ class Inputs:
     indicator_meta: list = field(default_factory=list)  # one dict per indicator (label, kind, denominator, ages)
     indicator_funnel: pd.DataFrame | None = None
     indicator_trend: pd.DataFrame | None = None
+    indicator_overlap: pd.DataFrame | None = None  # as trend_overlap, for the indicators
 
     @property
     def latest(self) -> dt.date:
@@ -171,6 +172,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
                     indicator_funnel=ind_funnel, indicator_trend=ind_trend)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
     inputs.trend_overlap = load_overlap(processed, policy)
+    inputs.indicator_overlap = load_overlap(processed, policy, "indicator_trend_transitions")
     return inputs
 
 

@@ -10,50 +10,14 @@ import pandas as pd
 from .data import PREV_COLS, add_parents
 
 SLICES_SQL = """
--- For each case-finding indicator: the people on the register and everyone registered, in its age range, per
--- period x area x group (true counts, never published: they tell the protection that not-on-register + on-register
--- = the registered population of that age range).
-with people as (
-    select r.period, i.indicator, r.practice_code, r.neighbourhood_code, r.ethnic_group, r.imd_quintile,
-           case when r.sex in ('F', 'M') then r.sex else 'Unknown' end as sex_group,
-           case when r.age >= 90 then '90+'
-                else cast(r.age // 5 * 5 as varchar) || '-' || cast(r.age // 5 * 5 + 4 as varchar) end as age_band,
-           case when k.patient_id is null then 0 else 1 end as on_register
-    from int_patients_registered_on_date as r
-    join indicator_settings as i
-      on i.kind = 'case_finding' and r.age >= i.min_age and (i.max_age is null or r.age <= i.max_age)
-    left join int_condition_cases as k
-      on k.period = r.period and k.condition = i.denominator and k.patient_id = r.patient_id
-),
-in_areas as (
-    select p.*, 'practice' as area_type, p.practice_code as area_code from people as p
-    union all
-    select p.*, 'pcn', x.pcn_code from people as p join practices as x on x.practice_code = p.practice_code
-    union all
-    select p.*, 'icb', x.icb_code from people as p join practices as x on x.practice_code = p.practice_code
-    union all
-    select p.*, 'neighbourhood', p.neighbourhood_code from people as p where p.neighbourhood_code is not null
-),
-in_groups as (
-    select period, indicator, area_type, area_code, 'all' as group_type, 'All' as group_value, on_register from in_areas
-    union all
-    select period, indicator, area_type, area_code, 'ethnicity', ethnic_group, on_register from in_areas
-    where area_type in ('icb', 'pcn')
-    union all
-    select period, indicator, area_type, area_code, 'imd_quintile', imd_quintile, on_register from in_areas
-    where area_type in ('icb', 'pcn')
-    union all
-    select period, indicator, area_type, area_code, 'sex', sex_group, on_register from in_areas
-    where area_type in ('icb', 'pcn')
-    union all
-    select period, indicator, area_type, area_code, 'age_band', age_band, on_register from in_areas
-    where area_type in ('icb', 'pcn')
-)
-select period, indicator as condition, area_type, area_code, group_type, group_value,
-       cast(sum(on_register) as bigint) as register_in_range, cast(count(*) as bigint) as population_in_range
-from in_groups
-group by period, indicator, area_type, area_code, group_type, group_value
+select period, indicator as condition, area_type, area_code, group_type, group_value, register_in_range,
+       population + register_in_range as population_in_range
+from indicator_counts
+where kind = 'case_finding'
 """
+# For each case-finding indicator: the people on the register and everyone registered, in its age range, per
+# period x area x group (true counts, never published: they tell the protection that not-on-register + on-register
+# = the registered population of that age range), counted by the transform (sql/marts/indicator_counts).
 
 
 def indicator_meta(con, cfg_indicators=()) -> list[dict]:
@@ -92,7 +56,7 @@ def load_indicator_rows(con, tables: set[str], practices: pd.DataFrame, cfg_indi
     rows["denominator"] = rows["condition"].map(info["denominator"])
     rows["slice"] = rows["condition"].map(info["slice"])
     rows["full_register"] = rows["condition"].map(info["full_register"]).astype(bool)
-    slices = con.execute(SLICES_SQL).df() if "int_patients_registered_on_date" in tables else pd.DataFrame()
+    slices = con.execute(SLICES_SQL).df() if "indicator_counts" in tables else pd.DataFrame()
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     if not slices.empty:
         slices["period"] = pd.to_datetime(slices["period"]).dt.date

@@ -6,6 +6,10 @@ the published counts). Case finding is shown as counts and rates of people, neve
 - :func:`pcn_indicator_pages`: one PCN pack page per indicator family (tables and charts);
 - :func:`ics_indicator_section`: the ICS pack's comparison of PCNs and neighbourhoods on each indicator;
 - :func:`indicator_csv`: the pack's indicator numbers as CSV (prevalence column names, `indicator` and `kind`).
+
+Change since the previous date is worked out as for registers (published_trend): from the published counts of both
+dates and the published number of people who met the indicator in the same cell on both dates
+(indicator_trend_transitions), with the false discovery rate controlled over the indicator cells of the pack's area.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pipeline.disclosure import MARKER, for_print
 from pipeline.schema import GROUP_ORDER
 
 from . import charts
+from . import published_trend as pt
 from . import wording as w
 from .data import Inputs
 
@@ -109,6 +114,7 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
     """Page 1: the clearest gaps across registers and indicators, largest number of patients first; the largest
     gap of each family (registers, care processes, outcomes, case finding) is guaranteed a place."""
     gaps = indicator_gaps(inp, area_type, code)
+    changes = indicator_changes(inp, area_type, [code])
     if gaps.empty:
         return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in item.items()}
                 for item in register_items]
@@ -116,7 +122,9 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
                   for item in register_items]
     for r in gaps.to_dict("records"):
         m = _meta(inp, r["condition"])
-        candidates.append(dict(text=gap_text(m, r, comparator), change=_indicator_change(inp, area_type, code, r),
+        candidates.append(dict(text=gap_text(m, r, comparator),
+                               change=_change_sentence(inp, changes, code, r["condition"], r["group_type"],
+                                                       r["group_value"], comparator),
                                condition=r["condition"], group_type=r["group_type"], group_value=r["group_value"],
                                missing=w.fmt_count(r["missing"]), family=r["kind"], patients=float(r["patients"]),
                                ratio=f"{r['ratio']:.2f}", lower=f"{r['ratio_lower']:.2f}", upper=f"{r['ratio_upper']:.2f}"))
@@ -136,26 +144,24 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
             for c in sorted(chosen, key=lambda c: -c["patients"])]
 
 
-def _indicator_change(inp: Inputs, area_type, code, row) -> str:
-    t = inp.indicator_trend
-    if t is None or inp.previous is None:
-        return ""
-    m = (t["period_from"] == inp.previous) & (t["period_to"] == inp.latest) & (t["area_type"] == area_type) & \
-        (t["area_code"] == code) & (t["indicator"] == row["condition"]) & (t["group_type"] == row["group_type"]) & \
-        (t["group_value"] == row["group_value"])
-    p = inp.indicators
-    before = p[(p["period"] == inp.previous) & (p["area_type"] == area_type) & (p["area_code"] == code) &
-               (p["condition"] == row["condition"]) & (p["group_type"] == row["group_type"]) &
-               (p["group_value"] == row["group_value"])]
-    if before.empty or _hidden(before.iloc[0]):
-        return f"In {w.short_date(inp.previous)} the numbers were too small to show."
-    b = before.iloc[0]
-    label = str(t.loc[m, "label"].iloc[0]) if m.any() else None
-    verdict = {"improving": "the gap has narrowed since then", "worsening": "the gap has widened since then",
-               "no clear change": "there is no clear change since then"}.get(label or "", "")
-    text = (f"In {w.short_date(inp.previous)}: {w.fmt_count(b['observed'])} of {w.fmt_count(b['population'])} "
-            f"({w.fmt_rate(b['rate'])}), ratio {w.fmt_ratio(b['ratio'], b['ratio_lower'], b['ratio_upper'])}.")
-    return f"{text} Compared with then, {verdict}." if verdict else text
+def indicator_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame | None:
+    """The published change between the previous and the latest date of every indicator cell of the areas `codes`
+    (one family for the false discovery rate), from the controlled counts and the controlled paired overlap."""
+    if inp.indicators is None or inp.indicators.empty or inp.previous is None:
+        return None
+    return pt.published_changes(inp.indicators, inp.indicator_overlap, inp.previous, inp.latest, area_type, codes,
+                                inp.policy)
+
+
+def _change_sentence(inp: Inputs, changes: pd.DataFrame | None, code, iid, group_type, group_value,
+                     comparator: str) -> str:
+    """The change since the previous date in words ('cannot be shown' where a date's numbers are hidden)."""
+    hit = pd.DataFrame() if changes is None else changes[
+        (changes["area_code"] == code) & (changes["condition"] == iid) & (changes["group_type"] == group_type) &
+        (changes["group_value"] == group_value)]
+    c = dict(hit.iloc[0]) if len(hit) else {}
+    return w.change_sentence(inp.previous, c.get("ratio_from"), c.get("ratio_to"), c.get("change"),
+                             c.get("change_lower"), c.get("change_upper"), c.get("label") or "", comparator)
 
 
 def _row_cells(r) -> list[str]:
@@ -199,7 +205,15 @@ def _indicator_area_table(inp: Inputs, area_type: str, codes, names: dict, m: di
     return dict(header=["Area"] + _header(m) + ["Against expected"], rows=rows, align="lrrrrrl")
 
 
-def _summary(inp: Inputs, area_type: str, code: str, m: dict, comparator: str, place: str) -> str:
+def _summary(inp: Inputs, area_type: str, code: str, m: dict, comparator: str, place: str,
+             changes: pd.DataFrame | None = None) -> str:
+    text = _level_summary(inp, area_type, code, m, comparator, place)
+    if inp.previous is None:
+        return text
+    return f"{text} {_change_sentence(inp, changes, code, m['indicator'], 'all', 'All', comparator)}"
+
+
+def _level_summary(inp: Inputs, area_type: str, code: str, m: dict, comparator: str, place: str) -> str:
     ind = inp.indicators
     d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
             (ind["condition"] == m["indicator"]) & (ind["group_type"] == "all")]
@@ -257,6 +271,7 @@ def pcn_indicator_pages(inp: Inputs, pcn: str, practice_codes, names: dict, comp
     if inp.indicators is None or inp.indicators.empty:
         return [], []
     families, charts_ = [], []
+    changes = indicator_changes(inp, "pcn", [pcn])
     for kind, title, intro in FAMILIES:
         metas = [m for m in inp.indicator_meta if m["kind"] == kind]
         if not metas:
@@ -272,7 +287,7 @@ def pcn_indicator_pages(inp: Inputs, pcn: str, practice_codes, names: dict, comp
                                        f"{w.BREAKDOWN_TITLE[gt].lower()}, {w.long_date(inp.latest)}."))
         families.append(dict(
             kind=kind, title=title, intro=intro.format(comparator=comparator), charts=chart_keys,
-            indicators=[dict(label=m["label"], summary=_summary(inp, "pcn", pcn, m, comparator, "this PCN"),
+            indicators=[dict(label=m["label"], summary=_summary(inp, "pcn", pcn, m, comparator, "this PCN", changes),
                              groups=_indicator_group_table(inp, "pcn", pcn, m),
                              practices=_indicator_area_table(inp, "practice", practice_codes, names, m))
                         for m in metas]))
@@ -285,6 +300,7 @@ def ics_indicator_section(inp: Inputs, icb: str, pcns, pnames: dict, ncodes, nna
     if inp.indicators is None or inp.indicators.empty:
         return [], []
     out, charts_ = [], []
+    changes = indicator_changes(inp, "icb", [icb])
     for kind, title, _ in FAMILIES:
         metas = [m for m in inp.indicator_meta if m["kind"] == kind]
         if not metas:
@@ -297,7 +313,7 @@ def ics_indicator_section(inp: Inputs, icb: str, pcns, pnames: dict, ncodes, nna
         out.append(dict(kind=kind, title=title, pcn_chart=f"ind_{kind}_pcn",
                         nbh_chart=f"ind_{kind}_neighbourhood" if len(ncodes) else None,
                         indicators=[dict(label=m["label"],
-                                         summary=_summary(inp, "icb", icb, m, comparator, "the ICB"),
+                                         summary=_summary(inp, "icb", icb, m, comparator, "the ICB", changes),
                                          pcns=_indicator_area_table(inp, "pcn", pcns, pnames, m),
                                          neighbourhoods=_indicator_area_table(inp, "neighbourhood", ncodes, nnames, m)
                                          if len(ncodes) else None)
@@ -306,16 +322,23 @@ def ics_indicator_section(inp: Inputs, icb: str, pcns, pnames: dict, ncodes, nna
 
 
 def indicator_csv(inp: Inputs, areas) -> pd.DataFrame | None:
-    """The pack's indicator rows as printed (controlled), `areas` = [(area_type, codes), ...]."""
+    """The pack's indicator rows as printed (controlled), `areas` = [(area_type, codes), ...]; beside the latest rows
+    of the first (the pack's own area), the published change since the previous date and the count it needs, as in
+    the pack's main CSV."""
+    from .packs import _with_changes
+
     ind = inp.indicators
     if ind is None or ind.empty:
         return None
     take = pd.Series(False, index=ind.index)
     for area_type, codes in areas:
         take |= (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
-    out = for_print(ind[take]).rename(columns={"condition": "indicator"})
-    out = out[[c for c in CSV_COLUMNS if c in out.columns]].copy()
+    out = for_print(ind[take])
+    out = out[[c for c in ["condition"] + CSV_COLUMNS if c in out.columns]].copy()
     out["period"] = out["period"].astype(str)
     for c in ("rate", "rate_lower", "rate_upper"):
         out[c] = [v if isinstance(v, str) or v is None else round(float(v), 6) for v in out[c]]
-    return out
+    own_type, own_codes = areas[0]
+    out = _with_changes(out, inp, indicator_changes(inp, own_type, own_codes), own_type, "indicator_overlap")
+    out = out.rename(columns={"condition": "indicator"})
+    return out[[c for c in CSV_COLUMNS if c in out.columns] + [c for c in out.columns if c not in CSV_COLUMNS]]

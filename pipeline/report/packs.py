@@ -626,16 +626,18 @@ def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_type: str) -> pd.DataFrame:
+def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_type: str,
+                  overlap: str = "trend_overlap") -> pd.DataFrame:
     """The published change since the previous date beside the latest date's rows of the pack's area, with the
     count it needs (patients recorded in the cell on both dates, controlled like a count), so that every change,
-    interval and label printed can be worked out again from this file."""
+    interval and label printed can be worked out again from this file. `overlap`: the Inputs field with the
+    controlled overlap counts (the registers' trend_overlap, or indicator_overlap)."""
     if inp.previous is None or changes is None or changes.empty:
         return out
     key = ["condition", "area_type", "area_code", "group_type", "group_value"]
     add = changes[key + ["change", "change_lower", "change_upper", "label"]].rename(columns={"label": "change_label"})
-    if inp.trend_overlap is not None and not inp.trend_overlap.empty:
-        ov = inp.trend_overlap
+    ov = getattr(inp, overlap)
+    if ov is not None and not ov.empty:
         ov = ov[(ov["period_from"] == inp.previous) & (ov["period_to"] == inp.latest)]
         add = add.merge(ov[key + ["cases_both"]], on=key, how="left")
         # shown only beside a change that is itself shown (both dates' counts published): never next to a hidden

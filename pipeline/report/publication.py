@@ -201,6 +201,50 @@ def _register_lookup(prev: pd.DataFrame, frame: pd.DataFrame, condition: pd.Seri
     return left.merge(right, on=key + ["condition"], how="left")["_value"].to_numpy(dtype=float)
 
 
+def _band_inside_slice(ind: pd.DataFrame) -> np.ndarray:
+    """Age-band rows whose band lies wholly inside the indicator's age slice of its register (`slice`: '18-79',
+    '80+'): there the slice's register patients are all the register's patients of that band."""
+    low = pd.to_numeric(ind["slice"].astype(str).str.extract(r"^(\d+)")[0], errors="coerce").to_numpy(dtype=float)
+    high = pd.to_numeric(ind["slice"].astype(str).str.extract(r"-(\d+)$")[0], errors="coerce").to_numpy(dtype=float)
+    band = ind["group_value"].astype(str)
+    start = pd.to_numeric(band.str.extract(r"^(\d+)")[0], errors="coerce").to_numpy(dtype=float)
+    end = np.where(band.str.endswith("+").to_numpy(), np.inf, start + 4)
+    with np.errstate(invalid="ignore"):
+        return ((ind["group_type"] == "age_band").to_numpy() & (start >= low) & (np.isnan(high) | (end <= high)))
+
+
+def _slice_range(text: str) -> tuple[int, float]:
+    low, _, high = str(text).rstrip("+").partition("-")
+    return int(low), (float(high) if high else np.inf)
+
+
+def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray) -> None:
+    """The age slices of one register's care and outcome indicators (e.g. 18-79 and 80+) that tile its ages from
+    some age up add up to the register's patients from that age (the cell a case-finding complement uses, or the
+    register's recorded cell when that age is the register's own minimum)."""
+    register_rows = (ind["kind"] != "case_finding").to_numpy()
+    firsts = ind[register_rows].drop_duplicates(["denominator", "slice"])[["condition", "denominator", "slice"]]
+    for register, slices in firsts.groupby("denominator"):
+        ranges = sorted((_slice_range(v), c) for v, c in zip(slices["slice"], slices["condition"]))
+        bounds = [r for r, _ in ranges]
+        tiles = len(bounds) > 1 and np.isinf(bounds[-1][1]) and all(
+            bounds[i][1] + 1 == bounds[i + 1][0] for i in range(len(bounds) - 1))
+        if not tiles:
+            continue
+        mask = ind["condition"].isin([c for _, c in ranges]).to_numpy()
+        rows = ind[mask]
+        place = ["period", "area_type", "area_code", "group_type", "group_value"]
+        totals = rows.groupby(place, sort=False)["population"].sum().reset_index()
+        lowest = bounds[0][0]
+        total_keys = _key_frame(totals, "", np.full(len(totals), f"{register}:{lowest}+"))
+        total_keys["kind"] = "register"
+        total = space.add(total_keys, totals["population"], publishable=False)
+        set_keys = pd.concat([rows[place].astype(str), totals[place].astype(str)], ignore_index=True)
+        set_keys["condition"] = f"tiling:{register}"
+        space.add_sets("indicator-tiling", np.r_[den[mask], total], set_keys,
+                       np.r_[np.zeros(len(rows), bool), np.ones(len(totals), bool)])
+
+
 def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Indicator numerators and denominators as cells, with their relations (see the module docstring).
 
@@ -209,7 +253,9 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     register's whole recorded count), and `register_in_range` / `population_in_range` (true counts of the
     register and of the registered population in the indicator's age range) for case-finding rows."""
     obs = space.add(_key_frame(ind, "observed", ind["condition"].astype(str)), ind["observed"])
-    full = ind["full_register"].to_numpy(dtype=bool)
+    # the register's patients in the indicator's age range are its recorded cell when the range is the whole
+    # register, and in an age band that lies wholly inside the range
+    full = ind["full_register"].to_numpy(dtype=bool) | _band_inside_slice(ind)
     case_finding = (ind["kind"] == "case_finding").to_numpy()
     slice_detail = ind["denominator"].astype(str) + ":" + ind["slice"].astype(str)
     den_kind = np.where(case_finding, "not-register", np.where(full, "observed", "register"))
@@ -226,16 +272,29 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     register_obs = _register_lookup(prev, ind, ind["denominator"], "observed")
     sliced = ~full & ~case_finding & ~np.isnan(register_obs)
     if sliced.any():
-        reg = space.add(_key_frame(ind[sliced], "observed", ind.loc[sliced, "denominator"].astype(str)),
-                        register_obs[sliced], publishable=False)
+        rows = ind[sliced]
+        reg = space.add(_key_frame(rows, "observed", rows["denominator"].astype(str)), register_obs[sliced],
+                        publishable=False)
         space.add_leq(den[sliced], reg)
+        # ... and the register's patients outside the slice (e.g. under 18) are its recorded count less the slice:
+        # a count of people no table prints, which the published pair must not give away
+        outside = register_obs[sliced] - rows["population"].to_numpy(dtype=float)
+        out_keys = _key_frame(rows, "", ("outside:" + slice_detail[sliced]).to_numpy())
+        out_keys["kind"] = "register"
+        rest = space.add(out_keys, outside, publishable=False)
+        n = len(rows)
+        set_keys = pd.concat([rows[["period", "condition", "area_type", "area_code", "group_type",
+                                    "group_value"]].astype(str)] * 3, ignore_index=True)
+        space.add_sets("indicator-slice", np.r_[den[sliced], rest, reg], set_keys,
+                       np.r_[np.zeros(2 * n, bool), np.ones(n, bool)])
+    _tiling_sets(space, ind, den)
     # case finding: population in the age range = register in the range + the people not on it
     cf = case_finding & ind["register_in_range"].notna().to_numpy() & ind["population_in_range"].notna().to_numpy()
     if cf.any():
         rows = ind[cf]
         in_range = rows["register_in_range"].to_numpy(dtype=float)
         population = rows["population_in_range"].to_numpy(dtype=float)
-        whole = rows["full_register"].to_numpy(dtype=bool)
+        whole = full[cf]
         reg_keys = _key_frame(rows, "", np.where(whole, rows["denominator"].astype(str), slice_detail[cf]))
         reg_keys["kind"] = np.where(whole, "observed", "register")
         reg = space.add(reg_keys, in_range, publishable=False)

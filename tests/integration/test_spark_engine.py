@@ -1,5 +1,6 @@
-"""`--engine spark` gives the same tables as DuckDB: prevalence, rejects and load_summary (counts equal, floats within
-1e-9), on the demo data, on malformed CSV rows and on messy hypothesis-generated data.
+"""`--engine spark` gives the same tables as DuckDB: prevalence, indicators, rejects and load_summary (counts equal,
+floats within 1e-9), on the demo data (with the default indicators), on malformed CSV rows and on messy
+hypothesis-generated data (with readings and an indicator of every kind).
 
 Runs when pyspark (the `spark` extra) and Java 17+ are present, and skips cleanly otherwise. One local SparkSession
 (local[2]) serves the whole test session; the data are small and the hypothesis examples few, to keep it cheap.
@@ -25,6 +26,8 @@ KEYS = {
     "rejects": ["source", "row_number"],
     "load_summary": ["source"],
     "data_quality": ["period", "area_type", "area_code"],
+    "indicators": ["period", "indicator", "area_type", "area_code", "group_type", "group_value"],
+    "indicator_trend": ["period_from", "period_to", "indicator", "area_type", "area_code", "group_type", "group_value"],
 }
 
 
@@ -128,32 +131,47 @@ def test_demo_data_same_on_both_engines(spark, tmp_path):
     cfg = REPO_ROOT / "pipeline" / "default.toml"
     duck = run_in_process(raw, tmp_path / "duck", cfg, "duckdb")
     on_spark = run_in_process(raw, tmp_path / "spark", cfg, "spark")
-    assert len(duck["prevalence"]) > 1000
+    assert len(duck["prevalence"]) > 1000 and len(duck["indicators"]) > 1000
     assert_same(duck, on_spark)
 
 
 def _messy():
-    from test_oracle_agreement import messy_raw
+    from test_oracle_agreement import messy_readings
 
-    return messy_raw()
+    return messy_readings()
 
 
 @settings(max_examples=2, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(tables=_messy())
 def test_messy_data_same_on_both_engines(spark, tables):
-    from test_oracle_agreement import DEP, DEP_RES, DEPRIVATION, HTN, NEIGHBOURHOODS, PERIODS, PRACTICES
+    from test_oracle_agreement import (
+        CHECK,
+        DEP,
+        DEP_RES,
+        DEPRIVATION,
+        DIA,
+        DRUG,
+        HTN,
+        INDICATOR_CONFIG,
+        NEIGHBOURHOODS,
+        PERIODS,
+        PRACTICES,
+        SYS,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         raw = write_raw(tmp / "raw", {
             **tables, "practices": PRACTICES, "deprivation": DEPRIVATION, "neighbourhoods": NEIGHBOURHOODS,
             "codelists/dep": [DEP], "codelists/dep_res": [DEP_RES], "codelists/htn": [HTN, "2002"],
+            "codelists/sys": [SYS], "codelists/dia": [DIA], "codelists/check": [CHECK], "codelists/drug": [DRUG],
         })
         cfg = write_config(tmp / "config.toml", [p.isoformat() for p in PERIODS], [
             {"id": "dep", "codelist": "codelists/dep.csv", "resolved_codelist": "codelists/dep_res.csv", "min_age": 18},
             {"id": "htn", "codelist": "codelists/htn.csv", "min_age": 0},
         ])
+        cfg.write_text(cfg.read_text(encoding="utf-8") + INDICATOR_CONFIG, encoding="utf-8")
         with open(raw / "patients.csv", "a", encoding="utf-8") as f:  # malformed rows: too few and too many fields
             f.write('m1,F,1975-01-01\n"m2",M,1960-01-01,B,L1,,extra\n')
         with open(raw / "events.csv", "a", encoding="utf-8") as f:

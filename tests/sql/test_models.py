@@ -211,3 +211,72 @@ def test_staging_reads_the_declared_date_format(con):
     got = con.execute("select date_of_birth, date_of_death, reject_reason from stg_patients order by row_number").fetchall()
     assert got == [(D(1980, 3, 31), None, None),
                    (None, D(2020, 2, 1), "date_of_birth is not a valid date (expected DD/MM/YYYY)")]
+
+
+def test_indicator_denominators_are_counted_as_the_listed_patients(con):
+    """indicator_stratified_counts counts denominators without listing them (case finding: everyone registered in the
+    age range less the register's patients in it); the counts equal those of the listed patients
+    (checks/int_indicator_denominators), including ages that split a 5-year band and a stratum that is all on the
+    register."""
+    period = D(2024, 3, 31)
+    table(con, "indicator_settings", [
+        dict(indicator="controlled", label="Controlled", kind="outcome", denominator="htn", min_age=18, max_age=79,
+             months=12, min_count=1),
+        dict(indicator="possible", label="Possible", kind="case_finding", denominator="htn", min_age=18, max_age=None,
+             months=24, min_count=2),
+    ], ["indicator", "label", "kind", "denominator", "min_age", "max_age", "months", "min_count"])
+    people = {  # patient: (age, sex, practice, on the register, meets the outcome rule, meets the case-finding rule)
+        "htn_17": (17, "F", "A", True, True, False),     # below both age ranges (band 15-19 is split at 18)
+        "htn_18": (18, "F", "A", True, True, False),
+        "htn_19": (19, "F", "A", True, False, False),
+        "htn_80": (80, "M", "A", True, True, False),     # above the outcome's range
+        "adult_17": (17, "F", "A", False, False, True),  # readings, but below the case finding's range
+        "adult_18": (18, "F", "A", False, False, True),
+        "adult_19": (19, "F", "A", False, False, False),
+        "adult_85": (85, "M", "A", False, False, True),
+        "htn_high": (40, "M", "B", True, False, True),   # readings, but on the register: not case finding
+        "htn_b": (41, "M", "B", True, True, False),       # practice B's men aged 40-44 are all on the register
+    }
+    registered, cases, outcome, finding = [], [], [], []
+    for pid, (age, sex, practice, on_register, meets_outcome, meets_finding) in people.items():
+        registered.append(dict(period=period, patient_id=pid, practice_code=practice, sex=sex, age=age,
+                               ethnic_group="White", lsoa_code=None, imd_quintile="3", neighbourhood_code=None))
+        if on_register:
+            cases.append(dict(period=period, condition="htn", patient_id=pid))
+        if meets_outcome:
+            outcome.append(dict(period=period, indicator="controlled", patient_id=pid))
+        if meets_finding:
+            finding.append(dict(period=period, indicator="possible", patient_id=pid))
+    table(con, "int_patients_registered_on_date", registered, list(registered[0]))
+    table(con, "int_condition_cases", cases, ["period", "condition", "patient_id"])
+    table(con, "int_indicator_outcome", outcome, ["period", "indicator", "patient_id"])
+    table(con, "int_indicator_case_finding", finding, ["period", "indicator", "patient_id"])
+    table(con, "int_indicator_care_process", [], ["period", "indicator", "patient_id"])
+    for model in ("intermediate/int_indicator_numerators", "marts/indicator_stratified_counts"):
+        build(con, model)
+    build(con, "checks/int_indicator_denominators", view=True)
+    strata = "period, indicator, practice_code, neighbourhood_code, ethnic_group, imd_quintile, sex, age_band"
+    got = con.execute(f"select {strata}, population, cases from indicator_stratified_counts where population > 0 "
+                      "order by all").df()
+    listed = con.execute("""
+        select d.period, d.indicator, d.practice_code, d.neighbourhood_code, d.ethnic_group, d.imd_quintile, d.sex,
+               age_band(d.age) as age_band, count(*) as population, count(n.patient_id) as cases
+        from int_indicator_denominators as d
+        left join int_indicator_numerators as n
+          on n.period = d.period and n.indicator = d.indicator and n.patient_id = d.patient_id
+        group by all order by all""").df()
+    pd.testing.assert_frame_equal(got, listed, check_dtype=False)
+    by_cell = {(r.indicator, r.practice_code, r.sex, r.age_band): (r.population, r.cases) for r in got.itertuples()}
+    assert by_cell == {
+        ("controlled", "A", "F", "15-19"): (2, 1),    # htn_18 (met), htn_19
+        ("controlled", "B", "M", "40-44"): (2, 1),    # htn_high, htn_b (met)
+        ("possible", "A", "F", "15-19"): (2, 1),      # adult_18 (met), adult_19
+        ("possible", "A", "M", "85-89"): (1, 1),      # adult_85 (met)
+    }
+    # the register's patients in a case-finding range, kept where all of a stratum's people are on the register
+    register = con.execute("select practice_code, sex, age_band, population, register_in_range "
+                           "from indicator_stratified_counts where indicator = 'possible' order by all").df()
+    assert register.values.tolist() == [["A", "F", "15-19", 2, 2], ["A", "M", "80-84", 0, 1], ["A", "M", "85-89", 1, 0],
+                                        ["B", "M", "40-44", 0, 2]]
+    assert set(con.execute("select patient_id from int_indicator_numerators").df()["patient_id"]) == {
+        "htn_18", "htn_b", "adult_18", "adult_85"}
