@@ -12,7 +12,7 @@ import os
 
 import pandas as pd
 
-from .schema import AGE_BANDS, AREA_TYPES, ETHNIC_GROUPS, GROUP_TYPES, IMD_QUINTILES, SEX_GROUPS
+from .schema import AREA_TYPES, GROUP_ORDER, GROUP_TYPES
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 log = logging.getLogger("pipeline.expectations")
@@ -108,8 +108,7 @@ def validate_loaded(con, patient_level: dict | None = None) -> None:
 
 def validate_prevalence(df: pd.DataFrame) -> None:
     e = E()
-    allowed = {"all": ["All"], "ethnicity": list(ETHNIC_GROUPS), "imd_quintile": list(IMD_QUINTILES),
-               "sex": list(SEX_GROUPS), "age_band": list(AGE_BANDS)}
+    allowed = {group_type: list(values) for group_type, values in GROUP_ORDER.items()}
     exps = [
         e.ExpectColumnValuesToBeInSet(column="area_type", value_set=list(AREA_TYPES)),
         e.ExpectColumnValuesToBeInSet(column="group_type", value_set=list(GROUP_TYPES)),

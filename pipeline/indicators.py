@@ -21,7 +21,12 @@ from .config import Config
 log = logging.getLogger("pipeline.indicators")
 
 KEY = ["period", "condition", "area_type", "area_code"]
-SII_AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")
+SII_AREA_TYPES = ("england", "icb", "pcn", "practice", "neighbourhood")
+# the deprivation breakdowns an SII is fitted across: the patients' own IMD quintile (patient path) and the
+# practice's national IMD quintile or decile (published data, where counts are per practice)
+SII_DIMENSIONS = {"imd_quintile": 5, "practice_imd_quintile": 5, "practice_imd_decile": 10}
+FUNNEL_AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")  # each against its parent: ICB, or England (ICBs)
+FUNNEL_PARENT_TYPES = ("icb", "england")
 SII_SEED = 20240331
 RELIABILITY_SETS = 10               # PHE reliability_stat: the simulation run 10 times
 RELIABILITY_AREA_TYPES = ("icb", "pcn")  # the areas whose gradient the packs print (latest date)
@@ -32,15 +37,22 @@ DEFAULT_REFERENCE_GROUPS = {"ethnicity": "White", "imd_quintile": "5", "sex": "F
 
 
 def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
-    parents = area_parents(con)
+    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    parents = area_parents(con, neighbourhoods="stratified_counts" in have)
+    england = prev.loc[prev["area_type"] == "england", "area_code"].unique()
+    if len(england):  # published data: each ICB is compared with England
+        icbs = prev.loc[prev["area_type"] == "icb", "area_code"].unique()
+        parents = pd.concat([parents, pd.DataFrame({"area_type": "icb", "area_code": icbs, "parent_type": "england",
+                                                    "parent_code": england[0]})], ignore_index=True)
     tables = {
         "inequality": inequality_table(prev),
         "funnel": funnel_table(prev, parents, cfg.overdispersion),
         "trend": trend_table(prev, _table(con, "trend_transitions"), _table(con, "trend_expected"),
                              cfg.reference.rates == "internal"),
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
-        "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
     }
+    if "area_group_strata" in have:  # patient-level strata (the published data have no age bands)
+        tables["dsr"] = dsr_table(con, {c.id: c.min_age for c in cfg.conditions})
     for name, df in tables.items():
         con.register(f"{name}_df", df)
         cols = ", ".join(f"cast({c} as date) as {c}" if c.startswith("period") else c for c in df.columns)
@@ -55,33 +67,53 @@ def _table(con, name: str) -> pd.DataFrame | None:
     return con.execute(f"select * from {name}").df() if name in have else None
 
 
-def area_parents(con) -> pd.DataFrame:
-    """Each practice's PCN and ICB, each PCN's ICB, and each neighbourhood's ICB (where most of its patients are registered)."""
-    return con.execute("""
+def area_parents(con, neighbourhoods: bool = True) -> pd.DataFrame:
+    """Each practice's PCN and ICB, each PCN's ICB, and each neighbourhood's ICB (where most of its patients are
+    registered). A PCN whose practices lie in two ICBs is compared with the ICB holding most of them."""
+    hierarchy = con.execute("""
         select 'practice' as area_type, practice_code as area_code, 'pcn' as parent_type, pcn_code as parent_code from practices
         union all
         select 'practice', practice_code, 'icb', icb_code from practices
         union all
-        select distinct 'pcn', pcn_code, 'icb', icb_code from practices
-        union all
-        select 'neighbourhood', neighbourhood_code, 'icb', arg_max(icb_code, population)
+        select 'pcn', pcn_code, 'icb', first(icb_code order by practices desc, icb_code)
+        from (select pcn_code, icb_code, count(*) as practices from practices group by all) group by pcn_code
+    """).df()
+    if not neighbourhoods:
+        return hierarchy
+    return pd.concat([hierarchy, con.execute("""
+        select 'neighbourhood' as area_type, neighbourhood_code as area_code, 'icb' as parent_type,
+               arg_max(icb_code, population) as parent_code
         from (select s.neighbourhood_code, p.icb_code, sum(s.population) as population
               from stratified_counts s join practices p using (practice_code)
               where s.neighbourhood_code is not null group by all)
         group by neighbourhood_code
-    """).df()
+    """).df()], ignore_index=True)
+
+
+INEQUALITY_COLUMNS = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower",
+                      "sii_upper", "rii", "rii_lower", "rii_upper", "sii_mad", "rii_mad", "reliability"]
 
 
 def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
-    q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
-             & prev["area_type"].isin(SII_AREA_TYPES)]
-    cols = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower", "sii_upper",
-            "rii", "rii_lower", "rii_upper", "sii_mad", "rii_mad", "reliability"]
+    """SII/RII of the crude rate across each deprivation breakdown in `prev` (SII_DIMENSIONS), one implementation
+    (same seed, same draws) whatever the source."""
+    parts = [_inequality_dimension(prev[prev["group_type"] == dim], dim, n_quantiles)
+             for dim, n_quantiles in SII_DIMENSIONS.items() if (prev["group_type"] == dim).any()]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=INEQUALITY_COLUMNS)
+    return pd.concat(parts, ignore_index=True).sort_values(KEY + ["dimension"], kind="stable").reset_index(drop=True)
+
+
+def _inequality_dimension(rows: pd.DataFrame, dimension: str, n_quantiles: int) -> pd.DataFrame:
+    q = rows[(rows["group_value"] != "Unknown") & rows["area_type"].isin(SII_AREA_TYPES)]
+    cols = INEQUALITY_COLUMNS
     if q.empty:
         return pd.DataFrame(columns=cols)
     area_id = q.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
     groups, (obs, pop) = stats.quantile_matrix(area_id, q["group_value"].astype(int).to_numpy(),
-                                               q["observed"].to_numpy(float), q["population"].to_numpy(float))
+                                               q["observed"].to_numpy(float), q["population"].to_numpy(float),
+                                               n_quantiles=n_quantiles)
     complete = np.all(pop > 0, axis=1)
     res = stats.sii_crude_rate_proportion(obs[complete], pop[complete], repetitions=100_000, seed=SII_SEED)
     keys = q[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
@@ -99,7 +131,7 @@ def inequality_table(prev: pd.DataFrame) -> pd.DataFrame:
     poor = (sii_mad >= POOR_SII_MAD) | (rii_mad >= POOR_RII_MAD)
     out["reliability"] = np.where(np.isfinite(sii_mad), np.where(poor, "poor", "good"), "")
     out["period"] = pd.to_datetime(out["period"])
-    out["dimension"] = "imd_quintile"
+    out["dimension"] = dimension
     out["measure"] = "crude_rate"
     for c in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"):
         out[c] = np.asarray(getattr(res, c), dtype=float)
@@ -110,11 +142,13 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     cols = ["period", "condition", "area_type", "area_code", "parent_type", "parent_code", "statistic", "observed",
             "denominator", "value", "parent_value", "lower_95", "upper_95", "lower_998", "upper_998", "significance"]
     allrows = prev[prev["group_type"] == "all"]
-    areas = allrows[allrows["area_type"].isin(["practice", "pcn", "neighbourhood"])]
-    icb = allrows[allrows["area_type"] == "icb"][["period", "condition", "area_code", "observed", "population", "expected"]]
-    icb = icb.rename(columns={"area_code": "parent_code", "observed": "p_obs", "population": "p_pop", "expected": "p_exp"})
-    par = parents[parents["parent_type"] == "icb"]
-    df = areas.merge(par, on=["area_type", "area_code"]).merge(icb, on=["period", "condition", "parent_code"])
+    areas = allrows[allrows["area_type"].isin(FUNNEL_AREA_TYPES)]
+    top = allrows[allrows["area_type"].isin(FUNNEL_PARENT_TYPES)][
+        ["period", "condition", "area_type", "area_code", "observed", "population", "expected"]]
+    top = top.rename(columns={"area_type": "parent_type", "area_code": "parent_code", "observed": "p_obs",
+                              "population": "p_pop", "expected": "p_exp"})
+    par = parents[parents["parent_type"].isin(FUNNEL_PARENT_TYPES)]
+    df = areas.merge(par, on=["area_type", "area_code"]).merge(top, on=["period", "condition", "parent_type", "parent_code"])
     if df.empty:
         return pd.DataFrame(columns=cols)
     parent_p = pd.Series(stats.divide(df["p_obs"].to_numpy(float), df["p_pop"].to_numpy(float)), index=df.index)

@@ -64,8 +64,11 @@ ETHNIC_GROUPS = ("White", "Mixed", "Asian", "Black", "Other", "Unknown")
 IMD_QUINTILES = ("1", "2", "3", "4", "5", "Unknown")
 SEX_GROUPS = ("F", "M", "Unknown")
 AGE_BANDS = tuple(f"{a}-{a + 4}" for a in range(0, 90, 5)) + ("90+",)
-GROUP_TYPES = ("all", "ethnicity", "imd_quintile", "sex", "age_band")
-AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")
+PRACTICE_IMD_QUINTILES = IMD_QUINTILES
+PRACTICE_IMD_DECILES = tuple(str(d) for d in range(1, 11)) + ("Unknown",)
+# practice_imd_*: the practice's national IMD quantile (published data, where counts are per practice)
+GROUP_TYPES = ("all", "ethnicity", "imd_quintile", "sex", "age_band", "practice_imd_quintile", "practice_imd_decile")
+AREA_TYPES = ("england", "icb", "pcn", "practice", "neighbourhood")   # england: published data only
 
 GROUP_ORDER = {
     "all": ("All",),
@@ -73,6 +76,8 @@ GROUP_ORDER = {
     "imd_quintile": IMD_QUINTILES,
     "sex": SEX_GROUPS,
     "age_band": AGE_BANDS,
+    "practice_imd_quintile": PRACTICE_IMD_QUINTILES,
+    "practice_imd_decile": PRACTICE_IMD_DECILES,
 }
 
 
@@ -84,8 +89,10 @@ class OutputTable:
     open_ended: bool = False                # more columns follow (e.g. the raw values in `rejects`)
 
 
-_AREA = (("area_type", "icb, pcn, practice or neighbourhood"), ("area_code", "the area's code"))
-_GROUP = (("group_type", "all, ethnicity, imd_quintile, sex or age_band"),
+_AREA = (("area_type", "icb, pcn, practice or neighbourhood (and england from published data)"),
+         ("area_code", "the area's code"))
+_GROUP = (("group_type", "all, ethnicity, imd_quintile, sex or age_band (published data: all, practice_imd_quintile, "
+                         "practice_imd_decile)"),
           ("group_value", "All; White, Mixed, Asian, Black, Other, Unknown; 1-5 or Unknown; F, M, Unknown; 0-4 ... 90+"))
 
 # The output contract: every table written to data/processed/ (warehouse.duckdb and one Parquet file each).
@@ -104,7 +111,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("missing", "expected - observed: positive = fewer recorded than the dataset's average would give"))),
     OutputTable("inequality", "period x condition x area with all five IMD quintiles populated", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
-        ("dimension", "imd_quintile"), ("measure", "crude_rate"),
+        ("dimension", "imd_quintile (published data: practice_imd_quintile, practice_imd_decile)"),
+        ("measure", "crude_rate"),
         ("sii", "slope index of inequality (rate at least deprived minus most deprived end of the fitted line)"),
         ("sii_lower", "95% lower limit (100,000 simulations, as PHEindicatormethods phe_sii)"),
         ("sii_upper", "95% upper limit"), ("rii", "relative index of inequality"),

@@ -17,11 +17,11 @@ import pandas as pd
 
 from pipeline import paths
 from pipeline.config import Config
-from pipeline.disclosure import Policy
+from pipeline.disclosure import PUBLISHED_COUNTS, Policy, publish
 from pipeline.errors import PipelineError
 from pipeline.report.published_trend import load_overlap
 
-from .publication import protect_all
+from .publication import Published, protect_all
 
 log = logging.getLogger("pipeline.report")
 
@@ -56,6 +56,16 @@ class Inputs:
     indicator_meta: list = field(default_factory=list)  # one dict per indicator (label, kind, denominator, ages)
     indicator_funnel: pd.DataFrame | None = None
     indicator_trend: pd.DataFrame | None = None
+
+    @property
+    def source(self) -> str:
+        """'published' (NHS England's practice-level files, pipeline/public.py) or 'patient' (patient records)."""
+        return str(self.run_info.get("source", "patient"))
+
+    @property
+    def has_patient_groups(self) -> bool:
+        """Whether the data break areas down by patients' own groups (ethnicity, sex, age, home-area IMD)."""
+        return bool(self.prev["group_type"].isin(["ethnicity", "imd_quintile", "sex", "age_band"]).any())
 
     @property
     def latest(self) -> dt.date:
@@ -96,7 +106,9 @@ def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:
     hidden quintile count gets no row."""
     from pipeline.indicators import inequality_table
 
-    q = ctl[ctl["area_type"].isin(["icb", "pcn"]) & (ctl["group_type"] == "imd_quintile")].copy()
+    from pipeline.indicators import SII_DIMENSIONS
+
+    q = ctl[ctl["area_type"].isin(["england", "icb", "pcn"]) & ctl["group_type"].isin(list(SII_DIMENSIONS))].copy()
     hidden = q["observed"].isna() | q["population"].isna()
     q.loc[hidden, "population"] = np.nan
     out = inequality_table(q)
@@ -118,7 +130,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
             if t not in tables:
                 raise PipelineError(f"the warehouse has no `{t}` table; run the analyse stage first")
         prev = _df(con, f"""select {', '.join(PREV_COLS)} from prevalence
-                             where area_type in ('icb', 'pcn') or group_type = 'all'""")
+                             where area_type in ('england', 'icb', 'pcn') or group_type = 'all'""")
         practices = _df(con, "select practice_code, practice_name, pcn_code, pcn_name, icb_code, icb_name "
                              "from practices order by practice_code")
         if "conditions" in tables:
@@ -157,10 +169,19 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     prev = add_parents(prev, practices)
     if dq is not None and not dq.empty:
         dq["period"] = pd.to_datetime(dq["period"]).dt.date
-    # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at once,
-    # against every relation between them; every derived value is then computed from the published counts
-    published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
-                            latest=periods[-1], indicators=ind_rows)
+    if run_info.get("source") == "published":
+        # NHS England's published counts are public already: shown as published (unrounded, true zeros), ratios
+        # and `missing` as calculated (disclosure.publish with from_published=False)
+        policy = cpolicy = PUBLISHED_COUNTS
+        shown = np.zeros(len(prev), dtype=bool)
+        published = Published(cells=None, prev=publish(prev, policy, {"observed": shown, "population": shown},
+                                                        from_published=False),
+                              data_quality=None, load_summary=ls, core20=None, protection=None)
+    else:
+        # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at
+        # once, against every relation between them; every derived value is then computed from the published counts
+        published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
+                                latest=periods[-1], indicators=ind_rows)
     ctl = published.prev
     # the community summaries print the packs' own published cells: one set of rules for every publication
     com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
