@@ -391,7 +391,7 @@ def model_tables(prac: pd.DataFrame, practices: pd.DataFrame, covariates: pd.Dat
                                    on="practice_code")
     X_all, terms, usable = model_design(design_rows)
     row_of = pd.Series(np.arange(len(design_rows)), index=design_rows["practice_code"])
-    prac = prac.loc[prac["practice_code"].isin(row_of.index)].copy()
+    prac = prac.loc[prac["practice_code"].isin(row_of.index) & (prac["population"] > 0)].copy()
     prac["expected_model"] = np.nan
     model_rows = []
     for cond, idx in prac.groupby("condition").indices.items():

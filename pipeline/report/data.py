@@ -104,9 +104,7 @@ def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
 def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:
     """SII/RII (crude rate) of each published ICB and PCN from its published quintile counts; an area with a
     hidden quintile count gets no row."""
-    from pipeline.indicators import inequality_table
-
-    from pipeline.indicators import SII_DIMENSIONS
+    from pipeline.indicators import SII_DIMENSIONS, inequality_table
 
     q = ctl[ctl["area_type"].isin(["england", "icb", "pcn"]) & ctl["group_type"].isin(list(SII_DIMENSIONS))].copy()
     hidden = q["observed"].isna() | q["population"].isna()
@@ -188,7 +186,13 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     ls, dq, core20 = published.load_summary, published.data_quality, published.core20
     # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of the
     # true counts; the true `inequality` table stays in the warehouse for analysts
-    ineq = published_inequality(ctl)
+    if run_info.get("source") == "published":
+        # counts shown as published: the warehouse's own SII/RII are already those of the published counts
+        ineq = ineq[ineq["area_type"].isin(["england", "icb", "pcn"])].copy() if ineq is not None else None
+        if ineq is not None:
+            ineq["period"] = pd.to_datetime(ineq["period"]).dt.date
+    else:
+        ineq = published_inequality(ctl)
     for t in (funnel, trend, dsr, ind_funnel, ind_trend):
         if t is not None:
             for c in ("period", "period_from", "period_to"):
