@@ -389,12 +389,14 @@ def model_tables(prac: pd.DataFrame, practices: pd.DataFrame, covariates: pd.Dat
     period = prac["period"].iloc[0]
     design_rows = covariates.merge(prac.drop_duplicates("practice_code")[["practice_code", "imd_decile"]],
                                    on="practice_code")
-    X_all, terms, usable = model_design(design_rows)
+    covariate_columns = [c for c in design_rows.columns if c.startswith("age_")] + ["share_female", "pct_non_white"]
+    fit_any = bool(design_rows[covariate_columns].notna().all(axis=1).any())   # no registrations file: no model
+    X_all, terms, usable = model_design(design_rows) if fit_any else (None, [], None)
     row_of = pd.Series(np.arange(len(design_rows)), index=design_rows["practice_code"])
     prac = prac.loc[prac["practice_code"].isin(row_of.index) & (prac["population"] > 0)].copy()
     prac["expected_model"] = np.nan
     model_rows = []
-    for cond, idx in prac.groupby("condition").indices.items():
+    for cond, idx in (prac.groupby("condition").indices.items() if fit_any else ()):
         sub = prac.iloc[idx]
         rows = row_of.loc[sub["practice_code"]].to_numpy()
         use = usable[rows]
@@ -430,7 +432,9 @@ def model_tables(prac: pd.DataFrame, practices: pd.DataFrame, covariates: pd.Dat
     expected = cells[["period", "condition", "area_type", "area_code", "area_name", "observed", "population",
                       "expected_model", "ratio_model", "ratio_model_lower", "ratio_model_upper", "missing_model",
                       "model_basis", "model_coverage"]]
-    return {"public_model": pd.DataFrame(model_rows), "public_expected": expected}
+    model_columns = ["period", "condition", "term", "estimate", "std_error", "std_error_quasi", "rate_ratio",
+                     "practices", "deviance", "dispersion", "converged"]
+    return {"public_model": pd.DataFrame(model_rows, columns=model_columns), "public_expected": expected}
 
 
 
