@@ -13,8 +13,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_pipeline, write_config, write_raw
+
 from pipeline import stats
 from pipeline.indicators import SII_SEED
 
