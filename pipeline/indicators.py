@@ -120,7 +120,8 @@ def _inequality_dimension(rows: pd.DataFrame, dimension: str, n_quantiles: int) 
     out = keys[complete].reset_index(drop=True)
     # repeatability of the Monte Carlo limits (PHE's reliability_stat) where the packs print them: the ICB and
     # its PCNs on the latest date. The first set of draws is the one above (same seed), so the limits agree.
-    assess = (out["area_type"].isin(RELIABILITY_AREA_TYPES) & (out["period"] == out["period"].max())).to_numpy()
+    assess = (out["area_type"].isin(RELIABILITY_AREA_TYPES) & (out["period"] == out["period"].max())).to_numpy() \
+        & (n_quantiles == 5)   # the packs print quintile gradients only
     sii_mad = np.full(len(out), np.nan)
     rii_mad = np.full(len(out), np.nan)
     if assess.any():

@@ -56,7 +56,8 @@ PUBLIC_INPUTS: tuple[PublicInput, ...] = (
                 "https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice",
                 "gp-reg-pat-prac-map.zip", False,
                 "used only when the QOF mapping is absent (as for 2024-25): best the month after the QOF year, April "
-                "{end}; ICBs then follow that month's boundaries and practices closed by then are rejected"),
+                "{end}; ICBs then follow that month's boundaries; a practice closed by then is placed by an earlier "
+                "loaded year's QOF mapping or by epraccur"),
     PublicInput("imd", "practice deprivation file", "practice_imd", ("IMD_raw.csv", "*93553*.csv"),
                 "Office for Health Improvement and Disparities (OHID)",
                 "Fingertips, indicator 93553 \"Deprivation score (IMD 2019)\" for GP practices",

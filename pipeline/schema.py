@@ -121,10 +121,10 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("rii_mad", "the same for the RII limits"), ("reliability", "good or poor (poor: hidden from the packs)"))),
     OutputTable("funnel", "period x condition x practice/PCN/neighbourhood x statistic", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
-        ("parent_type", "icb"), ("parent_code", "the ICB compared with"),
+        ("parent_type", "icb (england for ICBs, published data)"), ("parent_code", "the area compared with"),
         ("statistic", "proportion (crude rate) or ratio (observed / expected)"), ("observed", "cases"),
         ("denominator", "population (proportion) or expected (ratio)"), ("value", "the area's rate or ratio"),
-        ("parent_value", "the ICB's rate, or 1 for ratios"), ("lower_95", "95% funnel limit at this denominator"),
+        ("parent_value", "the parent's rate (proportion) or its own ratio (ratio)"), ("lower_95", "95% funnel limit at this denominator"),
         ("upper_95", "95% funnel limit"), ("lower_998", "99.8% funnel limit"), ("upper_998", "99.8% funnel limit"),
         ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001)"))),
     OutputTable("trend", "pair of periods (consecutive, and first to last) x condition x area x group", (
