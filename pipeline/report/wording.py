@@ -136,12 +136,6 @@ def fmt_share(num, den) -> str:
 SAME_AGE_SEX = "for people of the same age and sex"
 
 
-def fewer_than(n, comparator: str, more: bool = False) -> str:
-    """What `missing` (expected − recorded) is, in words: 'about 45 fewer than the X ICB average for people of
-    the same age and sex would give' ('more' for a negative gap)."""
-    return f"{about(n)} {'more' if more else 'fewer'} than {comparator} {SAME_AGE_SEX} would give"
-
-
 def gap_sentence(label: str, group_type: str, value: str, adults: bool, ratio, lower, upper, missing,
                  comparator: str, true_prevalence: bool = False, like: str = SAME_AGE_SEX) -> str:
     """One sentence on a group against the comparator: how many fewer/more are recorded than the comparator's
