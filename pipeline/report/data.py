@@ -7,6 +7,7 @@ Published prevalence rows: ICB and PCN rows of every breakdown, practice and nei
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +63,22 @@ class Inputs:
         """'published' (NHS England's practice-level files, pipeline/public.py) or 'patient' (patient records)."""
         return str(self.run_info.get("source", "patient"))
 
-    @property
+    @functools.cached_property
     def has_patient_groups(self) -> bool:
         """Whether the data break areas down by patients' own groups (ethnicity, sex, age, home-area IMD)."""
         return bool(self.prev["group_type"].isin(["ethnicity", "imd_quintile", "sex", "age_band"]).any())
+
+    def icb_rows(self, icb: str) -> pd.DataFrame:
+        """The rows of one ICB's areas (the ICB, its PCNs and practices) and every neighbourhood, found once per ICB
+        (a pack then filters a few thousand rows, not the whole of England's)."""
+        cache = self.__dict__.setdefault("_icb_rows", {})
+        if icb not in cache:
+            mine = self.practices[self.practices["icb_code"] == icb]
+            area_type, code = self.prev["area_type"], self.prev["area_code"]
+            keep = ((area_type == "icb") & (code == icb)) | ((area_type == "pcn") & code.isin(set(mine["pcn_code"]))) | \
+                ((area_type == "practice") & code.isin(set(mine["practice_code"]))) | (area_type == "neighbourhood")
+            cache[icb] = self.prev[keep]
+        return cache[icb]
 
     @property
     def latest(self) -> dt.date:

@@ -117,6 +117,8 @@ def _group_frame(prev: pd.DataFrame, period, area_type: str, code: str, gt: str,
 
 
 def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[str, pd.DataFrame]]:
+    if not (prev["group_type"] == gt).any():   # a breakdown the source does not have (published data)
+        return []
     present = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
                    (prev["group_type"] == gt)]["group_value"].unique()
     order = [v for v in GROUP_ORDER[gt] if v in set(present)]
@@ -138,15 +140,25 @@ def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n:
     return [dict(row) for _, row in d.iterrows()]
 
 
-def pack_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame:
+def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None) -> pd.DataFrame:
     """The published change between the previous and the latest date for every cell of the areas a pack reports
-    on (one family for the FDR control), computed from the controlled counts (published_trend)."""
-    return pt.published_changes(inp.prev, inp.trend_overlap, inp.previous, inp.latest, area_type, codes, inp.policy)
+    on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
+    pack's rows, when already sliced (they must hold the areas'). Each cell's row is also in
+    `attrs['by_cell']` ({(area_code, condition, group_type, group_value): row}) for quick look-ups."""
+    changes = pt.published_changes(inp.prev if prev is None else prev, inp.trend_overlap, inp.previous, inp.latest,
+                                   area_type, codes, inp.policy)
+    if changes is not None and not changes.empty:
+        cell = ["area_code", "condition", "group_type", "group_value"]
+        changes.attrs["by_cell"] = {tuple(key): row for key, row in
+                                    zip(changes[cell].itertuples(index=False), changes.to_dict("records"))}
+    return changes
 
 
 def _change(changes: pd.DataFrame | None, code, cond, gt, gv) -> dict | None:
     if changes is None or changes.empty:
         return None
+    if "by_cell" in changes.attrs:
+        return changes.attrs["by_cell"].get((code, cond, gt, gv))
     hit = changes[(changes["area_code"] == code) & (changes["condition"] == cond) & (changes["group_type"] == gt) &
                   (changes["group_value"] == gv)]
     return dict(hit.iloc[0]) if len(hit) else None
@@ -407,10 +419,10 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
     icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
-    prev = _slice(inp.prev, [pcn], [icb_code], icb_practices)
+    prev = _slice(inp.icb_rows(icb_code), [pcn], [icb_code], icb_practices)
     comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
-    changes = pack_changes(inp, "pcn", [pcn])
+    changes = pack_changes(inp, "pcn", [pcn], prev)
     from .indicator_pages import indicator_csv, page_one_items, pcn_indicator_pages
     ctx: dict = dict(
         title=f"Recording gaps briefing: {name}",
@@ -436,7 +448,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
             charts_.append((f"by_{gt}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
     ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"],
                                                                         repeat_breakdown=False))
-                           for c in inp.conditions]
+                           for c in inp.conditions] if inp.has_patient_groups else []
     codes = prac["practice_code"].tolist()
     ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
                               for c in inp.conditions]
@@ -559,14 +571,14 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         child_type, subtitle = "icb", f"{len(pcns)} integrated care boards and {len(prac)} practices."
     else:
         prac = inp.practices[inp.practices["icb_code"] == icb]
-        prev = _slice(inp.prev, prac["pcn_code"].unique(), [icb], prac["practice_code"])
+        prev = _slice(inp.icb_rows(icb), prac["pcn_code"].unique(), [icb], prac["practice_code"])
         name = str(prac["icb_name"].iloc[0])
         pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
         pcns = pcns[pcns["pcn_code"].isin(prev.loc[prev["area_type"] == "pcn", "area_code"])]
         child_type = "pcn"
         subtitle = f"Integrated care board {icb}: {len(pcns)} primary care networks and {len(prac)} practices."
     comp, true_prev = comparator_for(inp, cfg_report)
-    changes = pack_changes(inp, area_type, [icb])
+    changes = pack_changes(inp, area_type, [icb], prev)
     ctx: dict = dict(
         title=f"Recording gaps across the system: {name}",
         heading=name,
