@@ -48,6 +48,19 @@ class Pack:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+PAGE_CHART_HEIGHT = 600.0   # points: the most a chart image may take so that it fits on a page with its heading
+
+
+def chart_parts(name: str, fn: Callable, panels: list, kwargs: dict, labels: int = 0) -> list[tuple]:
+    """A chart with one panel per condition cut into images that each fit on a page (many conditions, e.g. the
+    21 QOF registers): `name`, then `name_part2`, ... `labels`: rows per panel of a dot chart (0 for funnel and
+    trend charts, whose panels have a fixed height)."""
+    block = 48.0 + 15.0 * labels if labels else 190.0
+    per_chart = charts.PANELS_PER_ROW * max(1, int(PAGE_CHART_HEIGHT // block))
+    chunks = [panels[i:i + per_chart] for i in range(0, len(panels), per_chart)] or [panels]
+    return [(name if i == 0 else f"{name}_part{i + 1}", fn, (chunk,), kwargs) for i, chunk in enumerate(chunks)]
+
+
 def comparator_name(inp: Inputs) -> str:
     icbs = inp.practices["icb_name"].dropna().unique()
     if len(icbs) == 1:
@@ -460,7 +473,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
             f = pd.DataFrame(dict(expected=d["expected"].to_numpy(dtype=float), ratio=d["ratio"].to_numpy(dtype=float),
                                   highlight=d["area_code"].isin(codes).to_numpy(), label=d["area_name"].to_numpy()))
             panels.append((c["label"], f))
-        charts_.append(("funnel", charts.funnel_chart, (panels,), {}))
+        charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
     # map of neighbourhoods
     if inp.geoms is not None:
@@ -480,7 +493,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
                     frames.append(_trend_frame(prev, "pcn", pcn, c["condition"], h["group_type"], h["group_value"],
                                                w.series_label(h["group_type"], h["group_value"])))
             panels.append((c["label"], pd.concat(frames, ignore_index=True)))
-        charts_.append(("trend", charts.trend_chart, (panels,), {}))
+        charts_ += chart_parts("trend", charts.trend_chart, panels, {})
     ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn, changes)
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
@@ -597,9 +610,16 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     # PCN league: panels per condition, PCNs ordered by the first condition's ratio
     pc = pcns["pcn_code"].tolist()
     pnames = dict(zip(pcns["pcn_code"], pcns["pcn_name"]))
-    charts_.append(("pcn_league", charts.dot_chart, (_area_panels(prev, inp, child_type, pc, pnames),),
-                    dict(xlabel="Recorded ÷ expected")))
-    ctx["pcn_points"] = _area_points(prev, inp, child_type, pc, pnames)
+    if national:   # 'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway'
+        pnames = {code: str(n).removeprefix("NHS ").removesuffix(" Integrated Care Board").removesuffix(" ICB")
+                  for code, n in pnames.items()}
+    league = dict(xlabel="Recorded ÷ expected")
+    if inp.source == "published":   # expected from practice deprivation, not age and sex
+        league["legend"] = {"lower": "Fewer than expected", "higher": "More than expected"}
+    charts_ += chart_parts("pcn_league", charts.dot_chart, _area_panels(prev, inp, child_type, pc, pnames), league,
+                           labels=len(pc))
+    ctx["pcn_points"] = _area_points(prev, inp, child_type, pc, pnames,
+                                     comparator=comp if inp.source == "published" else "the ICB average")
     ctx["pcn_tables"] = [dict(condition=c["label"], table=_area_table(prev, inp, child_type, pc, pnames, c["condition"]))
                          for c in inp.conditions]
     # the largest gaps across the system: PCN x group, with their Core20 shares
@@ -631,12 +651,12 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
                                   highlight=np.r_[np.zeros(len(d), bool), np.ones(len(p), bool)],
                                   label=np.r_[d["area_name"].to_numpy(), p["area_name"].to_numpy()]))
             panels.append((c["label"], f))
-        charts_.append(("funnel", charts.funnel_chart, (panels,), dict(highlight_label=ctx["child_short"],
-                                                                       other_label=ctx["grandchild_short"].capitalize())))
+        charts_ += chart_parts("funnel", charts.funnel_chart, panels, dict(
+            highlight_label=ctx["child_short"], other_label="PCNs" if national else "Practices"))
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
     ineq = inequality_section(prev, inp, pc, pnames, icb, name, area_type, child_type)
     if ineq is not None:
-        charts_.append(("rii", charts.dot_chart, (ineq.pop("panels"),), dict(
+        charts_ += chart_parts("rii", charts.dot_chart, ineq.pop("panels"), labels=len(pc) + 1, kwargs=dict(
             xlabel="RII (least ÷ most deprived end)", nan_text="not calculable",
             legend={"lower": "More deprived: higher (RII < 1)", "higher": "More deprived: lower (RII > 1)",
                     "similar": "No clear gradient"},
@@ -645,7 +665,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
                        "none": "no area has a clear gradient"},
             alt_intro=(f"Dot chart of the relative index of inequality (RII) of the recorded rate across deprivation "
                        f"quintiles, with 95% intervals, for the ICB and its {len(pc)} PCNs, one panel per condition; "
-                       f"below 1 means a higher recorded rate in more deprived areas."))))
+                       f"below 1 means a higher recorded rate in more deprived areas.")))
     ctx["inequality"] = ineq
     if inp.geoms is not None:
         panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
@@ -750,11 +770,13 @@ def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, 
     return panels
 
 
-def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4) -> list[str]:
+def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4,
+                 comparator: str = "the ICB average") -> list[str]:
     """One line per condition: how many areas have clearly fewer / more recorded than expected, naming the
     largest shortfalls (at most `max_names`, with their controlled numbers missing)."""
     out = []
-    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods"}.get(area_type, "areas")
+    like = " for the same ages and sexes" if like_for_like(inp) else ""
+    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods", "icb": "ICBs"}.get(area_type, "areas")
     total = len(set(codes))
     for c in inp.conditions:
         d = _label_series(prev, area_type, codes, inp.latest, c["condition"])
@@ -764,11 +786,10 @@ def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4)
         if len(low):
             shown = [f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)})" for r in low.head(max_names).itertuples()]
             more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
-            text = (f"{c['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than the ICB average "
-                    f"would give for the same ages and sexes ({', '.join(shown)}{more} fewer)")
+            text = (f"{c['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than {comparator} "
+                    f"would give{like} ({', '.join(shown)}{more} fewer)")
         else:
-            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than the ICB average would give for the "
-                    "same ages and sexes")
+            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than {comparator} would give{like}")
         if len(high):
             hn = sorted(names.get(k, k) for k in high["area_code"])
             text += (f"; clearly more in {len(high)} ({', '.join(hn)})" if len(hn) <= max_names
