@@ -290,7 +290,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
         c.line(x0, top + row_h * n, x1, top + row_h * n, stroke="#999999", width=0.6)
         x_one = float(sc(1.0))
         c.line(x_one, top - 2, x_one, top + row_h * n, stroke="#333333", width=0.8, dash="3 2")
-        c.text((x0 + x1) / 2, top + row_h * n + 20, xlabel, size=7.5, anchor="middle")
+        c.text((x0 + x1) / 2, top + row_h * n + 20, fit_text(xlabel, pw + 6, 7.5, bold=False), size=7.5, anchor="middle")
         r = df["ratio"].to_numpy(dtype=float)
         lo = df["ratio_lower"].to_numpy(dtype=float)
         hi = df["ratio_upper"].to_numpy(dtype=float)
