@@ -85,7 +85,7 @@ BENCH_DIR ?= $(or $(TMPDIR),/tmp)/pipeline-bench
 bench: install-spark ## data stages at 100k, 1M, 10M patients (DuckDB) and 1M (local Spark) vs a hand-written baseline -> benchmarks/results.md
 	$(PY) benchmarks/bench_scale.py --sizes 100000,1000000,10000000 --spark-sizes 1000000 --without-indicators --work $(BENCH_DIR) --results benchmarks/results.md
 
-real: install ## packs from England's published files in REALDATA=DIR, as downloaded (ICB=QHM YEAR=2022-23)
+real: install ## packs from England's published files in REALDATA=DIR (ICB=QHM or all; YEAR=2022-23 or 2022-23,2024-25 for a trend)
 	$(PY) -m pipeline public --in $(REALDATA) --year $(YEAR) --icb $(ICB) --processed data/processed_public --reports reports_public
 
 docs: install ## regenerate the generated sections of docs/ from the code's declarations

@@ -3,7 +3,7 @@
     python -m pipeline demo-data --out DIR [--patients N] [--seed S]
     python -m pipeline run|ingest|transform|analyse|report --raw DIR --processed DIR --reports DIR [--config FILE]
     python -m pipeline check --raw DIR [--config FILE]
-    python -m pipeline public --in DIR --year 2022-23 --processed DIR --reports DIR [--icb CODE]
+    python -m pipeline public --in DIR --year 2022-23[,2024-25] --processed DIR --reports DIR [--icb CODE|all]
 
 Exit status 0 on success; 2 with a one-sentence message on bad input; never a traceback for a user's mistake.
 """
@@ -58,10 +58,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="the directory holding the published files as downloaded (zip archives are read by member name)")
     pub.add_argument("--sources", action="store_true",
                      help="list each input's publisher, publication, file name and vintage for --year, and stop")
-    pub.add_argument("--year", default="2022-23")
+    pub.add_argument("--year", default="2022-23", help="QOF year, or years comma-separated for the trend (the latest is reported)")
     pub.add_argument("--processed", type=Path, default=paths.REPO_ROOT / "data" / "processed_public")
     pub.add_argument("--reports", type=Path, default=paths.REPO_ROOT / "reports_public")
-    pub.add_argument("--icb", default=None, help="ICB code (ODS, e.g. QHM) for the packs; default: all ICBs' tables, no PCN packs")
+    pub.add_argument("--icb", default=None, help="ICB code(s) (ODS, e.g. QHM) for the packs, or 'all' (every ICB and PCN, and "
+                     "the England summary); default: the warehouse only, no packs")
     return p
 
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.sources:
                 from .public_inputs import describe_sources
 
-                print(describe_sources(args.year))
+                print("\n\n".join(describe_sources(y.strip()) for y in args.year.split(",")))
                 return 0
             if args.in_dir is None:
                 raise PipelineError("public needs --in DIR, the directory holding the published files "

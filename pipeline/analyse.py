@@ -51,8 +51,8 @@ def analyse(processed: Path, cfg: Config, con=None) -> None:
     if con is None:
         with staged(processed, settings=cfg.engine) as c:
             return analyse(processed, cfg, c)
-    require_tables(con, ("prevalence_counts", "stratified_counts", "area_group_strata", "practices", "trend_transitions",
-                         "trend_expected"), "transform")
+    # the patient path's marts, or the published-data adapters' tables of the same names (pipeline/public.py)
+    require_tables(con, ("prevalence_counts", "practices", "trend_transitions", "trend_expected"), "transform")
     counts = read_table(con, "prevalence_counts")
     prev = prevalence_from_counts(counts)
     from .expectations import validate_prevalence

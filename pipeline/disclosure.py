@@ -51,9 +51,18 @@ class Policy:
         thr = max(int(disclosure.threshold), int(getattr(disclosure, "community_threshold", None) or 0))
         return cls(threshold=thr, rounding=int(disclosure.rounding), method=str(disclosure.method))
 
+    @property
+    def shows_everything(self) -> bool:
+        """True for PUBLISHED_COUNTS: counts that are public already, shown as published."""
+        return self.threshold == 0 and self.rounding == 1
+
     def describe(self, zeros_hidden: bool = True) -> str:
         """The policy in plain words, for the packs' disclosure note (`zeros_hidden=False` for publications that
         show true zeros, such as those of already-public registers)."""
+        if self.shows_everything:
+            return ("The counts in this pack are NHS England's published QOF registers and list sizes, which are "
+                    "public already: they are shown as published, unrounded, and a 0 is a true zero. Rates, ratios, "
+                    "expected numbers and intervals are worked out from them.")
         if self.method == "midpoint6":
             rnd = ("every other count is rounded with OpenSAFELY's midpoint-6 rounding: it is replaced by the "
                    "midpoint of the band of six it falls in")
@@ -69,6 +78,9 @@ class Policy:
                 f"they tell nobody more than the rounded counts do. Where a hidden number could be worked out from "
                 f"totals, from another table or from another pack, more numbers are hidden too. The same rules apply "
                 f"to every pack and summary published from this data, so nothing hidden in one is shown in another.")
+
+
+PUBLISHED_COUNTS = Policy(threshold=0, rounding=1)  # already-public counts (QOF): nothing hidden, nothing rounded
 
 
 # ---------------------------------------------------------------------------------------------- primitives

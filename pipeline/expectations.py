@@ -13,13 +13,10 @@ import os
 import pandas as pd
 
 from .schema import (
-    AGE_BANDS,
     AREA_TYPES,
-    ETHNIC_GROUPS,
+    GROUP_ORDER,
     GROUP_TYPES,
-    IMD_QUINTILES,
     OUTPUT_BY_NAME,
-    SEX_GROUPS,
     output_columns,
     source_columns,
 )
@@ -134,8 +131,7 @@ def validate_output(name: str, df: pd.DataFrame) -> None:
 
 def validate_prevalence(df: pd.DataFrame) -> None:
     e = E()
-    allowed = {"all": ["All"], "ethnicity": list(ETHNIC_GROUPS), "imd_quintile": list(IMD_QUINTILES),
-               "sex": list(SEX_GROUPS), "age_band": list(AGE_BANDS)}
+    allowed = {group_type: list(values) for group_type, values in GROUP_ORDER.items()}
     exps = [
         e.ExpectColumnValuesToBeInSet(column="area_type", value_set=list(AREA_TYPES)),
         e.ExpectColumnValuesToBeInSet(column="group_type", value_set=list(GROUP_TYPES)),

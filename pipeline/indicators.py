@@ -23,7 +23,12 @@ from .warehouse import query, read_table, tables, write_table
 log = logging.getLogger("pipeline.indicators")
 
 KEY = ["period", "condition", "area_type", "area_code"]
-SII_AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")
+SII_AREA_TYPES = ("england", "icb", "pcn", "practice", "neighbourhood")
+# the deprivation breakdowns an SII is fitted across: the patients' own IMD quintile (patient path) and the
+# practice's national IMD quintile or decile (published data, where counts are per practice)
+SII_DIMENSIONS = {"imd_quintile": 5, "practice_imd_quintile": 5, "practice_imd_decile": 10}
+FUNNEL_AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")  # each against its parent: ICB, or England (ICBs)
+FUNNEL_PARENT_TYPES = ("icb", "england")
 SII_SEED = 20240331
 RELIABILITY_SETS = 10               # PHE reliability_stat: the simulation run 10 times
 RELIABILITY_AREA_TYPES = ("icb", "pcn")  # the areas whose gradient the packs print (latest date)
@@ -34,18 +39,25 @@ DEFAULT_REFERENCE_GROUPS = {"ethnicity": "White", "imd_quintile": "5", "sex": "F
 
 
 def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
-    parents = area_parents(con)
-    tables = {
+    have = set(tables(con))
+    parents = area_parents(con, neighbourhoods="stratified_counts" in have)
+    england = prev.loc[prev["area_type"] == "england", "area_code"].unique()
+    if len(england):  # published data: each ICB is compared with England
+        icbs = prev.loc[prev["area_type"] == "icb", "area_code"].unique()
+        parents = pd.concat([parents, pd.DataFrame({"area_type": "icb", "area_code": icbs, "parent_type": "england",
+                                                    "parent_code": england[0]})], ignore_index=True)
+    built = {
         "inequality": inequality_table(prev),
         "funnel": funnel_table(prev, parents, cfg.overdispersion),
         "trend": trend_table(prev, _table(con, "trend_transitions"), _table(con, "trend_expected"),
                              cfg.reference.rates == "internal"),
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
-        "dsr": dsr_table(con, {c.id: c.min_age for c in cfg.conditions}),
     }
+    if "area_group_strata" in have:  # patient-level strata (the published data have no age bands)
+        built["dsr"] = dsr_table(con, {c.id: c.min_age for c in cfg.conditions})
     from .expectations import validate_output
 
-    for name, df in tables.items():
+    for name, df in built.items():
         validate_output(name, df)
         write_table(con, name, df)
         log.debug("%s: %d rows", name, len(df))
@@ -56,29 +68,45 @@ def _table(con, name: str) -> pd.DataFrame | None:
     return read_table(con, name) if name in tables(con) else None
 
 
-def area_parents(con) -> pd.DataFrame:
-    """Each practice's PCN and ICB, each PCN's ICB, and each neighbourhood's ICB (where most of its patients are registered)."""
-    return query(con, "area_parents").df()
+def area_parents(con, neighbourhoods: bool = True) -> pd.DataFrame:
+    """Each practice's PCN and ICB, each PCN's ICB (the ICB holding most of its practices), and each
+    neighbourhood's ICB (where most of its patients are registered) when the warehouse has neighbourhoods."""
+    hierarchy = query(con, "area_parents").df()
+    if not neighbourhoods:
+        return hierarchy
+    return pd.concat([hierarchy, query(con, "area_parents_neighbourhoods").df()], ignore_index=True)
 
 
 def inequality_table(prev: pd.DataFrame, reliability_areas: tuple[str, ...] = RELIABILITY_AREA_TYPES) -> pd.DataFrame:
-    """SII and RII of the crude rate across IMD quintiles per period x condition x area; the Monte Carlo limits'
-    repeatability (10 more simulations) for the `reliability_areas` on the latest date, the ones the packs print."""
-    q = prev[(prev["group_type"] == "imd_quintile") & (prev["group_value"] != "Unknown")
-             & prev["area_type"].isin(SII_AREA_TYPES)]
+    """SII/RII of the crude rate across each deprivation breakdown in `prev` (SII_DIMENSIONS), one implementation
+    (same seed, same draws) whatever the source; the Monte Carlo limits' repeatability (10 more simulations) for the
+    `reliability_areas` on the latest date, the ones the packs print (quintile gradients only)."""
+    parts = [_inequality_dimension(prev[prev["group_type"] == dim], dim, n_quantiles, reliability_areas)
+             for dim, n_quantiles in SII_DIMENSIONS.items() if (prev["group_type"] == dim).any()]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=output_columns("inequality"))
+    return pd.concat(parts, ignore_index=True).sort_values(KEY + ["dimension"], kind="stable").reset_index(drop=True)
+
+
+def _inequality_dimension(rows: pd.DataFrame, dimension: str, n_quantiles: int,
+                          reliability_areas: tuple[str, ...]) -> pd.DataFrame:
+    q = rows[(rows["group_value"] != "Unknown") & rows["area_type"].isin(SII_AREA_TYPES)]
     cols = output_columns("inequality")
     if q.empty:
         return pd.DataFrame(columns=cols)
     area_id = q.groupby(KEY, sort=True).ngroup().to_numpy()  # areas numbered in key order, vectorised
     groups, (obs, pop) = stats.quantile_matrix(area_id, q["group_value"].astype(int).to_numpy(),
-                                               q["observed"].to_numpy(float), q["population"].to_numpy(float))
+                                               q["observed"].to_numpy(float), q["population"].to_numpy(float),
+                                               n_quantiles=n_quantiles)
     complete = np.all(pop > 0, axis=1)
     keys = q[KEY].assign(_id=area_id).drop_duplicates("_id").set_index("_id").loc[np.asarray(groups)]
     out = keys[complete].reset_index(drop=True)
     # repeatability of the Monte Carlo limits (PHE's reliability_stat) where the packs print them: the ICB and
     # its PCNs on the latest date. Their limits come from that run, whose first set of draws is every area's (same
     # seed, draws shared by all areas), so they are the limits a plain run gives and no area is simulated twice.
-    assess = (out["area_type"].isin(list(reliability_areas)) & (out["period"] == out["period"].max())).to_numpy()
+    assess = (out["area_type"].isin(list(reliability_areas)) & (out["period"] == out["period"].max())).to_numpy() \
+        & (n_quantiles == 5)  # the packs print quintile gradients only
     limits = ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")
     values = {c: np.full(len(out), np.nan) for c in limits + ("sii_mad", "rii_mad")}
     for rows, sets in ((~assess, 0), (assess, RELIABILITY_SETS)):
@@ -92,7 +120,7 @@ def inequality_table(prev: pd.DataFrame, reliability_areas: tuple[str, ...] = RE
     poor = (sii_mad >= POOR_SII_MAD) | (rii_mad >= POOR_RII_MAD)
     out["reliability"] = np.where(np.isfinite(sii_mad), np.where(poor, "poor", "good"), "")
     out["period"] = pd.to_datetime(out["period"])
-    out["dimension"] = "imd_quintile"
+    out["dimension"] = dimension
     out["measure"] = "crude_rate"
     for c in limits:
         out[c] = values[c]
@@ -102,11 +130,13 @@ def inequality_table(prev: pd.DataFrame, reliability_areas: tuple[str, ...] = RE
 def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str = "none") -> pd.DataFrame:
     cols = output_columns("funnel")
     allrows = prev[prev["group_type"] == "all"]
-    areas = allrows[allrows["area_type"].isin(["practice", "pcn", "neighbourhood"])]
-    icb = allrows[allrows["area_type"] == "icb"][["period", "condition", "area_code", "observed", "population", "expected"]]
-    icb = icb.rename(columns={"area_code": "parent_code", "observed": "p_obs", "population": "p_pop", "expected": "p_exp"})
-    par = parents[parents["parent_type"] == "icb"]
-    df = areas.merge(par, on=["area_type", "area_code"]).merge(icb, on=["period", "condition", "parent_code"])
+    areas = allrows[allrows["area_type"].isin(FUNNEL_AREA_TYPES)]
+    top = allrows[allrows["area_type"].isin(FUNNEL_PARENT_TYPES)][
+        ["period", "condition", "area_type", "area_code", "observed", "population", "expected"]]
+    top = top.rename(columns={"area_type": "parent_type", "area_code": "parent_code", "observed": "p_obs",
+                              "population": "p_pop", "expected": "p_exp"})
+    par = parents[parents["parent_type"].isin(FUNNEL_PARENT_TYPES)]
+    df = areas.merge(par, on=["area_type", "area_code"]).merge(top, on=["period", "condition", "parent_type", "parent_code"])
     if df.empty:
         return pd.DataFrame(columns=cols)
     parent_p = pd.Series(stats.divide(df["p_obs"].to_numpy(float), df["p_pop"].to_numpy(float)), index=df.index)

@@ -1,67 +1,45 @@
-"""The aggregate path: England's published practice-level data -> the same warehouse tables as the patient path.
+"""The published-data path: adapters from England's published practice-level files to the warehouse tables the
+patient path's marts write, so that the same `analyse` and report code builds every output from them.
 
-    python -m pipeline public --in DIR --year 2022-23 --processed P --reports R [--icb QHM]
+    python -m pipeline public --in DIR --year 2022-23[,2024-25] --processed P --reports R [--icb QHM|all]
 
 DIR holds England's published files as downloaded: flat, in zip archives (read by member name), or in the
-sub-folders qof/, mapping/, registrations/, practice_imd/, census/. Publisher, publication, file names and the
-vintage for each QOF year are in pipeline/public_inputs.py (`python -m pipeline public --sources --year 2022-23`;
-docs/public-data.md). Inputs:
+sub-folders qof/, mapping/, registrations/, practice_imd/, census/ (pipeline/public_inputs.py;
+`python -m pipeline public --sources --year 2022-23`; docs/public-data.md). Several QOF years, comma-separated,
+give the `trend` table and the packs' change section; the latest year is the one the packs report.
 
-* ``qof/PREVALENCE_YYZZ.csv``: QOF registers and list sizes per practice and register (GROUP_CODE) — the counts.
-* ``mapping/MAPPING_NHS_GEOGRAPHIES_YYZZ.csv`` (practice -> PCN -> ICB for that QOF year); when absent (as for
-  2024-25) ``mapping/gp-reg-pat-prac-map.csv`` is used instead: its date is the registered-patients
-  publication's, so ICBs follow that date's boundaries and practices closed by then are rejected.
-* ``practice_imd/IMD_raw.csv`` (Fingertips practice IMD, long format): the practice's IMD 2019 score.
-* ``registrations/gp-reg-pat-prac-quin-age.csv``: practice age/sex structure (model covariates only).
-* ``census/practice_ethnicity.csv``: estimated share of patients not White (model covariate only).
+Tables the adapters write (the patient path's mart names, so `analyse` reads them unchanged):
 
-Definitions used here (documented for analysts):
+* ``practices``: one row per practice in any loaded QOF year, placed in the latest year's hierarchy (its QOF
+  mapping, or the registered-patients map when the QOF year has none). A practice missing from that mapping is
+  placed by an earlier loaded year's QOF mapping (its PCN, in the ICB that PCN belongs to now), else by ODS
+  epraccur (its sub-ICB's current ICB; PCN 'U'); ``placed_by`` says which, and the run's log and the packs'
+  notes give the number placed each way. PCN 'U' ("Unallocated") is not a network: no PCN row.
+* ``prevalence_counts``: period (QOF year end) x register x area (england, icb, pcn, practice) x group:
+  ``all``, ``practice_imd_quintile`` (England, ICBs, PCNs) and ``practice_imd_decile`` (England, ICBs), where a
+  practice's group is its national decile of practices by IMD score weighted by list size (1 = most deprived;
+  no score: 'Unknown'). ``observed`` = REGISTER, ``population`` = the register's list size (e.g. patients 18+
+  for DEP); ``expected`` = the year's national rate in the practice's IMD decile x its list size (the national
+  rate without a score).
+* ``trend_expected``: per pair of loaded years, the expected counts of both years on the EARLIER year's decile
+  rates (as the patient path's trend_expected, with the practice's IMD decile of each year in place of the
+  sex x age stratum); ``trend_transitions`` is empty: published counts have no patient-level pairing, so the
+  trend's variance treats the two years as independent counts (cases_both = 0, the conservative side).
+* ``conditions`` (the 21 QOF registers), ``run_info``, ``load_summary``, ``rejects``.
+* Specific to this path: ``public_model`` (one row per register x term of a Poisson GLM, log link, offset
+  log(list size), on IMD decile, age-band shares, share female and share not White (+ square), fitted by IRLS)
+  and ``public_expected`` (latest year: each practice and area's model-expected count, its ratio with exact or
+  Byar limits, ``model_basis`` and ``model_coverage``); ``public_practice`` (mapping, IMD, covariates).
 
-* ``observed`` = REGISTER, ``population`` = PRACTICE_LIST_SIZE of that register's list type (e.g. patients
-  aged 18+ for DEP); area rows (PCN, ICB, England) are sums of their practices. ``period`` = the QOF year end.
-  PCN code 'U' ("Unallocated") is not a network, so it has no PCN row (its practices count in ICB and England).
-* **Practice IMD decile**: national deciles of practices by IMD 2019 score (1 = most deprived), *weighted by
-  list size* (the practice's largest list, TOTAL): practices are ordered by score and each decile holds about a
-  tenth of England's registered patients, not a tenth of practices. A practice goes to the decile that holds
-  the midpoint of its patients. Practices without a score are 'Unknown'.
-* **Expected (deprivation-adjusted)** — ``prevalence.expected``: the national rate of the register in the
-  practice's IMD decile × the practice's list size; practices without a score get the national rate. Area
-  expected = sum of practices'. ``ratio`` = observed / expected with exact/Byar limits; ``missing`` =
-  expected - observed.
-* **Expected (model)** — ``public_expected.expected_model``: a Poisson GLM per register, log link, offset
-  log(list size), on IMD decile (factor), age structure (share of registered patients in broad age bands),
-  share female, and estimated share not White (+ its square), fitted by IRLS over practices with every
-  covariate; practices lacking a covariate keep the deprivation-adjusted value (`model_basis`). The age/sex
-  file is the current publication (not the QOF year's): a documented approximation.
-
-Tables written to processed/warehouse.duckdb (Parquet beside it for all but public_practice and public_run):
-
-* ``prevalence`` (output contract; area_type england/icb/pcn/practice; group_type 'all' only, because the
-  practice-IMD breakdown is by practice, not by patient as the contract's imd_quintile is).
-* ``load_summary`` (source = file stem, rows_read, rows_loaded, rows_rejected) and ``rejects`` (source,
-  row_number, reason, raw_values = 'COL=value; ...').
-* ``funnel`` (contract): practices and PCNs against their ICB; statistic 'proportion' (Wilson significance
-  against the ICB rate) and 'ratio' (observed against deprivation-adjusted expected, exact Poisson limits).
-  A PCN spanning two ICBs is compared with the ICB holding most of its patients.
-* ``inequality`` (contract): measure crude_rate, dimension imd_decile (England and every ICB with all ten
-  national deciles populated) and imd_quintile (England).
-* ``public_expected``: every prevalence row with expected_deprivation / expected_model, their ratios (exact or
-  Byar 95% limits) and missing, plus imd_score/imd_decile for practices, model_basis, model_coverage.
-* ``public_model``: one row per register × model term (estimate on the log scale, per SD for continuous terms;
-  std_error, std_error_quasi scaled by the Pearson dispersion, rate_ratio, deviance, dispersion).
-* ``public_gradient``: observed, population, rate and Wilson limits by practice IMD decile, England and ICBs.
-* ``public_practice``: one row per mapped practice: mapping, total_list_size, imd_score, imd_decile,
-  imd_quintile, the model covariates.
-* ``public_run``: the choices made for this run, in words.
-
-With ``--icb`` packs are written to reports/<ICB>/: ``ics_<ICB>_<year>.pdf`` (+ CSV) comparing the ICB's PCNs and
-practices, and ``pcn/<PCN_CODE>.pdf`` (+ CSV) for each of its PCNs (pipeline/report/public_packs.py), every number
-disclosure-controlled.
+IMD: IMD 2019 (Fingertips 93553) for QOF years to 2023-24, IMD 2025 (Fingertips 94240) from 2024-25.
+Published QOF counts are public already: the packs show them unrounded, true zeros included (disclosure
+``from_published``).
 """
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -69,23 +47,28 @@ import numpy as np
 import pandas as pd
 
 from . import adapters as A
+from .config import Condition, load_config
 from .errors import PipelineError
 from .public_inputs import find_input, missing_message
 from .warehouse import staged
 
 log = logging.getLogger("pipeline.public")
 
-PREVALENCE_COLUMNS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
-                      "observed", "population", "rate", "rate_lower", "rate_upper", "expected", "ratio",
-                      "ratio_lower", "ratio_upper", "missing"]
-FUNNEL_COLUMNS = ["period", "condition", "area_type", "area_code", "parent_type", "parent_code", "statistic",
-                  "observed", "denominator", "value", "parent_value", "lower_95", "upper_95", "lower_998",
-                  "upper_998", "significance"]
-INEQUALITY_COLUMNS = ["period", "condition", "area_type", "area_code", "dimension", "measure", "sii", "sii_lower",
-                      "sii_upper", "rii", "rii_lower", "rii_upper"]
 ENGLAND_CODE, ENGLAND_NAME = "E92000001", "England"
 UNALLOCATED_PCN = "U"
-AREA_ORDER = {"england": 0, "icb": 1, "pcn": 2, "practice": 3}
+COUNT_COLUMNS = ["period", "condition", "area_type", "area_code", "area_name", "group_type", "group_value",
+                 "observed", "population", "expected"]
+PRACTICE_COLUMNS = ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"]
+# QOF register (GROUP_CODE) -> label; the minimum age comes from the register's list type (18OV: 18 and over)
+QOF_REGISTERS = {
+    "AF": "Atrial fibrillation", "AST": "Asthma", "CAN": "Cancer", "CHD": "Coronary heart disease",
+    "CKD": "Chronic kidney disease", "COPD": "COPD", "DEM": "Dementia", "DEP": "Depression",
+    "DM": "Diabetes mellitus", "EP": "Epilepsy", "HF": "Heart failure", "HYP": "Hypertension",
+    "LD": "Learning disability", "MH": "Mental health (psychoses)", "NDH": "Non-diabetic hyperglycaemia",
+    "OB": "Obesity", "OST": "Osteoporosis", "PAD": "Peripheral arterial disease", "PC": "Palliative care",
+    "RA": "Rheumatoid arthritis", "STIA": "Stroke and TIA"}
+IMD_2025_FROM = date(2025, 3, 31)   # QOF years ending on or after this use IMD 2025
+PLACED_BY = ("mapping", "earlier mapping", "epraccur")
 
 # broad age bands for the model (shares of all registered patients); 25-44 is the reference band
 MODEL_AGE_BANDS = {"0-14": ["0-4", "5-9", "10-14"], "15-24": ["15-19", "20-24"],
@@ -101,7 +84,7 @@ MODEL_AGE_REFERENCE = "25-44"
 def locate_inputs(in_dir: Path, year: str, tmp: Path) -> dict:
     """The files for a QOF year, found as downloaded (pipeline/public_inputs.py: in the input directory, its layout
     sub-folders, or as members of zip archives there, copied into `tmp`) and checked to exist: {'period', 'yy',
-    'qof', 'mapping', 'mapping_kind', 'imd', 'registrations' (or None), 'ethnicity' (or None)}."""
+    'qof', 'mapping', 'mapping_kind', 'imd', 'imd_year', 'registrations', 'ethnicity', 'epraccur' (or None)}."""
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise PipelineError(f"the input directory given to --in ({in_dir.name}) does not exist.")
@@ -118,12 +101,45 @@ def locate_inputs(in_dir: Path, year: str, tmp: Path) -> dict:
                                 "\"Patients Registered at a GP Practice\", gp-reg-pat-prac-map.zip) is in the input "
                                 "directory or a zip archive there.")
         log.warning("no QOF mapping for %s: using %s (practice -> PCN -> ICB at that file's date)", year, mapping.name)
-    imd = find_input(in_dir, "imd", year, tmp)
+    imd_key, imd_year = ("imd2025", 2025) if period >= IMD_2025_FROM else ("imd", 2019)
+    imd = find_input(in_dir, imd_key, year, tmp)
     if imd is None:
-        raise PipelineError(missing_message("imd", year))
+        raise PipelineError(missing_message(imd_key, year))
     return {"period": period, "yy": yy, "qof": qof, "mapping": mapping, "mapping_kind": kind, "imd": imd,
-            "registrations": find_input(in_dir, "registrations", year, tmp),
-            "ethnicity": find_input(in_dir, "ethnicity", year, tmp)}
+            "imd_year": imd_year, "registrations": find_input(in_dir, "registrations", year, tmp),
+            "ethnicity": find_input(in_dir, "ethnicity", year, tmp), "epraccur": find_input(in_dir, "epraccur", year, tmp)}
+
+
+def load_inputs(in_dir: Path, year: str) -> dict:
+    """Read and adapt every input for the year -> {'files': locate_inputs(...), 'adapted': {name: Adapted}}. Zip
+    members are copied into a temporary folder that is removed once they are read."""
+    with tempfile.TemporaryDirectory(prefix="public-inputs-") as tmp:
+        files = locate_inputs(in_dir, year, Path(tmp))
+        read_imd = A.read_fingertips_imd_2025 if files["imd_year"] == 2025 else \
+            (lambda path: A.read_fingertips_practice_imd(path, 2019))
+        adapted = {
+            "qof": A.read_qof_prevalence(files["qof"]),
+            "mapping": (A.read_qof_mapping if files["mapping_kind"] == "qof" else A.read_gp_reg_map)(files["mapping"]),
+            "imd": read_imd(files["imd"]),
+        }
+        for key, reader in (("registrations", A.read_registrations_quin_age), ("ethnicity", A.read_practice_ethnicity),
+                            ("epraccur", A.read_epraccur)):
+            if files[key] is not None:
+                adapted[key] = reader(files[key])
+    return {"files": files, "adapted": adapted}
+
+
+def qof_conditions(qof: pd.DataFrame) -> tuple[Condition, ...]:
+    """The registers in the QOF file as the configuration's conditions (label, minimum age from the list type)."""
+    list_type = qof.drop_duplicates("condition").set_index("condition")["list_type"]
+    out = []
+    for code in sorted(list_type.index, key=lambda c: (c not in QOF_REGISTERS, list(QOF_REGISTERS).index(c)
+                                                        if c in QOF_REGISTERS else 0, c)):
+        kind = str(list_type[code])
+        min_age = int(kind[:2]) if kind[:2].isdigit() else 0
+        label = QOF_REGISTERS.get(code, code) + (f" (aged {min_age} and over)" if min_age else "")
+        out.append(Condition(id=code, label=label, codelist=f"QOF register {code}", min_age=min_age))
+    return tuple(out)
 
 
 def practice_deciles(score: np.ndarray, weight: np.ndarray, n: int = 10) -> np.ndarray:
@@ -212,9 +228,6 @@ def model_design(practice: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndar
     return np.column_stack(cols), names, usable
 
 
-# ------------------------------------------------------------------------------------------------
-# the run
-# ------------------------------------------------------------------------------------------------
 
 def _practice_covariates(practices: pd.DataFrame, reg: pd.DataFrame | None, eth: pd.DataFrame | None) -> pd.DataFrame:
     out = practices[["practice_code"]].copy()
@@ -241,339 +254,314 @@ def _practice_covariates(practices: pd.DataFrame, reg: pd.DataFrame | None, eth:
     return out
 
 
-def _rate_cols(df: pd.DataFrame) -> pd.DataFrame:
-    from .stats import isr, wilson_ci
-
-    obs = df["observed"].to_numpy(float)
-    pop = df["population"].to_numpy(float)
-    exp = df["expected"].to_numpy(float)
-    df["rate"] = obs / pop
-    lo, hi = wilson_ci(obs, pop, 0.95)
-    df["rate_lower"], df["rate_upper"] = np.asarray(lo, float), np.asarray(hi, float)
-    r, rl, ru = isr(obs, exp, 0.95)
-    df["ratio"], df["ratio_lower"], df["ratio_upper"] = (np.asarray(a, float) for a in (r, rl, ru))
-    df["missing"] = exp - obs
-    return df
 
 
-def _aggregate(prac: pd.DataFrame, key: str, area_type: str, names: pd.Series | None,
-               value_cols: list[str]) -> pd.DataFrame:
-    g = prac.groupby(["condition", key], as_index=False, sort=True)[value_cols].sum(min_count=1)
-    g = g.rename(columns={key: "area_code"})
-    g["area_type"] = area_type
-    g["area_name"] = g["area_code"].map(names) if names is not None else ENGLAND_NAME
-    return g
+# ------------------------------------------------------------------------------------------------
+# the adapters: practices placed in one hierarchy, counts per area x group
+# ------------------------------------------------------------------------------------------------
+
+def _majority(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
+    """For each `key`, the `value` most of its rows have (ties: the first code in order)."""
+    counts = frame.groupby([key, value]).size().reset_index(name="rows")
+    counts = counts.sort_values([key, "rows", value], ascending=[True, False, True])
+    return counts.drop_duplicates(key).set_index(key)[value]
 
 
-def build_tables(qof: pd.DataFrame, mapping: pd.DataFrame, imd: pd.DataFrame, covariates_reg: pd.DataFrame | None,
-                 eth: pd.DataFrame | None, period: date, mapping_source: str,
-                 conditions: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
-    """From adapted inputs to every output table (pure: no files). `qof` must already be restricted to mapped
-    practices; `conditions` (QOF group codes) limits the registers reported (deciles still use every list)."""
-    from .stats import (
-        funnel_limits_proportion,
-        funnel_limits_ratio,
-        funnel_significance_proportion,
-        funnel_significance_ratio,
-        isr,
-    )
+def place_practices(codes, mapping: pd.DataFrame, earlier: list[pd.DataFrame],
+                    epraccur: pd.DataFrame | None) -> pd.DataFrame:
+    """Each practice code in `codes` placed in `mapping`'s hierarchy (the latest year's): by `mapping`; else by an
+    earlier year's mapping (its PCN, in the ICB that PCN is in now, or its old ICB's successor: the current ICB
+    holding most of its old practices); else by epraccur (its sub-ICB's current ICB, PCN 'U'). Practices none of
+    them knows are left out. Columns: PRACTICE_COLUMNS + placed_by."""
+    wanted = pd.Index(pd.unique(np.asarray(codes, dtype=object)))
+    current = mapping.drop_duplicates("practice_code").assign(placed_by=PLACED_BY[0])
+    pcn_icb = _majority(current.loc[current["pcn_code"] != UNALLOCATED_PCN], "pcn_code", "icb_code")
+    icb_names = current.drop_duplicates("icb_code").set_index("icb_code")["icb_name"]
+    parts = [current.loc[current["practice_code"].isin(wanted)]]
+    placed = set(parts[0]["practice_code"])
+    for old in earlier:
+        successor = _majority(old.merge(current[["practice_code", "icb_code"]], on="practice_code",
+                                        suffixes=("", "_now")), "icb_code", "icb_code_now")
+        rows = old.loc[old["practice_code"].isin(wanted) & ~old["practice_code"].isin(placed)].copy()
+        rows["icb_code"] = rows["pcn_code"].map(pcn_icb).fillna(rows["icb_code"].map(successor)).fillna(rows["icb_code"])
+        rows["icb_name"] = rows["icb_code"].map(icb_names).fillna(rows["icb_name"])
+        parts.append(rows.assign(placed_by=PLACED_BY[1]))
+        placed |= set(rows["practice_code"])
+    if epraccur is not None:
+        sub_icb = _majority(current, "sub_icb_code", "icb_code") if "sub_icb_code" in current else pd.Series(dtype=object)
+        rows = epraccur.loc[epraccur["practice_code"].isin(wanted) & ~epraccur["practice_code"].isin(placed)].copy()
+        rows["icb_code"] = rows["sub_icb_code"].map(sub_icb).fillna(rows["icb_code"])
+        rows = rows.loc[rows["icb_code"].isin(icb_names.index)]
+        rows = rows.assign(pcn_code=UNALLOCATED_PCN, pcn_name="Unallocated", icb_name=rows["icb_code"].map(icb_names),
+                           placed_by=PLACED_BY[2])
+        parts.append(rows)
+    out = pd.concat([p[PRACTICE_COLUMNS + ["placed_by"]] for p in parts], ignore_index=True)
+    out["practice_name"] = out["practice_name"].where(out["practice_name"] != "", out["practice_code"])
+    return out.sort_values("practice_code", kind="stable").reset_index(drop=True)
 
-    # practices: mapping + IMD decile (weighted by the practice's largest list) + covariates
-    size = qof.groupby("practice_code")["list_size"].max().rename("total_list_size")
-    practices = mapping.merge(size, left_on="practice_code", right_index=True, how="inner")
-    practices = practices.merge(imd[["practice_code", "imd_score"]], on="practice_code", how="left")
-    practices["imd_decile"] = practice_deciles(practices["imd_score"].to_numpy(), practices["total_list_size"].to_numpy())
-    practices["imd_quintile"] = np.where(practices["imd_decile"] > 0, (practices["imd_decile"] + 1) // 2, 0)
-    practices = practices.merge(_practice_covariates(practices, covariates_reg, eth), on="practice_code", how="left")
 
-    if conditions is not None:
-        qof = qof.loc[qof["condition"].isin([c.upper() for c in conditions])]
-        if qof.empty:
-            raise PipelineError(f"none of the registers {list(conditions)} is in the QOF file.")
-    prac = qof.merge(practices[["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name",
-                                "imd_score", "imd_decile", "imd_quintile"]], on="practice_code", how="inner")
+def year_practices(qof: pd.DataFrame, imd: pd.DataFrame, practices: pd.DataFrame, period: date) -> pd.DataFrame:
+    """One QOF year's practice rows: condition, practice, observed (REGISTER), population (list size), the
+    practice's national IMD decile and quintile of that year (0 = no score) and expected (the year's national
+    rate in the decile x list size)."""
+    size = qof.groupby("practice_code")["list_size"].max()
+    score = imd.drop_duplicates("practice_code").set_index("practice_code")["imd_score"].reindex(size.index)
+    decile = pd.Series(practice_deciles(score.to_numpy(), size.to_numpy()), index=size.index)
+    prac = qof.loc[qof["practice_code"].isin(set(practices["practice_code"])),
+                   ["condition", "practice_code", "register", "list_size"]]
     prac = prac.rename(columns={"register": "observed", "list_size": "population"})
+    prac["period"] = period
+    prac["imd_decile"] = prac["practice_code"].map(decile).fillna(0).astype("int64")
+    prac["imd_quintile"] = np.where(prac["imd_decile"] > 0, (prac["imd_decile"] + 1) // 2, 0)
+    prac["expected"] = prac["population"] * decile_rates(prac, prac)
+    return prac.reset_index(drop=True)
 
-    # (a) deprivation-adjusted expected: national rate in the practice's IMD decile x its list size
-    dec_rate = prac.loc[prac["imd_decile"] > 0].groupby(["condition", "imd_decile"])[["observed", "population"]].sum()
-    dec_rate = (dec_rate["observed"] / dec_rate["population"]).rename("decile_rate")
-    nat = prac.groupby("condition")[["observed", "population"]].sum()
-    nat_rate = (nat["observed"] / nat["population"]).rename("national_rate")
-    prac = prac.merge(dec_rate, left_on=["condition", "imd_decile"], right_index=True, how="left")
-    prac = prac.merge(nat_rate, left_on="condition", right_index=True, how="left")
-    prac["expected_deprivation"] = prac["decile_rate"].fillna(prac["national_rate"]) * prac["population"]
 
-    # (b) model-based expected, one Poisson GLM per register
-    X_all, terms, usable = model_design(practices)
-    row_of = pd.Series(np.arange(len(practices)), index=practices["practice_code"])
+def decile_rates(rates_from: pd.DataFrame, cells: pd.DataFrame) -> np.ndarray:
+    """The national register rate of `rates_from` in each `cells` row's IMD decile (its national rate when the
+    decile is unknown or has no practice in `rates_from`)."""
+    known = rates_from.loc[rates_from["imd_decile"] > 0]
+    by_decile = known.groupby(["condition", "imd_decile"])[["observed", "population"]].sum()
+    national = rates_from.groupby("condition")[["observed", "population"]].sum()
+    keys = pd.MultiIndex.from_arrays([cells["condition"], cells["imd_decile"]])
+    rate = (by_decile["observed"] / by_decile["population"]).reindex(keys).to_numpy(float)
+    fallback = (national["observed"] / national["population"]).reindex(cells["condition"]).to_numpy(float)
+    return np.where(np.isfinite(rate), rate, fallback)
+
+
+def area_cells(prac: pd.DataFrame, practices: pd.DataFrame, values: list[str], keys: list[str]) -> pd.DataFrame:
+    """Practice rows summed into areas and groups: every area's `all` row, practice-IMD-quintile rows for England,
+    ICBs and PCNs, and practice-IMD-decile rows for England and ICBs. `keys` (e.g. period, condition) are kept."""
+    rows = prac.merge(practices[PRACTICE_COLUMNS], on="practice_code")
+    rows["england"] = ENGLAND_CODE
+    rows["quintile"] = np.where(rows["imd_quintile"] > 0, rows["imd_quintile"].astype(str), "Unknown")
+    rows["decile"] = np.where(rows["imd_decile"] > 0, rows["imd_decile"].astype(str), "Unknown")
+    rows["all"] = "All"
+    networks = rows.loc[rows["pcn_code"] != UNALLOCATED_PCN]
+    levels = (("england", "england", ("all", "quintile", "decile"), rows),
+              ("icb", "icb_code", ("all", "quintile", "decile"), rows),
+              ("pcn", "pcn_code", ("all", "quintile"), networks),
+              ("practice", "practice_code", ("all",), rows))
+    group_types = {"all": "all", "quintile": "practice_imd_quintile", "decile": "practice_imd_decile"}
+    parts = []
+    for area_type, code, groups, source in levels:
+        for group in groups:
+            summed = source.groupby(keys + [code, group], as_index=False)[values].sum()
+            parts.append(summed.rename(columns={code: "area_code", group: "group_value"})
+                         .assign(area_type=area_type, group_type=group_types[group]))
+    out = pd.concat(parts, ignore_index=True)
+    names = pd.concat([practices.set_index("practice_code")["practice_name"],
+                       practices.drop_duplicates("pcn_code").set_index("pcn_code")["pcn_name"],
+                       practices.drop_duplicates("icb_code").set_index("icb_code")["icb_name"],
+                       pd.Series({ENGLAND_CODE: ENGLAND_NAME})])
+    out["area_name"] = out["area_code"].map(names[~names.index.duplicated()])
+    return out
+
+
+def trend_expected(years: list[pd.DataFrame], practices: pd.DataFrame) -> pd.DataFrame:
+    """Per pair of loaded years (consecutive, and first to last when more than two), each area's `all` expected
+    count on both dates with the EARLIER year's national decile rates (the patient path's trend_expected)."""
+    ordered = sorted(years, key=lambda y: y["period"].iloc[0])
+    pairs = list(zip(ordered, ordered[1:], strict=False))
+    if len(ordered) > 2:
+        pairs.append((ordered[0], ordered[-1]))
+    parts = []
+    for first, last in pairs:
+        both = pd.concat([first.assign(expected_from=first["expected"], expected_to=0.0),
+                          last.assign(expected_from=0.0, expected_to=last["population"] * decile_rates(first, last))])
+        both = both.assign(period_from=first["period"].iloc[0], period_to=last["period"].iloc[0])
+        cells = area_cells(both, practices, ["expected_from", "expected_to"], ["period_from", "period_to", "condition"])
+        parts.append(cells.loc[cells["group_type"] == "all"])
+    if not parts:
+        return pd.DataFrame(columns=["period_from", "period_to", "condition", "area_type", "area_code", "group_type",
+                                     "group_value", "expected_from", "expected_to"])
+    out = pd.concat(parts, ignore_index=True)
+    return out[["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value",
+                "expected_from", "expected_to"]]
+
+
+def model_tables(prac: pd.DataFrame, practices: pd.DataFrame, covariates: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The GLM of the latest year: `public_model` (one row per register x term) and `public_expected` (each
+    practice and area: the model's expected count, its ratio with exact/Byar limits, the basis and coverage).
+    A practice lacking a covariate keeps the decile-based expected count (`model_basis` = 'deprivation')."""
+    from .stats import isr
+
+    period = prac["period"].iloc[0]
+    design_rows = covariates.merge(prac.drop_duplicates("practice_code")[["practice_code", "imd_decile"]],
+                                   on="practice_code")
+    covariate_columns = [c for c in design_rows.columns if c.startswith("age_")] + ["share_female", "pct_non_white"]
+    fit_any = bool(design_rows[covariate_columns].notna().all(axis=1).any())   # no registrations file: no model
+    X_all, terms, usable = model_design(design_rows) if fit_any else (None, [], None)
+    row_of = pd.Series(np.arange(len(design_rows)), index=design_rows["practice_code"])
+    prac = prac.loc[prac["practice_code"].isin(row_of.index) & (prac["population"] > 0)].copy()
     prac["expected_model"] = np.nan
     model_rows = []
-    for cond, idx in prac.groupby("condition").indices.items():
+    for cond, idx in (prac.groupby("condition").indices.items() if fit_any else ()):
         sub = prac.iloc[idx]
         rows = row_of.loc[sub["practice_code"]].to_numpy()
         use = usable[rows]
         if use.sum() <= len(terms) + 10:
             continue
-        y = sub["observed"].to_numpy(float)[use]
         X = X_all[rows[use]]
         keep_cols = X.std(axis=0) > 0
         keep_cols[0] = True
-        fit = poisson_glm(y, X[:, keep_cols], np.log(sub["population"].to_numpy(float)[use]))
+        fit = poisson_glm(sub["observed"].to_numpy(float)[use], X[:, keep_cols],
+                          np.log(sub["population"].to_numpy(float)[use]))
         fitted = np.full(len(sub), np.nan)
         fitted[use] = fit["fitted"]
         prac.loc[prac.index[idx], "expected_model"] = fitted
-        for t, b, s, sq in zip(np.array(terms)[keep_cols], fit["coef"], fit["se"], fit["se_quasi"], strict=True):
-            model_rows.append({"period": period, "condition": cond, "term": t, "estimate": b, "std_error": s,
-                               "std_error_quasi": sq, "rate_ratio": float(np.exp(b)) if t != "intercept" else np.nan,
+        for term, coef, se, se_quasi in zip(np.array(terms)[keep_cols], fit["coef"], fit["se"], fit["se_quasi"],
+                                            strict=True):
+            model_rows.append({"period": period, "condition": cond, "term": term, "estimate": coef, "std_error": se,
+                               "std_error_quasi": se_quasi,
+                               "rate_ratio": float(np.exp(coef)) if term != "intercept" else np.nan,
                                "practices": int(use.sum()), "deviance": fit["deviance"],
                                "dispersion": fit["dispersion"], "converged": fit["converged"]})
-    public_model = pd.DataFrame(model_rows)
-
-    # practices the model could not cover (a covariate missing) keep the deprivation-adjusted expectation
-    prac["model_basis"] = np.where(prac["expected_model"].notna(), "glm", "deprivation")
     prac["model_population"] = np.where(prac["expected_model"].notna(), prac["population"], 0)
-    prac["expected_model"] = prac["expected_model"].fillna(prac["expected_deprivation"])
-
-    # area rows: sums of practices
-    prac["expected"] = prac["expected_deprivation"]
-    vals = ["observed", "population", "expected", "expected_deprivation", "expected_model", "model_population"]
-    pcn_names = mapping.drop_duplicates("pcn_code").set_index("pcn_code")["pcn_name"]
-    icb_names = mapping.drop_duplicates("icb_code").set_index("icb_code")["icb_name"]
-    keep = ["condition", "area_type", "area_code", "area_name"] + vals
-    p_rows = prac.assign(area_type="practice", area_code=prac["practice_code"], area_name=prac["practice_name"],
-                         pcn_code=prac["pcn_code"], icb_code=prac["icb_code"])
-    eng = _aggregate(prac.assign(eng=ENGLAND_CODE), "eng", "england", None, vals)
-    icb = _aggregate(prac, "icb_code", "icb", icb_names, vals)
-    pcn = _aggregate(prac.loc[prac["pcn_code"] != UNALLOCATED_PCN], "pcn_code", "pcn", pcn_names, vals)
-    allrows = pd.concat([eng, icb, pcn, p_rows[keep + ["pcn_code", "icb_code", "imd_score", "imd_decile",
-                                                       "model_basis"]]], ignore_index=True)
-    allrows["period"] = period
-    allrows["group_type"] = "all"
-    allrows["group_value"] = "All"
-    allrows = allrows.loc[allrows["population"] > 0]
-    allrows = _rate_cols(allrows)
-    allrows["observed"] = allrows["observed"].astype("int64")
-    allrows["population"] = allrows["population"].astype("int64")
-    allrows["_a"] = allrows["area_type"].map(AREA_ORDER)
-    allrows = allrows.sort_values(["condition", "_a", "area_code"], kind="stable").reset_index(drop=True)
-    prevalence = allrows[PREVALENCE_COLUMNS].copy()
-
-    # public_expected: both expectations with O/E, intervals and missing, for every prevalence row
-    pe = allrows.copy()
-    obs = pe["observed"].to_numpy(float)
-    for which in ("deprivation", "model"):
-        e = pe[f"expected_{which}"].to_numpy(float)
-        r, lo, hi = isr(obs, e, 0.95)
-        pe[f"ratio_{which}"], pe[f"ratio_{which}_lower"], pe[f"ratio_{which}_upper"] = (
-            np.asarray(v, float) for v in (r, lo, hi))
-        pe[f"missing_{which}"] = e - obs
-    pe["model_coverage"] = pe["model_population"] / pe["population"]
-    pe["imd_decile"] = pe["imd_decile"].astype("Int64").replace(0, pd.NA)
-    pe = pe.rename(columns={"pcn_code": "parent_pcn", "icb_code": "parent_icb"})
-    public_expected = pe[["period", "condition", "area_type", "area_code", "area_name", "parent_pcn", "parent_icb",
-                          "imd_score", "imd_decile", "observed", "population",
-                          "expected_deprivation", "ratio_deprivation", "ratio_deprivation_lower",
-                          "ratio_deprivation_upper", "missing_deprivation",
-                          "expected_model", "ratio_model", "ratio_model_lower", "ratio_model_upper",
-                          "missing_model", "model_basis", "model_coverage"]].reset_index(drop=True)
-
-    # funnel: practices and PCNs against their ICB
-    icb_rate = icb.set_index(["condition", "area_code"])
-    icb_p = (icb_rate["observed"] / icb_rate["population"]).rename("parent_value")
-    pcn_parent = (prac.loc[prac["pcn_code"] != UNALLOCATED_PCN]
-                  .groupby(["pcn_code", "icb_code"])["population"].sum().reset_index()
-                  .sort_values(["pcn_code", "population", "icb_code"], ascending=[True, False, True])
-                  .drop_duplicates("pcn_code").set_index("pcn_code")["icb_code"])
-    fun_src = pd.concat([
-        prac.assign(area_type="practice", area_code=prac["practice_code"], parent_code=prac["icb_code"])
-        [["condition", "area_type", "area_code", "parent_code", "observed", "population", "expected"]],
-        pcn.assign(parent_code=pcn["area_code"].map(pcn_parent))
-        [["condition", "area_type", "area_code", "parent_code", "observed", "population", "expected"]],
-    ], ignore_index=True)
-    fun_src = fun_src.loc[fun_src["population"] > 0]
-    fun_src = fun_src.merge(icb_p, left_on=["condition", "parent_code"], right_index=True, how="left")
-    x = fun_src["observed"].to_numpy(float)
-    n = fun_src["population"].to_numpy(float)
-    pv = fun_src["parent_value"].to_numpy(float)
-    lim = funnel_limits_proportion(pv, n)
-    prop = pd.DataFrame({
-        "period": period, "condition": fun_src["condition"].to_numpy(), "area_type": fun_src["area_type"].to_numpy(),
-        "area_code": fun_src["area_code"].to_numpy(), "parent_type": "icb", "parent_code": fun_src["parent_code"].to_numpy(),
-        "statistic": "proportion", "observed": x, "denominator": n, "value": x / n, "parent_value": pv,
-        "lower_95": lim.lower_95, "upper_95": lim.upper_95, "lower_998": lim.lower_998, "upper_998": lim.upper_998,
-        "significance": funnel_significance_proportion(x, n, pv)})
-    e = fun_src["expected"].to_numpy(float)
-    rl = funnel_limits_ratio(e, "ratio")
-    ratio = pd.DataFrame({
-        "period": period, "condition": fun_src["condition"].to_numpy(), "area_type": fun_src["area_type"].to_numpy(),
-        "area_code": fun_src["area_code"].to_numpy(), "parent_type": "icb", "parent_code": fun_src["parent_code"].to_numpy(),
-        "statistic": "ratio", "observed": x, "denominator": e, "value": np.where(e > 0, x / np.where(e > 0, e, 1), np.nan),
-        "parent_value": 1.0, "lower_95": rl.lower_95, "upper_95": rl.upper_95, "lower_998": rl.lower_998,
-        "upper_998": rl.upper_998, "significance": funnel_significance_ratio(x, e)})
-    funnel = pd.concat([prop, ratio], ignore_index=True)[FUNNEL_COLUMNS]
-
-    # gradient by practice IMD decile (England and each ICB), and SII/RII across deciles and quintiles
-    known = prac.loc[prac["imd_decile"] > 0]
-    grad_parts = []
-    for area_type, key in (("england", None), ("icb", "icb_code")):
-        k = known.assign(area_code=ENGLAND_CODE if key is None else known[key])
-        g = k.groupby(["condition", "area_code", "imd_decile"], as_index=False).agg(
-            practices=("practice_code", "nunique"), observed=("observed", "sum"), population=("population", "sum"))
-        grad_parts.append(g.assign(area_type=area_type))
-    grad = pd.concat(grad_parts, ignore_index=True)
-    from .stats import wilson_ci
-
-    gl, gu = wilson_ci(grad["observed"].to_numpy(float), grad["population"].to_numpy(float), 0.95)
-    grad["rate"] = grad["observed"] / grad["population"]
-    grad["rate_lower"], grad["rate_upper"] = np.asarray(gl, float), np.asarray(gu, float)
-    grad["period"] = period
-    public_gradient = grad[["period", "condition", "area_type", "area_code", "imd_decile", "practices", "observed",
-                            "population", "rate", "rate_lower", "rate_upper"]]
-
-    inequality = _inequality(grad, period)
-
-    practice_table = practices.assign(period=period, mapping_source=mapping_source)
-    practice_table["imd_decile"] = practice_table["imd_decile"].astype("Int64").replace(0, pd.NA)
-    practice_table["imd_quintile"] = practice_table["imd_quintile"].astype("Int64").replace(0, pd.NA)
-
-    return {"prevalence": prevalence, "public_expected": public_expected, "public_model": public_model,
-            "funnel": funnel, "inequality": inequality, "public_gradient": public_gradient,
-            "public_practice": practice_table}
+    prac["expected_model"] = prac["expected_model"].fillna(prac["expected"])
+    cells = area_cells(prac, practices, ["observed", "population", "expected_model", "model_population"],
+                       ["period", "condition"])
+    cells = cells.loc[cells["group_type"] == "all"].reset_index(drop=True)
+    ratio, lower, upper = isr(cells["observed"].to_numpy(float), cells["expected_model"].to_numpy(float), 0.95)
+    cells["ratio_model"], cells["ratio_model_lower"], cells["ratio_model_upper"] = (
+        np.asarray(v, float) for v in (ratio, lower, upper))
+    cells["missing_model"] = cells["expected_model"] - cells["observed"]
+    cells["model_coverage"] = cells["model_population"] / cells["population"]
+    cells["model_basis"] = np.where(cells["model_coverage"] >= 1, "glm",
+                                    np.where(cells["model_coverage"] > 0, "glm and deprivation", "deprivation"))
+    expected = cells[["period", "condition", "area_type", "area_code", "area_name", "observed", "population",
+                      "expected_model", "ratio_model", "ratio_model_lower", "ratio_model_upper", "missing_model",
+                      "model_basis", "model_coverage"]]
+    model_columns = ["period", "condition", "term", "estimate", "std_error", "std_error_quasi", "rate_ratio",
+                     "practices", "deviance", "dispersion", "converged"]
+    return {"public_model": pd.DataFrame(model_rows, columns=model_columns), "public_expected": expected}
 
 
-def _inequality(grad: pd.DataFrame, period: date) -> pd.DataFrame:
-    """SII/RII of the crude rate across practice IMD deciles (England and each ICB) and quintiles (England), for
-    areas with every quantile populated (an ICB without practices in some national decile has no row)."""
-    from .stats import quantile_matrix, sii_crude_rate_proportion
 
-    parts = []
-    for dim, nq in (("imd_decile", 10), ("imd_quintile", 5)):
-        g = grad.assign(q=grad["imd_decile"] if nq == 10 else (grad["imd_decile"] + 1) // 2)
-        if nq == 5:   # quintiles nationally only (each Monte Carlo SII costs ~0.02-0.03 s; deciles cover the ICBs)
-            g = g.loc[g["area_type"] == "england"]
-        g = g.groupby(["condition", "area_type", "area_code", "q"], as_index=False)[["observed", "population"]].sum()
-        full = g.groupby(["condition", "area_type", "area_code"])["q"].transform("nunique") == nq
-        g = g.loc[full]
-        if g.empty:
-            continue
-        key = g["condition"] + "|" + g["area_type"] + "|" + g["area_code"]
-        groups, (obs, pop) = quantile_matrix(key.to_numpy(), g["q"].to_numpy(), g["observed"].to_numpy(float),
-                                             g["population"].to_numpy(float), n_quantiles=nq)
-        res = sii_crude_rate_proportion(obs, pop)
-        cond, atype, acode = zip(*(str(s).split("|") for s in groups), strict=True)
-        parts.append(pd.DataFrame({
-            "period": period, "condition": cond, "area_type": atype, "area_code": acode, "dimension": dim,
-            "measure": "crude_rate", "sii": res.sii, "sii_lower": res.sii_lower, "sii_upper": res.sii_upper,
-            "rii": res.rii, "rii_lower": res.rii_lower, "rii_upper": res.rii_upper}))
-    if not parts:
-        return pd.DataFrame(columns=INEQUALITY_COLUMNS)
-    out = pd.concat(parts, ignore_index=True)
-    out["_a"] = out["area_type"].map(AREA_ORDER)
-    return out.sort_values(["condition", "dimension", "_a", "area_code"], kind="stable")[INEQUALITY_COLUMNS].reset_index(drop=True)
+# ------------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------------
+
+def _reject_unplaced(adapted: A.Adapted, placed: set, mapping_name: str) -> None:
+    rows = adapted.data.loc[~adapted.data["practice_code"].isin(placed)]
+    if len(rows):
+        extra = pd.DataFrame({
+            "source": adapted.source, "row_number": rows["row_number"].to_numpy(),
+            "reason": f"PRACTICE_CODE is in neither {mapping_name}, an earlier year's mapping nor epraccur",
+            "raw_values": A._csv.raw_values(rows.astype(str), ["practice_code", "condition", "register", "list_type",
+                                                                "list_size"]).to_numpy()})
+        adapted.rejects = pd.concat([adapted.rejects, extra], ignore_index=True).sort_values("row_number", kind="stable")
+        log.warning("%d practices in %s are placed by no mapping: rejected", rows["practice_code"].nunique(),
+                    adapted.source)
 
 
-def _write_warehouse(tables: dict[str, pd.DataFrame], processed: Path, parquet: tuple[str, ...]) -> None:
-    """Write every table into processed/warehouse.duckdb and the listed ones as Parquet, atomically."""
-    with staged(processed, fresh=True, exported=parquet) as con:
-        for name, df in tables.items():
-            con.register("_df", df)
-            con.execute(f'create table "{name}" as select * from _df')
-            con.unregister("_df")
+def build_tables(loaded: list[dict], conditions: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
+    """From the adapted inputs of one or more QOF years (load_inputs, oldest first) to every warehouse table the
+    adapters write (pure: no files)."""
+    latest = loaded[-1]
+    adapted = latest["adapted"]
+    qofs = [inp["adapted"]["qof"].data for inp in loaded]
+    if conditions is not None:
+        wanted = {c.upper() for c in conditions}
+        qofs = [q.loc[q["condition"].isin(wanted)] for q in qofs]
+        if qofs[-1].empty:
+            raise PipelineError(f"none of the registers {list(conditions)} is in the QOF file.")
+    epraccur = next((inp["adapted"]["epraccur"].data for inp in reversed(loaded) if "epraccur" in inp["adapted"]), None)
+    practices = place_practices(pd.concat([q["practice_code"] for q in qofs]), adapted["mapping"].data,
+                                [inp["adapted"]["mapping"].data for inp in loaded[:-1]], epraccur)
+    placed = set(practices["practice_code"])
+    for inp in loaded:
+        _reject_unplaced(inp["adapted"]["qof"], placed, latest["files"]["mapping"].name)
+    years = [year_practices(q, inp["adapted"]["imd"].data, practices, inp["files"]["period"])
+             for q, inp in zip(qofs, loaded, strict=True)]
+    counts = pd.concat([area_cells(y, practices, ["observed", "population", "expected"], ["period", "condition"])
+                        for y in years], ignore_index=True)
+    counts = counts.loc[counts["population"] > 0, COUNT_COLUMNS].reset_index(drop=True)
+    counts["observed"] = counts["observed"].astype("int64")
+    counts["population"] = counts["population"].astype("int64")
+    covariates = _practice_covariates(practices.loc[practices["practice_code"].isin(set(years[-1]["practice_code"]))],
+                                      adapted["registrations"].data if "registrations" in adapted else None,
+                                      adapted["ethnicity"].data if "ethnicity" in adapted else None)
+    imd_now = years[-1].drop_duplicates("practice_code").set_index("practice_code")
+    public_practice = practices.merge(covariates, on="practice_code", how="left")
+    public_practice["imd_decile"] = public_practice["practice_code"].map(imd_now["imd_decile"]).replace(0, np.nan)
+    trend_cols = ["period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value",
+                  "cases_both"]
+    return {"practices": practices, "prevalence_counts": counts, "trend_expected": trend_expected(years, practices),
+            "trend_transitions": pd.DataFrame({c: pd.Series(dtype="int64" if c == "cases_both" else object)
+                                               for c in trend_cols}),
+            "public_practice": public_practice, **model_tables(years[-1], practices, covariates)}
 
 
-def load_inputs(in_dir: Path, year: str) -> dict:
-    """Read and adapt every input for the year -> {'files': locate_inputs(...), 'adapted': {name: Adapted}}. Zip
-    members are copied into a temporary folder that is removed once they are read."""
-    with tempfile.TemporaryDirectory(prefix="public-inputs-") as tmp:
-        files = locate_inputs(in_dir, year, Path(tmp))
-        adapted = {
-            "qof": A.read_qof_prevalence(files["qof"]),
-            "mapping": (A.read_qof_mapping if files["mapping_kind"] == "qof" else A.read_gp_reg_map)(files["mapping"]),
-            "imd": A.read_fingertips_practice_imd(files["imd"], 2019),
-        }
-        if files["registrations"] is not None:
-            adapted["registrations"] = A.read_registrations_quin_age(files["registrations"])
-        if files["ethnicity"] is not None:
-            adapted["ethnicity"] = A.read_practice_ethnicity(files["ethnicity"])
-    return {"files": files, "adapted": adapted}
+def placement_summary(practices: pd.DataFrame) -> dict[str, int]:
+    """How many practices each source placed ({'mapping': n, 'earlier mapping': n, 'epraccur': n})."""
+    counts = practices["placed_by"].value_counts()
+    return {how: int(counts.get(how, 0)) for how in PLACED_BY}
 
 
 def run_public(in_dir: Path, year: str, processed: Path, reports: Path, icb: str | None = None, *,
                conditions: tuple[str, ...] | None = None) -> dict:
-    """Build processed/warehouse.duckdb (+ Parquet) from the public files for one QOF year.
+    """Adapt the published files for one or more QOF years (`year`: '2022-23' or '2022-23,2024-25') into
+    processed/warehouse.duckdb, run the same `analyse` as the patient path on it and, with `icb` (an ICB code or
+    'all'), write the same packs as the patient path into `reports`. Returns a summary (row counts, periods,
+    practices placed each way, packs)."""
+    from .analyse import analyse
 
-    Tables: prevalence (output contract; area types england/icb/pcn/practice, group 'all'), load_summary,
-    rejects, funnel, inequality, public_expected, public_model, public_gradient, public_practice, public_run.
-    Returns a small summary dict (row counts, the period, the mapping used).
-    """
     processed, reports = Path(processed), Path(reports)
-    inp = load_inputs(in_dir, year)
-    files, ad = inp["files"], inp["adapted"]
-    period = files["period"]
-    if icb is not None:
-        icb = icb.strip().upper()
-        if icb not in set(ad["mapping"].data["icb_code"]):
-            raise PipelineError(f"--icb {icb} is not an ICB code in {files['mapping'].name}.")
-
-    # QOF rows for practices missing from the mapping are rejected (they belong to no PCN or ICB)
-    qof = ad["qof"].data
-    mapped = qof["practice_code"].isin(set(ad["mapping"].data["practice_code"]))
-    unmapped = qof.loc[~mapped]
-    qof_ad = ad["qof"]
-    if len(unmapped):
-        extra = pd.DataFrame({
-            "source": qof_ad.source, "row_number": unmapped["row_number"].to_numpy(),
-            "reason": f"PRACTICE_CODE is not in the practice mapping {files['mapping'].name}",
-            "raw_values": A._csv.raw_values(unmapped.astype(str), ["practice_code", "condition", "register", "list_type",
-                                                                   "list_size"]).to_numpy()})
-        qof_ad.rejects = pd.concat([qof_ad.rejects, extra], ignore_index=True).sort_values("row_number", kind="stable")
-        log.warning("%d practices in %s are not in %s: rejected", unmapped["practice_code"].nunique(),
-                    files["qof"].name, files["mapping"].name)
-
-    tables = build_tables(qof.loc[mapped], ad["mapping"].data, ad["imd"].data,
-                          ad["registrations"].data if "registrations" in ad else None,
-                          ad["ethnicity"].data if "ethnicity" in ad else None, period, files["mapping"].name,
-                          conditions)
-
-    tables["load_summary"] = pd.DataFrame([a.summary() for a in ad.values()]).astype(
+    years = sorted({y.strip() for y in str(year).split(",") if y.strip()}, key=lambda y: A.parse_qof_year(y)[1])
+    loaded = [load_inputs(in_dir, y) for y in years]
+    latest = loaded[-1]
+    icbs = None
+    if icb is not None and icb.strip().lower() != "all":
+        icbs = [code.strip().upper() for code in icb.split(",")]
+        unknown = sorted(set(icbs) - set(latest["adapted"]["mapping"].data["icb_code"]))
+        if unknown:
+            raise PipelineError(f"--icb {unknown[0]} is not an ICB code in {latest['files']['mapping'].name}.")
+    tables = build_tables(loaded, conditions)
+    placed = placement_summary(tables["practices"])
+    log.info("practices placed: %s", ", ".join(f"{n} by {how}" for how, n in placed.items()))
+    every = [a for inp in loaded for a in inp["adapted"].values()]
+    tables["load_summary"] = pd.DataFrame([a.summary() for a in every]).astype(
         {"rows_read": "int64", "rows_loaded": "int64", "rows_rejected": "int64"})
-    rej = pd.concat([a.rejects for a in ad.values()], ignore_index=True)
-    tables["rejects"] = rej.astype({"row_number": "int64"}) if len(rej) else pd.DataFrame(
+    rejects = pd.concat([a.rejects for a in every], ignore_index=True)
+    tables["rejects"] = rejects.astype({"row_number": "int64"}) if len(rejects) else pd.DataFrame(
         {"source": pd.Series(dtype=str), "row_number": pd.Series(dtype="int64"), "reason": pd.Series(dtype=str),
          "raw_values": pd.Series(dtype=str)})
-    tables["public_run"] = pd.DataFrame([{
-        "qof_year": year, "period": period, "qof_file": files["qof"].name, "mapping_file": files["mapping"].name,
-        "practice_imd": "Fingertips 93553 IMD 2019 score (IMD_raw.csv, Year 2019)",
-        "decile_weighting": "national deciles of practices weighted by list size (largest list, TOTAL)",
-        "expected": "prevalence.expected = national rate in the practice's IMD decile x list size",
-        "model": "Poisson GLM, log link, offset log(list size): IMD decile + age-band shares + share female + "
-                 "share not White (+ square); IRLS",
-        "registrations_file": files["registrations"].name if files["registrations"] else None,
-        "ethnicity_file": files["ethnicity"].name if files["ethnicity"] else None,
-        "icb": icb,
-    }])
-    parquet = ("prevalence", "load_summary", "rejects", "funnel", "inequality", "public_expected", "public_gradient",
-               "public_model")
-    _write_warehouse(tables, processed, parquet)
-    summary = {"period": period.isoformat(), "mapping": files["mapping"].name,
-               "rows": {k: int(len(v)) for k, v in tables.items()}}
-    log.info("public: %s", summary["rows"])
+    conds = qof_conditions(pd.concat([inp["adapted"]["qof"].data for inp in loaded]))
+    if conditions is not None:
+        conds = tuple(c for c in conds if c.id in {x.upper() for x in conditions})
+    tables["conditions"] = pd.DataFrame({"condition": [c.id for c in conds], "label": [c.label for c in conds],
+                                         "min_age": [c.min_age for c in conds]})
+    tables["run_info"] = pd.DataFrame(list(run_facts(loaded, placed).items()), columns=["key", "value"])
+    periods = tuple(inp["files"]["period"] for inp in loaded)
+    cfg = replace(load_config(), conditions=conds, periods=periods, source="published")
+    with staged(processed, fresh=True) as con:
+        for name, frame in tables.items():
+            con.register("adapted_frame", frame)
+            con.execute(f'create table "{name}" as select * from adapted_frame')
+            con.unregister("adapted_frame")
+        analyse(processed, cfg, con)
+    summary = {"periods": [p.isoformat() for p in periods], "mapping": latest["files"]["mapping"].name,
+               "placed": placed, "rows": {k: int(len(v)) for k, v in tables.items()}}
     if icb is not None:
-        for cond in PACK_CONDITIONS:
-            if conditions is None or cond in {c.upper() for c in conditions}:
-                summary.setdefault("packs", []).append(str(write_public_pack(processed, reports, icb, year, cond)))
+        from .report.render import render_reports
+
+        summary["packs"] = render_reports(processed, reports, cfg, icbs=icbs)
+    log.info("public: %s", summary)
     return summary
 
 
-PACK_CONDITIONS = {"DEP": "depression (aged 18 and over)"}
-
-
-def write_public_pack(processed: Path, reports: Path, icb: str, year: str, condition: str = "DEP") -> Path:
-    """The publishable packs for one ICB from the public-data warehouse (see pipeline.report.public_packs):
-    reports/<ICB>/ics_<ICB>_<year>.pdf + .csv (+ _gradient.csv) and reports/<ICB>/pcn/<PCN>.pdf + .csv, every
-    number under the default disclosure policy, the folder swapped in atomically. Returns the ICS PDF path."""
-    from .report.public_packs import write_public_packs
-
-    out = write_public_packs(processed, reports, icb, year, condition)
-    log.info("public packs for %s: 1 ICS pack and %d PCN packs in %.1f s", icb, len(out["pcn"]), out["seconds"])
-    return out["ics"]
+def run_facts(loaded: list[dict], placed: dict[str, int]) -> dict[str, str]:
+    """The run's choices in words (`run_info`), read by the packs' notes."""
+    latest = loaded[-1]["files"]
+    return {
+        "source": "published",
+        "qof_years": ", ".join(f"{inp['files']['qof'].name} ({inp['files']['period'].isoformat()})" for inp in loaded),
+        "mapping_file": latest["mapping"].name,
+        "practice_imd": ", ".join(f"{inp['files']['imd'].name} (IMD {inp['files']['imd_year']})" for inp in loaded),
+        "practices_placed": "; ".join(f"{n} by {how}" for how, n in placed.items()),
+        "expected": "the QOF year's national register rate in the practice's IMD decile (weighted by list size) x "
+                    "the register's list size",
+        "model": "Poisson GLM, log link, offset log(list size): IMD decile + age-band shares + share female + "
+                 "share not White (+ square); IRLS (public_model, public_expected)",
+    }

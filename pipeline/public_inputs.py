@@ -56,13 +56,25 @@ PUBLIC_INPUTS: tuple[PublicInput, ...] = (
                 "https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice",
                 "gp-reg-pat-prac-map.zip", False,
                 "used only when the QOF mapping is absent (as for 2024-25): best the month after the QOF year, April "
-                "{end}; ICBs then follow that month's boundaries and practices closed by then are rejected"),
+                "{end}; ICBs then follow that month's boundaries; a practice closed by then is placed by an earlier "
+                "loaded year's QOF mapping or by epraccur"),
     PublicInput("imd", "practice deprivation file", "practice_imd", ("IMD_raw.csv", "*93553*.csv"),
                 "Office for Health Improvement and Disparities (OHID)",
                 "Fingertips, indicator 93553 \"Deprivation score (IMD 2019)\" for GP practices",
                 "https://fingertips.phe.org.uk/search/93553", "a CSV download from Fingertips (long format)", True,
-                "IMD 2019 (the rows with Year 2019) for every QOF year, so that years compare; IMD 2025 (indicator "
-                "94240) is published but not used by this version"),
+                "IMD 2019 (the rows with Year 2019) for QOF years up to 2023-24; from 2024-25 the IMD 2025 file "
+                "below is used instead"),
+    PublicInput("imd2025", "practice deprivation file (IMD 2025)", "practice_imd",
+                ("fingertips-imd-2025-gp-practice.csv", "*94240*.csv"),
+                "Office for Health Improvement and Disparities (OHID)",
+                "Fingertips, indicator 94240 \"Deprivation score (IMD 2025)\" for GP practices",
+                "https://fingertips.phe.org.uk/search/94240", "a CSV download from Fingertips", False,
+                "required for QOF years from 2024-25 (those ending in 2025 or later); IMD 2019 before"),
+    PublicInput("epraccur", "ODS practice list (epraccur)", "mapping", ("epraccur.csv",), "NHS England (ODS)",
+                "Organisation Data Service: GP practices (epraccur), no header row",
+                "https://digital.nhs.uk/services/organisation-data-service/export-data-files/csv-downloads/"
+                "gp-and-gp-practice-related-data", "epraccur.zip", False,
+                "any recent edition: places a practice that no loaded QOF mapping holds (its sub-ICB's ICB)"),
     PublicInput("registrations", "registered patients by age and sex", "registrations", ("gp-reg-pat-prac-quin-age.csv",),
                 "NHS England", "Patients Registered at a GP Practice (monthly): practice x sex x 5-year age band",
                 "https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice",

@@ -64,8 +64,11 @@ ETHNIC_GROUPS = ("White", "Mixed", "Asian", "Black", "Other", "Unknown")
 IMD_QUINTILES = ("1", "2", "3", "4", "5", "Unknown")
 SEX_GROUPS = ("F", "M", "Unknown")
 AGE_BANDS = tuple(f"{a}-{a + 4}" for a in range(0, 90, 5)) + ("90+",)
-GROUP_TYPES = ("all", "ethnicity", "imd_quintile", "sex", "age_band")
-AREA_TYPES = ("icb", "pcn", "practice", "neighbourhood")
+PRACTICE_IMD_QUINTILES = IMD_QUINTILES
+PRACTICE_IMD_DECILES = tuple(str(d) for d in range(1, 11)) + ("Unknown",)
+# practice_imd_*: the practice's national IMD quantile (published data, where counts are per practice)
+GROUP_TYPES = ("all", "ethnicity", "imd_quintile", "sex", "age_band", "practice_imd_quintile", "practice_imd_decile")
+AREA_TYPES = ("england", "icb", "pcn", "practice", "neighbourhood")   # england: published data only
 
 GROUP_ORDER = {
     "all": ("All",),
@@ -73,6 +76,8 @@ GROUP_ORDER = {
     "imd_quintile": IMD_QUINTILES,
     "sex": SEX_GROUPS,
     "age_band": AGE_BANDS,
+    "practice_imd_quintile": PRACTICE_IMD_QUINTILES,
+    "practice_imd_decile": PRACTICE_IMD_DECILES,
 }
 
 
@@ -87,10 +92,12 @@ class OutputTable:
     note: str = ""                          # when the optional columns are there
 
 
-_AREA = (("area_type", "icb, pcn, practice or neighbourhood"), ("area_code", "the area's code"))
+_AREA = (("area_type", "icb, pcn, practice or neighbourhood (and england from published data)"),
+         ("area_code", "the area's code"))
 _CELL = ("period", "condition", "area_type", "area_code", "group_type", "group_value")
 _PAIR_CELL = ("period_from", "period_to", "condition", "area_type", "area_code", "group_type", "group_value")
-_GROUP = (("group_type", "all, ethnicity, imd_quintile, sex or age_band"),
+_GROUP = (("group_type", "all, ethnicity, imd_quintile, sex or age_band (published data: all, practice_imd_quintile, "
+                         "practice_imd_decile)"),
           ("group_value", "All; White, Mixed, Asian, Black, Other, Unknown; 1-5 or Unknown; F, M, Unknown; 0-4 ... 90+"))
 
 # The output contract: every table written to data/processed/ (warehouse.duckdb and one Parquet file each).
@@ -110,7 +117,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         key=_CELL),
     OutputTable("inequality", "period x condition x area with all five IMD quintiles populated", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
-        ("dimension", "imd_quintile"), ("measure", "crude_rate"),
+        ("dimension", "imd_quintile (published data: practice_imd_quintile, practice_imd_decile)"),
+        ("measure", "crude_rate"),
         ("sii", "slope index of inequality (rate at least deprived minus most deprived end of the fitted line)"),
         ("sii_lower", "95% lower limit (100,000 simulations, as PHEindicatormethods phe_sii)"),
         ("sii_upper", "95% upper limit"), ("rii", "relative index of inequality"),
@@ -120,10 +128,10 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         key=("period", "condition", "area_type", "area_code", "dimension", "measure")),
     OutputTable("funnel", "period x condition x practice/PCN/neighbourhood x statistic", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
-        ("parent_type", "icb"), ("parent_code", "the ICB compared with"),
+        ("parent_type", "icb (england for ICBs, published data)"), ("parent_code", "the area compared with"),
         ("statistic", "proportion (crude rate) or ratio (observed / expected)"), ("observed", "cases"),
         ("denominator", "population (proportion) or expected (ratio)"), ("value", "the area's rate or ratio"),
-        ("parent_value", "the ICB's rate, or 1 for ratios"), ("lower_95", "95% funnel limit at this denominator"),
+        ("parent_value", "the parent's rate (proportion) or its own ratio (ratio)"), ("lower_95", "95% funnel limit at this denominator"),
         ("upper_95", "95% funnel limit"), ("lower_998", "99.8% funnel limit"), ("upper_998", "99.8% funnel limit"),
         ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001)")),
         key=("period", "condition", "area_type", "area_code", "statistic"), optional=(

@@ -216,6 +216,29 @@ def _sig_legend(c: Canvas, y: float) -> None:
 
 # ---------------------------------------------------------------------------------------------- dot chart
 
+PANELS_PER_ROW = 4   # panels side by side; more conditions wrap onto further rows (21 QOF registers: 6 rows)
+
+
+def _grid(k: int, per_row: int = PANELS_PER_ROW) -> tuple[int, int]:
+    """(columns, rows) of a chart's panels."""
+    cols = max(min(k, per_row), 1)
+    return cols, math.ceil(max(k, 1) / cols)
+
+
+def fit_text(s: str, width: float, size: float = 8.5, bold: bool = True) -> str:
+    """`s`, cut with an ellipsis where it would be wider than `width` points (a panel's title)."""
+    if text_width(s, size, bold) <= width:
+        return s
+    while s and text_width(s + "…", size, bold) > width:
+        s = s[:-1]
+    return s.rstrip() + "…"
+
+
+def _row_group(c: Canvas, row: int, block_h: float):
+    """Draw into the panel row `row` (an SVG group moved down by `row` blocks); close it with c.parts.append('</g>')."""
+    c.parts.append(f'<g transform="translate(0,{_n(row * block_h)})">')
+
+
 def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: str = "Recorded ÷ expected",
               width: float = WIDTH, legend: dict | None = None, alt_words: dict | None = None,
               alt_intro: str | None = None, nan_text: str | None = None) -> str:
@@ -232,9 +255,10 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
     row_h, top, bottom = 15.0, 18.0, 44.0
     label_w = max([text_width(s, 7.5) for s in labels] + [20]) + 8
     gap = 14.0
-    k = max(len(panels), 1)
-    pw = (width - label_w - gap * (k - 1) - 6) / k
-    height = top + row_h * n + bottom
+    cols, rows = _grid(len(panels))
+    pw = (width - label_w - gap * (cols - 1) - 6) / cols
+    block_h = top + row_h * n + 30
+    height = block_h * (rows - 1) + top + row_h * n + bottom
     c = Canvas(width, height)
     vals = np.concatenate([p[c_].to_numpy(dtype=float) for _, p in panels for c_ in ("ratio_lower", "ratio_upper")]) \
         if panels else np.array([])
@@ -243,14 +267,18 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
     lo_all = max(float(vals.min()), 0.2) if vals.size else 0.5
     hi_all = min(float(vals.max()), 5.0) if vals.size else 2.0
     ys = top + row_h * (np.arange(n) + 0.5)
-    for i, s in enumerate(labels):
-        c.text(label_w - 6, ys[i], s, size=7.5, anchor="end")
+    for row in range(rows):
+        _row_group(c, row, block_h)
+        for i, s in enumerate(labels):
+            c.text(label_w - 6, ys[i], s, size=7.5, anchor="end")
+        c.parts.append("</g>")
     summary = []
     for j, (title, df) in enumerate(panels):
-        x0 = label_w + j * (pw + gap)
+        _row_group(c, j // cols, block_h)
+        x0 = label_w + (j % cols) * (pw + gap)
         x1 = x0 + pw
         sc = LogScale(lo_all, hi_all, x0 + 4, x1 - 4)
-        c.text(x0, 7, title, size=8.5, bold=True)
+        c.text(x0, 7, fit_text(title, pw + 4), size=8.5, bold=True)
         # zebra rows, grid and axis
         for i in range(n):
             if i % 2 == 0:
@@ -262,7 +290,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
         c.line(x0, top + row_h * n, x1, top + row_h * n, stroke="#999999", width=0.6)
         x_one = float(sc(1.0))
         c.line(x_one, top - 2, x_one, top + row_h * n, stroke="#333333", width=0.8, dash="3 2")
-        c.text((x0 + x1) / 2, top + row_h * n + 20, xlabel, size=7.5, anchor="middle")
+        c.text((x0 + x1) / 2, top + row_h * n + 20, fit_text(xlabel, pw + 6, 7.5, bold=False), size=7.5, anchor="middle")
         r = df["ratio"].to_numpy(dtype=float)
         lo = df["ratio_lower"].to_numpy(dtype=float)
         hi = df["ratio_upper"].to_numpy(dtype=float)
@@ -300,6 +328,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
                 c.text(tx, y - (0 if tx > x0 + 4 else 5), "0 recorded", size=6.5, fill=st["color"])
             else:
                 c.marker(st["marker"], float(sc(r[i])), y, fill=st["color"])
+        c.parts.append("</g>")
         low = [lab for lab, s, h in zip(labels, sig, hidden) if s == "lower" and not h]
         high = [lab for lab, s, h in zip(labels, sig, hidden) if s == "higher" and not h]
         aw = {"lower": "clearly lower than expected for", "higher": "clearly higher than expected for",
@@ -325,7 +354,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
 # ---------------------------------------------------------------------------------------------- funnel
 
 def _axes(c: Canvas, x0, x1, y0, y1, xs, ys, xticks, yticks, xlabel, ylabel, title):
-    c.text(x0, 7, title, size=8.5, bold=True)
+    c.text(x0, 7, fit_text(title, x1 - x0 + 4), size=8.5, bold=True)
     for t in yticks:
         yy = float(ys(t))
         c.line(x0, yy, x1, yy, stroke=GRID, width=0.6)
@@ -360,14 +389,18 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
     Limits: exact Poisson 95% and 99.8% funnels around 1 (pipeline.stats.funnel_limits_ratio)."""
     from pipeline.stats import funnel_limits_ratio
 
-    k = max(len(panels), 1)
+    cols, rows = _grid(len(panels))
     left, gap, top, ph = 36.0, 34.0, 16.0, 130.0
-    pw = (width - left - gap * (k - 1) - 6) / k
-    height = top + ph + 48
+    pw = (width - left - gap * (cols - 1) - 6) / cols
+    block_h = top + ph + 34
+    height = block_h * (rows - 1) + top + ph + 48
     c = Canvas(width, height)
     notes = []
     for j, (title, df) in enumerate(panels):
-        x0 = left + j * (pw + gap)
+        if j:
+            c.parts.append("</g>")
+        _row_group(c, j // cols, block_h)
+        x0 = left + (j % cols) * (pw + gap)
         x1, y0, y1 = x0 + pw, top, top + ph
         r_all = df["ratio"].to_numpy(dtype=float)
         e_all = df["expected"].to_numpy(dtype=float)
@@ -386,7 +419,7 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
         xs.lo, xs.hi, xs.x0, xs.x1, xs.a, xs.b = elo, ehi, x0, x1, math.log(elo), math.log(ehi)
         ys = LinScale(0.0, ymax, y1, y0)
         _axes(c, x0, x1, y0, y1, xs, ys, _log_ticks(elo, ehi), ys.ticks(4), "Expected number (log scale)",
-              "Recorded ÷ expected" if j == 0 else "", title)
+              "Recorded ÷ expected" if j % cols == 0 else "", title)
         gx = xs(grid)
         for arr, dash, col in ((lim.lower_95, "3 2", "#888888"), (lim.upper_95, "3 2", "#888888"),
                                (lim.lower_998, None, "#444444"), (lim.upper_998, None, "#444444")):
@@ -406,6 +439,8 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
         below = labs[hl & (r < l95)].tolist()
         notes.append(f"{title}: {int(hl.sum())} {highlight_label.lower()} shown; below the 95% limit: "
                      f"{', '.join(below) or 'none'}; above: {', '.join(above) or 'none'}")
+    if panels:
+        c.parts.append("</g>")
     y = height - 9
     items = [("D", HIGHLIGHT, highlight_label), ("o", "#BBBBBB", other_label)]
     widths = [14 + text_width(lab, 7.5) + 16 for _, _, lab in items] + [26 + text_width("95% limits", 7.5) + 16,
@@ -436,11 +471,13 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
             if s not in names:
                 names.append(s)
     style = {s: SERIES[i % len(SERIES)] for i, s in enumerate(names)}
-    k = max(len(panels), 1)
+    cols, rows = _grid(len(panels))
     left, gap, top, ph = 36.0, 26.0, 22.0, 110.0
-    pw = (width - left - gap * (k - 1) - 6) / k
+    pw = (width - left - gap * (cols - 1) - 6) / cols
+    block_h = top + ph + 16
     legend_rows = math.ceil(len(names) / 3)
-    height = top + ph + 26 + 13 * legend_rows
+    legend_top = block_h * (rows - 1) + top + ph + 26
+    height = legend_top + 13 * legend_rows
     c = Canvas(width, height)
     vals = np.concatenate([df[c_].to_numpy(dtype=float) for _, df in panels for c_ in ("ratio_lower", "ratio_upper", "ratio")]) \
         if panels else np.array([1.0])
@@ -451,17 +488,19 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
     ys_proto = (max(0.0, ymin - pad), ymax + pad)
     descr = []
     for j, (title, df) in enumerate(panels):
-        x0 = left + j * (pw + gap)
+        _row_group(c, j // cols, block_h)
+        first_column = j % cols == 0
+        x0 = left + (j % cols) * (pw + gap)
         x1, y0, y1 = x0 + pw, top, top + ph
         periods = list(dict.fromkeys(df["period"]))
         m = len(periods)
         xpos = {p: x0 + (i + 0.5) * pw / max(m, 1) for i, p in enumerate(periods)}
         ys = LinScale(ys_proto[0], ys_proto[1], y1, y0)
-        c.text(x0, 7, title, size=8.5, bold=True)
+        c.text(x0, 7, fit_text(title, pw + 4), size=8.5, bold=True)
         for t in ys.ticks(4):
             yy = float(ys(t))
             c.line(x0, yy, x1, yy, stroke=GRID, width=0.6)
-            if j == 0:
+            if first_column:
                 c.text(x0 - 3, yy, _fmt_tick(t), size=7, anchor="end", fill=MUTED)
         c.line(x0, float(ys(1.0)), x1, float(ys(1.0)), stroke="#333333", width=0.7, dash="3 2")
         c.line(x0, y1, x1, y1, stroke="#999999", width=0.6)
@@ -481,15 +520,16 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
                     c.marker(mk, a, float(ys(rr)), r=3.0, fill=col)
             pts = [f"{p} {v:.2f}" for p, v in zip(g["period"], r) if math.isfinite(v)]
             descr.append(f"{title}, {s}: " + (", ".join(pts) if pts else "hidden"))
-        if j == 0:
+        if first_column:
             c.parts.append(f'<text transform="translate({_n(x0 - 24)},{_n((y0 + y1) / 2)}) rotate(-90)" '
                            f'font-family="{FONT}" font-size="7.5" text-anchor="middle" fill="{INK}">Recorded ÷ expected</text>')
+        c.parts.append("</g>")
     # legend: line sample + marker, three per row
     for i, s in enumerate(names):
         col, mk, dash = style[s]
         row, pos = divmod(i, 3)
         x = 40 + pos * (width - 40) / 3
-        y = top + ph + 26 + 13 * row
+        y = legend_top + 13 * row
         c.line(x, y, x + 18, y, stroke=col, width=1.1, dash=dash)
         c.marker(mk, x + 9, y, r=3.0, fill=col)
         c.text(x + 24, y, s, size=7.5)

@@ -7,6 +7,7 @@ Published prevalence rows: ICB and PCN rows of every breakdown, practice and nei
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +18,14 @@ import pandas as pd
 
 from pipeline import paths
 from pipeline.config import Config
-from pipeline.disclosure import Policy
+from pipeline.disclosure import PUBLISHED_COUNTS, Policy, publish
 from pipeline.errors import PipelineError
 from pipeline.report.published_trend import load_overlap
 from pipeline.schema import output_columns, source_columns
 from pipeline.warehouse import query, read_table
 from pipeline.warehouse import tables as warehouse_tables
 
-from .publication import protect_all
+from .publication import Published, protect_all
 
 log = logging.getLogger("pipeline.report")
 
@@ -64,6 +65,28 @@ class Inputs:
     indicator_overlap: pd.DataFrame | None = None  # as trend_overlap, for the indicators
 
     @property
+    def source(self) -> str:
+        """'published' (NHS England's practice-level files, pipeline/public.py) or 'patient' (patient records)."""
+        return str(self.run_info.get("source", "patient"))
+
+    @functools.cached_property
+    def has_patient_groups(self) -> bool:
+        """Whether the data break areas down by patients' own groups (ethnicity, sex, age, home-area IMD)."""
+        return bool(self.prev["group_type"].isin(["ethnicity", "imd_quintile", "sex", "age_band"]).any())
+
+    def icb_rows(self, icb: str) -> pd.DataFrame:
+        """The rows of one ICB's areas (the ICB, its PCNs and practices) and every neighbourhood, found once per ICB
+        (a pack then filters a few thousand rows, not the whole of England's)."""
+        cache = self.__dict__.setdefault("_icb_rows", {})
+        if icb not in cache:
+            mine = self.practices[self.practices["icb_code"] == icb]
+            area_type, code = self.prev["area_type"], self.prev["area_code"]
+            keep = ((area_type == "icb") & (code == icb)) | ((area_type == "pcn") & code.isin(set(mine["pcn_code"]))) | \
+                ((area_type == "practice") & code.isin(set(mine["practice_code"]))) | (area_type == "neighbourhood")
+            cache[icb] = self.prev[keep]
+        return cache[icb]
+
+    @property
     def latest(self) -> dt.date:
         return self.periods[-1]
 
@@ -92,9 +115,9 @@ def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
 def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:
     """SII/RII (crude rate) of each published ICB and PCN from its published quintile counts; an area with a
     hidden quintile count gets no row."""
-    from pipeline.indicators import inequality_table
+    from pipeline.indicators import SII_DIMENSIONS, inequality_table
 
-    q = ctl[ctl["area_type"].isin(["icb", "pcn"]) & (ctl["group_type"] == "imd_quintile")].copy()
+    q = ctl[ctl["area_type"].isin(["england", "icb", "pcn"]) & ctl["group_type"].isin(list(SII_DIMENSIONS))].copy()
     hidden = q["observed"].isna() | q["population"].isna()
     q.loc[hidden, "population"] = np.nan
     out = inequality_table(q)
@@ -148,17 +171,32 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     prev = add_parents(prev, practices)
     if dq is not None and not dq.empty:
         dq["period"] = pd.to_datetime(dq["period"]).dt.date
-    # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at once,
-    # against every relation between them; every derived value is then computed from the published counts
-    published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
-                            latest=periods[-1], indicators=ind_rows)
+    if run_info.get("source") == "published":
+        # NHS England's published counts are public already: shown as published (unrounded, true zeros), ratios
+        # and `missing` as calculated (disclosure.publish with from_published=False)
+        policy = cpolicy = PUBLISHED_COUNTS
+        shown = np.zeros(len(prev), dtype=bool)
+        published = Published(cells=None, prev=publish(prev, policy, {"observed": shown, "population": shown},
+                                                        from_published=False),
+                              data_quality=None, load_summary=ls, core20=None, protection=None)
+    else:
+        # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at
+        # once, against every relation between them; every derived value is then computed from the published counts
+        published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
+                                latest=periods[-1], indicators=ind_rows)
     ctl = published.prev
     # the community summaries print the packs' own published cells: one set of rules for every publication
     com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
     ls, dq, core20 = published.load_summary, published.data_quality, published.core20
     # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of the
     # true counts; the true `inequality` table stays in the warehouse for analysts
-    ineq = published_inequality(ctl)
+    if run_info.get("source") == "published":
+        # counts shown as published: the warehouse's own SII/RII are already those of the published counts
+        ineq = ineq[ineq["area_type"].isin(["england", "icb", "pcn"])].copy() if ineq is not None else None
+        if ineq is not None:
+            ineq["period"] = pd.to_datetime(ineq["period"]).dt.date
+    else:
+        ineq = published_inequality(ctl)
     for t in (funnel, trend, dsr, ind_funnel, ind_trend):
         if t is not None:
             for c in ("period", "period_from", "period_to"):

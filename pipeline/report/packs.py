@@ -24,6 +24,16 @@ HEADLINE_BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
 CSV_COLUMNS = sorted(output_columns("prevalence"), key=lambda column: column in RATE_COLUMNS + RATIO_COLUMNS)
 
 
+# published data (pipeline/public.py): expected is standardised for the practice's deprivation, which the
+# comparator names, instead of for age and sex
+PUBLISHED_COMPARATOR = "the England rate for practices in the same national deprivation decile"
+
+
+def like_for_like(inp: Inputs) -> str:
+    """What expected numbers are standardised for, in words after the comparator ('' when the comparator says it)."""
+    return "" if inp.source == "published" else w.SAME_AGE_SEX
+
+
 @dataclass
 class Pack:
     kind: str                     # pcn / ics / community
@@ -37,6 +47,19 @@ class Pack:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+PAGE_CHART_HEIGHT = 600.0   # points: the most a chart image may take so that it fits on a page with its heading
+
+
+def chart_parts(name: str, fn: Callable, panels: list, kwargs: dict, labels: int = 0) -> list[tuple]:
+    """A chart with one panel per condition cut into images that each fit on a page (many conditions, e.g. the
+    21 QOF registers): `name`, then `name_part2`, ... `labels`: rows per panel of a dot chart (0 for funnel and
+    trend charts, whose panels have a fixed height)."""
+    block = 48.0 + 15.0 * labels if labels else 190.0
+    per_chart = charts.PANELS_PER_ROW * max(1, int(PAGE_CHART_HEIGHT // block))
+    chunks = [panels[i:i + per_chart] for i in range(0, len(panels), per_chart)] or [panels]
+    return [(name if i == 0 else f"{name}_part{i + 1}", fn, (chunk,), kwargs) for i, chunk in enumerate(chunks)]
+
+
 def comparator_name(inp: Inputs) -> str:
     icbs = inp.practices["icb_name"].dropna().unique()
     if len(icbs) == 1:
@@ -49,6 +72,8 @@ def comparator_for(inp: Inputs, cfg_report: dict) -> tuple[str, bool]:
     the ICB average. External: the configured basis (`[reference] basis`, else the file's name); only when the
     configuration flags it as true prevalence (`[reference] true_prevalence = true`) may a pack speak of people
     possibly undiagnosed."""
+    if inp.source == "published":
+        return PUBLISHED_COMPARATOR, False
     rates = str(cfg_report.get("reference_rates", "internal"))
     if rates == "internal":
         return comparator_name(inp), False
@@ -104,6 +129,8 @@ def _group_frame(prev: pd.DataFrame, period, area_type: str, code: str, gt: str,
 
 
 def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[str, pd.DataFrame]]:
+    if not (prev["group_type"] == gt).any():   # a breakdown the source does not have (published data)
+        return []
     present = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
                    (prev["group_type"] == gt)]["group_value"].unique()
     order = [v for v in GROUP_ORDER[gt] if v in set(present)]
@@ -125,15 +152,25 @@ def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n:
     return [dict(row) for _, row in d.iterrows()]
 
 
-def pack_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame:
+def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None) -> pd.DataFrame:
     """The published change between the previous and the latest date for every cell of the areas a pack reports
-    on (one family for the FDR control), computed from the controlled counts (published_trend)."""
-    return pt.published_changes(inp.prev, inp.trend_overlap, inp.previous, inp.latest, area_type, codes, inp.policy)
+    on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
+    pack's rows, when already sliced (they must hold the areas'). Each cell's row is also in
+    `attrs['by_cell']` ({(area_code, condition, group_type, group_value): row}) for quick look-ups."""
+    changes = pt.published_changes(inp.prev if prev is None else prev, inp.trend_overlap, inp.previous, inp.latest,
+                                   area_type, codes, inp.policy)
+    if changes is not None and not changes.empty:
+        cell = ["area_code", "condition", "group_type", "group_value"]
+        changes.attrs["by_cell"] = {tuple(key): row for key, row in
+                                    zip(changes[cell].itertuples(index=False), changes.to_dict("records"))}
+    return changes
 
 
 def _change(changes: pd.DataFrame | None, code, cond, gt, gv) -> dict | None:
     if changes is None or changes.empty:
         return None
+    if "by_cell" in changes.attrs:
+        return changes.attrs["by_cell"].get((code, cond, gt, gv))
     hit = changes[(changes["area_code"] == code) & (changes["condition"] == cond) & (changes["group_type"] == gt) &
                   (changes["group_value"] == gv)]
     return dict(hit.iloc[0]) if len(hit) else None
@@ -177,7 +214,7 @@ def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparat
         shortfall = float(r["missing"]) if not _hidden(r) else float("nan")
         sentences.append(dict(
             text=w.gap_sentence(c["label"], "all", "All", int(c["min_age"]) >= 18, ratio, lo, hi, shortfall,
-                                comparator, true_prevalence),
+                                comparator, true_prevalence, like=like_for_like(inp)),
             change=_change_sentence(inp, changes, code, c["condition"], "all", "All", comparator)))
         lab = _trend_label(changes, code, c["condition"], "all", "All") if inp.previous else None
         rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), w.fmt_count(r["expected"]),
@@ -299,7 +336,36 @@ def provenance(inp: Inputs) -> dict:
                 periods=", ".join(w.long_date(p) for p in inp.periods))
 
 
+PUBLISHED_METHODS = [
+    "Who is counted. NHS England's published Quality and Outcomes Framework (QOF) registers: the patients on each "
+    "practice's disease register at the end of the QOF year, out of the practice's list size for that register's "
+    "ages (for example patients aged 18 and over for depression). PCN, ICB and England figures are the sums of "
+    "their practices. Published counts are per practice, so there are no breakdowns by patients' own ethnic "
+    "group, sex, age or home area; deprivation is the practice's: its national decile of practices by IMD score "
+    "(the patients' home areas, population-weighted), each decile holding a tenth of England's patients.",
+    "Expected numbers. For each register, England's rate among practices in the same national deprivation decile "
+    "applied to the practice's list size; areas add up their practices. 'Expected − recorded' is how many fewer "
+    "are recorded than that (negative: more): a gap to England's level for similarly deprived practices, not a "
+    "count of undiagnosed people. A Poisson model that also allows for age structure, sex and ethnicity is in the "
+    "warehouse for analysts (public_model, public_expected).",
+    "Change over time. The change in an area's ratio between two QOF years is worked out on the earlier year's "
+    "rates (so a change England shares shows as a change), treating the two years' counts as independent (the "
+    "published data cannot say which patients are on a register in both years, so the interval is on the wide "
+    "side). 'Narrowed' or 'widened' is called after controlling the false discovery rate (Benjamini-Hochberg, 5%).",
+    "Ratios and intervals. The ratio is recorded ÷ expected, with an exact Poisson (below 10) or Byar 95% "
+    "interval; rates have Wilson intervals. 'Fewer' or 'more' only when the whole interval is below or above 1. "
+    "Funnel plots compare practices and PCNs with their ICB, and ICBs with England. The slope and relative index "
+    "of inequality are fitted across practice deprivation quintiles (PCNs, ICBs) and deciles (ICBs, England).",
+    "Caveats. Lower recording is not the same as lower illness. Practice deprivation describes the practice's "
+    "patients on average, not each patient; a register's list size counts every registered patient of its ages.",
+]
+
+
 def methods_text(inp: Inputs, comparator: str, true_prevalence: bool = False) -> list[str]:
+    if inp.source == "published":
+        placed = inp.run_info.get("practices_placed")
+        return PUBLISHED_METHODS + ([f"Practices placed in the ICB and PCN hierarchy of the latest year: {placed}."]
+                                    if placed else [])
     conds = "; ".join(f"{c['label']} ({'aged ' + str(c['min_age']) + ' and over' if int(c['min_age']) else 'all ages'})"
                       for c in inp.conditions)
     return [
@@ -350,11 +416,11 @@ def _label_series(prev, area_type, codes, period, cond):
 
 # ---------------------------------------------------------------------------------------------- PCN pack
 
-def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: bool = True) -> pd.DataFrame:
+def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: bool = True, england=()) -> pd.DataFrame:
     """The rows one pack can use (one boolean pass over the whole table, then cheap filters)."""
     at, code = prev["area_type"], prev["area_code"]
     keep = ((at == "pcn") & code.isin(list(pcns))) | ((at == "icb") & code.isin(list(icbs))) | \
-        ((at == "practice") & code.isin(list(practices)))
+        ((at == "practice") & code.isin(list(practices))) | ((at == "england") & code.isin(list(england)))
     if neighbourhoods:
         keep |= at == "neighbourhood"
     return prev[keep]
@@ -365,10 +431,10 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
     icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
-    prev = _slice(inp.prev, [pcn], [icb_code], icb_practices)
+    prev = _slice(inp.icb_rows(icb_code), [pcn], [icb_code], icb_practices)
     comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
-    changes = pack_changes(inp, "pcn", [pcn])
+    changes = pack_changes(inp, "pcn", [pcn], prev)
     from .indicator_pages import indicator_csv, page_one_items, pcn_indicator_pages
     ctx: dict = dict(
         title=f"Recording gaps briefing: {name}",
@@ -384,6 +450,8 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         methods=methods_text(inp, comp, true_prev),
         disclosure=inp.policy.describe(),
         conditions=[c["label"] for c in inp.conditions],
+        like=like_for_like(inp),
+        has_patient_groups=inp.has_patient_groups,
     )
     charts_: list = []
     for gt in ("ethnicity", "imd_quintile", "age_band", "sex"):
@@ -392,7 +460,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
             charts_.append((f"by_{gt}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
     ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"],
                                                                         repeat_breakdown=False))
-                           for c in inp.conditions]
+                           for c in inp.conditions] if inp.has_patient_groups else []
     codes = prac["practice_code"].tolist()
     ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
                               for c in inp.conditions]
@@ -404,7 +472,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
             f = pd.DataFrame(dict(expected=d["expected"].to_numpy(dtype=float), ratio=d["ratio"].to_numpy(dtype=float),
                                   highlight=d["area_code"].isin(codes).to_numpy(), label=d["area_name"].to_numpy()))
             panels.append((c["label"], f))
-        charts_.append(("funnel", charts.funnel_chart, (panels,), {}))
+        charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
     # map of neighbourhoods
     if inp.geoms is not None:
@@ -424,7 +492,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
                     frames.append(_trend_frame(prev, "pcn", pcn, c["condition"], h["group_type"], h["group_value"],
                                                w.series_label(h["group_type"], h["group_value"])))
             panels.append((c["label"], pd.concat(frames, ignore_index=True)))
-        charts_.append(("trend", charts.trend_chart, (panels,), {}))
+        charts_ += chart_parts("trend", charts.trend_chart, panels, {})
     ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn, changes)
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
@@ -502,32 +570,56 @@ def _rate_trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
 
 # ---------------------------------------------------------------------------------------------- ICS pack
 
-def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
-    prac = inp.practices[inp.practices["icb_code"] == icb]
-    prev = _slice(inp.prev, prac["pcn_code"].unique(), [icb], prac["practice_code"])
-    name = str(prac["icb_name"].iloc[0])
-    pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
+def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -> Pack:
+    """The ICS pack: an ICB, its PCNs (and neighbourhoods) compared. With area_type 'england' (published data),
+    the national summary: England and every ICB compared, in the same layout."""
+    national = area_type == "england"
+    if national:
+        prac = inp.practices
+        prev = _slice(inp.prev, (), prac["icb_code"].unique(), prac["practice_code"], england=[icb])
+        name = "England"
+        pcns = prac.drop_duplicates("icb_code")[["icb_code", "icb_name"]].rename(
+            columns={"icb_code": "pcn_code", "icb_name": "pcn_name"})
+        child_type, subtitle = "icb", f"{len(pcns)} integrated care boards and {len(prac)} practices."
+    else:
+        prac = inp.practices[inp.practices["icb_code"] == icb]
+        prev = _slice(inp.icb_rows(icb), prac["pcn_code"].unique(), [icb], prac["practice_code"])
+        name = str(prac["icb_name"].iloc[0])
+        pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
+        pcns = pcns[pcns["pcn_code"].isin(prev.loc[prev["area_type"] == "pcn", "area_code"])]
+        child_type = "pcn"
+        subtitle = f"Integrated care board {icb}: {len(pcns)} primary care networks and {len(prac)} practices."
     comp, true_prev = comparator_for(inp, cfg_report)
-    changes = pack_changes(inp, "icb", [icb])
+    changes = pack_changes(inp, area_type, [icb], prev)
     ctx: dict = dict(
         title=f"Recording gaps across the system: {name}",
         heading=name,
-        subtitle=f"Integrated care board {icb}: {len(pcns)} primary care networks and {len(prac)} practices. "
-                 f"Data to {w.long_date(inp.latest)}.",
+        subtitle=f"{subtitle} Data to {w.long_date(inp.latest)}.",
+        child_plural="Integrated care boards" if national else "Primary care networks",
+        child_short="ICBs" if national else "PCNs", child_one="ICB" if national else "PCN",
+        grandchild_short="PCNs" if national else "practices",
         comparator=comp,
-        overview=overview_table(prev, inp, "icb", icb),
+        overview=overview_table(prev, inp, area_type, icb),
         icb_gaps=icb_gap_table(prev, inp, icb, int(cfg_report.get("max_headlines", 5)), changes),
         provenance=provenance(inp), methods=methods_text(inp, comp, true_prev), disclosure=inp.policy.describe(),
         previous=w.short_date(inp.previous) if inp.previous else None,
+        like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
     )
     charts_: list = []
     # PCN league: panels per condition, PCNs ordered by the first condition's ratio
     pc = pcns["pcn_code"].tolist()
     pnames = dict(zip(pcns["pcn_code"], pcns["pcn_name"]))
-    charts_.append(("pcn_league", charts.dot_chart, (_area_panels(prev, inp, "pcn", pc, pnames),),
-                    dict(xlabel="Recorded ÷ expected")))
-    ctx["pcn_points"] = _area_points(prev, inp, "pcn", pc, pnames)
-    ctx["pcn_tables"] = [dict(condition=c["label"], table=_area_table(prev, inp, "pcn", pc, pnames, c["condition"]))
+    if national:   # 'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway'
+        pnames = {code: str(n).removeprefix("NHS ").removesuffix(" Integrated Care Board").removesuffix(" ICB")
+                  for code, n in pnames.items()}
+    league = dict(xlabel="Recorded ÷ expected")
+    if inp.source == "published":   # expected from practice deprivation, not age and sex
+        league["legend"] = {"lower": "Fewer than expected", "higher": "More than expected"}
+    charts_ += chart_parts("pcn_league", charts.dot_chart, _area_panels(prev, inp, child_type, pc, pnames), league,
+                           labels=len(pc))
+    ctx["pcn_points"] = _area_points(prev, inp, child_type, pc, pnames,
+                                     comparator=comp if inp.source == "published" else "the ICB average")
+    ctx["pcn_tables"] = [dict(condition=c["label"], table=_area_table(prev, inp, child_type, pc, pnames, c["condition"]))
                          for c in inp.conditions]
     # the largest gaps across the system: PCN x group, with their Core20 shares
     gaps = system_gaps(prev, inp, pc, int(cfg_report.get("max_system_gaps", 10)))
@@ -548,18 +640,22 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
     if inp.funnel is not None and not inp.funnel.empty:
         panels = []
         for c in inp.conditions:
-            d = _label_series(prev, "practice", prac["practice_code"], inp.latest, c["condition"])
-            p = _label_series(prev, "pcn", pc, inp.latest, c["condition"])
+            if national:
+                d = _label_series(inp.prev, "pcn", prac["pcn_code"].unique(), inp.latest, c["condition"])
+            else:
+                d = _label_series(prev, "practice", prac["practice_code"], inp.latest, c["condition"])
+            p = _label_series(prev, child_type, pc, inp.latest, c["condition"])
             f = pd.DataFrame(dict(expected=np.r_[d["expected"].to_numpy(dtype=float), p["expected"].to_numpy(dtype=float)],
                                   ratio=np.r_[d["ratio"].to_numpy(dtype=float), p["ratio"].to_numpy(dtype=float)],
                                   highlight=np.r_[np.zeros(len(d), bool), np.ones(len(p), bool)],
                                   label=np.r_[d["area_name"].to_numpy(), p["area_name"].to_numpy()]))
             panels.append((c["label"], f))
-        charts_.append(("funnel", charts.funnel_chart, (panels,), dict(highlight_label="PCNs", other_label="Practices")))
+        charts_ += chart_parts("funnel", charts.funnel_chart, panels, dict(
+            highlight_label=ctx["child_short"], other_label="PCNs" if national else "Practices"))
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
-    ineq = inequality_section(prev, inp, pc, pnames, icb, name)
+    ineq = inequality_section(prev, inp, pc, pnames, icb, name, area_type, child_type)
     if ineq is not None:
-        charts_.append(("rii", charts.dot_chart, (ineq.pop("panels"),), dict(
+        charts_ += chart_parts("rii", charts.dot_chart, ineq.pop("panels"), labels=len(pc) + 1, kwargs=dict(
             xlabel="RII (least ÷ most deprived end)", nan_text="not calculable",
             legend={"lower": "More deprived: higher (RII < 1)", "higher": "More deprived: lower (RII > 1)",
                     "similar": "No clear gradient"},
@@ -568,7 +664,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
                        "none": "no area has a clear gradient"},
             alt_intro=(f"Dot chart of the relative index of inequality (RII) of the recorded rate across deprivation "
                        f"quintiles, with 95% intervals, for the ICB and its {len(pc)} PCNs, one panel per condition; "
-                       f"below 1 means a higher recorded rate in more deprived areas."))))
+                       f"below 1 means a higher recorded rate in more deprived areas.")))
     ctx["inequality"] = ineq
     if inp.geoms is not None:
         panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
@@ -580,12 +676,12 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
 
     ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pc, pnames, ncodes, nnames, comp)
     charts_ += indicator_charts
-    ctx["trend_rows"] = _rate_trend_table(prev, inp, "icb", icb)
+    ctx["trend_rows"] = _rate_trend_table(prev, inp, area_type, icb)
     ctx["dq"] = dq_rows(inp, "pcn", pc, pnames)
     ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
     ctx["load"] = load_rows(inp)
-    m = ((prev["area_type"] == "icb") & (prev["area_code"] == icb)) | \
-        ((prev["area_type"] == "pcn") & prev["area_code"].isin(pc)) | (prev["area_type"] == "neighbourhood")
+    m = ((prev["area_type"] == area_type) & (prev["area_code"] == icb)) | \
+        ((prev["area_type"] == child_type) & prev["area_code"].isin(pc)) | (prev["area_type"] == "neighbourhood")
     out = _csv(prev[m])
     # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
@@ -598,11 +694,12 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict) -> Pack:
         core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
     out = out.merge(g, on=key, how="left")
-    extra = _side_tables(inp, [("icb", [icb]), ("pcn", pc)])
+    extra = _side_tables(inp, [(area_type, [icb]), (child_type, pc)])
     ind_csv = indicator_csv(inp, [("icb", [icb]), ("pcn", pc), ("neighbourhood", ncodes)])
     if ind_csv is not None:
         extra["indicators"] = ind_csv
-    return Pack("ics", icb, "ics.typ", ctx, charts_, _with_changes(out, inp, changes, "icb"), extra_csvs=extra)
+    return Pack(area_type if national else "ics", icb, "ics.typ", ctx, charts_,
+                _with_changes(out, inp, changes, area_type), extra_csvs=extra)
 
 
 def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
@@ -673,11 +770,13 @@ def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, 
     return panels
 
 
-def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4) -> list[str]:
+def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4,
+                 comparator: str = "the ICB average") -> list[str]:
     """One line per condition: how many areas have clearly fewer / more recorded than expected, naming the
     largest shortfalls (at most `max_names`, with their controlled numbers missing)."""
     out = []
-    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods"}.get(area_type, "areas")
+    like = " for the same ages and sexes" if like_for_like(inp) else ""
+    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods", "icb": "ICBs"}.get(area_type, "areas")
     total = len(set(codes))
     for c in inp.conditions:
         d = _label_series(prev, area_type, codes, inp.latest, c["condition"])
@@ -687,11 +786,10 @@ def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4)
         if len(low):
             shown = [f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)})" for r in low.head(max_names).itertuples()]
             more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
-            text = (f"{c['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than the ICB average "
-                    f"would give for the same ages and sexes ({', '.join(shown)}{more} fewer)")
+            text = (f"{c['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than {comparator} "
+                    f"would give{like} ({', '.join(shown)}{more} fewer)")
         else:
-            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than the ICB average would give for the "
-                    "same ages and sexes")
+            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than {comparator} would give{like}")
         if len(high):
             hn = sorted(names.get(k, k) for k in high["area_code"])
             text += (f"; clearly more in {len(high)} ({', '.join(hn)})" if len(hn) <= max_names
@@ -710,16 +808,17 @@ def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
                 align="lrrrrr")
 
 
-def _sii_hidden(prev: pd.DataFrame, inp: Inputs, area_type: str) -> set[tuple[str, str]]:
+def _sii_hidden(prev: pd.DataFrame, inp: Inputs, area_type: str, dimension: str = "imd_quintile") -> set[tuple[str, str]]:
     """(area_code, condition) pairs whose SII/RII is not shown: a quintile's recorded or registered count is
     hidden (the fitted gradient and the other quintiles' published rates could give a hidden rate back)."""
     d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) &
-             (prev["group_type"] == "imd_quintile") & prev["group_value"].isin(["1", "2", "3", "4", "5"])]
+             (prev["group_type"] == dimension) & prev["group_value"].isin(["1", "2", "3", "4", "5"])]
     bad = d[d["observed_redacted"].astype(bool) | d["population_redacted"].astype(bool)]
     return set(zip(bad["area_code"], bad["condition"]))
 
 
-def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: str, icb_name: str) -> dict | None:
+def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: str, icb_name: str,
+                       area_type: str = "icb", child_type: str = "pcn") -> dict | None:
     """SII and RII of the crude rate across national deprivation quintiles, for the ICB and each PCN: a table
     per condition (SII in percentage points, RII, both with 95% intervals, and the direction in words), one
     sentence per condition for the ICB, and the chart frames (RII per area). phe_sii convention: quantile 1 =
@@ -728,14 +827,16 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
     q = inp.inequality
     if q is None or q.empty:
         return None
-    q = q[(q["period"] == inp.latest) & (q["dimension"] == "imd_quintile") & (q["measure"] == "crude_rate")]
+    dimension = "imd_quintile" if inp.has_patient_groups else "practice_imd_quintile"
+    q = q[(q["period"] == inp.latest) & (q["dimension"] == dimension) & (q["measure"] == "crude_rate")]
     if q.empty:
         return None
-    hidden = _sii_hidden(prev, inp, "pcn") | _sii_hidden(prev, inp, "icb")
+    hidden = _sii_hidden(prev, inp, child_type, dimension) | _sii_hidden(prev, inp, area_type, dimension)
     # Monte Carlo limits that a rerun could move at the printed precision (PHE reliability_stat) are not shown
     poor = q[q["reliability"] == "poor"] if "reliability" in q.columns else q.iloc[:0]
     unreliable = set(zip(poor["area_code"], poor["condition"]))
-    areas = [(icb, "icb", f"{icb_name} (whole ICB)")] + [(p, "pcn", names.get(p, p)) for p in pcns]
+    whole = "England" if area_type == "england" else f"{icb_name} (whole ICB)"
+    areas = [(icb, area_type, whole)] + [(p, child_type, names.get(p, p)) for p in pcns]
     idx = q.set_index(["area_type", "area_code", "condition"])
     tables, words, full, panels, steep = [], [], [], [], []
     for c in inp.conditions:
@@ -755,11 +856,12 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
                          MARKER if hid else ("not repeatable" if shaky else
                                              (w.gradient_words(vals[4], vals[5]) if ok else "not calculable"))])
             frame.append(dict(label=nm, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
-            if at == "icb":
-                words.append(w.describe_sii(c["label"], "the ICB as a whole", *vals, brief=True) if ok and not hid
-                             else f"{c['label']}: the gradient for the ICB as a whole cannot be shown.")
-                full.append(w.describe_sii(c["label"], "the ICB as a whole", *vals) if ok and not hid
-                            else f"{c['label']}: the gradient for the ICB as a whole cannot be shown.")
+            if at == area_type:
+                whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
+                words.append(w.describe_sii(c["label"], whole_words, *vals, brief=True) if ok and not hid
+                             else f"{c['label']}: the gradient for {whole_words} cannot be shown.")
+                full.append(w.describe_sii(c["label"], whole_words, *vals) if ok and not hid
+                            else f"{c['label']}: the gradient for {whole_words} cannot be shown.")
             elif ok and not hid:
                 steep.append((c["condition"], c["label"], vals[3], vals[4], vals[5], nm))
         tables.append(dict(condition=c["label"], table=dict(
@@ -775,11 +877,11 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
         if mine:
             def named(xs):
                 return f"{len(xs)} ({', '.join(xs)})" if 0 < len(xs) <= 4 else (str(len(xs)) if xs else "none")
-            full.append(f"{c['label']}: of the {len(mine)} PCNs whose gradient can be shown, {named(more)} "
+            full.append(f"{c['label']}: of the {len(mine)} {child_type.upper()}s whose gradient can be shown, {named(more)} "
                         f"{'has' if len(more) == 1 else 'have'} a clearly higher recorded rate in more deprived areas "
                         f"and {named(less)} a clearly lower one.")
         else:
-            full.append(f"{c['label']}: no PCN's gradient can be shown.")
+            full.append(f"{c['label']}: no {child_type.upper()}'s gradient can be shown.")
     return dict(tables=tables, words=words, full=full, panels=panels)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import paths, stats
-from pipeline.disclosure import Policy, is_small, round_count
+from pipeline.disclosure import Policy, redact_round
 
 CELL = ["condition", "area_type", "area_code", "group_type", "group_value"]
 OVERLAP_COLUMNS = ["period_from", "period_to"] + CELL + ["cases_both"]
@@ -54,10 +54,7 @@ def control_overlap(raw: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     out = raw.copy()
     for c in ("period_from", "period_to"):
         out[c] = pd.to_datetime(out[c]).dt.date
-    true = out["cases_both"].to_numpy(dtype=float)
-    published = round_count(true, policy)
-    published[is_small(true, policy)] = np.nan
-    out["cases_both"] = published
+    out["cases_both"] = redact_round(out["cases_both"].to_numpy(dtype=float), policy)
     return out
 
 

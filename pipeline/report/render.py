@@ -35,8 +35,11 @@ WORKERS = 2  # processes, where the machine has cores to spare (see default_work
 _STATE: dict = {}
 
 
-def render_reports(processed: Path, reports: Path, cfg: Config) -> None:
-    """Render every pack from processed/warehouse.duckdb into `reports` (atomically replaced)."""
+def render_reports(processed: Path, reports: Path, cfg: Config, icbs: list[str] | None = None) -> dict:
+    """Render every pack from processed/warehouse.duckdb into `reports` (atomically replaced): a PCN pack for each
+    network, an ICS pack for each ICB (only those in `icbs` when given), a community summary per network where the
+    data have neighbourhoods, and the England summary where the warehouse has an England row (published data).
+    Returns {kind: number of packs}."""
     processed, reports = Path(processed), Path(reports)
     t0 = time.perf_counter()
     inp = load_inputs(processed, cfg)
@@ -46,21 +49,39 @@ def render_reports(processed: Path, reports: Path, cfg: Config) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        for sub in ("pcn", "ics", "community"):
+        jobs = pack_jobs(inp, icbs)
+        for sub in {kind for kind, _ in jobs}:
             (tmp / sub).mkdir(parents=True)
-        jobs = [("pcn", c) for c in sorted(inp.practices["pcn_code"].dropna().unique())] + \
-               [("community", c) for c in sorted(inp.practices["pcn_code"].dropna().unique())] + \
-               [("ics", c) for c in sorted(inp.practices["icb_code"].dropna().unique())]
         timings = run_jobs(inp, cfg, jobs, tmp, workers=default_workers(cfg, len(jobs)))
         _write_index(tmp, inp, timings)
         atomic_replace_dir(tmp, reports)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    per = {k: [t for (kk, _), t in timings.items() if kk == k] for k in PACK_KINDS}
     if timings:
-        per = {k: [t for (kk, _), t in timings.items() if kk == k] for k in ("pcn", "ics", "community")}
         log.info("rendered %d packs in %.1f s (%s)", len(timings), time.perf_counter() - t0,
                  ", ".join(f"{k}: {len(v)} at {sum(v) / len(v):.2f} s each" for k, v in per.items() if v))
+    return {k: len(v) for k, v in per.items() if v}
+
+
+PACK_KINDS = ("pcn", "ics", "community", "england")
+
+
+def pack_jobs(inp: Inputs, icbs: list[str] | None = None) -> list[tuple[str, str]]:
+    """The packs to render: (kind, area code). PCNs are those with published rows (the published data's
+    'Unallocated' PCN is not a network)."""
+    practices = inp.practices if icbs is None else inp.practices[inp.practices["icb_code"].isin(icbs)]
+    reported = set(inp.prev.loc[inp.prev["area_type"] == "pcn", "area_code"])
+    pcns = sorted(c for c in practices["pcn_code"].dropna().unique() if c in reported)
+    jobs = [("pcn", c) for c in pcns]
+    if inp.has_patient_groups:
+        jobs += [("community", c) for c in pcns]
+    jobs += [("ics", c) for c in sorted(practices["icb_code"].dropna().unique())]
+    england = inp.prev.loc[inp.prev["area_type"] == "england", "area_code"].unique()
+    if icbs is None and len(england):
+        jobs.append(("england", england[0]))
+    return jobs
 
 
 def report_settings(cfg: Config) -> dict:
@@ -109,6 +130,8 @@ def build_pack(inp: Inputs, kind: str, code: str, report_cfg: dict) -> P.Pack:
         return P.build_ics(inp, code, report_cfg)
     if kind == "community":
         return P.build_community(inp, code, report_cfg)
+    if kind == "england":
+        return P.build_ics(inp, code, report_cfg, area_type="england")
     raise ValueError(kind)
 
 

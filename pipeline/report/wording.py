@@ -136,34 +136,29 @@ def fmt_share(num, den) -> str:
 SAME_AGE_SEX = "for people of the same age and sex"
 
 
-def fewer_than(n, comparator: str, more: bool = False) -> str:
-    """What `missing` (expected − recorded) is, in words: 'about 45 fewer than the X ICB average for people of
-    the same age and sex would give' ('more' for a negative gap)."""
-    return f"{about(n)} {'more' if more else 'fewer'} than {comparator} {SAME_AGE_SEX} would give"
-
-
 def gap_sentence(label: str, group_type: str, value: str, adults: bool, ratio, lower, upper, missing,
-                 comparator: str, true_prevalence: bool = False) -> str:
+                 comparator: str, true_prevalence: bool = False, like: str = SAME_AGE_SEX) -> str:
     """One sentence on a group against the comparator: how many fewer/more are recorded than the comparator's
     rates for people of the same age and sex would give (controlled, 'about'), the ratio and its interval.
     Direction from the interval. With an external reference of true prevalence, a shortfall is also called
     possibly undiagnosed, saying on what basis."""
     who = group_phrase(group_type, value, adults)
+    like_words = f" {like}" if like else ""   # what expected is standardised for ('' when the comparator says it)
     d = direction(lower, upper)
     r = f"{_f(ratio):.2f}"
     ci = f"95% interval {_f(lower):.2f}–{_f(upper):.2f}"
     if d == "fewer":
-        text = (f"{label} is recorded for {about(missing)} fewer {who} than {comparator} {SAME_AGE_SEX} would give "
+        text = (f"{label} is recorded for {about(missing)} fewer {who} than {comparator}{like_words} would give "
                 f"(recorded at {r} times that, {ci}).")
         if true_prevalence:
             text += (f" Since {comparator} are rates of true prevalence, these are people who possibly have "
                      f"{label.lower()} that is not diagnosed or not recorded.")
         return text
     if d == "more":
-        return (f"{label} is recorded for {about(missing)} more {who} than {comparator} {SAME_AGE_SEX} would give "
+        return (f"{label} is recorded for {about(missing)} more {who} than {comparator}{like_words} would give "
                 f"(recorded at {r} times that, {ci}).")
     if d == "similar":
-        return (f"{label} is recorded for about as many {who} as {comparator} {SAME_AGE_SEX} would give ({r} times "
+        return (f"{label} is recorded for about as many {who} as {comparator}{like_words} would give ({r} times "
                 f"that, {ci}, which includes 1).")
     return f"{label} for {who}: not enough patients to say (numbers hidden for disclosure control)."
 

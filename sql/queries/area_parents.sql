@@ -1,18 +1,15 @@
--- Each practice's PCN and ICB, each PCN's ICB, and each neighbourhood's ICB (the one where most of its patients
--- are registered). Read by the analyse stage (funnels and comparisons against the parent).
-with neighbourhood_icb_patients as (
-    select s.neighbourhood_code, p.icb_code, sum(s.population) as population
-    from stratified_counts as s
-    join practices as p using (practice_code)
-    where s.neighbourhood_code is not null
-    group by all
+-- Each practice's PCN and ICB, and each PCN's ICB (a PCN whose practices lie in two ICBs is compared with the ICB
+-- holding most of them). Read by the analyse stage (funnels and comparisons against the parent); works on both the
+-- patient warehouse and the published-data one (neighbourhoods: area_parents_neighbourhoods).
+with pcn_icb_practices as (
+    select pcn_code, icb_code, count(*) as practice_count
+    from practices
+    group by pcn_code, icb_code
 )
 select 'practice' as area_type, practice_code as area_code, 'pcn' as parent_type, pcn_code as parent_code from practices
 union all
 select 'practice', practice_code, 'icb', icb_code from practices
 union all
-select distinct 'pcn', pcn_code, 'icb', icb_code from practices
-union all
-select 'neighbourhood', neighbourhood_code, 'icb', arg_max(icb_code, population)
-from neighbourhood_icb_patients
-group by neighbourhood_code
+select 'pcn', pcn_code, 'icb', first(icb_code order by practice_count desc, icb_code)
+from pcn_icb_practices
+group by pcn_code

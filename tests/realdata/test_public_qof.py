@@ -95,11 +95,10 @@ def test_wilson_intervals_independent(out2223):
 
 def test_expected_is_the_decile_rate_times_list_size(out2223):
     _, con = out2223
-    df = con.execute("""select e.area_code, e.imd_decile, e.observed, e.population, e.expected_deprivation,
-                               p.expected, p.ratio, p.ratio_lower, p.ratio_upper, p.missing
-                        from public_expected e join prevalence p using (condition, area_type, area_code)
-                        where e.area_type = 'practice' and e.condition = 'DEP'""").df()
-    assert (df["expected"] == df["expected_deprivation"]).all()
+    df = con.execute("""select p.area_code, x.imd_decile, p.observed, p.population, p.expected, p.ratio,
+                               p.ratio_lower, p.ratio_upper, p.missing
+                        from prevalence p join public_practice x on x.practice_code = p.area_code
+                        where p.area_type = 'practice' and p.condition = 'DEP' and p.group_type = 'all'""").df()
     known = df.loc[df["imd_decile"].notna()]
     rates = known.groupby("imd_decile")[["observed", "population"]].sum()
     rate = (rates["observed"] / rates["population"]).reindex(known["imd_decile"]).to_numpy()
@@ -107,12 +106,18 @@ def test_expected_is_the_decile_rate_times_list_size(out2223):
     unknown = df.loc[df["imd_decile"].isna()]
     national = df["observed"].sum() / df["population"].sum()
     np.testing.assert_allclose(unknown["expected"], national * unknown["population"], rtol=1e-12)
-    # national deciles weighted by list size: each holds about a tenth of the patients
-    share = con.execute("""select imd_decile, sum(total_list_size) / (select sum(total_list_size) from public_practice
-                           where imd_decile is not null) from public_practice where imd_decile is not null
-                           group by 1 order by 1""").fetchall()
-    assert [d for d, _ in share] == list(range(1, 11))
-    assert all(abs(s - 0.1) < 0.01 for _, s in share)
+    # national deciles weighted by list size (the practice's largest list): each holds about a tenth of the patients
+    largest: dict = defaultdict(int)
+    for r in _rows(REAL / "qof" / "PREVALENCE_2223.csv"):
+        largest[r["PRACTICE_CODE"]] = max(largest[r["PRACTICE_CODE"]], int(r["PRACTICE_LIST_SIZE"]))
+    decile = dict(con.execute("select practice_code, imd_decile from public_practice "
+                              "where imd_decile is not null").fetchall())
+    total = sum(largest[c] for c in decile)
+    share = defaultdict(float)
+    for code, d in decile.items():
+        share[int(d)] += largest[code] / total
+    assert sorted(share) == list(range(1, 11))
+    assert all(abs(s - 0.1) < 0.01 for s in share.values())
     # ratio interval: exact below 10 observed, Byar from 10 (independent formulas)
     o, e = df["observed"].to_numpy(float), df["expected"].to_numpy(float)
     z = norm.ppf(0.975)
@@ -151,11 +156,11 @@ def test_model_expected_and_funnel(out2223):
 
 def test_depression_gradient_by_practice_deprivation(out2223):
     _, con = out2223
-    rates = dict(con.execute("select imd_decile, rate from public_gradient where condition = 'DEP' "
-                             "and area_type = 'england'").fetchall())
-    assert rates[1] > rates[10]  # more recorded depression in the most deprived practices, as published
+    rates = dict(con.execute("select group_value, rate from prevalence where condition = 'DEP' "
+                             "and area_type = 'england' and group_type = 'practice_imd_decile'").fetchall())
+    assert rates["1"] > rates["10"]  # more recorded depression in the most deprived practices, as published
     sii = con.execute("select sii, sii_lower, sii_upper, rii from inequality where condition = 'DEP' "
-                      "and area_type = 'england' and dimension = 'imd_decile'").fetchone()
+                      "and area_type = 'england' and dimension = 'practice_imd_decile'").fetchone()
     assert sii[1] <= sii[0] <= sii[2] < 0 and sii[3] < 1
 
 
@@ -169,48 +174,37 @@ def test_contract_checker_passes(out2223):
     assert mod.main(processed, None) == 0
 
 
-def test_2024_25_uses_the_registered_patients_map_and_rejects_unmapped(tmp_path):
+def test_2024_25_places_practices_missing_from_the_registered_patients_map(tmp_path):
     if (REAL / "mapping" / "MAPPING_NHS_GEOGRAPHIES_2425.csv").exists():
         pytest.skip("a 2024-25 QOF mapping is present; this test is about its absence")
-    summary = run_public(REAL, "2024-25", tmp_path, tmp_path / "reports", conditions=("DEP",))
-    assert summary["mapping"] == "gp-reg-pat-prac-map.csv" and summary["period"] == "2025-03-31"
+    summary = run_public(REAL, "2022-23,2024-25", tmp_path, tmp_path / "reports", conditions=("DEP",))
+    assert summary["mapping"] == "gp-reg-pat-prac-map.csv"
+    assert summary["periods"] == ["2023-03-31", "2025-03-31"]
     mapped = {r["PRACTICE_CODE"] for r in _rows(REAL / "mapping" / "gp-reg-pat-prac-map.csv")}
+    earlier = {r["PRACTICE_CODE"] for r in _rows(REAL / "mapping" / "MAPPING_NHS_GEOGRAPHIES_2223.csv")}
     qof = _rows(REAL / "qof" / "PREVALENCE_2425.csv")
-    unmapped_rows = sum(1 for r in qof if r["PRACTICE_CODE"] not in mapped)
-    dep = [r for r in qof if r["GROUP_CODE"] == "DEP" and r["PRACTICE_CODE"] in mapped]
+    missing = {r["PRACTICE_CODE"] for r in qof} - mapped
+    assert missing, "the July 2026 map no longer misses any 2024-25 practice"
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     try:
-        n = con.execute("select count(*) from rejects where source = 'PREVALENCE_2425' "
-                        "and reason like '%not in the practice mapping%'").fetchone()[0]
-        assert n == unmapped_rows > 0
+        placed = dict(con.execute("select practice_code, placed_by from practices").fetchall())
+        for code in missing:
+            assert placed.get(code) in (("earlier mapping" if code in earlier else "epraccur"), None), code
+        assert summary["placed"]["earlier mapping"] == sum(v == "earlier mapping" for v in placed.values()) > 0
+        # every 2024-25 register row of a placed practice counts in England's total
+        dep = [r for r in qof if r["GROUP_CODE"] == "DEP" and r["PRACTICE_CODE"] in placed]
         o, p = con.execute("select observed, population from prevalence where area_type = 'england' "
-                           "and condition = 'DEP'").fetchone()
+                           "and condition = 'DEP' and group_type = 'all' and period = '2025-03-31'").fetchone()
         assert o == sum(int(float(r["REGISTER"])) for r in dep)
         assert p == sum(int(r["PRACTICE_LIST_SIZE"]) for r in dep)
+        n = con.execute("select count(*) from rejects where source = 'PREVALENCE_2425' "
+                        "and reason like '%placed%' or reason like '%neither%'").fetchone()[0]
+        assert n == sum(1 for r in qof if r["PRACTICE_CODE"] not in placed)
         ls = con.execute("select rows_read, rows_loaded, rows_rejected from load_summary "
                          "where source = 'PREVALENCE_2425'").fetchone()
         assert ls[0] == len(qof) and ls[0] == ls[1] + ls[2]
+        # the trend from 2022-23 to 2024-25 at England, ICB and PCN level
+        levels = {a for (a,) in con.execute("select distinct area_type from trend where condition = 'DEP'").fetchall()}
+        assert {"england", "icb", "pcn"} <= levels
     finally:
         con.close()
-
-
-def test_public_pack_is_disclosure_controlled(out2223, tmp_path):
-    from pipeline.errors import PipelineError
-    from pipeline.public import write_public_pack
-
-    processed, _ = out2223
-    pdf = write_public_pack(processed, tmp_path, "QHM", "2022-23")
-    assert pdf.is_file() and pdf.stat().st_size > 10_000
-    assert pdf == tmp_path / "QHM" / "ics_QHM_2022-23.pdf"
-    rows = _rows(pdf.with_suffix(".csv"))
-    assert {r["area_type"] for r in rows} == {"england", "icb", "pcn", "practice"}
-    for r in rows:
-        for c in ("observed", "population", "missing"):
-            v = r[c]
-            assert v == "[c]" or float(v) == 0 or (abs(float(v)) >= 8 and float(v) % 5 == 0), (c, v)
-    spec = importlib.util.spec_from_file_location("check_outputs", REPO_ROOT.parent / "shared" / "tools" / "check_outputs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(processed, tmp_path) == 0
-    with pytest.raises(PipelineError, match="--icb XXX has no DEP rows"):
-        write_public_pack(processed, tmp_path, "XXX", "2022-23")
