@@ -54,7 +54,7 @@ def build_indicator_tables(con, prev: pd.DataFrame, cfg: Config) -> None:
         "comparisons": comparisons_table(prev, parents, {**DEFAULT_REFERENCE_GROUPS, **cfg.report.get("reference_groups", {})}),
     }
     if "area_group_strata" in have:  # patient-level strata (the published data have no age bands)
-        built["dsr"] = dsr_table(con, {c.id: c.min_age for c in cfg.conditions})
+        built["dsr"] = dsr_table(con, {condition.id: condition.min_age for condition in cfg.conditions})
     from .expectations import validate_output
 
     for name, df in built.items():
@@ -160,7 +160,7 @@ def funnel_table(prev: pd.DataFrame, parents: pd.DataFrame, overdispersion: str 
     ratio["denominator"] = df["expected"].to_numpy(float)
     ratio["value"] = df["ratio"].to_numpy()
     ratio["parent_value"] = parent_ratio
-    ratio["lower_95"], ratio["upper_95"], ratio["lower_998"], ratio["upper_998"] = (np.asarray(a) * parent_ratio for a in rlim)
+    ratio["lower_95"], ratio["upper_95"], ratio["lower_998"], ratio["upper_998"] = (np.asarray(limit) * parent_ratio for limit in rlim)
     ratio["significance"] = stats.funnel_significance_ratio(df["observed"].to_numpy(float), exp_vs_parent)
     out = pd.concat([prop, ratio], ignore_index=True)
     if overdispersion != "none":
@@ -173,23 +173,23 @@ def add_overdispersion(f: pd.DataFrame, method: str) -> pd.DataFrame:
     """Overdispersion-adjusted limits (Spiegelhalter 2005) beside the fixed ones, estimated within each
     period x condition x ICB x area type x statistic (a loop over those few sets, vectorised inside)."""
     f = f.copy()
-    for c in ("od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998"):
-        f[c] = np.nan
+    for column in ("od_phi", "od_tau2", "od_lower_95", "od_upper_95", "od_lower_998", "od_upper_998"):
+        f[column] = np.nan
     f["od_method"] = method
     f["od_significance"] = ""
     for _, idx in f.groupby(["period", "condition", "parent_code", "area_type", "statistic"]).groups.items():
-        g = f.loc[idx]
-        stat = g["statistic"].iloc[0]
-        target = g["parent_value"].iloc[0]
-        r = stats.funnel_overdispersion(g["observed"].to_numpy(float), g["denominator"].to_numpy(float),
-                                        statistic=stat, target=target, method=method)
-        f.loc[idx, "od_phi"], f.loc[idx, "od_tau2"] = r.phi, r.tau2
-        f.loc[idx, "od_lower_95"], f.loc[idx, "od_upper_95"] = r.lower_95, r.upper_95
-        f.loc[idx, "od_lower_998"], f.loc[idx, "od_upper_998"] = r.lower_998, r.upper_998
-        v = g["value"].to_numpy(float)
-        lab = np.select([v > r.upper_998, v > r.upper_95, v < r.lower_998, v < r.lower_95],
+        subset = f.loc[idx]
+        stat = subset["statistic"].iloc[0]
+        target = subset["parent_value"].iloc[0]
+        limits = stats.funnel_overdispersion(subset["observed"].to_numpy(float), subset["denominator"].to_numpy(float),
+                                             statistic=stat, target=target, method=method)
+        f.loc[idx, "od_phi"], f.loc[idx, "od_tau2"] = limits.phi, limits.tau2
+        f.loc[idx, "od_lower_95"], f.loc[idx, "od_upper_95"] = limits.lower_95, limits.upper_95
+        f.loc[idx, "od_lower_998"], f.loc[idx, "od_upper_998"] = limits.lower_998, limits.upper_998
+        values = subset["value"].to_numpy(float)
+        lab = np.select([values > limits.upper_998, values > limits.upper_95, values < limits.lower_998, values < limits.lower_95],
                         [stats.SIG_HIGH_001, stats.SIG_HIGH_025, stats.SIG_LOW_001, stats.SIG_LOW_025], stats.SIG_NOT)
-        f.loc[idx, "od_significance"] = np.where(np.isfinite(v), lab, "")
+        f.loc[idx, "od_significance"] = np.where(np.isfinite(values), lab, "")
     return f
 
 
@@ -222,16 +222,16 @@ def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: p
     obs = prev[["period", "condition", "area_type", "area_code", "group_type", "group_value", "observed"]]
     obs = obs.assign(period=pd.to_datetime(obs["period"]))
     cells = fixed_expected.copy()
-    for c in ("period_from", "period_to"):
-        cells[c] = pd.to_datetime(cells[c])
-    on = ["condition", "area_type", "area_code", "group_type", "group_value"]
+    for column in ("period_from", "period_to"):
+        cells[column] = pd.to_datetime(cells[column])
+    cell_key = ["condition", "area_type", "area_code", "group_type", "group_value"]
     cells = cells.merge(obs.rename(columns={"period": "period_from", "observed": "observed_from"}),
-                        on=["period_from"] + on, how="inner")
+                        on=["period_from"] + cell_key, how="inner")
     cells = cells.merge(obs.rename(columns={"period": "period_to", "observed": "observed_to"}),
-                        on=["period_to"] + on, how="inner")
+                        on=["period_to"] + cell_key, how="inner")
     moves = transitions[TREND_KEY + ["cases_both"]].copy()
-    for c in ("period_from", "period_to"):
-        moves[c] = pd.to_datetime(moves[c])
+    for column in ("period_from", "period_to"):
+        moves[column] = pd.to_datetime(moves[column])
     cells = cells.merge(moves, on=TREND_KEY, how="left")
     cells["cases_both"] = cells["cases_both"].fillna(0).astype("int64")
     if internal_reference:
@@ -273,48 +273,48 @@ def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_group
     area's 95% interval against the parent's value, as Fingertips does)."""
     cols = output_columns("comparisons")
     parts = []
-    for gt, ref in reference_groups.items():
-        g = prev[(prev["group_type"] == gt)]
-        r = g[g["group_value"] == str(ref)][KEY + ["observed", "population"]]
-        m = g.merge(r, on=KEY, suffixes=("", "_ref"))
-        m = m[m["group_value"] != str(ref)]
-        if m.empty:
+    for group_type, ref in reference_groups.items():
+        group_rows = prev[(prev["group_type"] == group_type)]
+        reference_rows = group_rows[group_rows["group_value"] == str(ref)][KEY + ["observed", "population"]]
+        paired = group_rows.merge(reference_rows, on=KEY, suffixes=("", "_ref"))
+        paired = paired[paired["group_value"] != str(ref)]
+        if paired.empty:
             continue
-        x1, n1 = m["observed"].to_numpy(float), m["population"].to_numpy(float)
-        x2, n2 = m["observed_ref"].to_numpy(float), m["population_ref"].to_numpy(float)
-        rr, rrl, rru = stats.rate_ratio(x1, n1, x2, n2)
-        rd, rdl, rdu = stats.rate_difference(x1, n1, x2, n2)
-        out = m[KEY + ["group_type", "group_value"]].copy()
+        observed, population = paired["observed"].to_numpy(float), paired["population"].to_numpy(float)
+        reference_observed, reference_population = paired["observed_ref"].to_numpy(float), paired["population_ref"].to_numpy(float)
+        ratio, ratio_lower, ratio_upper = stats.rate_ratio(observed, population, reference_observed, reference_population)
+        difference, difference_lower, difference_upper = stats.rate_difference(observed, population, reference_observed, reference_population)
+        out = paired[KEY + ["group_type", "group_value"]].copy()
         out["comparison"] = "group_vs_reference"
-        out["reference"] = f"{gt} {ref}"
-        out["value"] = stats.divide(x1, n1)
-        out["reference_value"] = stats.divide(x2, n2)
-        out["rate_ratio"], out["rate_ratio_lower"], out["rate_ratio_upper"] = rr, rrl, rru
-        out["rate_difference"], out["rate_difference_lower"], out["rate_difference_upper"] = rd, rdl, rdu
-        out["label"] = stats.compare_to_parent(rdl, rdu, 0.0)
+        out["reference"] = f"{group_type} {ref}"
+        out["value"] = stats.divide(observed, population)
+        out["reference_value"] = stats.divide(reference_observed, reference_population)
+        out["rate_ratio"], out["rate_ratio_lower"], out["rate_ratio_upper"] = ratio, ratio_lower, ratio_upper
+        out["rate_difference"], out["rate_difference_lower"], out["rate_difference_upper"] = difference, difference_lower, difference_upper
+        out["label"] = stats.compare_to_parent(difference_lower, difference_upper, 0.0)
         parts.append(out)
     allrows = prev[prev["group_type"] == "all"]
     for stat in ("rate", "ratio"):
         child = allrows.merge(parents, on=["area_type", "area_code"])
         par = allrows[KEY + [stat]].rename(columns={"area_type": "parent_type", "area_code": "parent_code", stat: "pv"})
-        m = child.merge(par, on=["period", "condition", "parent_type", "parent_code"])
-        if m.empty:
+        paired = child.merge(par, on=["period", "condition", "parent_type", "parent_code"])
+        if paired.empty:
             continue
-        out = m[KEY].copy()
-        out["comparison"] = f"{stat}_vs_" + m["parent_type"]
+        out = paired[KEY].copy()
+        out["comparison"] = f"{stat}_vs_" + paired["parent_type"]
         out["group_type"], out["group_value"] = "all", "All"
-        out["reference"] = m["parent_type"] + " " + m["parent_code"]
-        out["value"] = m[stat]
-        out["reference_value"] = m["pv"]
-        out["label"] = stats.compare_to_parent(m[f"{stat}_lower"].to_numpy(float), m[f"{stat}_upper"].to_numpy(float),
-                                               m["pv"].to_numpy(float))
+        out["reference"] = paired["parent_type"] + " " + paired["parent_code"]
+        out["value"] = paired[stat]
+        out["reference_value"] = paired["pv"]
+        out["label"] = stats.compare_to_parent(paired[f"{stat}_lower"].to_numpy(float), paired[f"{stat}_upper"].to_numpy(float),
+                                               paired["pv"].to_numpy(float))
         parts.append(out)
     if not parts:
         return pd.DataFrame(columns=cols)
     res = pd.concat(parts, ignore_index=True)
-    for c in cols:
-        if c not in res:
-            res[c] = np.nan
+    for column in cols:
+        if column not in res:
+            res[column] = np.nan
     return res[cols].reset_index(drop=True)
 
 
@@ -329,24 +329,24 @@ def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     from .schema import AGE_BANDS
 
-    band_idx = {b: i for i, b in enumerate(AGE_BANDS)}
+    band_idx = {band: index for index, band in enumerate(AGE_BANDS)}
     lows = np.arange(0, 95, 5)
     cell_key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     cells = df[cell_key].drop_duplicates().reset_index(drop=True)
     cells["cell"] = np.arange(len(cells))
     df = df.merge(cells, on=cell_key)
-    nb = len(AGE_BANDS)
-    obs = np.zeros((len(cells), nb))
-    pop = np.zeros((len(cells), nb))
-    bi = df["age_band"].map(band_idx).to_numpy()
-    obs[df["cell"].to_numpy(), bi] = df["observed"].to_numpy(float)
-    pop[df["cell"].to_numpy(), bi] = df["population"].to_numpy(float)
+    band_count = len(AGE_BANDS)
+    obs = np.zeros((len(cells), band_count))
+    pop = np.zeros((len(cells), band_count))
+    band_of_row = df["age_band"].map(band_idx).to_numpy()
+    obs[df["cell"].to_numpy(), band_of_row] = df["observed"].to_numpy(float)
+    pop[df["cell"].to_numpy(), band_of_row] = df["population"].to_numpy(float)
     min_age = cells["condition"].map(min_ages).fillna(0).to_numpy(float)
     frac = np.clip((lows[None, :] + 5 - min_age[:, None]) / 5.0, 0.0, 1.0)
     frac[:, -1] = (min_age <= 90).astype(float)  # 90+ is open-ended
-    w = stats.ESP2013[None, :] * frac
-    used = w > 0
-    res = stats.dsr_dobson(obs[used], pop[used], w[used], np.broadcast_to(cells["cell"].to_numpy()[:, None], w.shape)[used])
+    weights = stats.ESP2013[None, :] * frac
+    used = weights > 0
+    res = stats.dsr_dobson(obs[used], pop[used], weights[used], np.broadcast_to(cells["cell"].to_numpy()[:, None], weights.shape)[used])
     complete = ~np.any(used & (pop <= 0), axis=1)
     total = obs.sum(axis=1)
     out = cells[cell_key].copy()
@@ -354,10 +354,10 @@ def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
     out["population"] = pop.sum(axis=1).astype("int64")
     order = np.asarray(res.groups).astype(int)
     val = np.full(len(cells), np.nan)
-    lo, hi = val.copy(), val.copy()
-    val[order], lo[order], hi[order] = res.value, res.lower, res.upper
-    ok = complete & (total >= 10)
-    out["dsr"], out["dsr_lower"], out["dsr_upper"] = (np.where(ok, a, np.nan) for a in (val, lo, hi))
+    lower, upper = val.copy(), val.copy()
+    val[order], lower[order], upper[order] = res.value, res.lower, res.upper
+    shown = complete & (total >= 10)
+    out["dsr"], out["dsr_lower"], out["dsr_upper"] = (np.where(shown, values, np.nan) for values in (val, lower, upper))
     out["standard"] = "ESP2013"
-    out["note"] = np.where(ok, "", np.where(total < 10, "fewer than 10 cases", "an age band has no population"))
+    out["note"] = np.where(shown, "", np.where(total < 10, "fewer than 10 cases", "an age band has no population"))
     return out[cols].sort_values(cell_key, kind="stable").reset_index(drop=True)

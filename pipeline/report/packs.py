@@ -82,10 +82,10 @@ def comparator_for(inp: Inputs, cfg_report: dict) -> tuple[str, bool]:
 
 
 def _rows(prev: pd.DataFrame, period, area_type: str, codes, group_type: str | None = None) -> pd.DataFrame:
-    m = (prev["period"] == period) & (prev["area_type"] == area_type) & prev["area_code"].isin(list(codes))
+    mask = (prev["period"] == period) & (prev["area_type"] == area_type) & prev["area_code"].isin(list(codes))
     if group_type is not None:
-        m &= prev["group_type"] == group_type
-    return prev[m]
+        mask &= prev["group_type"] == group_type
+    return prev[mask]
 
 
 def _hidden(row) -> bool:
@@ -107,10 +107,10 @@ def _missing_cell(row) -> str:
 
 def _csv(frame: pd.DataFrame) -> pd.DataFrame:
     out = for_print(frame)
-    out = out[[c for c in CSV_COLUMNS if c in out.columns]].copy()
+    out = out[[column for column in CSV_COLUMNS if column in out.columns]].copy()
     out["period"] = out["period"].astype(str)
-    for c in ("rate", "rate_lower", "rate_upper"):
-        out[c] = [v if isinstance(v, str) or v is None else round(float(v), 6) for v in out[c]]
+    for column in ("rate", "rate_lower", "rate_upper"):
+        out[column] = [value if isinstance(value, str) or value is None else round(float(value), 6) for value in out[column]]
     return out
 
 
@@ -118,14 +118,14 @@ def _group_frame(prev: pd.DataFrame, period, area_type: str, code: str, gt: str,
                  order: list[str] | None = None) -> pd.DataFrame:
     """Rows of one breakdown for one area/condition, in the breakdown's display order (every group of the
     order present, NaN where the area has none)."""
-    d = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
-             (prev["group_type"] == gt) & (prev["condition"] == cond)].set_index("group_value")
-    order = order or [v for v in GROUP_ORDER[gt] if v in d.index]
-    d = d.reindex(order)
-    d["label"] = [w.group_label(gt, v) for v in order]
-    d["hidden"] = d["observed_redacted"].astype("boolean").fillna(False).astype(bool) \
-        if "observed_redacted" in d else False
-    return d.reset_index().rename(columns={"index": "group_value"})
+    frame = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
+                 (prev["group_type"] == gt) & (prev["condition"] == cond)].set_index("group_value")
+    order = order or [value for value in GROUP_ORDER[gt] if value in frame.index]
+    frame = frame.reindex(order)
+    frame["label"] = [w.group_label(gt, value) for value in order]
+    frame["hidden"] = frame["observed_redacted"].astype("boolean").fillna(False).astype(bool) \
+        if "observed_redacted" in frame else False
+    return frame.reset_index().rename(columns={"index": "group_value"})
 
 
 def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[str, pd.DataFrame]]:
@@ -133,8 +133,8 @@ def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[st
         return []
     present = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
                    (prev["group_type"] == gt)]["group_value"].unique()
-    order = [v for v in GROUP_ORDER[gt] if v in set(present)]
-    return [(c["label"], _group_frame(prev, period, area_type, code, gt, c["condition"], order)) for c in conds]
+    order = [value for value in GROUP_ORDER[gt] if value in set(present)]
+    return [(condition["label"], _group_frame(prev, period, area_type, code, gt, condition["condition"], order)) for condition in conds]
 
 
 def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n: int,
@@ -142,14 +142,14 @@ def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n:
     """The largest clear gaps: latest period, ratio upper limit < 1 (as published, 2 dp), ranked by the
     published number missing, each condition's largest gap guaranteed a place; 'Unknown' groups are data
     quality, not inequality, and are left out."""
-    d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
-             prev["group_type"].isin(breakdowns) & (prev["group_value"] != "Unknown")]
-    d = d[(d["ratio_upper"] < 1) & d["missing"].notna() & (d["missing"] > 0) & ~d["observed_redacted"]]
-    d = d.sort_values(["missing", "ratio"], ascending=[False, True])
+    rows = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
+                prev["group_type"].isin(breakdowns) & (prev["group_value"] != "Unknown")]
+    rows = rows[(rows["ratio_upper"] < 1) & rows["missing"].notna() & (rows["missing"] > 0) & ~rows["observed_redacted"]]
+    rows = rows.sort_values(["missing", "ratio"], ascending=[False, True])
     # every condition's largest gap first (so a common condition cannot crowd out the others), then the rest
-    first = ~d.duplicated("condition")
-    d = pd.concat([d[first], d[~first]]).head(max_n).sort_values(["missing", "ratio"], ascending=[False, True])
-    return [dict(row) for _, row in d.iterrows()]
+    first = ~rows.duplicated("condition")
+    rows = pd.concat([rows[first], rows[~first]]).head(max_n).sort_values(["missing", "ratio"], ascending=[False, True])
+    return [dict(row) for _, row in rows.iterrows()]
 
 
 def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -177,26 +177,26 @@ def _change(changes: pd.DataFrame | None, code, cond, gt, gv) -> dict | None:
 
 
 def _trend_label(changes: pd.DataFrame | None, code, cond, gt, gv) -> str | None:
-    c = _change(changes, code, cond, gt, gv)
-    return (c["label"] or None) if c else None
+    change = _change(changes, code, cond, gt, gv)
+    return (change["label"] or None) if change else None
 
 
 def _change_sentence(inp: Inputs, changes, code, cond, gt, gv, comparator: str) -> str:
-    c = _change(changes, code, cond, gt, gv) or {}
-    return w.change_sentence(inp.previous, c.get("ratio_from"), c.get("ratio_to"), c.get("change"),
-                             c.get("change_lower"), c.get("change_upper"), c.get("label") or "", comparator)
+    change = _change(changes, code, cond, gt, gv) or {}
+    return w.change_sentence(inp.previous, change.get("ratio_from"), change.get("ratio_to"), change.get("change"),
+                             change.get("change_lower"), change.get("change_upper"), change.get("label") or "", comparator)
 
 
 def _cond(inp: Inputs, cid: str) -> dict:
-    return next(c for c in inp.conditions if c["condition"] == cid)
+    return next(condition for condition in inp.conditions if condition["condition"] == cid)
 
 
 def _published_ratio(row) -> tuple[float, float, float]:
     """A row's ratio and 95% interval recomputed from its controlled counts (the one interval method, stats.isr)."""
     if _hidden(row) or not math.isfinite(float(row["observed"])):
         return (float("nan"),) * 3
-    r, lo, hi = stats.isr(float(row["observed"]), float(row["expected"]))
-    return float(r), float(lo), float(hi)
+    ratio, lower, upper = stats.isr(float(row["observed"]), float(row["expected"]))
+    return float(ratio), float(lower), float(upper)
 
 
 def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str,
@@ -204,21 +204,21 @@ def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparat
     """Page 1, part 1: the area as a whole against the comparator, one sentence and one table row per
     condition, with the published change since the previous date."""
     rows, sentences = [], []
-    for c in inp.conditions:
-        r = _rows(prev, inp.latest, area_type, [code], "all")
-        r = r[r["condition"] == c["condition"]]
-        if r.empty:
+    for condition in inp.conditions:
+        row = _rows(prev, inp.latest, area_type, [code], "all")
+        row = row[row["condition"] == condition["condition"]]
+        if row.empty:
             continue
-        r = r.iloc[0]
-        ratio, lo, hi = _published_ratio(r)
-        shortfall = float(r["missing"]) if not _hidden(r) else float("nan")
+        row = row.iloc[0]
+        ratio, lower, upper = _published_ratio(row)
+        shortfall = float(row["missing"]) if not _hidden(row) else float("nan")
         sentences.append(dict(
-            text=w.gap_sentence(c["label"], "all", "All", int(c["min_age"]) >= 18, ratio, lo, hi, shortfall,
+            text=w.gap_sentence(condition["label"], "all", "All", int(condition["min_age"]) >= 18, ratio, lower, upper, shortfall,
                                 comparator, true_prevalence, like=like_for_like(inp)),
-            change=_change_sentence(inp, changes, code, c["condition"], "all", "All", comparator)))
-        lab = _trend_label(changes, code, c["condition"], "all", "All") if inp.previous else None
-        rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), w.fmt_count(r["expected"]),
-                     w.fmt_ratio(ratio, lo, hi, hidden=_hidden(r)), _missing_cell(r), lab or "–"])
+            change=_change_sentence(inp, changes, code, condition["condition"], "all", "All", comparator)))
+        lab = _trend_label(changes, code, condition["condition"], "all", "All") if inp.previous else None
+        rows.append([condition["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]), w.fmt_count(row["expected"]),
+                     w.fmt_ratio(ratio, lower, upper, hidden=_hidden(row)), _missing_cell(row), lab or "–"])
     head = ["Condition", "Registered", "Recorded", "Expected", "Ratio (95% CI)", "Expected − recorded", "Change in gap"]
     return dict(sentences=sentences, table=dict(header=head, rows=rows, align="lrrrrrl"))
 
@@ -241,36 +241,36 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
     ratio over the area's, 95% interval below 1), from published counts; ranked by how large a gap the interval
     clearly shows and then by patients affected (published_trend.within_area), so a small group at half its
     neighbours' level comes before a large group at 0.95."""
-    g = _rounded_affected(pt.within_area(prev, inp.latest, area_type, [code], HEADLINE_BREAKDOWNS), inp)
-    g = g[g["tier"] > 0].head(max_n)
+    gaps = _rounded_affected(pt.within_area(prev, inp.latest, area_type, [code], HEADLINE_BREAKDOWNS), inp)
+    gaps = gaps[gaps["tier"] > 0].head(max_n)
     items = []
-    for _, h in g.iterrows():
-        c = _cond(inp, h["condition"])
-        adults = int(c["min_age"]) >= 18
-        text = w.within_sentence(c["label"], h["group_type"], h["group_value"], adults, h["within_value"],
-                                 h["within_lower"], h["within_upper"], h["within_affected_shown"], area_word)
-        change = _change_sentence(inp, changes, code, h["condition"], h["group_type"], h["group_value"], comparator)
-        items.append(dict(text=text, change=change, condition=h["condition"], group_type=h["group_type"],
-                          group_value=h["group_value"], affected=w.fmt_count(h["within_affected_shown"]),
-                          missing=w.fmt_count(h["within_affected_shown"]), missing_value=float(h["within_affected_shown"]),
-                          ratio=f"{h['within_value']:.2f}", lower=f"{h['within_lower']:.2f}",
-                          upper=f"{h['within_upper']:.2f}"))
+    for _, gap in gaps.iterrows():
+        condition = _cond(inp, gap["condition"])
+        adults = int(condition["min_age"]) >= 18
+        text = w.within_sentence(condition["label"], gap["group_type"], gap["group_value"], adults, gap["within_value"],
+                                 gap["within_lower"], gap["within_upper"], gap["within_affected_shown"], area_word)
+        change = _change_sentence(inp, changes, code, gap["condition"], gap["group_type"], gap["group_value"], comparator)
+        items.append(dict(text=text, change=change, condition=gap["condition"], group_type=gap["group_type"],
+                          group_value=gap["group_value"], affected=w.fmt_count(gap["within_affected_shown"]),
+                          missing=w.fmt_count(gap["within_affected_shown"]), missing_value=float(gap["within_affected_shown"]),
+                          ratio=f"{gap['within_value']:.2f}", lower=f"{gap['within_lower']:.2f}",
+                          upper=f"{gap['within_upper']:.2f}"))
     return items
 
 
 def overview_table(prev, inp: Inputs, area_type, code) -> dict:
     rows = []
-    for c in inp.conditions:
-        r = _rows(prev, inp.latest, area_type, [code], "all")
-        r = r[r["condition"] == c["condition"]]
-        if r.empty:
+    for condition in inp.conditions:
+        row = _rows(prev, inp.latest, area_type, [code], "all")
+        row = row[row["condition"] == condition["condition"]]
+        if row.empty:
             continue
-        r = r.iloc[0]
-        d = w.direction(r["ratio_lower"], r["ratio_upper"]) if not _hidden(r) else ""
-        rows.append([c["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]), _rate_cell(r),
-                     w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r),
+        row = row.iloc[0]
+        direction = w.direction(row["ratio_lower"], row["ratio_upper"]) if not _hidden(row) else ""
+        rows.append([condition["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]), _rate_cell(row),
+                     w.fmt_count(row["expected"]), _ratio_cell(row), _missing_cell(row),
                      {"fewer": "fewer than average", "more": "more than average",
-                      "similar": "similar to average"}.get(d, MARKER)])
+                      "similar": "similar to average"}.get(direction, MARKER)])
     return dict(header=["Condition", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)", "Expected − recorded",
                         "Overall"], rows=rows, align="lrrrrrrl")
 
@@ -279,61 +279,61 @@ def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS, r
     """One area's rows of every breakdown for one condition. `repeat_breakdown=False` names each breakdown
     on its first row only (easier to read in a long table)."""
     rows = []
-    for gt in gts:
-        d = _group_frame(prev, inp.latest, area_type, code, gt, cond)
+    for breakdown in gts:
+        frame = _group_frame(prev, inp.latest, area_type, code, breakdown, cond)
         first = True
-        for _, r in d.iterrows():
-            if not math.isfinite(float(r["population"])) and not bool(r.get("population_redacted", False)):
+        for _, row in frame.iterrows():
+            if not math.isfinite(float(row["population"])) and not bool(row.get("population_redacted", False)):
                 continue
-            title = w.BREAKDOWN_TITLE[gt] if (first or repeat_breakdown) else ""
+            title = w.BREAKDOWN_TITLE[breakdown] if (first or repeat_breakdown) else ""
             first = False
-            rows.append([title, r["label"], w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
-                         _rate_cell(r), w.fmt_count(r["expected"]), _ratio_cell(r), _missing_cell(r)])
+            rows.append([title, row["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
+                         _rate_cell(row), w.fmt_count(row["expected"]), _ratio_cell(row), _missing_cell(row)])
     return dict(header=["Breakdown", "Group", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)",
                         "Expected − recorded"], rows=rows, align="llrrrrrr")
 
 
 def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
-    d = _rows(prev, inp.latest, "practice", practice_codes, "all")
-    d = d[d["condition"] == cond].sort_values("area_name")
-    rows = [[f"{r['area_name']} ({r['area_code']})", w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
-             _rate_cell(r), _ratio_cell(r), _missing_cell(r)] for _, r in d.iterrows()]
+    practice_rows = _rows(prev, inp.latest, "practice", practice_codes, "all")
+    practice_rows = practice_rows[practice_rows["condition"] == cond].sort_values("area_name")
+    rows = [[f"{row['area_name']} ({row['area_code']})", w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
+             _rate_cell(row), _ratio_cell(row), _missing_cell(row)] for _, row in practice_rows.iterrows()]
     return dict(header=["Practice", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"], rows=rows,
                 align="lrrrrr")
 
 
 def dq_rows(inp: Inputs, area_type: str, codes, names: dict) -> dict | None:
-    dq = inp.data_quality
-    if dq is None or dq.empty:
+    quality = inp.data_quality
+    if quality is None or quality.empty:
         return None
-    d = dq[(dq["period"] == inp.latest) & (dq["area_type"] == area_type) & dq["area_code"].isin(list(codes))]
+    latest_rows = quality[(quality["period"] == inp.latest) & (quality["area_type"] == area_type) & quality["area_code"].isin(list(codes))]
     rows = []
-    for _, r in d.sort_values("area_code").iterrows():
-        rows.append([names.get(r["area_code"], r["area_code"]), w.fmt_count(r["population"]),
-                     w.fmt_share(r["ethnicity_not_recorded"], r["population"]),
-                     w.fmt_share(r["lsoa_missing"], r["population"]),
-                     w.fmt_share(r["lsoa_unmatched"], r["population"]),
-                     w.fmt_share(r["no_neighbourhood"], r["population"])])
+    for _, row in latest_rows.sort_values("area_code").iterrows():
+        rows.append([names.get(row["area_code"], row["area_code"]), w.fmt_count(row["population"]),
+                     w.fmt_share(row["ethnicity_not_recorded"], row["population"]),
+                     w.fmt_share(row["lsoa_missing"], row["population"]),
+                     w.fmt_share(row["lsoa_unmatched"], row["population"]),
+                     w.fmt_share(row["no_neighbourhood"], row["population"])])
     return dict(header=["Area", "Registered", "Ethnicity not recorded", "No LSOA", "LSOA not matched",
                         "No neighbourhood"], rows=rows, align="lrrrrr")
 
 
 def load_rows(inp: Inputs) -> dict | None:
-    ls = inp.load_summary
-    if ls is None or ls.empty:
+    summary = inp.load_summary
+    if summary is None or summary.empty:
         return None
     rows = []
-    for _, r in ls.iterrows():
-        rows.append([str(r["source"]), w.fmt_count(r["rows_read"]), w.fmt_count(r["rows_loaded"]),
-                     w.fmt_count(r["rows_rejected"])])
+    for _, row in summary.iterrows():
+        rows.append([str(row["source"]), w.fmt_count(row["rows_read"]), w.fmt_count(row["rows_loaded"]),
+                     w.fmt_count(row["rows_rejected"])])
     return dict(header=["Input file", "Rows read", "Rows loaded", "Rows rejected"], rows=rows, align="lrrr")
 
 
 def provenance(inp: Inputs) -> dict:
-    ri = inp.run_info
-    return dict(data_date=w.long_date(inp.latest), pipeline_version=str(ri.get("pipeline_version", "unknown")),
-                input_hash=str(ri.get("input_hash", "unknown")), run_date=str(ri.get("run_date", "unknown")),
-                periods=", ".join(w.long_date(p) for p in inp.periods))
+    run_info = inp.run_info
+    return dict(data_date=w.long_date(inp.latest), pipeline_version=str(run_info.get("pipeline_version", "unknown")),
+                input_hash=str(run_info.get("input_hash", "unknown")), run_date=str(run_info.get("run_date", "unknown")),
+                periods=", ".join(w.long_date(period) for period in inp.periods))
 
 
 PUBLISHED_METHODS = [
@@ -366,8 +366,8 @@ def methods_text(inp: Inputs, comparator: str, true_prevalence: bool = False) ->
         placed = inp.run_info.get("practices_placed")
         return PUBLISHED_METHODS + ([f"Practices placed in the ICB and PCN hierarchy of the latest year: {placed}."]
                                     if placed else [])
-    conds = "; ".join(f"{c['label']} ({'aged ' + str(c['min_age']) + ' and over' if int(c['min_age']) else 'all ages'})"
-                      for c in inp.conditions)
+    conds = "; ".join(f"{condition['label']} ({'aged ' + str(condition['min_age']) + ' and over' if int(condition['min_age']) else 'all ages'})"
+                      for condition in inp.conditions)
     return [
         f"Who is counted. Patients registered with a practice on each date and alive on it. Conditions: {conds}. "
         "A patient counts as having a condition when a diagnosis code from the condition's code list is in their "
@@ -410,19 +410,19 @@ def methods_text(inp: Inputs, comparator: str, true_prevalence: bool = False) ->
 
 
 def _label_series(prev, area_type, codes, period, cond):
-    d = _rows(prev, period, area_type, codes, "all")
-    return d[d["condition"] == cond]
+    rows = _rows(prev, period, area_type, codes, "all")
+    return rows[rows["condition"] == cond]
 
 
 # ---------------------------------------------------------------------------------------------- PCN pack
 
 def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: bool = True, england=()) -> pd.DataFrame:
     """The rows one pack can use (one boolean pass over the whole table, then cheap filters)."""
-    at, code = prev["area_type"], prev["area_code"]
-    keep = ((at == "pcn") & code.isin(list(pcns))) | ((at == "icb") & code.isin(list(icbs))) | \
-        ((at == "practice") & code.isin(list(practices))) | ((at == "england") & code.isin(list(england)))
+    area_types, code = prev["area_type"], prev["area_code"]
+    keep = ((area_types == "pcn") & code.isin(list(pcns))) | ((area_types == "icb") & code.isin(list(icbs))) | \
+        ((area_types == "practice") & code.isin(list(practices))) | ((area_types == "england") & code.isin(list(england)))
     if neighbourhoods:
-        keep |= at == "neighbourhood"
+        keep |= area_types == "neighbourhood"
     return prev[keep]
 
 
@@ -449,34 +449,34 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         provenance=provenance(inp),
         methods=methods_text(inp, comp, true_prev),
         disclosure=inp.policy.describe(),
-        conditions=[c["label"] for c in inp.conditions],
+        conditions=[condition["label"] for condition in inp.conditions],
         like=like_for_like(inp),
         has_patient_groups=inp.has_patient_groups,
     )
     charts_: list = []
-    for gt in ("ethnicity", "imd_quintile", "age_band", "sex"):
-        panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, gt, inp.conditions)
+    for breakdown in ("ethnicity", "imd_quintile", "age_band", "sex"):
+        panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, breakdown, inp.conditions)
         if panels and len(panels[0][1]):
-            charts_.append((f"by_{gt}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
-    ctx["group_tables"] = [dict(condition=c["label"], table=group_table(prev, inp, "pcn", pcn, c["condition"],
-                                                                        repeat_breakdown=False))
-                           for c in inp.conditions] if inp.has_patient_groups else []
+            charts_.append((f"by_{breakdown}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
+    ctx["group_tables"] = [dict(condition=condition["label"], table=group_table(prev, inp, "pcn", pcn, condition["condition"],
+                                                                                repeat_breakdown=False))
+                           for condition in inp.conditions] if inp.has_patient_groups else []
     codes = prac["practice_code"].tolist()
-    ctx["practice_tables"] = [dict(condition=c["label"], table=practice_table(prev, inp, codes, c["condition"]))
-                              for c in inp.conditions]
+    ctx["practice_tables"] = [dict(condition=condition["label"], table=practice_table(prev, inp, codes, condition["condition"]))
+                              for condition in inp.conditions]
     # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
     if inp.funnel is not None and not inp.funnel.empty:
         panels = []
-        for c in inp.conditions:
-            d = _label_series(prev, "practice", icb_practices, inp.latest, c["condition"])
-            f = pd.DataFrame(dict(expected=d["expected"].to_numpy(dtype=float), ratio=d["ratio"].to_numpy(dtype=float),
-                                  highlight=d["area_code"].isin(codes).to_numpy(), label=d["area_name"].to_numpy()))
-            panels.append((c["label"], f))
+        for condition in inp.conditions:
+            practice_rows = _label_series(prev, "practice", icb_practices, inp.latest, condition["condition"])
+            points = pd.DataFrame(dict(expected=practice_rows["expected"].to_numpy(dtype=float), ratio=practice_rows["ratio"].to_numpy(dtype=float),
+                                       highlight=practice_rows["area_code"].isin(codes).to_numpy(), label=practice_rows["area_name"].to_numpy()))
+            panels.append((condition["label"], points))
         charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
     # map of neighbourhoods
     if inp.geoms is not None:
-        panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
+        panels = [(condition["label"], _map_frame(prev, inp, condition["condition"])) for condition in inp.conditions]
         charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
     ctx["map_text"] = ("Neighbourhoods are where patients live (their home area), whichever practice they are "
                        "registered with; the map shows every neighbourhood in the data." if inp.geoms is not None
@@ -484,14 +484,14 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     # change across periods: overall plus the headline groups
     if len(inp.periods) > 1:
         panels = []
-        hl = ctx["headlines"]
-        for c in inp.conditions:
-            frames = [_trend_frame(prev, "pcn", pcn, c["condition"], "all", "All", "Everyone")]
-            for h in hl:
-                if h["condition"] == c["condition"]:
-                    frames.append(_trend_frame(prev, "pcn", pcn, c["condition"], h["group_type"], h["group_value"],
-                                               w.series_label(h["group_type"], h["group_value"])))
-            panels.append((c["label"], pd.concat(frames, ignore_index=True)))
+        headline_items = ctx["headlines"]
+        for condition in inp.conditions:
+            frames = [_trend_frame(prev, "pcn", pcn, condition["condition"], "all", "All", "Everyone")]
+            for headline in headline_items:
+                if headline["condition"] == condition["condition"]:
+                    frames.append(_trend_frame(prev, "pcn", pcn, condition["condition"], headline["group_type"], headline["group_value"],
+                                               w.series_label(headline["group_type"], headline["group_value"])))
+            panels.append((condition["label"], pd.concat(frames, ignore_index=True)))
         charts_ += chart_parts("trend", charts.trend_chart, panels, {})
     ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn, changes)
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
@@ -501,28 +501,28 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     ctx["indicator_families"], indicator_charts = pcn_indicator_pages(inp, pcn, codes, names, comp)
     charts_ += indicator_charts
     # the pack's numbers
-    m = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
+    in_pack = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
         ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
         ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
     extra = _side_tables(inp, [("pcn", [pcn]), ("practice", codes)])
     ind_csv = indicator_csv(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
     if ind_csv is not None:
         extra["indicators"] = ind_csv
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(_csv(prev[m]), inp, changes, "pcn"), extra_csvs=extra)
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(_csv(prev[in_pack]), inp, changes, "pcn"), extra_csvs=extra)
 
 
 def _map_frame(prev, inp: Inputs, cond) -> pd.DataFrame:
-    d = _rows(prev, inp.latest, "neighbourhood", inp.geoms.index, "all")
-    d = d[d["condition"] == cond]
-    return pd.DataFrame(dict(code=d["area_code"], ratio_lower=d["ratio_lower"], ratio_upper=d["ratio_upper"]))
+    rows = _rows(prev, inp.latest, "neighbourhood", inp.geoms.index, "all")
+    rows = rows[rows["condition"] == cond]
+    return pd.DataFrame(dict(code=rows["area_code"], ratio_lower=rows["ratio_lower"], ratio_upper=rows["ratio_upper"]))
 
 
 def _trend_frame(prev, area_type, code, cond, gt, gv, series) -> pd.DataFrame:
-    d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == cond) &
-             (prev["group_type"] == gt) & (prev["group_value"] == gv)].sort_values("period")
-    return pd.DataFrame(dict(series=series, period=[w.short_date(p) for p in d["period"]],
-                             ratio=d["ratio"].to_numpy(dtype=float), ratio_lower=d["ratio_lower"].to_numpy(dtype=float),
-                             ratio_upper=d["ratio_upper"].to_numpy(dtype=float)))
+    rows = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == cond) &
+                (prev["group_type"] == gt) & (prev["group_value"] == gv)].sort_values("period")
+    return pd.DataFrame(dict(series=series, period=[w.short_date(period) for period in rows["period"]],
+                             ratio=rows["ratio"].to_numpy(dtype=float), ratio_lower=rows["ratio_lower"].to_numpy(dtype=float),
+                             ratio_upper=rows["ratio_upper"].to_numpy(dtype=float)))
 
 
 def _per_period_table(prev, inp: Inputs, area_type, code, cell, changes=None) -> dict | None:
@@ -531,15 +531,15 @@ def _per_period_table(prev, inp: Inputs, area_type, code, cell, changes=None) ->
     if len(inp.periods) < 2:
         return None
     rows = []
-    for c in inp.conditions:
-        d = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == c["condition"]) &
-                 (prev["group_type"] == "all")].set_index("period")
-        cells = [cell(d.loc[p]) if p in d.index else "–" for p in inp.periods]
+    for condition in inp.conditions:
+        by_period = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == condition["condition"]) &
+                         (prev["group_type"] == "all")].set_index("period")
+        cells = [cell(by_period.loc[period]) if period in by_period.index else "–" for period in inp.periods]
         if changes is not None:
-            ch = _change(changes, code, c["condition"], "all", "All") or {}
-            cells.append(w.fmt_ratio(ch.get("change"), ch.get("change_lower"), ch.get("change_upper")))
-            cells.append(ch.get("label") or "–")
-        rows.append([c["label"]] + cells)
+            change = _change(changes, code, condition["condition"], "all", "All") or {}
+            cells.append(w.fmt_ratio(change.get("change"), change.get("change_lower"), change.get("change_upper")))
+            cells.append(change.get("label") or "–")
+        rows.append([condition["label"]] + cells)
     return rows
 
 
@@ -607,7 +607,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     )
     charts_: list = []
     # PCN league: panels per condition, PCNs ordered by the first condition's ratio
-    pc = pcns["pcn_code"].tolist()
+    pcn_codes = pcns["pcn_code"].tolist()
     pnames = dict(zip(pcns["pcn_code"], pcns["pcn_name"]))
     if national:   # 'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway'
         pnames = {code: str(n).removeprefix("NHS ").removesuffix(" Integrated Care Board").removesuffix(" ICB")
@@ -615,47 +615,47 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     league = dict(xlabel="Recorded ÷ expected")
     if inp.source == "published":   # expected from practice deprivation, not age and sex
         league["legend"] = {"lower": "Fewer than expected", "higher": "More than expected"}
-    charts_ += chart_parts("pcn_league", charts.dot_chart, _area_panels(prev, inp, child_type, pc, pnames), league,
-                           labels=len(pc))
-    ctx["pcn_points"] = _area_points(prev, inp, child_type, pc, pnames,
+    charts_ += chart_parts("pcn_league", charts.dot_chart, _area_panels(prev, inp, child_type, pcn_codes, pnames), league,
+                           labels=len(pcn_codes))
+    ctx["pcn_points"] = _area_points(prev, inp, child_type, pcn_codes, pnames,
                                      comparator=comp if inp.source == "published" else "the ICB average")
-    ctx["pcn_tables"] = [dict(condition=c["label"], table=_area_table(prev, inp, child_type, pc, pnames, c["condition"]))
-                         for c in inp.conditions]
+    ctx["pcn_tables"] = [dict(condition=condition["label"], table=_area_table(prev, inp, child_type, pcn_codes, pnames, condition["condition"]))
+                         for condition in inp.conditions]
     # the largest gaps across the system: PCN x group, with their Core20 shares
-    gaps = system_gaps(prev, inp, pc, int(cfg_report.get("max_system_gaps", 10)))
+    gaps = system_gaps(prev, inp, pcn_codes, int(cfg_report.get("max_system_gaps", 10)))
     ctx["system_gaps"] = system_gap_table(gaps, inp, pnames) if len(gaps) else None
     ctx["core20_available"] = inp.core20 is not None
-    nb = _rows(prev, inp.latest, "neighbourhood", prev.loc[prev["area_type"] == "neighbourhood", "area_code"].unique())
-    ncodes = sorted(nb["area_code"].unique())
-    nnames = {**dict(zip(nb["area_code"], nb["area_name"])), **inp.neighbourhood_names}
+    neighbourhood_rows = _rows(prev, inp.latest, "neighbourhood", prev.loc[prev["area_type"] == "neighbourhood", "area_code"].unique())
+    ncodes = sorted(neighbourhood_rows["area_code"].unique())
+    nnames = {**dict(zip(neighbourhood_rows["area_code"], neighbourhood_rows["area_name"])), **inp.neighbourhood_names}
     if ncodes:
         charts_.append(("nbh_league", charts.dot_chart, (_area_panels(prev, inp, "neighbourhood", ncodes, nnames),),
                         dict(xlabel="Recorded ÷ expected")))
         ctx["nbh_points"] = _area_points(prev, inp, "neighbourhood", ncodes, nnames)
-        ctx["nbh_tables"] = [dict(condition=c["label"],
-                                  table=_area_table(prev, inp, "neighbourhood", ncodes, nnames, c["condition"]))
-                             for c in inp.conditions]
+        ctx["nbh_tables"] = [dict(condition=condition["label"],
+                                  table=_area_table(prev, inp, "neighbourhood", ncodes, nnames, condition["condition"]))
+                             for condition in inp.conditions]
     ctx["has_neighbourhoods"] = bool(ncodes)
     ctx["n_neighbourhoods"] = len(ncodes)
     if inp.funnel is not None and not inp.funnel.empty:
         panels = []
-        for c in inp.conditions:
+        for condition in inp.conditions:
             if national:
-                d = _label_series(inp.prev, "pcn", prac["pcn_code"].unique(), inp.latest, c["condition"])
+                practice_rows = _label_series(inp.prev, "pcn", prac["pcn_code"].unique(), inp.latest, condition["condition"])
             else:
-                d = _label_series(prev, "practice", prac["practice_code"], inp.latest, c["condition"])
-            p = _label_series(prev, child_type, pc, inp.latest, c["condition"])
-            f = pd.DataFrame(dict(expected=np.r_[d["expected"].to_numpy(dtype=float), p["expected"].to_numpy(dtype=float)],
-                                  ratio=np.r_[d["ratio"].to_numpy(dtype=float), p["ratio"].to_numpy(dtype=float)],
-                                  highlight=np.r_[np.zeros(len(d), bool), np.ones(len(p), bool)],
-                                  label=np.r_[d["area_name"].to_numpy(), p["area_name"].to_numpy()]))
-            panels.append((c["label"], f))
+                practice_rows = _label_series(prev, "practice", prac["practice_code"], inp.latest, condition["condition"])
+            pcn_rows = _label_series(prev, child_type, pcn_codes, inp.latest, condition["condition"])
+            points = pd.DataFrame(dict(expected=np.r_[practice_rows["expected"].to_numpy(dtype=float), pcn_rows["expected"].to_numpy(dtype=float)],
+                                       ratio=np.r_[practice_rows["ratio"].to_numpy(dtype=float), pcn_rows["ratio"].to_numpy(dtype=float)],
+                                       highlight=np.r_[np.zeros(len(practice_rows), bool), np.ones(len(pcn_rows), bool)],
+                                       label=np.r_[practice_rows["area_name"].to_numpy(), pcn_rows["area_name"].to_numpy()]))
+            panels.append((condition["label"], points))
         charts_ += chart_parts("funnel", charts.funnel_chart, panels, dict(
             highlight_label=ctx["child_short"], other_label="PCNs" if national else "Practices"))
     ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
-    ineq = inequality_section(prev, inp, pc, pnames, icb, name, area_type, child_type)
+    ineq = inequality_section(prev, inp, pcn_codes, pnames, icb, name, area_type, child_type)
     if ineq is not None:
-        charts_ += chart_parts("rii", charts.dot_chart, ineq.pop("panels"), labels=len(pc) + 1, kwargs=dict(
+        charts_ += chart_parts("rii", charts.dot_chart, ineq.pop("panels"), labels=len(pcn_codes) + 1, kwargs=dict(
             xlabel="RII (least ÷ most deprived end)", nan_text="not calculable",
             legend={"lower": "More deprived: higher (RII < 1)", "higher": "More deprived: lower (RII > 1)",
                     "similar": "No clear gradient"},
@@ -663,39 +663,39 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
                        "higher": "recorded rate clearly lower in more deprived areas for",
                        "none": "no area has a clear gradient"},
             alt_intro=(f"Dot chart of the relative index of inequality (RII) of the recorded rate across deprivation "
-                       f"quintiles, with 95% intervals, for the ICB and its {len(pc)} PCNs, one panel per condition; "
+                       f"quintiles, with 95% intervals, for the ICB and its {len(pcn_codes)} PCNs, one panel per condition; "
                        f"below 1 means a higher recorded rate in more deprived areas.")))
     ctx["inequality"] = ineq
     if inp.geoms is not None:
-        panels = [(c["label"], _map_frame(prev, inp, c["condition"])) for c in inp.conditions]
+        panels = [(condition["label"], _map_frame(prev, inp, condition["condition"])) for condition in inp.conditions]
         charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
     ctx["map_text"] = ("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
                        "higher than expected." if inp.geoms is not None
                        else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
     from .indicator_pages import ics_indicator_section, indicator_csv
 
-    ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pc, pnames, ncodes, nnames, comp)
+    ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pcn_codes, pnames, ncodes, nnames, comp)
     charts_ += indicator_charts
     ctx["trend_rows"] = _rate_trend_table(prev, inp, area_type, icb)
-    ctx["dq"] = dq_rows(inp, "pcn", pc, pnames)
+    ctx["dq"] = dq_rows(inp, "pcn", pcn_codes, pnames)
     ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
     ctx["load"] = load_rows(inp)
-    m = ((prev["area_type"] == area_type) & (prev["area_code"] == icb)) | \
-        ((prev["area_type"] == child_type) & prev["area_code"].isin(pc)) | (prev["area_type"] == "neighbourhood")
-    out = _csv(prev[m])
+    in_pack = ((prev["area_type"] == area_type) & (prev["area_code"] == icb)) | \
+        ((prev["area_type"] == child_type) & prev["area_code"].isin(pcn_codes)) | (prev["area_type"] == "neighbourhood")
+    out = _csv(prev[in_pack])
     # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
-    g = pd.DataFrame(dict(
+    gap_csv = pd.DataFrame(dict(
         period=str(inp.latest), condition=gaps["condition"].astype(str), area_type="pcn",
         area_code=gaps["area_code"].astype(str), group_type=gaps["group_type"].astype(str),
         group_value=gaps["group_value"].astype(str),
         system_gap_rank=pd.array(np.arange(1, len(gaps) + 1), dtype="Int64"),
-        core20_population_share=[_csv_share(x, h) for x, h in zip(gaps["core20_population_share"], gaps["core20_hidden"])],
-        core20_missing_share=[_csv_share(x, h) for x, h in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
+        core20_population_share=[_csv_share(share, hidden) for share, hidden in zip(gaps["core20_population_share"], gaps["core20_hidden"])],
+        core20_missing_share=[_csv_share(share, hidden) for share, hidden in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
-    out = out.merge(g, on=key, how="left")
-    extra = _side_tables(inp, [(area_type, [icb]), (child_type, pc)])
-    ind_csv = indicator_csv(inp, [("icb", [icb]), ("pcn", pc), ("neighbourhood", ncodes)])
+    out = out.merge(gap_csv, on=key, how="left")
+    extra = _side_tables(inp, [(area_type, [icb]), (child_type, pcn_codes)])
+    ind_csv = indicator_csv(inp, [("icb", [icb]), ("pcn", pcn_codes), ("neighbourhood", ncodes)])
     if ind_csv is not None:
         extra["indicators"] = ind_csv
     return Pack(area_type if national else "ics", icb, "ics.typ", ctx, charts_,
@@ -706,20 +706,20 @@ def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
     """The pack's other numbers as CSV, as printed: data-quality counts (latest date) of its areas, and the input
     row counts."""
     out = {}
-    dq = inp.data_quality
-    if dq is not None and not dq.empty:
-        take = np.zeros(len(dq), dtype=bool)
+    quality = inp.data_quality
+    if quality is not None and not quality.empty:
+        take = np.zeros(len(quality), dtype=bool)
         for area_type, codes in areas:
-            take |= (dq["area_type"] == area_type).to_numpy() & dq["area_code"].isin(list(codes)).to_numpy()
-        take &= (dq["period"] == inp.latest).to_numpy()
+            take |= (quality["area_type"] == area_type).to_numpy() & quality["area_code"].isin(list(codes)).to_numpy()
+        take &= (quality["period"] == inp.latest).to_numpy()
         cols = output_columns("data_quality")
-        table = for_print(dq[take].sort_values(["area_type", "area_code"]))
-        table = table[[c for c in cols if c in table.columns]].copy()
+        table = for_print(quality[take].sort_values(["area_type", "area_code"]))
+        table = table[[column for column in cols if column in table.columns]].copy()
         table["period"] = table["period"].astype(str)
         out["data_quality"] = table
     if inp.load_summary is not None and not inp.load_summary.empty:
         table = for_print(inp.load_summary)
-        out["inputs"] = table[[c for c in LOAD_SUMMARY_COLS if c in table.columns]]
+        out["inputs"] = table[[column for column in LOAD_SUMMARY_COLS if column in table.columns]]
     return out
 
 
@@ -741,9 +741,9 @@ def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_ty
         # count, which a count of some of its patients would bound from below
         both = add.pop("cases_both").to_numpy(dtype=float)
         shown = np.isfinite(both) & np.isfinite(add["change"].to_numpy(dtype=float))
-        add["cases_on_both_dates"] = [int(v) if ok else MARKER for v, ok in zip(both, shown)]
-    for c in ("change", "change_lower", "change_upper"):
-        add[c] = [round(float(v), 3) if math.isfinite(float(v)) else None for v in add[c]]
+        add["cases_on_both_dates"] = [int(value) if visible else MARKER for value, visible in zip(both, shown)]
+    for column in ("change", "change_lower", "change_upper"):
+        add[column] = [round(float(value), 3) if math.isfinite(float(value)) else None for value in add[column]]
     add.insert(0, "period", str(inp.latest))
     add["change_since"] = str(inp.previous)
     add = add[add["area_type"] == area_type]
@@ -753,20 +753,20 @@ def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_ty
 def _csv_share(x, hidden: bool):
     if hidden:
         return MARKER
-    v = float(x)
-    return round(v, 2) if math.isfinite(v) else None
+    value = float(x)
+    return round(value, 2) if math.isfinite(value) else None
 
 
 def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, pd.DataFrame]]:
     first = _label_series(prev, area_type, codes, inp.latest, inp.conditions[0]["condition"]).set_index("area_code")
-    order = sorted(codes, key=lambda c: (-(first["ratio"].get(c, np.nan) if c in first.index and
-                                           math.isfinite(first["ratio"].get(c, np.nan)) else -99), names.get(c, c)))
+    order = sorted(codes, key=lambda condition: (-(first["ratio"].get(condition, np.nan) if condition in first.index and
+                                                   math.isfinite(first["ratio"].get(condition, np.nan)) else -99), names.get(condition, condition)))
     panels = []
-    for c in inp.conditions:
-        d = _label_series(prev, area_type, codes, inp.latest, c["condition"]).set_index("area_code").reindex(order)
-        d["label"] = [names.get(k, k) for k in order]
-        d["hidden"] = d["observed_redacted"].astype("boolean").fillna(False).astype(bool)
-        panels.append((c["label"], d.reset_index()))
+    for condition in inp.conditions:
+        area_rows = _label_series(prev, area_type, codes, inp.latest, condition["condition"]).set_index("area_code").reindex(order)
+        area_rows["label"] = [names.get(code, code) for code in order]
+        area_rows["hidden"] = area_rows["observed_redacted"].astype("boolean").fillna(False).astype(bool)
+        panels.append((condition["label"], area_rows.reset_index()))
     return panels
 
 
@@ -778,32 +778,32 @@ def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4,
     like = " for the same ages and sexes" if like_for_like(inp) else ""
     noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods", "icb": "ICBs"}.get(area_type, "areas")
     total = len(set(codes))
-    for c in inp.conditions:
-        d = _label_series(prev, area_type, codes, inp.latest, c["condition"])
-        d = d[~d["observed_redacted"].astype(bool)]
-        low = d[d["ratio_upper"] < 1].sort_values(["missing", "area_code"], ascending=[False, True])
-        high = d[d["ratio_lower"] > 1]
+    for condition in inp.conditions:
+        area_rows = _label_series(prev, area_type, codes, inp.latest, condition["condition"])
+        area_rows = area_rows[~area_rows["observed_redacted"].astype(bool)]
+        low = area_rows[area_rows["ratio_upper"] < 1].sort_values(["missing", "area_code"], ascending=[False, True])
+        high = area_rows[area_rows["ratio_lower"] > 1]
         if len(low):
-            shown = [f"{names.get(r.area_code, r.area_code)} ({w.about(r.missing)})" for r in low.head(max_names).itertuples()]
+            shown = [f"{names.get(row.area_code, row.area_code)} ({w.about(row.missing)})" for row in low.head(max_names).itertuples()]
             more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
-            text = (f"{c['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than {comparator} "
+            text = (f"{condition['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than {comparator} "
                     f"would give{like} ({', '.join(shown)}{more} fewer)")
         else:
-            text = (f"{c['label']}: no {noun[:-1]} has clearly fewer recorded than {comparator} would give{like}")
+            text = (f"{condition['label']}: no {noun[:-1]} has clearly fewer recorded than {comparator} would give{like}")
         if len(high):
-            hn = sorted(names.get(k, k) for k in high["area_code"])
-            text += (f"; clearly more in {len(high)} ({', '.join(hn)})" if len(hn) <= max_names
+            higher_names = sorted(names.get(code, code) for code in high["area_code"])
+            text += (f"; clearly more in {len(high)} ({', '.join(higher_names)})" if len(higher_names) <= max_names
                      else f"; clearly more in {len(high)}")
         out.append(text + ".")
     return out
 
 
 def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
-    d = _label_series(prev, area_type, codes, inp.latest, cond).copy()
-    d["name"] = [names.get(k, k) for k in d["area_code"]]
-    d = d.sort_values("name")
-    rows = [[f"{r['name']} ({r['area_code']})", w.fmt_count(r["population"]), w.fmt_count(r["observed"]),
-             _rate_cell(r), _ratio_cell(r), _missing_cell(r)] for _, r in d.iterrows()]
+    area_rows = _label_series(prev, area_type, codes, inp.latest, cond).copy()
+    area_rows["name"] = [names.get(code, code) for code in area_rows["area_code"]]
+    area_rows = area_rows.sort_values("name")
+    rows = [[f"{row['name']} ({row['area_code']})", w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
+             _rate_cell(row), _ratio_cell(row), _missing_cell(row)] for _, row in area_rows.iterrows()]
     return dict(header=["Area", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"], rows=rows,
                 align="lrrrrr")
 
@@ -811,9 +811,9 @@ def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
 def _sii_hidden(prev: pd.DataFrame, inp: Inputs, area_type: str, dimension: str = "imd_quintile") -> set[tuple[str, str]]:
     """(area_code, condition) pairs whose SII/RII is not shown: a quintile's recorded or registered count is
     hidden (the fitted gradient and the other quintiles' published rates could give a hidden rate back)."""
-    d = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) &
-             (prev["group_type"] == dimension) & prev["group_value"].isin(["1", "2", "3", "4", "5"])]
-    bad = d[d["observed_redacted"].astype(bool) | d["population_redacted"].astype(bool)]
+    quintile_rows = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) &
+                         (prev["group_type"] == dimension) & prev["group_value"].isin(["1", "2", "3", "4", "5"])]
+    bad = quintile_rows[quintile_rows["observed_redacted"].astype(bool) | quintile_rows["population_redacted"].astype(bool)]
     return set(zip(bad["area_code"], bad["condition"]))
 
 
@@ -824,64 +824,64 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
     sentence per condition for the ICB, and the chart frames (RII per area). phe_sii convention: quantile 1 =
     most deprived; SII = fitted rate at the least deprived end minus the most deprived end; RII = their ratio.
     An area's values are hidden when one of its quintile counts is hidden by disclosure control."""
-    q = inp.inequality
-    if q is None or q.empty:
+    sii_rows = inp.inequality
+    if sii_rows is None or sii_rows.empty:
         return None
     dimension = "imd_quintile" if inp.has_patient_groups else "practice_imd_quintile"
-    q = q[(q["period"] == inp.latest) & (q["dimension"] == dimension) & (q["measure"] == "crude_rate")]
-    if q.empty:
+    sii_rows = sii_rows[(sii_rows["period"] == inp.latest) & (sii_rows["dimension"] == dimension) & (sii_rows["measure"] == "crude_rate")]
+    if sii_rows.empty:
         return None
     hidden = _sii_hidden(prev, inp, child_type, dimension) | _sii_hidden(prev, inp, area_type, dimension)
     # Monte Carlo limits that a rerun could move at the printed precision (PHE reliability_stat) are not shown
-    poor = q[q["reliability"] == "poor"] if "reliability" in q.columns else q.iloc[:0]
+    poor = sii_rows[sii_rows["reliability"] == "poor"] if "reliability" in sii_rows.columns else sii_rows.iloc[:0]
     unreliable = set(zip(poor["area_code"], poor["condition"]))
     whole = "England" if area_type == "england" else f"{icb_name} (whole ICB)"
-    areas = [(icb, area_type, whole)] + [(p, child_type, names.get(p, p)) for p in pcns]
-    idx = q.set_index(["area_type", "area_code", "condition"])
+    areas = [(icb, area_type, whole)] + [(pcn, child_type, names.get(pcn, pcn)) for pcn in pcns]
+    idx = sii_rows.set_index(["area_type", "area_code", "condition"])
     tables, words, full, panels, steep = [], [], [], [], []
-    for c in inp.conditions:
+    for condition in inp.conditions:
         rows, frame = [], []
-        for code, at, nm in areas:
-            key = (at, code, c["condition"])
-            hid = (code, c["condition"]) in hidden
-            shaky = (code, c["condition"]) in unreliable
+        for code, at, area_name in areas:
+            key = (at, code, condition["condition"])
+            hid = (code, condition["condition"]) in hidden
+            shaky = (code, condition["condition"]) in unreliable
             if key in idx.index and not hid and not shaky:
-                r = idx.loc[key]
-                r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
-                vals = [float(r[k]) for k in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
+                row = idx.loc[key]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                vals = [float(row[column]) for column in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
             else:
                 vals = [float("nan")] * 6
-            ok = math.isfinite(vals[0])
-            rows.append([nm, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
+            shown = math.isfinite(vals[0])
+            rows.append([area_name, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
                          MARKER if hid else ("not repeatable" if shaky else
-                                             (w.gradient_words(vals[4], vals[5]) if ok else "not calculable"))])
-            frame.append(dict(label=nm, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
+                                             (w.gradient_words(vals[4], vals[5]) if shown else "not calculable"))])
+            frame.append(dict(label=area_name, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
             if at == area_type:
                 whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
-                words.append(w.describe_sii(c["label"], whole_words, *vals, brief=True) if ok and not hid
-                             else f"{c['label']}: the gradient for {whole_words} cannot be shown.")
-                full.append(w.describe_sii(c["label"], whole_words, *vals) if ok and not hid
-                            else f"{c['label']}: the gradient for {whole_words} cannot be shown.")
-            elif ok and not hid:
-                steep.append((c["condition"], c["label"], vals[3], vals[4], vals[5], nm))
-        tables.append(dict(condition=c["label"], table=dict(
+                words.append(w.describe_sii(condition["label"], whole_words, *vals, brief=True) if shown and not hid
+                             else f"{condition['label']}: the gradient for {whole_words} cannot be shown.")
+                full.append(w.describe_sii(condition["label"], whole_words, *vals) if shown and not hid
+                            else f"{condition['label']}: the gradient for {whole_words} cannot be shown.")
+            elif shown and not hid:
+                steep.append((condition["condition"], condition["label"], vals[3], vals[4], vals[5], area_name))
+        tables.append(dict(condition=condition["label"], table=dict(
             header=["Area", "SII, percentage points (95% CI)", "RII (95% CI)", "Recorded rate"], rows=rows,
             align="lrrl")))
-        panels.append((c["label"], pd.DataFrame(frame)))
+        panels.append((condition["label"], pd.DataFrame(frame)))
     # per condition, the PCNs whose gradient is clearly steeper or flatter than the ICB's would need a test of
     # the difference; the plain words stay with each PCN's own interval: how many show a clear gradient
-    for c in inp.conditions:
-        mine = [x for x in steep if x[0] == c["condition"]]
-        more = sorted(x[5] for x in mine if math.isfinite(x[4]) and x[4] < 1)
-        less = sorted(x[5] for x in mine if math.isfinite(x[3]) and x[3] > 1)
+    for condition in inp.conditions:
+        mine = [entry for entry in steep if entry[0] == condition["condition"]]
+        more = sorted(entry[5] for entry in mine if math.isfinite(entry[4]) and entry[4] < 1)
+        less = sorted(entry[5] for entry in mine if math.isfinite(entry[3]) and entry[3] > 1)
         if mine:
             def named(xs):
                 return f"{len(xs)} ({', '.join(xs)})" if 0 < len(xs) <= 4 else (str(len(xs)) if xs else "none")
-            full.append(f"{c['label']}: of the {len(mine)} {child_type.upper()}s whose gradient can be shown, {named(more)} "
+            full.append(f"{condition['label']}: of the {len(mine)} {child_type.upper()}s whose gradient can be shown, {named(more)} "
                         f"{'has' if len(more) == 1 else 'have'} a clearly higher recorded rate in more deprived areas "
                         f"and {named(less)} a clearly lower one.")
         else:
-            full.append(f"{c['label']}: no {child_type.upper()}'s gradient can be shown.")
+            full.append(f"{condition['label']}: no {child_type.upper()}'s gradient can be shown.")
     return dict(tables=tables, words=words, full=full, panels=panels)
 
 
@@ -913,9 +913,9 @@ def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.Da
     rest of their own PCN (the group's ratio over the PCN's, 95% interval below 1; published counts), ranked by
     significance (99.8% interval below 1 first) and then by patients affected; the top `max_n`, with their
     Core20 shares (see core20_shares)."""
-    g = _rounded_affected(pt.within_area(prev, inp.latest, "pcn", pcns, BREAKDOWNS), inp)
-    g = g[g["tier"] > 0].head(max_n)
-    return core20_shares(inp, g.reset_index(drop=True))
+    gaps = _rounded_affected(pt.within_area(prev, inp.latest, "pcn", pcns, BREAKDOWNS), inp)
+    gaps = gaps[gaps["tier"] > 0].head(max_n)
+    return core20_shares(inp, gaps.reset_index(drop=True))
 
 
 def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
@@ -933,13 +933,13 @@ def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
     part or its remainder (the group less its Core20 part) would read as a small number. NaN shares where the
     warehouse has no stratified counts."""
     out = gaps.copy()
-    n = len(out)
+    gap_count = len(out)
     out["core20_population_share"] = np.nan
     out["core20_missing_share"] = np.nan
     out["core20_hidden"] = False
     out["core20_known"] = False
     c20 = inp.core20
-    if c20 is None or c20.empty or n == 0:
+    if c20 is None or c20.empty or gap_count == 0:
         return out
     key = ["condition", "area_code", "group_type", "group_value"]
     parts = c20[c20["area_type"] == "pcn"][key + ["core20_population", "core20_observed", "core20_expected"]]
@@ -969,14 +969,14 @@ def _within_cell(r) -> str:
 
 def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
     rows = []
-    for _, r in gaps.iterrows():
-        c = _cond(inp, r["condition"])
-        hid, known = bool(r["core20_hidden"]), bool(r["core20_known"])
-        rows.append([names.get(r["area_code"], r["area_code"]), c["label"],
-                     short_group(r["group_type"], r["group_value"]), w.fmt_count(r["observed"]), _within_cell(r),
-                     w.fmt_count(r["within_affected_shown"]),
-                     _fmt_core20(r["core20_population_share"], hid, known, gap=False),
-                     _fmt_core20(r["core20_missing_share"], hid, known)])
+    for _, row in gaps.iterrows():
+        condition = _cond(inp, row["condition"])
+        hid, known = bool(row["core20_hidden"]), bool(row["core20_known"])
+        rows.append([names.get(row["area_code"], row["area_code"]), condition["label"],
+                     short_group(row["group_type"], row["group_value"]), w.fmt_count(row["observed"]), _within_cell(row),
+                     w.fmt_count(row["within_affected_shown"]),
+                     _fmt_core20(row["core20_population_share"], hid, known, gap=False),
+                     _fmt_core20(row["core20_missing_share"], hid, known)])
     return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to own PCN (95% CI)",
                         "Fewer than at PCN's level", "Core20 share of group", "Core20 share of ICB gap"],
                 rows=rows, align="lllrrrrr")
@@ -985,16 +985,16 @@ def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
 def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes) -> dict | None:
     """The ICB's own groups recorded clearly less often than the ICB as a whole (the same within-area view as the
     PCN pack's page 1), with the published change in their gap since the previous date."""
-    g = _rounded_affected(pt.within_area(prev, inp.latest, "icb", [icb], HEADLINE_BREAKDOWNS), inp)
-    g = g[g["tier"] > 0].head(max_n)
-    if g.empty:
+    gaps = _rounded_affected(pt.within_area(prev, inp.latest, "icb", [icb], HEADLINE_BREAKDOWNS), inp)
+    gaps = gaps[gaps["tier"] > 0].head(max_n)
+    if gaps.empty:
         return None
     rows = []
-    for _, h in g.iterrows():
-        c = _cond(inp, h["condition"])
-        lab = _trend_label(changes, icb, h["condition"], h["group_type"], h["group_value"]) if inp.previous else None
-        rows.append([c["label"], short_group(h["group_type"], h["group_value"]), w.fmt_count(h["observed"]),
-                     _within_cell(h), w.fmt_count(h["within_affected_shown"]), lab or "–"])
+    for _, gap in gaps.iterrows():
+        condition = _cond(inp, gap["condition"])
+        lab = _trend_label(changes, icb, gap["condition"], gap["group_type"], gap["group_value"]) if inp.previous else None
+        rows.append([condition["label"], short_group(gap["group_type"], gap["group_value"]), w.fmt_count(gap["observed"]),
+                     _within_cell(gap), w.fmt_count(gap["within_affected_shown"]), lab or "–"])
     head = ["Condition", "Group", "Recorded", "Ratio to the ICB's own level (95% CI)", "Fewer than at the ICB's level",
             "Change in gap"]
     return dict(header=head, rows=rows, align="llrrrl")
@@ -1007,16 +1007,16 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     prac = inp.practices[inp.practices["pcn_code"] == pcn]
     name = str(prac["pcn_name"].iloc[0])
     items = []
-    for h in headlines(prev, inp, "pcn", pcn, 3, breakdowns=("ethnicity", "imd_quintile", "sex", "age_band")):
-        c = _cond(inp, h["condition"])
-        items.append(w.plain_gap(c["label"], h["group_type"], h["group_value"], int(c["min_age"]) >= 18,
-                                 h["ratio_lower"], h["ratio_upper"], h["missing"]))
+    for headline in headlines(prev, inp, "pcn", pcn, 3, breakdowns=("ethnicity", "imd_quintile", "sex", "age_band")):
+        condition = _cond(inp, headline["condition"])
+        items.append(w.plain_gap(condition["label"], headline["group_type"], headline["group_value"], int(condition["min_age"]) >= 18,
+                                 headline["ratio_lower"], headline["ratio_upper"], headline["missing"]))
     ctx = dict(
         title=f"What the GP records show: {name}",
         heading=f"What the GP records show: {name}",
         subtitle=f"A summary for community partners. Data to {w.long_date(inp.latest)}.",
         findings=items,
-        conditions=[c["label"] for c in inp.conditions],
+        conditions=[condition["label"] for condition in inp.conditions],
         comparator=comparator_name(inp),
         disclosure=inp.community_policy.describe(),
         provenance=provenance(inp),
@@ -1029,6 +1029,6 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     if panels and len(panels[0][1]):
         charts_.append(("by_imd_quintile", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
     # the numbers behind the summary, beside it as CSV (same stricter control; PCN level only, latest date)
-    m = ((prev["area_type"] == "pcn") & (prev["period"] == inp.latest)
-         & prev["group_type"].isin(["all", "ethnicity", "imd_quintile"]))
-    return Pack("community", pcn, "community.typ", ctx, charts_, _csv(prev[m]))
+    in_pack = ((prev["area_type"] == "pcn") & (prev["period"] == inp.latest)
+               & prev["group_type"].isin(["all", "ethnicity", "imd_quintile"]))
+    return Pack("community", pcn, "community.typ", ctx, charts_, _csv(prev[in_pack]))
