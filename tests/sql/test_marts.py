@@ -47,7 +47,8 @@ def every_group(ethnic_group: str, imd_quintile: str, sex_group: str, age_band: 
 
 def test_every_mart_file_has_a_test_here():
     tested = {"stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality",
-              "trend_expected", "indicator_stratified_counts", "indicator_reference_rates", "indicator_counts"}
+              "trend_expected", "indicator_stratified_counts", "indicator_reference_rates", "indicator_counts",
+              "indicator_trend_transitions", "indicator_trend_expected"}
     elsewhere = {"trend_transitions"}  # tests/sql/test_models.py
     assert {path.stem for path in (SQL_DIR / "marts").glob("*.sql")} == tested | elsewhere
 
@@ -171,36 +172,61 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
     assert sorted(got, key=str) == sorted(expected, key=str)
 
 
+INDICATOR_SETTINGS = ["indicator", "label", "kind", "denominator", "min_age", "max_age", "months", "min_count"]
+
+
 def test_indicator_stratified_counts_counts_denominator_and_numerator_of_each_kind(con):
-    given(con, "int_indicator_denominators", ["period", "indicator", "patient_id", "practice_code",
-                                              "neighbourhood_code", "ethnic_group", "imd_quintile", "sex", "age"], [
-        (DATE_0, "bp_control", "p1", "A", "N1", "White", "1", "F", 60),
-        (DATE_0, "bp_control", "p2", "A", "N1", "White", "1", "F", 62),
-        (DATE_0, "smi_check", "p1", "A", "N1", "White", "1", "F", 60),
-        (DATE_0, "possible_htn", "p3", "B", None, "Black", "Unknown", "U", 45),
+    """Denominators are counted from the registered patients and the registers: outcome / care process = the
+    register's patients in the age range; case finding = everyone registered in the range less the register's
+    patients in it (`register_in_range`), a stratum all on the register kept with population 0."""
+    given(con, "indicator_settings", INDICATOR_SETTINGS, [
+        ("bp_control", "BP control", "outcome", "htn", 18, 79, 12, 1),
+        ("smi_check", "SMI check", "care_process", "smi", 18, None, 12, 1),
+        ("possible_htn", "Possible hypertension", "case_finding", "htn", 18, None, 24, 1),
     ])
+    given(con, "int_patients_registered_on_date", REGISTERED, [
+        (DATE_0, "p1", "A", "F", 60, "White", "L1", "1", "N1"),          # on both registers
+        (DATE_0, "p2", "A", "F", 62, "White", "L1", "1", "N1"),          # on the htn register
+        (DATE_0, "htn_82", "A", "M", 82, "White", "L1", "1", "N1"),      # on the htn register, over bp_control's range
+        (DATE_0, "p3", "B", "U", 45, "Black", None, "Unknown", None),    # on no register
+        (DATE_0, "p4", "B", "U", 47, "Black", None, "Unknown", None),    # on no register
+        (DATE_0, "child", "B", "U", 12, "Black", None, "Unknown", None),  # under every range
+    ])
+    given(con, "int_condition_cases", ["period", "condition", "patient_id"], [
+        (DATE_0, "htn", "p1"), (DATE_0, "htn", "p2"), (DATE_0, "htn", "htn_82"), (DATE_0, "smi", "p1")])
     numerator = ["period", "indicator", "patient_id"]
-    given(con, "int_indicator_outcome", numerator, [(DATE_0, "bp_control", "p2")])
+    given(con, "int_indicator_outcome", numerator, [(DATE_0, "bp_control", "p2"), (DATE_0, "bp_control", "htn_82")])
     given(con, "int_indicator_care_process", numerator, [(DATE_0, "smi_check", "p1")])
-    given(con, "int_indicator_case_finding", numerator, [(DATE_0, "possible_htn", "p3"),
-                                                         (DATE_0, "possible_htn", "not_in_denominator")])
+    given(con, "int_indicator_case_finding", numerator, [
+        (DATE_0, "possible_htn", "p3"),
+        (DATE_0, "possible_htn", "p1"),     # on the register: not in the case-finding denominator
+        (DATE_0, "possible_htn", "child"),  # under the age range
+    ])
+    build(con, "intermediate/int_indicator_numerators")
     build(con, "marts/indicator_stratified_counts")
-    assert rows(con, "select * from indicator_stratified_counts order by indicator") == [
-        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 2, 1),
-        (DATE_0, "possible_htn", "B", None, "Black", "Unknown", "U", "Unknown", "45-49", 1, 1),
-        (DATE_0, "smi_check", "A", "N1", "White", "1", "F", "F", "60-64", 1, 1),
+    assert rows(con, "select * from indicator_stratified_counts order by indicator, practice_code, sex") == [
+        # htn register aged 18-79: p1, p2 (htn_82 is over 79); p2 meets it
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 2, 1, 0),
+        # registered aged 18+ less the htn register: A's are all on it; p3, p4 in B, p3 meets it
+        (DATE_0, "possible_htn", "A", "N1", "White", "1", "F", "F", "60-64", 0, 0, 2),
+        (DATE_0, "possible_htn", "A", "N1", "White", "1", "M", "M", "80-84", 0, 0, 1),
+        (DATE_0, "possible_htn", "B", None, "Black", "Unknown", "U", "Unknown", "45-49", 2, 1, 0),
+        # smi register aged 18+: p1, who meets it
+        (DATE_0, "smi_check", "A", "N1", "White", "1", "F", "F", "60-64", 1, 1, 0),
     ]
 
 
 INDICATOR_STRATIFIED = ["period", "indicator", "practice_code", "neighbourhood_code", "ethnic_group", "imd_quintile",
-                        "sex", "sex_group", "age_band", "population", "cases"]
+                        "sex", "sex_group", "age_band", "population", "cases", "register_in_range"]
+INDICATOR_RATES = ["period", "indicator", "sex", "age_band", "imd_stratum", "ethnicity_stratum", "population", "cases",
+                   "rate"]
 
 
 def test_indicator_reference_rates_pool_the_dataset_per_stratum(con):
     given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
-        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1),
-        (DATE_0, "bp_control", "B", None, "Asian", "5", "F", "F", "60-64", 6, 5),
-        (DATE_0, "bp_control", "B", None, "Asian", "5", "M", "M", "60-64", 2, 0),
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1, 0),
+        (DATE_0, "bp_control", "B", None, "Asian", "5", "F", "F", "60-64", 6, 5, 0),
+        (DATE_0, "bp_control", "B", None, "Asian", "5", "M", "M", "60-64", 2, 0, 0),
     ])
     build(con, "marts/indicator_reference_rates", NO_STRATA)
     assert rows(con, "select * from indicator_reference_rates order by sex") == [
@@ -213,35 +239,120 @@ def test_indicator_reference_rates_pool_the_dataset_per_stratum(con):
 
 
 def test_indicator_counts_observed_population_expected_per_area_and_group(con):
+    """Expected = denominator x the indicator's reference rate per stratum, summed into areas and groups; for case
+    finding `register_in_range` is summed too, and a group whose denominator is empty is left out."""
     practices(con)
-    given(con, "indicator_settings", ["indicator", "label", "kind", "denominator", "min_age", "max_age", "months",
-                                      "min_count"], [("bp_control", "BP control", "outcome", "htn", 18, 79, 12, 1)])
-    given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
-        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1),
-        (DATE_0, "bp_control", "B", None, "Asian", "5", "F", "F", "60-64", 6, 5),
+    given(con, "indicator_settings", INDICATOR_SETTINGS, [
+        ("bp_control", "BP control", "outcome", "htn", 18, 79, 12, 1),
+        ("possible_htn", "Possible hypertension", "case_finding", "htn", 18, None, 24, 1),
     ])
-    given(con, "indicator_reference_rates", ["period", "indicator", "sex", "age_band", "imd_stratum",
-                                             "ethnicity_stratum", "population", "cases", "rate"],
-          [(DATE_0, "bp_control", "F", "60-64", "*", "*", 10, 6, 0.6)])
+    given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1, 0),
+        (DATE_0, "bp_control", "B", None, "Asian", "5", "F", "F", "60-64", 6, 5, 0),
+        (DATE_0, "possible_htn", "A", "N1", "White", "1", "F", "F", "60-64", 0, 0, 2),  # all on the register
+        (DATE_0, "possible_htn", "A", "N1", "White", "1", "M", "M", "60-64", 3, 1, 1),
+    ])
+    given(con, "indicator_reference_rates", INDICATOR_RATES, [
+        (DATE_0, "bp_control", "F", "60-64", "*", "*", 10, 6, 0.6),
+        (DATE_0, "possible_htn", "F", "60-64", "*", "*", 0, 0, None),  # nobody in the denominator: no rate
+        (DATE_0, "possible_htn", "M", "60-64", "*", "*", 4, 2, 0.5),   # rates pool the whole dataset
+    ])
     build(con, "marts/indicator_counts", NO_STRATA)
     got = rows(con, "select * from indicator_counts")
+    # bp_control: A 1 of 4 (expected 4 x 0.6), B 5 of 6 (6 x 0.6); the PCN and ICB hold both practices
     by_practice = {"A": ("Alpha Surgery", "White", "1", 1, 4, 2.4), "B": ("Beta Surgery", "Asian", "5", 5, 6, 3.6)}
     expected = []
     for code, (name, ethnic_group, quintile, observed, population, expected_count) in by_practice.items():
         for group_type, value in every_group(ethnic_group, quintile, "F", "60-64"):
             expected.append((DATE_0, "bp_control", "outcome", "practice", code, name, group_type, value, observed,
-                             population, expected_count))
+                             population, expected_count, 0))
     for group_type, value in every_group("White", "1", "F", "60-64"):
         expected.append((DATE_0, "bp_control", "outcome", "neighbourhood", "N1", "Riverside", group_type, value, 1, 4,
-                         2.4))
+                         2.4, 0))
     for area_type, code, name in (("pcn", "P", "North PCN"), ("icb", "I", "Test ICB")):
-        expected += [(DATE_0, "bp_control", "outcome", area_type, code, name, "all", "All", 6, 10, 6.0),
-                     (DATE_0, "bp_control", "outcome", area_type, code, name, "sex", "F", 6, 10, 6.0),
-                     (DATE_0, "bp_control", "outcome", area_type, code, name, "age_band", "60-64", 6, 10, 6.0)]
+        expected += [(DATE_0, "bp_control", "outcome", area_type, code, name, "all", "All", 6, 10, 6.0, 0),
+                     (DATE_0, "bp_control", "outcome", area_type, code, name, "sex", "F", 6, 10, 6.0, 0),
+                     (DATE_0, "bp_control", "outcome", area_type, code, name, "age_band", "60-64", 6, 10, 6.0, 0)]
         for ethnic_group, quintile, observed, population, expected_count in (("White", "1", 1, 4, 2.4),
                                                                               ("Asian", "5", 5, 6, 3.6)):
             expected += [(DATE_0, "bp_control", "outcome", area_type, code, name, "ethnicity", ethnic_group, observed,
-                          population, expected_count),
+                          population, expected_count, 0),
                          (DATE_0, "bp_control", "outcome", area_type, code, name, "imd_quintile", quintile, observed,
-                          population, expected_count)]
+                          population, expected_count, 0)]
+    # possible_htn, all in practice A / N1: the men 1 of 3 (expected 3 x 0.5), 1 of them on the register; the women
+    # all on the register (2): no denominator, so no sex F row, but their 2 count in the groups that hold the men too
+    for area_type, code, name in (("practice", "A", "Alpha Surgery"), ("pcn", "P", "North PCN"),
+                                  ("icb", "I", "Test ICB"), ("neighbourhood", "N1", "Riverside")):
+        for group_type, value, register_in_range in (("all", "All", 3), ("ethnicity", "White", 3),
+                                                     ("imd_quintile", "1", 3), ("sex", "M", 1),
+                                                     ("age_band", "60-64", 3)):
+            expected.append((DATE_0, "possible_htn", "case_finding", area_type, code, name, group_type, value, 1, 3,
+                             1.5, register_in_range))
+    assert sorted(got, key=str) == sorted(expected, key=str)
+
+
+NUMERATORS = ["period", "indicator", "patient_id", "practice_code", "neighbourhood_code", "ethnic_group",
+              "imd_quintile", "sex", "age"]
+
+
+def test_indicator_trend_transitions_counts_patients_meeting_the_indicator_in_the_cell_on_both_dates(con):
+    practices(con)
+    given(con, "periods", ["period"], [(DATE_0,), (DATE_1,)])
+    given(con, "int_indicator_numerators", NUMERATORS, [
+        (DATE_0, "bp_control", "stays", "A", "N1", "White", "1", "F", 60),
+        (DATE_1, "bp_control", "stays", "A", "N1", "White", "1", "F", 61),
+        (DATE_0, "bp_control", "moves_practice", "A", "N1", "Asian", "2", "M", 40),   # to B, out of N1
+        (DATE_1, "bp_control", "moves_practice", "B", None, "Asian", "2", "M", 41),
+        (DATE_0, "bp_control", "moves_band", "A", "N1", "White", "1", "F", 64),       # 60-64 -> 65-69
+        (DATE_1, "bp_control", "moves_band", "A", "N1", "White", "1", "F", 65),
+        (DATE_0, "bp_control", "first_only", "A", "N1", "White", "1", "F", 50),
+        (DATE_0, "bp_control", "other_indicator_later", "A", "N1", "White", "1", "F", 70),
+        (DATE_1, "smi_check", "other_indicator_later", "A", "N1", "White", "1", "F", 71),
+    ])
+    build(con, "marts/indicator_trend_transitions")
+    got = rows(con, "select * from indicator_trend_transitions")
+    # practice A and N1: stays and moves_band (not in the same age band on both dates)
+    in_a = [("all", "All", 2), ("ethnicity", "White", 2), ("imd_quintile", "1", 2), ("sex", "F", 2),
+            ("age_band", "60-64", 1)]
+    # the PCN and ICB hold moves_practice on both dates too; practice B holds nobody on both
+    in_a_and_b = [("all", "All", 3), ("ethnicity", "White", 2), ("ethnicity", "Asian", 1), ("imd_quintile", "1", 2),
+                  ("imd_quintile", "2", 1), ("sex", "F", 2), ("sex", "M", 1), ("age_band", "60-64", 1),
+                  ("age_band", "40-44", 1)]
+    expected = [(DATE_0, DATE_1, "bp_control", area_type, code, group_type, value, cases_both)
+                for area_type, code, groups in (("practice", "A", in_a), ("neighbourhood", "N1", in_a),
+                                                ("pcn", "P", in_a_and_b), ("icb", "I", in_a_and_b))
+                for group_type, value, cases_both in groups]
+    assert sorted(got, key=str) == sorted(expected, key=str)
+
+
+def test_indicator_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
+    practices(con)
+    given(con, "periods", ["period"], [(DATE_0,), (DATE_1,)])
+    given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
+        (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "40-44", 10, 1, 0),
+        (DATE_1, "bp_control", "A", "N1", "White", "1", "F", "F", "40-44", 20, 9, 0),
+        (DATE_0, "bp_control", "B", None, "Asian", "Unknown", "M", "M", "50-54", 5, 1, 0),
+        (DATE_1, "bp_control", "B", None, "Asian", "Unknown", "M", "M", "50-54", 8, 4, 0),
+    ])
+    given(con, "indicator_reference_rates", INDICATOR_RATES, [
+        (DATE_0, "bp_control", "F", "40-44", "*", "*", 10, 1, 0.1),
+        (DATE_0, "bp_control", "M", "50-54", "*", "*", 5, 1, 0.2),
+        (DATE_1, "bp_control", "F", "40-44", "*", "*", 20, 9, 0.45),  # the later date's own rates: not used
+        (DATE_1, "bp_control", "M", "50-54", "*", "*", 8, 4, 0.5),
+    ])
+    build(con, "marts/indicator_trend_expected", NO_STRATA)
+    got = rows(con, "select * from indicator_trend_expected")
+    # A: 10 x 0.1 and 20 x 0.1; B: 5 x 0.2 and 8 x 0.2; the PCN and ICB the sums
+    expected = [(DATE_0, DATE_1, "bp_control", area_type, code, group_type, value, 1.0, 2.0)
+                for (area_type, code), (group_type, value) in itertools.product(
+                    [("practice", "A"), ("neighbourhood", "N1")], every_group("White", "1", "F", "40-44"))]
+    expected += [(DATE_0, DATE_1, "bp_control", "practice", "B", group_type, value, 1.0, 1.6)
+                 for group_type, value in every_group("Asian", "Unknown", "M", "50-54")]
+    for area_type, code in (("pcn", "P"), ("icb", "I")):
+        expected.append((DATE_0, DATE_1, "bp_control", area_type, code, "all", "All", 2.0, 3.6))
+        for (group_type, first_value, second_value) in (("ethnicity", "White", "Asian"),
+                                                        ("imd_quintile", "1", "Unknown"), ("sex", "F", "M"),
+                                                        ("age_band", "40-44", "50-54")):
+            expected += [(DATE_0, DATE_1, "bp_control", area_type, code, group_type, first_value, 1.0, 2.0),
+                         (DATE_0, DATE_1, "bp_control", area_type, code, group_type, second_value, 1.0, 1.6)]
     assert sorted(got, key=str) == sorted(expected, key=str)
