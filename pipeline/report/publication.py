@@ -16,7 +16,9 @@ all the files together can use:
 * indicators (care, outcome, case-finding): numerator <= denominator; their groups, practices and PCNs add up like
   registers'; a denominator that is a register's recorded count is the same cell as that count (one key), a
   register's age slice is at most its recorded count, and a case-finding denominator (people in an age range not on
-  the register) plus the register in that range is the registered population of that range.
+  the register) plus the register in that range is the registered population of that range; an indicator has a
+  row (hidden when its counts are 0) for every group its register has within the indicator's ages, since a missing
+  row would say that the register has nobody there.
 
 Cells are only linked across dates through nothing: each date's cells are protected on their own, so a date is
 published the same way in every pack that shows it.
