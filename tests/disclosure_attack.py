@@ -11,6 +11,13 @@ internal reference rates). It then does what a careful reader can:
   both minimum ages is the same population); the data-quality 'registered' and 'ethnicity not recorded' counts
   are the all-ages population of the area and of its 'Unknown' ethnic group, 'no LSOA' + 'LSOA not matched' its
   'Unknown' deprivation group; rows read = loaded + rejected; recorded <= registered;
+* indicators (what the packs' pages say about each: its kind, its register and its age range): a care or outcome
+  indicator's denominator is its register's patients in the age range, so the register's own recorded cell when
+  the range is the whole register (or an age band lies wholly inside it), at most that cell otherwise, and the
+  same cell for every indicator with the same register and range; slices that tile a register's ages from some
+  age up add up to the register's patients from that age; a case-finding denominator (not on the register) plus
+  the register's patients in its age range is everyone registered in that range (a registered population when
+  the range is open-ended);
 * "[c]" means 1 to threshold when the publication never hides a zero, 0 to threshold otherwise (it checks);
 * expected against observed: with internal reference rates, for the whole dataset and any group made of whole
   sex x age-band strata (all, sex, age band) expected equals recorded;
@@ -93,6 +100,8 @@ class Model:
     extra_high: dict[int, float] = field(default_factory=dict)
     inverted_rows: int = 0
     reproduced_rows: int = 0
+    # indicator id -> (kind, register condition, lowest age, highest age or None), ages as the packs state them
+    indicators: dict[str, tuple] = field(default_factory=dict)
 
     def cell(self, key: tuple) -> int:
         if key not in self.index:
@@ -125,13 +134,88 @@ class Model:
 
 def pop_key(model: Model, period, condition, area_type, area_code, group_type, group_value) -> tuple:
     """Registered populations are shared by registers of the same minimum age; an age band starting at or above
-    a register's minimum age is the same population whatever that age."""
-    if str(condition).startswith("indicator:"):   # an indicator's own denominator (register slice or complement)
-        return ("indicator-population", period, condition, area_type, area_code, group_type, group_value)
-    min_age = model.min_ages.get(condition, 0)
-    if group_type == "age_band" and _age_start(group_value) >= min_age:
-        min_age = 0
-    return ("population", period, min_age, area_type, area_code, group_type, group_value)
+    a register's minimum age is the same population whatever that age. An indicator's denominator: see
+    `indicator_population_key`."""
+    if str(condition).startswith("indicator:"):
+        return indicator_population_key(model, period, str(condition).removeprefix("indicator:"), area_type,
+                                         area_code, group_type, group_value)
+    return population_range_key(model, period, model.min_ages.get(condition, 0), None, area_type, area_code,
+                                group_type, group_value)
+
+
+def _band_range(band: str) -> tuple[int, float]:
+    start = _age_start(band)
+    return start, (math.inf if band.endswith("+") else start + 4)
+
+
+def population_range_key(model: Model, period, low: int, high, area_type, area_code, group_type, group_value) -> tuple:
+    """Everyone registered aged low..high (high None: no upper limit): a published registered population when
+    open-ended (that of the registers with minimum age `low`); an age band wholly inside the range is the band's
+    whole population."""
+    if group_type == "age_band":
+        start, end = _band_range(group_value)
+        if start >= low and (high is None or end <= high):
+            return ("population", period, 0, area_type, area_code, group_type, group_value)
+    if high is None:
+        return ("population", period, low, area_type, area_code, group_type, group_value)
+    return ("population-range", period, low, high, area_type, area_code, group_type, group_value)
+
+
+def register_range_key(model: Model, period, condition, low: int, high, area_type, area_code, group_type,
+                       group_value) -> tuple:
+    """A register's patients aged low..high: the register's published recorded cell when that is the whole register
+    from its minimum age (or the age band lies wholly inside both), an unpublished cell otherwise."""
+    register_min = model.min_ages.get(condition, 0)
+    recorded = ("observed", period, condition, area_type, area_code, group_type, group_value)
+    if group_type == "age_band":
+        start, end = _band_range(group_value)
+        if start >= max(low, register_min) and (high is None or end <= high):
+            return recorded
+    if max(low, 0) == register_min and high is None:
+        return recorded
+    return ("register-range", period, condition, low, high, area_type, area_code, group_type, group_value)
+
+
+def indicator_population_key(model: Model, period, indicator, area_type, area_code, group_type, group_value) -> tuple:
+    """A care or outcome indicator's denominator is its register's patients in its age range (the same cell for
+    every indicator with that register and range); a case-finding one is the people in its range not on it."""
+    if indicator not in model.indicators:   # nothing known about it: its own cell
+        return ("indicator-population", period, indicator, area_type, area_code, group_type, group_value)
+    kind, condition, low, high = model.indicators[indicator]
+    if kind == "case_finding":
+        return ("not-on-register", period, condition, low, high, area_type, area_code, group_type, group_value)
+    return register_range_key(model, period, condition, low, high, area_type, area_code, group_type, group_value)
+
+
+def indicator_relations(model: Model, cells: set[tuple]) -> None:
+    """The relations between indicator denominators, registers and registered populations, for every
+    (period, area, group) in which an indicator is published (`cells`: (period, indicator, area_type, area_code,
+    group_type, group_value))."""
+    slices = defaultdict(set)   # register -> the age ranges of its care / outcome indicators
+    for kind, condition, low, high in model.indicators.values():
+        if kind != "case_finding":
+            slices[condition].add((low, high))
+    for period, indicator, at, code, gt, gv in cells:
+        if indicator not in model.indicators:
+            continue
+        kind, condition, low, high = model.indicators[indicator]
+        place = (at, code, gt, gv)
+        own = model.cell(indicator_population_key(model, period, indicator, *place))
+        if kind == "case_finding":
+            model.sums.append((model.cell(population_range_key(model, period, low, high, *place)),
+                               [own, model.cell(register_range_key(model, period, condition, low, high, *place))]))
+            continue
+        recorded = model.cell(("observed", period, condition, *place))
+        if own != recorded:
+            model.leq.append((own, recorded))
+        # slices tiling the register's ages from their lowest age up add up to the register from that age
+        ranges = sorted(slices[condition], key=lambda r: r[0])
+        tiled = all(ranges[i][1] is not None and ranges[i][1] + 1 == ranges[i + 1][0] for i in range(len(ranges) - 1))
+        if len(ranges) > 1 and tiled and ranges[-1][1] is None:
+            members = [model.cell(register_range_key(model, period, condition, lo, hi, *place)) for lo, hi in ranges]
+            whole = model.cell(register_range_key(model, period, condition, ranges[0][0], None, *place))
+            if [whole] != members:
+                model.sums.append((whole, members))
 
 
 def read_reports(reports: Path, model: Model) -> list[dict]:
@@ -154,7 +238,11 @@ def build(reports: Path, model: Model, use_derived: bool = True) -> None:
     groups = defaultdict(dict)            # (period, condition, area_type, area_code, group_type) -> {value: row}
     practice_parent, pcn_parent = {}, {}
     icbs = set()
+    indicator_cells = set()
     for r in prevalence:
+        if r["condition"].startswith("indicator:"):
+            indicator_cells.add((r["period"], r["condition"].removeprefix("indicator:"), r["area_type"],
+                                 r["area_code"], r["group_type"], r["group_value"]))
         k = (r["period"], r["condition"], r["area_type"], r["area_code"])
         o = model.observe(("observed",) + k + (r["group_type"], r["group_value"]), r.get("observed"))
         p = model.observe(pop_key(model, *k, r["group_type"], r["group_value"]), r.get("population"))
@@ -244,6 +332,7 @@ def build(reports: Path, model: Model, use_derived: bool = True) -> None:
     for r in load:
         cells = [model.observe(("rows", r["source"], c), r[c]) for c in ("rows_read", "rows_loaded", "rows_rejected")]
         model.sums.append((cells[0], cells[1:]))
+    indicator_relations(model, indicator_cells)
     if use_derived:
         derived(model, prevalence, icbs)
 
@@ -454,11 +543,12 @@ def keys_kind(model: Model, cid: int) -> str:
 
 
 def attack(reports: Path, truth: dict, threshold: int = 7, rounding: int = 5, min_ages: dict | None = None,
-           use_milp: bool = True) -> Outcome:
+           use_milp: bool = True, indicators: dict | None = None) -> Outcome:
+    """`indicators`: id -> (kind, register, lowest age, highest age or None), as the packs describe them."""
     out = Outcome()
     results = {}
     for use_derived in (False, True):
-        model = Model(threshold=threshold, rounding=rounding, min_ages=min_ages or {})
+        model = Model(threshold=threshold, rounding=rounding, min_ages=min_ages or {}, indicators=indicators or {})
         build(Path(reports), model, use_derived=use_derived)
         # does the publication ever hide a zero? if a hidden cell can be 0, "[c]" is 0..threshold
         zero_hidden = not any(value == 0 for cid, value in model.shown.items()
@@ -495,8 +585,9 @@ def attack(reports: Path, truth: dict, threshold: int = 7, rounding: int = 5, mi
     return out
 
 
-def truth_from_warehouse(processed: Path, min_ages: dict) -> dict:
-    """True counts by the attacker's cell keys, from the processed warehouse (the secure side)."""
+def truth_from_warehouse(processed: Path, min_ages: dict, indicators: dict | None = None) -> dict:
+    """True counts by the attacker's cell keys, from the processed warehouse (the secure side). An indicator's
+    denominator that the attacker takes for a register's recorded cell must have that cell's true count."""
     import duckdb
 
     con = duckdb.connect(str(Path(processed) / "warehouse.duckdb"), read_only=True)
@@ -504,7 +595,7 @@ def truth_from_warehouse(processed: Path, min_ages: dict) -> dict:
     try:
         prev = con.execute("select cast(period as varchar), condition, area_type, area_code, group_type, "
                            "group_value, observed, population from prevalence").fetchall()
-        model = Model(threshold=0, rounding=1, min_ages=min_ages)
+        model = Model(threshold=0, rounding=1, min_ages=min_ages, indicators=indicators or {})
         for period, condition, at, code, gt, gv, observed, population in prev:
             truth[("observed", period, condition, at, code, gt, gv)] = observed
             truth[pop_key(model, period, condition, at, code, gt, gv)] = population
@@ -515,7 +606,9 @@ def truth_from_warehouse(processed: Path, min_ages: dict) -> dict:
                     "observed, population from indicators").fetchall():
                 condition = f"indicator:{iid}"
                 truth[("observed", period, condition, at, code, gt, gv)] = observed
-                truth[pop_key(model, period, condition, at, code, gt, gv)] = population
+                key = pop_key(model, period, condition, at, code, gt, gv)
+                if truth.setdefault(key, population) != population:
+                    raise AssertionError(f"the attacker's model of {iid}'s denominator is wrong: {key}")
         dq = con.execute("select cast(period as varchar), area_type, area_code, population, ethnicity_not_recorded, "
                          "lsoa_missing, lsoa_unmatched, no_neighbourhood from data_quality").fetchall()
         for period, at, code, population, eth, missing, unmatched, none in dq:

@@ -16,7 +16,9 @@ all the files together can use:
 * indicators (care, outcome, case-finding): numerator <= denominator; their groups, practices and PCNs add up like
   registers'; a denominator that is a register's recorded count is the same cell as that count (one key), a
   register's age slice is at most its recorded count, and a case-finding denominator (people in an age range not on
-  the register) plus the register in that range is the registered population of that range.
+  the register) plus the register in that range is the registered population of that range; an indicator has a
+  row (hidden when its counts are 0) for every group its register has within the indicator's ages, since a missing
+  row would say that the register has nobody there.
 
 Cells are only linked across dates through nothing: each date's cells are protected on their own, so a date is
 published the same way in every pack that shows it.
@@ -245,6 +247,51 @@ def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray) -> None:
                        np.r_[np.zeros(len(rows), bool), np.ones(len(totals), bool)])
 
 
+def _complete_indicator_rows(ind: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFrame:
+    """Every group a published indicator could have: a care or outcome indicator has no row where its register has
+    nobody in the age range, and a missing row tells a reader (who knows that absent groups have nobody) that the
+    register's cell there is 0 (e.g. hypertension aged 20-24 in one PCN: the ICB's bp_control 20-24 denominator is
+    then the other PCN's alone), whatever the protection hides. So each group the register's own rows have (same
+    date, area and breakdown; age bands that overlap the indicator's ages) gets an indicator row, with counts of 0
+    that the protection hides like any other small count."""
+    if prev.empty or ind.empty:
+        return ind
+    place = ["period", "area_type", "area_code", "group_type", "group_value"]
+    first = ind.drop_duplicates("condition").set_index("condition")
+    shapes = ind[["condition", "period", "area_type", "group_type"]].astype(str).drop_duplicates()
+    template = prev[place + [c for c in ("area_name", "parent_code") if c in prev.columns] + ["condition"]]
+    template = template.rename(columns={"condition": "denominator"})
+    template = template.assign(_period=template["period"].astype(str))
+    wanted = first[["denominator", "slice"]].reset_index().merge(template, on="denominator")
+    wanted = wanted.merge(shapes.rename(columns={"period": "_period"}), on=["condition", "_period", "area_type",
+                                                                            "group_type"])
+    bands = wanted["group_type"] == "age_band"
+    if bands.any():
+        ranges = wanted.loc[bands, "slice"].map(_slice_range)
+        values = wanted.loc[bands, "group_value"].astype(str)
+        start = values.str.extract(r"^(\d+)")[0].astype(float).to_numpy()
+        end = np.where(values.str.endswith("+").to_numpy(), np.inf, start + 4)
+        low = np.array([r[0] for r in ranges], dtype=float)
+        high = np.array([r[1] for r in ranges], dtype=float)
+        overlaps = np.ones(len(wanted), dtype=bool)
+        overlaps[bands.to_numpy()] = (end >= low) & (start <= high)
+        wanted = wanted[overlaps]
+    have = ind[["condition"] + place].astype(str).assign(_have=True)
+    hit = wanted[["condition"] + place].astype(str).merge(have, on=["condition"] + place, how="left")["_have"]
+    missing = wanted[hit.isna().to_numpy()].drop(columns=["_period", "slice"])
+    if missing.empty:
+        return ind
+    missing = missing.assign(
+        kind=missing["condition"].map(first["kind"]).to_numpy(),
+        slice=missing["condition"].map(first["slice"]).to_numpy(),
+        full_register=missing["condition"].map(first["full_register"]).astype(bool).to_numpy(),
+        observed=0.0, population=0.0, expected=0.0)
+    # period values keep the indicator rows' type (dates)
+    period_of = dict(zip(ind["period"].astype(str), ind["period"]))
+    missing["period"] = missing["period"].astype(str).map(period_of).to_numpy()
+    return pd.concat([ind, missing[[c for c in missing.columns if c in ind.columns]]], ignore_index=True)
+
+
 def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Indicator numerators and denominators as cells, with their relations (see the module docstring).
 
@@ -351,7 +398,7 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
         c20_handles = _core20_cells(space, core20, prev, latest, obs, pop)
     ind_handles = None
     if indicators is not None and not indicators.empty:
-        indicators = indicators.reset_index(drop=True)
+        indicators = _complete_indicator_rows(indicators.reset_index(drop=True), prev)
         ind_handles = _indicator_cells(space, indicators, prev)
     cells = space.finalize()
     result = protect(cells, policy)

@@ -29,6 +29,20 @@ POPULATIONS = [
 RESULTS: list[dict] = []
 
 
+def indicator_knowledge(cfg) -> dict:
+    """What the packs say about each indicator: kind, register and age range (for a register's indicators, from the
+    higher of the indicator's and the register's minimum age)."""
+    out = {}
+    for ind in cfg.indicators:
+        register_min = cfg.condition(ind.denominator).min_age
+        low = ind.min_age if ind.kind == "case_finding" else max(ind.min_age, register_min)
+        out[ind.id] = (ind.kind, ind.denominator, low, ind.max_age)
+    return out
+
+
+INDICATORS = indicator_knowledge(load_config(REPO / "pipeline" / "default.toml"))
+
+
 def make_population(root: Path, patients: int, practices: int, seed: int) -> Path:
     """Demo data, trimmed to `practices` practices (whole PCNs first) and their registrations."""
     from pipeline.demo import generate
@@ -80,10 +94,11 @@ def _print_measures():
 def test_attacker_recovers_nothing(tmp_path, patients, practices, seed):
     raw = make_population(tmp_path, patients, practices, seed)
     processed, reports = run_stages(raw, tmp_path)
-    truth = truth_from_warehouse(processed, MIN_AGES)
+    truth = truth_from_warehouse(processed, MIN_AGES, INDICATORS)
     # the integer program on every hidden cell's relations is run on the smaller populations (where it is cheap);
     # the larger ones get interval propagation over every relation
-    outcome = attack(reports, truth, threshold=7, rounding=5, min_ages=MIN_AGES, use_milp=patients <= 6_000)
+    outcome = attack(reports, truth, threshold=7, rounding=5, min_ages=MIN_AGES, use_milp=patients <= 6_000,
+                     indicators=INDICATORS)
     RESULTS.append(dict(patients=patients, practices=practices, seed=seed, hidden=outcome.hidden,
                         published=outcome.published, exact=outcome.exact, within2=outcome.within2,
                         within2_baseline=outcome.within2_baseline, unrounded=outcome.unrounded))

@@ -129,3 +129,41 @@ def test_property_nothing_narrow_after_protection(values):
     shown = ~result.hidden & (truth != 0)
     assert (high[shown] > low[shown]).all()
     assert (result.published[~result.hidden] == round_count(truth, POLICY)[~result.hidden]).all()
+
+
+def _rows(spec, **extra):
+    """Prevalence-shaped rows from (area_type, area_code, parent_code, group_type, group_value, observed,
+    population) tuples."""
+    frame = pd.DataFrame(spec, columns=["area_type", "area_code", "parent_code", "group_type", "group_value",
+                                        "observed", "population"])
+    frame = frame.assign(period="2024-03-31", area_name=frame["area_code"], expected=frame["observed"] * 1.0,
+                         rate=np.nan, rate_lower=np.nan, rate_upper=np.nan, ratio=np.nan, ratio_lower=np.nan,
+                         ratio_upper=np.nan, missing=0.0, **extra)
+    return frame.astype({"observed": float, "population": float})
+
+
+def test_an_indicator_group_with_nobody_on_the_register_is_published_hidden():
+    """A care indicator has no row where its register has nobody in the group; a reader who knows absent groups
+    have nobody would read the register's hidden cell as 0. The published indicator rows have every group the
+    register's rows have (within the indicator's ages), the added ones hidden."""
+    from pipeline.report.publication import protect_all
+
+    register = [("icb", "Q", None, "all", "All", 60, 400), ("icb", "Q", None, "age_band", "20-24", 20, 150),
+                ("icb", "Q", None, "age_band", "80-84", 40, 250),
+                ("pcn", "A", "Q", "all", "All", 30, 200), ("pcn", "A", "Q", "age_band", "20-24", 0, 90),
+                ("pcn", "A", "Q", "age_band", "80-84", 30, 110),
+                ("pcn", "B", "Q", "all", "All", 30, 200), ("pcn", "B", "Q", "age_band", "20-24", 20, 60),
+                ("pcn", "B", "Q", "age_band", "80-84", 10, 140)]
+    prev = _rows(register, condition="hyp")
+    # bp (18-79): the register's patients aged 18-79 are its 20-24 patients here; none in PCN A
+    care = [("icb", "Q", None, "all", "All", 12, 20), ("icb", "Q", None, "age_band", "20-24", 12, 20),
+            ("pcn", "B", "Q", "all", "All", 12, 20), ("pcn", "B", "Q", "age_band", "20-24", 12, 20)]
+    ind = _rows(care, condition="bp", kind="outcome", denominator="hyp", slice="18-79", full_register=False,
+                register_in_range=np.nan, population_in_range=np.nan)
+    out = protect_all(prev, POLICY, indicators=ind).indicators
+    keyed = out.set_index(["area_code", "group_value"])
+    assert ("A", "20-24") in keyed.index and ("A", "All") in keyed.index
+    assert keyed.loc[("A", "20-24"), "observed_redacted"] and keyed.loc[("A", "20-24"), "population_redacted"]
+    assert ("A", "80-84") not in keyed.index and ("Q", "80-84") not in keyed.index   # outside the indicator's ages
+    assert len(out) == len(ind) + 2
+    assert (out["kind"] == "outcome").all() and (out["denominator"] == "hyp").all()
