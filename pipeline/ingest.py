@@ -216,10 +216,21 @@ def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, st
     return t, bad
 
 
-# Parquet types whose text DuckDB writes exactly as pyarrow's cast to string does (floats differ: 1.0 vs 1)
+# Parquet types DuckDB can stream as text: what it writes is exactly pyarrow's cast to string (the in-memory reader's)
+# for text, dates, integers and naive timestamps; for floats see _float_text
 def _streamable(t: pa.DataType) -> bool:
     return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date32(t) or pa.types.is_integer(t)
-            or (pa.types.is_timestamp(t) and t.tz is None))
+            or pa.types.is_floating(t) or (pa.types.is_timestamp(t) and t.tz is None))
+
+
+def _float_text(ident: str) -> str:
+    """A float column as text, as pyarrow writes it for every value a reading can take: a whole number without '.0'
+    (140.0 -> '140'), others as the shortest decimal that reads back the same (7.5 -> '7.5'). The two writers differ
+    only outside 0.0001 <= |x| < 10^10 (one may use an exponent where the other does not: such a value may be
+    rejected by one reader's `value` check and not the other's; no reading is that large or small) and in the sign of
+    a negative zero."""
+    return (f"case when isfinite({ident}) and {ident} = trunc({ident}) and abs({ident}) < 1e10 "
+            f"then cast(cast({ident} as bigint) as varchar) else cast({ident} as varchar) end")
 
 
 def scan_parquet(con, path: Path, source: Source):
@@ -247,6 +258,8 @@ def scan_parquet(con, path: Path, source: Source):
         ident = '"' + field.name.replace('"', '""') + '"'
         if pa.types.is_timestamp(field.type):
             cols.append(f"strftime({ident}, '%Y-%m-%d %H:%M:%S') as \"{n}\"")
+        elif pa.types.is_floating(field.type):
+            cols.append(f"{_float_text(ident)} as \"{n}\"")
         else:
             cols.append(f"cast({ident} as varchar) as \"{n}\"")
     cols += [f"cast(null as varchar) as \"{c}\"" for c in source.optional_columns if c not in seen]

@@ -3,24 +3,11 @@
 -- with the EARLIER date's indicator reference rates applied to both dates' denominators, so that a change shared by
 -- the whole dataset shows as a change. Strata are summed into groups per practice x neighbourhood first, then into
 -- areas (exact decimal sums: the order is free).
-with ordered_periods as (
-    select period,
-           row_number() over (order by period) as period_index,
-           count(*) over () as period_count
-    from periods
-),
-period_pairs as (
-    select f.period as period_from, t.period as period_to
-    from ordered_periods as f
-    join ordered_periods as t
-      on t.period_index = f.period_index + 1
-      or (f.period_index = 1 and t.period_index = t.period_count and t.period_count > 2)
-),
-cells_on_fixed_rates as (
+with cells_on_fixed_rates as (
     select pp.period_from, pp.period_to, s.period, s.indicator, s.practice_code, s.neighbourhood_code,
            s.ethnic_group, s.imd_quintile, s.sex_group, s.age_band,
            cast(s.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
-    from period_pairs as pp
+    from int_period_pairs as pp
     join indicator_stratified_counts as s on s.period in (pp.period_from, pp.period_to)
     join indicator_reference_rates as rr
       on rr.period = pp.period_from and rr.indicator = s.indicator and rr.sex = s.sex and rr.age_band = s.age_band

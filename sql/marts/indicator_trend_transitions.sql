@@ -3,20 +3,7 @@
 -- meet the indicator's rule (numerator, within its denominator) on both dates in the same cell (same area, same
 -- group value). Only `cases_both` is kept: it is what the paired interval of the change needs (the patients whose
 -- status differs give the variance); the denominators are counted, not listed, so the other overlaps are not formed.
-with ordered_periods as (
-    select period,
-           row_number() over (order by period) as period_index,
-           count(*) over () as period_count
-    from periods
-),
-period_pairs as (
-    select f.period as period_from, t.period as period_to
-    from ordered_periods as f
-    join ordered_periods as t
-      on t.period_index = f.period_index + 1
-      or (f.period_index = 1 and t.period_index = t.period_count and t.period_count > 2)
-),
-people as (
+with people as (
     select period, indicator, patient_id, practice_code, neighbourhood_code, ethnic_group, imd_quintile,
            case when sex in ('F', 'M') then sex else 'Unknown' end as sex_group,
            case when age >= 90 then 90 else age // 5 * 5 end as band_start
@@ -31,7 +18,7 @@ paired_strata as (
            f.sex_group as sex_from, t.sex_group as sex_to,
            f.band_start as band_from, t.band_start as band_to,
            count(*) as cases_both
-    from period_pairs as pp
+    from int_period_pairs as pp
     join people as f on f.period = pp.period_from
     join people as t on t.period = pp.period_to and t.patient_id = f.patient_id and t.indicator = f.indicator
     group by pp.period_from, pp.period_to, f.indicator, f.practice_code, t.practice_code, f.neighbourhood_code,

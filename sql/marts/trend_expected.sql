@@ -2,20 +2,7 @@
 -- trend_transitions) x condition x area x group, the expected count on each date with the EARLIER date's
 -- reference rates applied to both dates' populations, so that a change shared by the whole dataset shows as a
 -- change instead of being absorbed by each date's own average.
-with ordered_periods as (
-    select period,
-           row_number() over (order by period) as period_index,
-           count(*) over () as period_count
-    from periods
-),
-period_pairs as (
-    select f.period as period_from, t.period as period_to
-    from ordered_periods as f
-    join ordered_periods as t
-      on t.period_index = f.period_index + 1
-      or (f.period_index = 1 and t.period_index = t.period_count and t.period_count > 2)
-),
-cells_in_areas as (
+with cells_in_areas as (
     -- the cells summed within each area first (fewer rows to spread over the five group types)
     select period, condition, area_type, area_code, ethnic_group, imd_quintile, sex, sex_group, age_band,
            sum(population) as population
@@ -64,7 +51,7 @@ rate_strata_in_groups as (
 groups_on_fixed_rates as (
     select pp.period_from, pp.period_to, g.period, g.condition, g.area_type, g.area_code, g.group_type, g.group_value,
            cast(g.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
-    from period_pairs as pp
+    from int_period_pairs as pp
     join rate_strata_in_groups as g on g.period in (pp.period_from, pp.period_to)
     join reference_rates as rr
       on rr.period = pp.period_from and rr.condition = g.condition and rr.sex = g.sex and rr.age_band = g.age_band

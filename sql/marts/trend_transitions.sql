@@ -4,20 +4,7 @@
 -- dates, on the earlier only, or on the later only. A patient who moves practice, neighbourhood, group (e.g. into
 -- the next age band) or who joins or leaves is in the cell on one date only and is not counted here; their cases
 -- are the rest of each date's observed count.
-with ordered_periods as (
-    select period,
-           row_number() over (order by period) as period_index,
-           count(*) over () as period_count
-    from periods
-),
-period_pairs as (
-    select f.period as period_from, t.period as period_to
-    from ordered_periods as f
-    join ordered_periods as t
-      on t.period_index = f.period_index + 1
-      or (f.period_index = 1 and t.period_index = t.period_count and t.period_count > 2)
-),
-paired_people as (
+with paired_people as (
     -- each patient once per pair of dates (in the population on both, any age), with the earlier date's area and
     -- group values and whether each is the same on the later date (practices are joined once, here)
     select pp.period_from,
@@ -40,7 +27,7 @@ paired_people as (
              = case when t.sex in ('F', 'M') then t.sex else 'Unknown' end as same_sex_group,
            age_band(f.age) as age_band,
            age_band(f.age) = age_band(t.age) as same_age_band
-    from period_pairs as pp
+    from int_period_pairs as pp
     join int_patients_registered_on_date as f on f.period = pp.period_from
     join int_patients_registered_on_date as t on t.period = pp.period_to and t.patient_id = f.patient_id
     left join practices as pf on pf.practice_code = f.practice_code
@@ -51,7 +38,7 @@ paired_cases as (
     select pp.period_from, pp.period_to, k.condition, k.patient_id,
            count(*) filter (where k.period = pp.period_from) > 0 as case_from,
            count(*) filter (where k.period = pp.period_to) > 0 as case_to
-    from period_pairs as pp
+    from int_period_pairs as pp
     join int_condition_cases as k on k.period = pp.period_from or k.period = pp.period_to
     group by pp.period_from, pp.period_to, k.condition, k.patient_id
 ),

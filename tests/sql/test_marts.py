@@ -163,6 +163,7 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
         (DATE_0, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, None, 0.1),
         (DATE_1, "dep", "F", "40-44", "*", "*", 20, 9, 0.45, None, 0.45),  # the later date's own rate: not used
     ])
+    build(con, "intermediate/int_period_pairs")
     build(con, "marts/trend_expected", NO_STRATA)
     got = rows(con, "select * from trend_expected")
     expected = [(DATE_0, DATE_1, "dep", area_type, code, group_type, value, 1.0, 2.0)
@@ -309,6 +310,7 @@ def test_indicator_trend_transitions_counts_patients_meeting_the_indicator_in_th
         (DATE_0, "bp_control", "other_indicator_later", "A", "N1", "White", "1", "F", 70),
         (DATE_1, "smi_check", "other_indicator_later", "A", "N1", "White", "1", "F", 71),
     ])
+    build(con, "intermediate/int_period_pairs")
     build(con, "marts/indicator_trend_transitions")
     got = rows(con, "select * from indicator_trend_transitions")
     # practice A and N1: stays and moves_band (not in the same age band on both dates)
@@ -340,6 +342,7 @@ def test_indicator_trend_expected_applies_the_earlier_dates_rates_to_both_dates(
         (DATE_1, "bp_control", "F", "40-44", "*", "*", 20, 9, 0.45),  # the later date's own rates: not used
         (DATE_1, "bp_control", "M", "50-54", "*", "*", 8, 4, 0.5),
     ])
+    build(con, "intermediate/int_period_pairs")
     build(con, "marts/indicator_trend_expected", NO_STRATA)
     got = rows(con, "select * from indicator_trend_expected")
     # A: 10 x 0.1 and 20 x 0.1; B: 5 x 0.2 and 8 x 0.2; the PCN and ICB the sums

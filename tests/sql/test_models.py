@@ -151,6 +151,7 @@ def test_trend_transitions_counts_patients_in_the_cell_on_both_dates(con):
                 cases.append(dict(period=period, condition="dep", patient_id=pid))
     table(con, "int_patients_registered_on_date", registered, list(registered[0]))
     table(con, "int_condition_cases", cases, ["period", "condition", "patient_id"])
+    build(con, "intermediate/int_period_pairs")
     build(con, "marts/trend_transitions")
     got = con.execute("""select period_from, period_to, area_type, area_code, population_both, cases_both,
                                 cases_from_only, cases_to_only

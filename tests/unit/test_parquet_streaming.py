@@ -1,0 +1,38 @@
+"""Raw Parquet files are streamed by DuckDB (never read whole into memory) and give the same text as the in-memory
+reader, float columns included (readings' `value` written as double by many extract tools)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.ingest import read_table, scan_parquet
+from pipeline.schema import SOURCE_BY_STEM
+
+
+def test_a_parquet_file_with_a_float_value_column_is_streamed_with_the_in_memory_readers_text(tmp_path):
+    rng = np.random.default_rng(7)
+    values = [round(float(x), int(k)) for x, k in zip(rng.uniform(-300, 300, 2000), rng.integers(0, 4, 2000))]
+    values += [140.0, 48.0, 7.5, 0.30000000000000004, 123456789.0, 0.0001, None, float("nan")]
+    n = len(values)
+    events = pa.table({
+        "patient_id": pa.array([f"P{i:05d}" for i in range(n)]),
+        "code": pa.array(["271649006"] * n),
+        "date": pa.array([dt.date(2023, 1, 2)] * n, pa.date32()),
+        "value": pa.array(values, pa.float64()),
+    })
+    path = tmp_path / "events.parquet"
+    pq.write_table(events, path)
+    source = SOURCE_BY_STEM["events"]
+    con = duckdb.connect()
+    streamed = scan_parquet(con, path, source)
+    assert streamed is not None, "a float column must not force the whole file into memory"
+    got = con.sql("select * from raw_events_arrow order by _row_number").arrow().read_all()
+    want, _, _ = read_table(path, source)
+    for column in ("patient_id", "code", "date", "value", "_row_number"):
+        assert got.column(column).to_pylist() == want.column(column).to_pylist(), column
+    assert got.column("value").to_pylist()[n - 8:n - 2] == ["140", "48", "7.5", "0.30000000000000004", "123456789",
+                                                            "0.0001"]
