@@ -204,6 +204,16 @@ def _legend(c: Canvas, y: float, items: list[tuple[str, str, str]], size=7.5) ->
         x += wd
 
 
+def hidden_flags(df: pd.DataFrame) -> np.ndarray:
+    """Rows whose ratio is hidden by disclosure control: any count it is computed from (recorded, registered or
+    expected) was hidden. Charts print "[c] hidden" there, never "no patients"."""
+    flags = np.zeros(len(df), dtype=bool)
+    for column in ("observed_redacted", "population_redacted", "expected_redacted"):
+        if column in df:
+            flags |= df[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return flags
+
+
 def _boxed_text(c: Canvas, x: float, y: float, s: str, fill: str, size: float = 6.5) -> None:
     w_ = text_width(s, size) + 6
     c.rect(x - w_ / 2, y - size * 0.75, w_, size * 1.5, fill="white")

@@ -260,7 +260,7 @@ def _area_panels(ind: pd.DataFrame, inp: Inputs, area_type: str, codes, names: d
     for m in metas:
         d = rows(m["indicator"]).reindex(order)
         d["label"] = [names.get(k, k) for k in order]
-        d["hidden"] = d["observed_redacted"].astype("boolean").fillna(False).astype(bool)
+        d["hidden"] = charts.hidden_flags(d)
         panels.append((m["label"], d.reset_index()))
     return panels
 

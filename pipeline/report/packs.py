@@ -123,8 +123,7 @@ def _group_frame(prev: pd.DataFrame, period, area_type: str, code: str, gt: str,
     order = order or [value for value in GROUP_ORDER[gt] if value in frame.index]
     frame = frame.reindex(order)
     frame["label"] = [w.group_label(gt, value) for value in order]
-    frame["hidden"] = frame["observed_redacted"].astype("boolean").fillna(False).astype(bool) \
-        if "observed_redacted" in frame else False
+    frame["hidden"] = charts.hidden_flags(frame)
     return frame.reset_index().rename(columns={"index": "group_value"})
 
 
@@ -765,7 +764,7 @@ def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, 
     for condition in inp.conditions:
         area_rows = _label_series(prev, area_type, codes, inp.latest, condition["condition"]).set_index("area_code").reindex(order)
         area_rows["label"] = [names.get(code, code) for code in order]
-        area_rows["hidden"] = area_rows["observed_redacted"].astype("boolean").fillna(False).astype(bool)
+        area_rows["hidden"] = charts.hidden_flags(area_rows)
         panels.append((condition["label"], area_rows.reset_index()))
     return panels
 

@@ -623,3 +623,21 @@ def test_pdf_metadata(run, pack):
         assert str(processed.parent) not in str(v) and "/tmp/" not in str(v)
     root = r.trailer["/Root"]
     assert str(root.get("/Lang", "")).lower().startswith("en")
+
+
+def test_a_ratio_hidden_because_its_population_is_hidden_is_drawn_as_hidden_not_as_no_patients(tmp_path):
+    """Recorded can be shown while registered (and so expected and the ratio) is hidden: the chart must say the
+    value is hidden, never that the group has no patients."""
+    from pipeline.report import charts
+
+    nan = float("nan")
+    frame = pd.DataFrame({"label": ["Female", "Male"], "ratio": [nan, 1.1], "ratio_lower": [nan, 0.9],
+                          "ratio_upper": [nan, 1.3], "population": [nan, 1200.0], "observed": [175.0, 150.0],
+                          "observed_redacted": [False, False], "population_redacted": [True, False],
+                          "expected_redacted": [True, False]})
+    frame["hidden"] = charts.hidden_flags(frame)
+    assert frame["hidden"].tolist() == [True, False]
+    svg = tmp_path / "chart.svg"
+    charts.dot_chart([("Depression", frame)], svg)
+    text = svg.read_text()
+    assert "hidden" in text and "no patients" not in text
