@@ -41,7 +41,8 @@ def steps(markdown: str) -> list[tuple[str, int, list[str]]]:
     for i, m in enumerate(blocks):
         if m.group(1) != "bash":
             continue
-        cmds = [ln for ln in m.group(2).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        text = re.sub(r"\\\n\s*", " ", m.group(2))  # a command continued over lines with a backslash is one step
+        cmds = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         for ln in cmds:
             status = re.search(r"#\s*exit (\d+)\s*$", ln)
             out.append((ln, int(status.group(1)) if status else 0, []))
