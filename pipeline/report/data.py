@@ -20,7 +20,7 @@ from pipeline import paths
 from pipeline.config import Config
 from pipeline.disclosure import PUBLISHED_COUNTS, Policy, publish
 from pipeline.errors import PipelineError
-from pipeline.report.published_trend import load_overlap
+from pipeline.report.published_trend import control_overlap
 from pipeline.schema import output_columns, source_columns
 from pipeline.warehouse import query, read_table
 from pipeline.warehouse import tables as warehouse_tables
@@ -131,7 +131,6 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     if not db.exists():
         raise PipelineError("the processed directory has no warehouse.duckdb; run the earlier stages first")
     policy = Policy.from_config(cfg.disclosure)
-    cpolicy = policy
     con = duckdb.connect(str(db), read_only=True)
     try:
         tables = warehouse_tables(con)
@@ -160,6 +159,9 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         ind_rows, ind_meta = load_indicator_rows(con, tables, practices, cfg.indicators)
         ind_funnel, ind_trend = (read_table(con, name) if name in tables else None
                                  for name in ("indicator_funnel", "indicator_trend"))
+        overlaps = {table: query(con, name).df() if table in tables else None
+                    for table, name in (("trend_transitions", "trend_overlap"),
+                                        ("indicator_trend_transitions", "indicator_trend_overlap"))}
         nbh = read_table(con, "neighbourhoods", NEIGHBOURHOOD_COLS) if "neighbourhoods" in tables \
             else pd.DataFrame(columns=NEIGHBOURHOOD_COLS)
     finally:
@@ -174,7 +176,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     if run_info.get("source") == "published":
         # NHS England's published counts are public already: shown as published (unrounded, true zeros), ratios
         # and `missing` as calculated (disclosure.publish with from_published=False)
-        policy = cpolicy = PUBLISHED_COUNTS
+        policy = PUBLISHED_COUNTS
         shown = np.zeros(len(prev), dtype=bool)
         published = Published(cells=None, prev=publish(prev, policy, {"observed": shown, "population": shown},
                                                         from_published=False),
@@ -205,12 +207,12 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
     inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
                     run_info=run_info, load_summary=ls, data_quality=dq, funnel=funnel, trend=trend,
-                    inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=cpolicy, dsr=dsr,
+                    inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=policy, dsr=dsr,
                     core20=core20, indicators=published.indicators, indicator_meta=ind_meta,
                     indicator_funnel=ind_funnel, indicator_trend=ind_trend)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
-    inputs.trend_overlap = load_overlap(processed, policy)
-    inputs.indicator_overlap = load_overlap(processed, policy, "indicator_trend_transitions")
+    inputs.trend_overlap, inputs.indicator_overlap = (None if raw is None else control_overlap(raw, policy)
+                                                      for raw in overlaps.values())
     return inputs
 
 

@@ -17,37 +17,13 @@ call the same statistics (pipeline.stats) on the controlled counts:
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline import paths, stats
+from pipeline import stats
 from pipeline.disclosure import Policy, redact_round
 
 CELL = ["condition", "area_type", "area_code", "group_type", "group_value"]
-OVERLAP_COLUMNS = ["period_from", "period_to"] + CELL + ["cases_both"]
-
-
-def load_overlap(processed: Path, policy: Policy, table: str = "trend_transitions") -> pd.DataFrame | None:
-    """The paired-overlap counts (patients in a cell on both dates who are a case on both), disclosure-controlled:
-    rounded by the policy, NaN where hidden (1..threshold). None when the warehouse has no such table. `table`:
-    `trend_transitions` (registers) or `indicator_trend_transitions` (its `indicator` read as `condition`)."""
-    db = paths.warehouse(Path(processed))
-    if not db.exists():
-        return None
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-        if table not in have:
-            return None
-        key = "indicator as condition" if table == "indicator_trend_transitions" else "condition"
-        columns = ", ".join(key if c == "condition" else c for c in OVERLAP_COLUMNS)
-        raw = con.execute(f"select {columns} from {table} where area_type in ('icb', 'pcn')").df()
-    finally:
-        con.close()
-    return control_overlap(raw, policy)
 
 
 def control_overlap(raw: pd.DataFrame, policy: Policy) -> pd.DataFrame:
