@@ -28,6 +28,7 @@ from . import progress
 from .dialect import spark_model, strftime_to_java
 from .errors import PipelineError
 from .schema import Source
+from .warehouse import tables
 
 log = logging.getLogger("pipeline.spark")
 
@@ -108,8 +109,8 @@ def new_version(kind: str) -> str:
 
 def ingested_version(con) -> str:
     """The storage folder of the ingest this warehouse was built from (its run_info's `spark_ingest`)."""
-    have = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    got = con.execute("select value from run_info where key = 'spark_ingest'").fetchone() if "run_info" in have else None
+    got = con.execute("select value from run_info where key = 'spark_ingest'").fetchone() \
+        if "run_info" in tables(con) else None
     if got is None:
         raise PipelineError("the warehouse does not name its Spark storage (it was ingested by an older version); "
                             "run the ingest stage again with --engine spark")
