@@ -17,10 +17,10 @@ import math
 
 import pandas as pd
 
-from pipeline.disclosure import MARKER, for_print
+from pipeline.disclosure import MARKER
 from pipeline.schema import GROUP_ORDER
 
-from . import charts
+from . import charts, packs
 from . import published_trend as pt
 from . import wording as w
 from .data import Inputs
@@ -45,19 +45,16 @@ CSV_COLUMNS = ["period", "indicator", "kind", "area_type", "area_code", "area_na
                "ratio_lower", "ratio_upper"]
 
 
-def _f(x) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def _meta(inp: Inputs, iid: str) -> dict:
     return next(m for m in inp.indicator_meta if m["indicator"] == iid)
 
 
-def _hidden(row) -> bool:
-    return bool(row.get("observed_redacted", False)) or bool(row.get("population_redacted", False))
+def _families(inp: Inputs):
+    """(kind, title, intro, the family's indicators) of each indicator family the run has."""
+    for kind, title, intro in FAMILIES:
+        metas = [m for m in inp.indicator_meta if m["kind"] == kind]
+        if metas:
+            yield kind, title, intro, metas
 
 
 def _ages(m: dict) -> str:
@@ -81,7 +78,8 @@ def gap_text(m: dict, row, comparator: str, area_words: str = "") -> str:
     gt, gv = str(row["group_type"]), str(row["group_value"])
     who = w.group_phrase(gt, gv, adults) if gt != "all" else ("adults" if adults else "people")
     den = denominator_phrase(m, who)
-    ratio = f"{_f(row['ratio']):.2f} times the expected rate, 95% interval {_f(row['ratio_lower']):.2f}–{_f(row['ratio_upper']):.2f}"
+    ratio = (f"{w.number(row['ratio']):.2f} times the expected rate, 95% interval "
+             f"{w.number(row['ratio_lower']):.2f}–{w.number(row['ratio_upper']):.2f}")
     tail = f"compared with {comparator} for people of the same age and sex"
     counts = f"{w.fmt_count(row['observed'])} of {w.fmt_count(row['population'])} {den}{area_words}"
     if m["kind"] == "case_finding":
@@ -98,15 +96,19 @@ def indicator_gaps(inp: Inputs, area_type: str, code: str) -> pd.DataFrame:
     ind = inp.indicators
     if ind is None or ind.empty:
         return pd.DataFrame()
-    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
-            (ind["group_value"] != "Unknown") & ~ind["observed_redacted"].astype(bool) &
-            ~ind["population_redacted"].astype(bool) & ind["missing"].notna()]
+    d = packs.select(ind, inp.latest, area_type, code)
+    d = d[(d["group_value"] != "Unknown") & ~d["observed_redacted"].astype(bool) &
+          ~d["population_redacted"].astype(bool) & d["missing"].notna()]
     cf = d["kind"] == "case_finding"
     gap = (~cf & (d["ratio_upper"] < 1) & (d["missing"] > 0)) | (cf & (d["ratio_lower"] > 1) & (d["missing"] < 0))
     d = d[gap].copy()
     d["patients"] = d["missing"].abs()
-    d["family"] = d["kind"]
     return d.sort_values(["patients", "ratio"], ascending=[False, True])
+
+
+def _json_ready(item: dict) -> dict:
+    """The item with None for NaN (the items go into the pack's JSON)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in item.items()}
 
 
 def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code: str, max_n: int,
@@ -114,17 +116,15 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
     """Page 1: the clearest gaps across registers and indicators, largest number of patients first; the largest
     gap of each family (registers, care processes, outcomes, case finding) is guaranteed a place."""
     gaps = indicator_gaps(inp, area_type, code)
-    changes = indicator_changes(inp, area_type, [code])
     if gaps.empty:
-        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in item.items()}
-                for item in register_items]
-    candidates = [dict(item, family="register", patients=_f(item.get("missing_value", item.get("missing"))))
+        return [_json_ready(item) for item in register_items]
+    changes = indicator_changes(inp, area_type, [code])
+    candidates = [dict(item, family="register", patients=w.number(item.get("missing_value", item.get("missing"))))
                   for item in register_items]
     for r in gaps.to_dict("records"):
-        m = _meta(inp, r["condition"])
-        candidates.append(dict(text=gap_text(m, r, comparator),
-                               change=_change_sentence(inp, changes, code, r["condition"], r["group_type"],
-                                                       r["group_value"], comparator),
+        cell = (code, r["condition"], r["group_type"], r["group_value"])
+        candidates.append(dict(text=gap_text(_meta(inp, r["condition"]), r, comparator),
+                               change=packs.change_sentence(inp, changes, cell, comparator),
                                condition=r["condition"], group_type=r["group_type"], group_value=r["group_value"],
                                missing=w.fmt_count(r["missing"]), family=r["kind"], patients=float(r["patients"]),
                                ratio=f"{r['ratio']:.2f}", lower=f"{r['ratio_lower']:.2f}", upper=f"{r['ratio_upper']:.2f}"))
@@ -139,9 +139,7 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
             firsts.append(c)
     rest = [c for c in ranked if not any(c is f for f in firsts)]
     chosen = (firsts + rest)[:max(max_n, len(firsts))]
-    # the items go into the pack's JSON: no NaN there
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in c.items()}
-            for c in sorted(chosen, key=lambda c: -c["patients"])]
+    return [_json_ready(c) for c in sorted(chosen, key=lambda c: -c["patients"])]
 
 
 def indicator_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame | None:
@@ -153,22 +151,9 @@ def indicator_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame | None
                                 inp.policy)
 
 
-def _change_sentence(inp: Inputs, changes: pd.DataFrame | None, code, iid, group_type, group_value,
-                     comparator: str) -> str:
-    """The change since the previous date in words ('cannot be shown' where a date's numbers are hidden)."""
-    hit = pd.DataFrame() if changes is None else changes[
-        (changes["area_code"] == code) & (changes["condition"] == iid) & (changes["group_type"] == group_type) &
-        (changes["group_value"] == group_value)]
-    c = dict(hit.iloc[0]) if len(hit) else {}
-    return w.change_sentence(inp.previous, c.get("ratio_from"), c.get("ratio_to"), c.get("change"),
-                             c.get("change_lower"), c.get("change_upper"), c.get("label") or "", comparator)
-
-
 def _row_cells(r) -> list[str]:
-    hidden = _hidden(r)
-    return [w.fmt_count(r["population"]), w.fmt_count(r["observed"]), w.fmt_rate(r["rate"], hidden=hidden),
-            w.fmt_count(r["expected"]),
-            w.fmt_ratio(r["ratio"], r["ratio_lower"], r["ratio_upper"], hidden=bool(r.get("observed_redacted", False)))]
+    return [w.fmt_count(r["population"]), w.fmt_count(r["observed"]), packs.rate_cell(r), w.fmt_count(r["expected"]),
+            packs.ratio_cell(r)]
 
 
 def _header(m: dict) -> list[str]:
@@ -177,9 +162,7 @@ def _header(m: dict) -> list[str]:
 
 
 def _indicator_group_table(inp: Inputs, area_type: str, code: str, m: dict) -> dict:
-    ind = inp.indicators
-    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
-            (ind["condition"] == m["indicator"])]
+    d = packs.select(inp.indicators, inp.latest, area_type, code, m["indicator"])
     rows = []
     for gt in ("all",) + BREAKDOWNS:
         part = d[d["group_type"] == gt]
@@ -192,14 +175,11 @@ def _indicator_group_table(inp: Inputs, area_type: str, code: str, m: dict) -> d
 
 
 def _indicator_area_table(inp: Inputs, area_type: str, codes, names: dict, m: dict) -> dict:
-    ind = inp.indicators
-    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes)) &
-            (ind["condition"] == m["indicator"]) & (ind["group_type"] == "all")]
+    d = packs.select(inp.indicators, inp.latest, area_type, codes, m["indicator"], "all")
     d = d.assign(_name=d["area_code"].map(lambda c: names.get(c, c))).sort_values("_name")
     rows = []
     for _, r in d.iterrows():
-        hidden = bool(r.get("observed_redacted", False))
-        verdict = w.direction(r["ratio_lower"], r["ratio_upper"]) if not hidden else ""
+        verdict = w.direction(r["ratio_lower"], r["ratio_upper"]) if not bool(r.get("observed_redacted", False)) else ""
         words = {"fewer": "clearly lower", "more": "clearly higher", "similar": "similar"}.get(verdict, MARKER)
         rows.append([f"{r['_name']}"] + _row_cells(r) + [words])
     return dict(header=["Area"] + _header(m) + ["Against expected"], rows=rows, align="lrrrrrl")
@@ -207,62 +187,32 @@ def _indicator_area_table(inp: Inputs, area_type: str, codes, names: dict, m: di
 
 def _summary(inp: Inputs, area_type: str, code: str, m: dict, comparator: str, place: str,
              changes: pd.DataFrame | None = None) -> str:
-    text = _level_summary(inp, area_type, code, m, comparator, place)
-    if inp.previous is None:
-        return text
-    return f"{text} {_change_sentence(inp, changes, code, m['indicator'], 'all', 'All', comparator)}"
-
-
-def _level_summary(inp: Inputs, area_type: str, code: str, m: dict, comparator: str, place: str) -> str:
-    ind = inp.indicators
-    d = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
-            (ind["condition"] == m["indicator"]) & (ind["group_type"] == "all")]
-    if d.empty:
-        return f"No one in {place} is in this indicator's denominator."
-    r = d.iloc[0]
+    """The area's level on the indicator in a sentence, and its change since the previous date."""
+    d = packs.select(inp.indicators, inp.latest, area_type, code, m["indicator"], "all")
     den = denominator_phrase(m, "people")
     verb = "have" if m["kind"] == "case_finding" else "had"
-    if bool(r.get("population_redacted", False)):
-        return f"In {place}, the numbers of {den} are too small to show (disclosure control)."
-    if _hidden(r):
-        return (f"In {place}, of {w.fmt_count(r['population'])} {den}, the number who {verb} {m['met']} is too small "
-                f"to show (disclosure control).")
-    verdict = w.direction(r["ratio_lower"], r["ratio_upper"])
-    words = {"fewer": "clearly fewer than expected", "more": "clearly more than expected",
-             "similar": "about as many as expected"}.get(verdict, "")
-    return (f"In {place}, {w.fmt_count(r['observed'])} of {w.fmt_count(r['population'])} {den} "
-            f"({w.fmt_rate(r['rate'])}) {verb} {m['met']}: {words} (ratio "
-            f"{w.fmt_ratio(r['ratio'], r['ratio_lower'], r['ratio_upper'])}), compared with {comparator} for people of "
-            f"the same age and sex.")
+    if d.empty:
+        text = f"No one in {place} is in this indicator's denominator."
+    elif bool(d.iloc[0].get("population_redacted", False)):
+        text = f"In {place}, the numbers of {den} are too small to show (disclosure control)."
+    elif packs.counts_hidden(d.iloc[0]):
+        text = (f"In {place}, of {w.fmt_count(d.iloc[0]['population'])} {den}, the number who {verb} {m['met']} is too "
+                f"small to show (disclosure control).")
+    else:
+        r = d.iloc[0]
+        words = {"fewer": "clearly fewer than expected", "more": "clearly more than expected",
+                 "similar": "about as many as expected"}.get(w.direction(r["ratio_lower"], r["ratio_upper"]), "")
+        text = (f"In {place}, {w.fmt_count(r['observed'])} of {w.fmt_count(r['population'])} {den} "
+                f"({w.fmt_rate(r['rate'])}) {verb} {m['met']}: {words} (ratio "
+                f"{w.fmt_ratio(r['ratio'], r['ratio_lower'], r['ratio_upper'])}), compared with {comparator} for people "
+                f"of the same age and sex.")
+    if inp.previous is None:
+        return text
+    return f"{text} {packs.change_sentence(inp, changes, (code, m['indicator'], 'all', 'All'), comparator)}"
 
 
-def _panels(inp: Inputs, area_type: str, code: str, metas: list[dict], gt: str) -> list[tuple[str, pd.DataFrame]]:
-    from .packs import _group_frame
-
-    ind = inp.indicators
-    present = ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & (ind["area_code"] == code) &
-                  (ind["group_type"] == gt)]["group_value"].unique()
-    order = [v for v in GROUP_ORDER[gt] if v in set(present)]
-    return [(m["label"], _group_frame(ind, inp.latest, area_type, code, gt, m["indicator"], order)) for m in metas]
-
-
-def _area_panels(ind: pd.DataFrame, inp: Inputs, area_type: str, codes, names: dict,
-                 metas: list[dict]) -> list[tuple[str, pd.DataFrame]]:
-    """One dot-chart panel per indicator: the areas' `all` rows, ordered by the first indicator's ratio."""
-    def rows(iid):
-        return ind[(ind["period"] == inp.latest) & (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
-                   & (ind["group_type"] == "all") & (ind["condition"] == iid)].set_index("area_code")
-
-    first = rows(metas[0]["indicator"])["ratio"]
-    order = sorted(codes, key=lambda c: (-(first.get(c) if c in first.index and math.isfinite(_f(first.get(c))) else -99),
-                                         names.get(c, c)))
-    panels = []
-    for m in metas:
-        d = rows(m["indicator"]).reindex(order)
-        d["label"] = [names.get(k, k) for k in order]
-        d["hidden"] = charts.hidden_flags(d)
-        panels.append((m["label"], d.reset_index()))
-    return panels
+def _xlabel(kind: str) -> str:
+    return "People found ÷ expected" if kind == "case_finding" else "Achieved ÷ expected"
 
 
 def pcn_indicator_pages(inp: Inputs, pcn: str, practice_codes, names: dict, comparator: str) -> tuple[list[dict], list]:
@@ -272,21 +222,15 @@ def pcn_indicator_pages(inp: Inputs, pcn: str, practice_codes, names: dict, comp
         return [], []
     families, charts_ = [], []
     changes = indicator_changes(inp, "pcn", [pcn])
-    for kind, title, intro in FAMILIES:
-        metas = [m for m in inp.indicator_meta if m["kind"] == kind]
-        if not metas:
-            continue
-        chart_keys = []
-        for gt in ("ethnicity", "imd_quintile"):
-            panels = _panels(inp, "pcn", pcn, metas, gt)
-            if panels and len(panels[0][1]):
-                key = f"ind_{kind}_{gt}"
-                xlabel = "People found ÷ expected" if kind == "case_finding" else "Achieved ÷ expected"
-                charts_.append((key, charts.dot_chart, (panels,), dict(xlabel=xlabel)))
-                chart_keys.append(dict(key=key, caption=f"{title}: {xlabel.lower()} by "
-                                       f"{w.BREAKDOWN_TITLE[gt].lower()}, {w.long_date(inp.latest)}."))
+    for kind, title, intro, metas in _families(inp):
+        mine = packs.breakdown_charts(inp.indicators, inp.latest, "pcn", pcn, packs.labelled(metas, "indicator"),
+                                      ("ethnicity", "imd_quintile"), f"ind_{kind}", _xlabel(kind))
+        charts_ += mine
         families.append(dict(
-            kind=kind, title=title, intro=intro.format(comparator=comparator), charts=chart_keys,
+            kind=kind, title=title, intro=intro.format(comparator=comparator),
+            charts=[dict(key=key, caption=f"{title}: {_xlabel(kind).lower()} by "
+                         f"{w.BREAKDOWN_TITLE[key.removeprefix(f'ind_{kind}_')].lower()}, {w.long_date(inp.latest)}.")
+                    for key, *_ in mine],
             indicators=[dict(label=m["label"], summary=_summary(inp, "pcn", pcn, m, comparator, "this PCN", changes),
                              groups=_indicator_group_table(inp, "pcn", pcn, m),
                              practices=_indicator_area_table(inp, "practice", practice_codes, names, m))
@@ -301,15 +245,12 @@ def ics_indicator_section(inp: Inputs, icb: str, pcns, pnames: dict, ncodes, nna
         return [], []
     out, charts_ = [], []
     changes = indicator_changes(inp, "icb", [icb])
-    for kind, title, _ in FAMILIES:
-        metas = [m for m in inp.indicator_meta if m["kind"] == kind]
-        if not metas:
-            continue
-        xlabel = "People found ÷ expected" if kind == "case_finding" else "Achieved ÷ expected"
+    for kind, title, _, metas in _families(inp):
         for area_type, codes, names in (("pcn", pcns, pnames), ("neighbourhood", ncodes, nnames)):
             if len(codes):
-                panels = _area_panels(inp.indicators, inp, area_type, codes, names, metas)
-                charts_.append((f"ind_{kind}_{area_type}", charts.dot_chart, (panels,), dict(xlabel=xlabel)))
+                panels = packs.area_panels(inp.indicators, inp.latest, area_type, codes, names,
+                                           packs.labelled(metas, "indicator"))
+                charts_.append((f"ind_{kind}_{area_type}", charts.dot_chart, (panels,), dict(xlabel=_xlabel(kind))))
         out.append(dict(kind=kind, title=title, pcn_chart=f"ind_{kind}_pcn",
                         nbh_chart=f"ind_{kind}_neighbourhood" if len(ncodes) else None,
                         indicators=[dict(label=m["label"],
@@ -325,20 +266,14 @@ def indicator_csv(inp: Inputs, areas) -> pd.DataFrame | None:
     """The pack's indicator rows as printed (controlled), `areas` = [(area_type, codes), ...]; beside the latest rows
     of the first (the pack's own area), the published change since the previous date and the count it needs, as in
     the pack's main CSV."""
-    from .packs import _with_changes
-
     ind = inp.indicators
     if ind is None or ind.empty:
         return None
     take = pd.Series(False, index=ind.index)
     for area_type, codes in areas:
         take |= (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
-    out = for_print(ind[take])
-    out = out[[c for c in ["condition"] + CSV_COLUMNS if c in out.columns]].copy()
-    out["period"] = out["period"].astype(str)
-    for c in ("rate", "rate_lower", "rate_upper"):
-        out[c] = [v if isinstance(v, str) or v is None else round(float(v), 6) for v in out[c]]
+    out = packs.csv_rows(ind[take], ["condition"] + CSV_COLUMNS)
     own_type, own_codes = areas[0]
-    out = _with_changes(out, inp, indicator_changes(inp, own_type, own_codes), own_type, "indicator_overlap")
+    out = packs._with_changes(out, inp, indicator_changes(inp, own_type, own_codes), own_type, "indicator_overlap")
     out = out.rename(columns={"condition": "indicator"})
     return out[[c for c in CSV_COLUMNS if c in out.columns] + [c for c in out.columns if c not in CSV_COLUMNS]]

@@ -19,14 +19,13 @@ from . import wording as w
 from .data import LOAD_SUMMARY_COLS, Inputs
 
 BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
-HEADLINE_BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
 # a pack's CSV: the `prevalence` columns, its counts (what disclosure control rounds) before the rates and ratios
 CSV_COLUMNS = sorted(output_columns("prevalence"), key=lambda column: column in RATE_COLUMNS + RATIO_COLUMNS)
-
-
 # published data (pipeline/public.py): expected is standardised for the practice's deprivation, which the
 # comparator names, instead of for age and sex
 PUBLISHED_COMPARATOR = "the England rate for practices in the same national deprivation decile"
+OVERALL = {"fewer": "fewer than average", "more": "more than average", "similar": "similar to average"}
+AREA_COLUMNS = ["Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"]
 
 
 def like_for_like(inp: Inputs) -> str:
@@ -81,69 +80,109 @@ def comparator_for(inp: Inputs, cfg_report: dict) -> tuple[str, bool]:
     return basis, bool(cfg_report.get("true_prevalence", False))
 
 
-def _rows(prev: pd.DataFrame, period, area_type: str, codes, group_type: str | None = None) -> pd.DataFrame:
-    mask = (prev["period"] == period) & (prev["area_type"] == area_type) & prev["area_code"].isin(list(codes))
-    if group_type is not None:
-        mask &= prev["group_type"] == group_type
-    return prev[mask]
+def select(frame: pd.DataFrame, period=None, area_type=None, codes=None, condition=None, group_type=None,
+           group_value=None) -> pd.DataFrame:
+    """The rows of `frame` that match every criterion given (`codes`: one area code or several; `condition`:
+    a condition or indicator id)."""
+    keep = np.ones(len(frame), dtype=bool)
+    for column, value in (("period", period), ("area_type", area_type), ("condition", condition),
+                          ("group_type", group_type), ("group_value", group_value)):
+        if value is not None:
+            keep &= (frame[column] == value).to_numpy()
+    if codes is not None:
+        keep &= frame["area_code"].isin([codes] if isinstance(codes, str) else list(codes)).to_numpy()
+    return frame[keep]
+
+
+def labelled(conditions: list[dict], key: str = "condition") -> list[tuple[str, str]]:
+    """(label, id) of each condition (or indicator, `key` 'indicator'): what the panels of a chart are."""
+    return [(condition["label"], condition[key]) for condition in conditions]
 
 
 def _hidden(row) -> bool:
     return bool(row.get("observed_redacted", False))
 
 
-def _ratio_cell(row) -> str:
+def counts_hidden(row) -> bool:
+    """Whether a row's recorded or registered count is hidden (so is its rate)."""
+    return _hidden(row) or bool(row.get("population_redacted", False))
+
+
+def ratio_cell(row) -> str:
     return w.fmt_ratio(row["ratio"], row["ratio_lower"], row["ratio_upper"], hidden=_hidden(row))
 
 
-def _rate_cell(row) -> str:
-    return w.fmt_rate(row["rate"], hidden=bool(row.get("observed_redacted", False) or row.get("population_redacted", False)))
+def rate_cell(row) -> str:
+    return w.fmt_rate(row["rate"], hidden=counts_hidden(row))
 
 
-def _missing_cell(row) -> str:
-    """Expected minus recorded (controlled): positive = fewer recorded than expected."""
-    return w.fmt_count(row["missing"])
-
-
-def _csv(frame: pd.DataFrame) -> pd.DataFrame:
+def csv_rows(frame: pd.DataFrame, columns=CSV_COLUMNS) -> pd.DataFrame:
+    """Rows as a CSV prints them: `columns` (those present), dates as text, rates to 6 decimal places."""
     out = for_print(frame)
-    out = out[[column for column in CSV_COLUMNS if column in out.columns]].copy()
+    out = out[[column for column in columns if column in out.columns]].copy()
     out["period"] = out["period"].astype(str)
     for column in ("rate", "rate_lower", "rate_upper"):
-        out[column] = [value if isinstance(value, str) or value is None else round(float(value), 6) for value in out[column]]
+        if column in out.columns:
+            out[column] = [value if isinstance(value, str) or value is None else round(float(value), 6)
+                           for value in out[column]]
     return out
 
 
-def _group_frame(prev: pd.DataFrame, period, area_type: str, code: str, gt: str, cond: str,
-                 order: list[str] | None = None) -> pd.DataFrame:
-    """Rows of one breakdown for one area/condition, in the breakdown's display order (every group of the
-    order present, NaN where the area has none)."""
-    frame = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
-                 (prev["group_type"] == gt) & (prev["condition"] == cond)].set_index("group_value")
-    order = order or [value for value in GROUP_ORDER[gt] if value in frame.index]
-    frame = frame.reindex(order)
-    frame["label"] = [w.group_label(gt, value) for value in order]
-    frame["hidden"] = charts.hidden_flags(frame)
-    return frame.reset_index().rename(columns={"index": "group_value"})
+def group_frame(frame: pd.DataFrame, period, area_type: str, code: str, group_type: str, item: str,
+                order: list[str] | None = None) -> pd.DataFrame:
+    """Rows of one breakdown for one area and condition (or indicator), in the breakdown's display order (every
+    group of `order` present, NaN where the area has none)."""
+    rows = select(frame, period, area_type, code, item, group_type).set_index("group_value")
+    order = order or [value for value in GROUP_ORDER[group_type] if value in rows.index]
+    rows = rows.reindex(order)
+    rows["label"] = [w.group_label(group_type, value) for value in order]
+    rows["hidden"] = charts.hidden_flags(rows)
+    return rows.reset_index().rename(columns={"index": "group_value"})
 
 
-def _breakdown_panels(prev, period, area_type, code, gt, conds) -> list[tuple[str, pd.DataFrame]]:
-    if not (prev["group_type"] == gt).any():   # a breakdown the source does not have (published data)
-        return []
-    present = prev[(prev["period"] == period) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
-                   (prev["group_type"] == gt)]["group_value"].unique()
-    order = [value for value in GROUP_ORDER[gt] if value in set(present)]
-    return [(condition["label"], _group_frame(prev, period, area_type, code, gt, condition["condition"], order)) for condition in conds]
+def breakdown_charts(frame: pd.DataFrame, period, area_type: str, code: str, items: list[tuple[str, str]],
+                     breakdowns, prefix: str = "by", xlabel: str = "Recorded ÷ expected") -> list[tuple]:
+    """A dot chart (`prefix`_`breakdown`) of one area's groups per breakdown it has: a panel per item (label,
+    condition or indicator id), every group the area has in the breakdown, in the breakdown's order."""
+    out = []
+    for group_type in breakdowns:
+        present = set(select(frame, period, area_type, code, group_type=group_type)["group_value"])
+        order = [value for value in GROUP_ORDER[group_type] if value in present]
+        panels = [(label, group_frame(frame, period, area_type, code, group_type, item, order))
+                  for label, item in items]
+        if panels and len(panels[0][1]):
+            out.append((f"{prefix}_{group_type}", charts.dot_chart, (panels,), dict(xlabel=xlabel)))
+    return out
 
 
-def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n: int,
-              breakdowns=HEADLINE_BREAKDOWNS) -> list[dict]:
+def area_panels(frame: pd.DataFrame, period, area_type: str, codes, names: dict,
+                items: list[tuple[str, str]]) -> list[tuple[str, pd.DataFrame]]:
+    """A dot-chart panel per item (label, condition or indicator id): the areas' `all` rows, the highest ratio of
+    the first item first."""
+    rows = select(frame, period, area_type, codes, group_type="all")
+
+    def of(item):
+        return rows[rows["condition"] == item].set_index("area_code")
+
+    first = of(items[0][1])["ratio"]
+    order = sorted(codes, key=lambda code: (-(first.get(code) if code in first.index and
+                                              math.isfinite(w.number(first.get(code))) else -99), names.get(code, code)))
+    panels = []
+    for label, item in items:
+        area_rows = of(item).reindex(order)
+        area_rows["label"] = [names.get(code, code) for code in order]
+        area_rows["hidden"] = charts.hidden_flags(area_rows)
+        panels.append((label, area_rows.reset_index()))
+    return panels
+
+
+def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n: int) -> list[dict]:
     """The largest clear gaps: latest period, ratio upper limit < 1 (as published, 2 dp), ranked by the
     published number missing, each condition's largest gap guaranteed a place; 'Unknown' groups are data
     quality, not inequality, and are left out."""
-    rows = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) & (prev["area_code"] == code) &
-                prev["group_type"].isin(breakdowns) & (prev["group_value"] != "Unknown")]
-    rows = rows[(rows["ratio_upper"] < 1) & rows["missing"].notna() & (rows["missing"] > 0) & ~rows["observed_redacted"]]
+    rows = select(prev, inp.latest, area_type, code)
+    rows = rows[rows["group_type"].isin(BREAKDOWNS) & (rows["group_value"] != "Unknown") & (rows["ratio_upper"] < 1)
+                & rows["missing"].notna() & (rows["missing"] > 0) & ~rows["observed_redacted"]]
     rows = rows.sort_values(["missing", "ratio"], ascending=[False, True])
     # every condition's largest gap first (so a common condition cannot crowd out the others), then the rest
     first = ~rows.duplicated("condition")
@@ -165,25 +204,26 @@ def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None =
     return changes
 
 
-def _change(changes: pd.DataFrame | None, code, cond, gt, gv) -> dict | None:
+def _change(changes: pd.DataFrame | None, cell: tuple) -> dict:
+    """The change of a cell (area_code, condition or indicator, group_type, group_value); {} when there is none."""
     if changes is None or changes.empty:
-        return None
+        return {}
     if "by_cell" in changes.attrs:
-        return changes.attrs["by_cell"].get((code, cond, gt, gv))
-    hit = changes[(changes["area_code"] == code) & (changes["condition"] == cond) & (changes["group_type"] == gt) &
-                  (changes["group_value"] == gv)]
-    return dict(hit.iloc[0]) if len(hit) else None
+        return changes.attrs["by_cell"].get(cell) or {}
+    hit = select(changes, None, None, cell[0], *cell[1:])
+    return dict(hit.iloc[0]) if len(hit) else {}
 
 
-def _trend_label(changes: pd.DataFrame | None, code, cond, gt, gv) -> str | None:
-    change = _change(changes, code, cond, gt, gv)
-    return (change["label"] or None) if change else None
+def _trend_label(changes: pd.DataFrame | None, cell: tuple) -> str:
+    return _change(changes, cell).get("label") or "–"
 
 
-def _change_sentence(inp: Inputs, changes, code, cond, gt, gv, comparator: str) -> str:
-    change = _change(changes, code, cond, gt, gv) or {}
+def change_sentence(inp: Inputs, changes, cell: tuple, comparator: str) -> str:
+    """The change of a cell since the previous date in words (see wording.change_sentence)."""
+    change = _change(changes, cell)
     return w.change_sentence(inp.previous, change.get("ratio_from"), change.get("ratio_to"), change.get("change"),
-                             change.get("change_lower"), change.get("change_upper"), change.get("label") or "", comparator)
+                             change.get("change_lower"), change.get("change_upper"), change.get("label") or "",
+                             comparator)
 
 
 def _cond(inp: Inputs, cid: str) -> dict:
@@ -198,40 +238,46 @@ def _published_ratio(row) -> tuple[float, float, float]:
     return float(ratio), float(lower), float(upper)
 
 
+def _whole_area_rows(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str):
+    """(condition, the area's `all` row on the latest date) for each condition the area has."""
+    rows = select(prev, inp.latest, area_type, code, group_type="all")
+    for condition in inp.conditions:
+        row = rows[rows["condition"] == condition["condition"]]
+        if len(row):
+            yield condition, row.iloc[0]
+
+
 def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str,
                  true_prevalence: bool) -> dict:
     """Page 1, part 1: the area as a whole against the comparator, one sentence and one table row per
     condition, with the published change since the previous date."""
     rows, sentences = [], []
-    for condition in inp.conditions:
-        row = _rows(prev, inp.latest, area_type, [code], "all")
-        row = row[row["condition"] == condition["condition"]]
-        if row.empty:
-            continue
-        row = row.iloc[0]
+    for condition, row in _whole_area_rows(prev, inp, area_type, code):
         ratio, lower, upper = _published_ratio(row)
         shortfall = float(row["missing"]) if not _hidden(row) else float("nan")
+        cell = (code, condition["condition"], "all", "All")
         sentences.append(dict(
-            text=w.gap_sentence(condition["label"], "all", "All", int(condition["min_age"]) >= 18, ratio, lower, upper, shortfall,
-                                comparator, true_prevalence, like=like_for_like(inp)),
-            change=_change_sentence(inp, changes, code, condition["condition"], "all", "All", comparator)))
-        lab = _trend_label(changes, code, condition["condition"], "all", "All") if inp.previous else None
-        rows.append([condition["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]), w.fmt_count(row["expected"]),
-                     w.fmt_ratio(ratio, lower, upper, hidden=_hidden(row)), _missing_cell(row), lab or "–"])
+            text=w.gap_sentence(condition["label"], "all", "All", int(condition["min_age"]) >= 18, ratio, lower, upper,
+                                shortfall, comparator, true_prevalence, like=like_for_like(inp)),
+            change=change_sentence(inp, changes, cell, comparator)))
+        rows.append([condition["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
+                     w.fmt_count(row["expected"]), w.fmt_ratio(ratio, lower, upper, hidden=_hidden(row)),
+                     w.fmt_count(row["missing"]), _trend_label(changes, cell)])
     head = ["Condition", "Registered", "Recorded", "Expected", "Ratio (95% CI)", "Expected − recorded", "Change in gap"]
     return dict(sentences=sentences, table=dict(header=head, rows=rows, align="lrrrrrl"))
 
 
-def _rounded_affected(g: pd.DataFrame, inp: Inputs) -> pd.DataFrame:
-    """Patients affected (derived from published counts) printed rounded like a count, so it never reads as an
-    exact number, and hidden where it would read as a small number (1..threshold); the ranking keeps the
-    unrounded value."""
-    out = g.copy()
-    affected = out["within_affected"].to_numpy(float)
+def within_gaps(prev: pd.DataFrame, inp: Inputs, area_type: str, codes, max_n: int) -> pd.DataFrame:
+    """The first `max_n` groups recorded clearly less often than the rest of their own area
+    (published_trend.within_area, tier above 0). Patients affected (derived from published counts) are printed
+    rounded like a count, so never as an exact number, and hidden where they would read as a small number
+    (1..threshold); the ranking keeps the unrounded value."""
+    gaps = pt.within_area(prev, inp.latest, area_type, codes, BREAKDOWNS)
+    affected = gaps["within_affected"].to_numpy(float)
     shown = round_count(affected, inp.policy)
     shown[is_small(affected, inp.policy)] = np.nan  # nothing published reads as a small number
-    out["within_affected_shown"] = shown
-    return out
+    gaps["within_affected_shown"] = shown
+    return gaps[gaps["tier"] > 0].head(max_n)
 
 
 def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int,
@@ -240,18 +286,18 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
     ratio over the area's, 95% interval below 1), from published counts; ranked by how large a gap the interval
     clearly shows and then by patients affected (published_trend.within_area), so a small group at half its
     neighbours' level comes before a large group at 0.95."""
-    gaps = _rounded_affected(pt.within_area(prev, inp.latest, area_type, [code], HEADLINE_BREAKDOWNS), inp)
-    gaps = gaps[gaps["tier"] > 0].head(max_n)
     items = []
-    for _, gap in gaps.iterrows():
+    for _, gap in within_gaps(prev, inp, area_type, [code], max_n).iterrows():
         condition = _cond(inp, gap["condition"])
-        adults = int(condition["min_age"]) >= 18
-        text = w.within_sentence(condition["label"], gap["group_type"], gap["group_value"], adults, gap["within_value"],
-                                 gap["within_lower"], gap["within_upper"], gap["within_affected_shown"], area_word)
-        change = _change_sentence(inp, changes, code, gap["condition"], gap["group_type"], gap["group_value"], comparator)
+        text = w.within_sentence(condition["label"], gap["group_type"], gap["group_value"],
+                                 int(condition["min_age"]) >= 18, gap["within_value"], gap["within_lower"],
+                                 gap["within_upper"], gap["within_affected_shown"], area_word)
+        change = change_sentence(inp, changes, (code, gap["condition"], gap["group_type"], gap["group_value"]),
+                                 comparator)
+        affected = gap["within_affected_shown"]
         items.append(dict(text=text, change=change, condition=gap["condition"], group_type=gap["group_type"],
-                          group_value=gap["group_value"], affected=w.fmt_count(gap["within_affected_shown"]),
-                          missing=w.fmt_count(gap["within_affected_shown"]), missing_value=float(gap["within_affected_shown"]),
+                          group_value=gap["group_value"], affected=w.fmt_count(affected),
+                          missing=w.fmt_count(affected), missing_value=float(affected),
                           ratio=f"{gap['within_value']:.2f}", lower=f"{gap['within_lower']:.2f}",
                           upper=f"{gap['within_upper']:.2f}"))
     return items
@@ -259,60 +305,54 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
 
 def overview_table(prev, inp: Inputs, area_type, code) -> dict:
     rows = []
-    for condition in inp.conditions:
-        row = _rows(prev, inp.latest, area_type, [code], "all")
-        row = row[row["condition"] == condition["condition"]]
-        if row.empty:
-            continue
-        row = row.iloc[0]
+    for condition, row in _whole_area_rows(prev, inp, area_type, code):
         direction = w.direction(row["ratio_lower"], row["ratio_upper"]) if not _hidden(row) else ""
-        rows.append([condition["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]), _rate_cell(row),
-                     w.fmt_count(row["expected"]), _ratio_cell(row), _missing_cell(row),
-                     {"fewer": "fewer than average", "more": "more than average",
-                      "similar": "similar to average"}.get(direction, MARKER)])
+        rows.append([condition["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]), rate_cell(row),
+                     w.fmt_count(row["expected"]), ratio_cell(row), w.fmt_count(row["missing"]),
+                     OVERALL.get(direction, MARKER)])
     return dict(header=["Condition", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)", "Expected − recorded",
                         "Overall"], rows=rows, align="lrrrrrrl")
 
 
-def group_table(prev, inp: Inputs, area_type, code, cond: str, gts=BREAKDOWNS, repeat_breakdown: bool = True) -> dict:
-    """One area's rows of every breakdown for one condition. `repeat_breakdown=False` names each breakdown
-    on its first row only (easier to read in a long table)."""
+def group_table(prev, inp: Inputs, area_type, code, cond: str) -> dict:
+    """One area's rows of every breakdown for one condition, each breakdown named on its first row."""
     rows = []
-    for breakdown in gts:
-        frame = _group_frame(prev, inp.latest, area_type, code, breakdown, cond)
-        first = True
-        for _, row in frame.iterrows():
+    for breakdown in BREAKDOWNS:
+        title = w.BREAKDOWN_TITLE[breakdown]
+        for _, row in group_frame(prev, inp.latest, area_type, code, breakdown, cond).iterrows():
             if not math.isfinite(float(row["population"])) and not bool(row.get("population_redacted", False)):
                 continue
-            title = w.BREAKDOWN_TITLE[breakdown] if (first or repeat_breakdown) else ""
-            first = False
             rows.append([title, row["label"], w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
-                         _rate_cell(row), w.fmt_count(row["expected"]), _ratio_cell(row), _missing_cell(row)])
+                         rate_cell(row), w.fmt_count(row["expected"]), ratio_cell(row), w.fmt_count(row["missing"])])
+            title = ""
     return dict(header=["Breakdown", "Group", "Registered", "Recorded", "Rate", "Expected", "Ratio (95% CI)",
                         "Expected − recorded"], rows=rows, align="llrrrrrr")
 
 
-def practice_table(prev, inp: Inputs, practice_codes, cond: str) -> dict:
-    practice_rows = _rows(prev, inp.latest, "practice", practice_codes, "all")
-    practice_rows = practice_rows[practice_rows["condition"] == cond].sort_values("area_name")
-    rows = [[f"{row['area_name']} ({row['area_code']})", w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
-             _rate_cell(row), _ratio_cell(row), _missing_cell(row)] for _, row in practice_rows.iterrows()]
-    return dict(header=["Practice", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"], rows=rows,
-                align="lrrrrr")
+def area_tables(prev, inp: Inputs, area_type: str, codes, names: dict | None = None,
+                first: str = "Area") -> list[dict]:
+    """Per condition, a table of the areas' `all` rows in order of name (`names`: code -> name; None: the rows'
+    own area_name)."""
+    tables = []
+    for condition in inp.conditions:
+        rows = select(prev, inp.latest, area_type, codes, condition["condition"], "all")
+        rows = rows.assign(name=list(rows["area_name"]) if names is None
+                           else [names.get(code, code) for code in rows["area_code"]]).sort_values("name")
+        table = [[f"{row['name']} ({row['area_code']})", w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
+                  rate_cell(row), ratio_cell(row), w.fmt_count(row["missing"])] for _, row in rows.iterrows()]
+        tables.append(dict(condition=condition["label"],
+                           table=dict(header=[first] + AREA_COLUMNS, rows=table, align="lrrrrr")))
+    return tables
 
 
 def dq_rows(inp: Inputs, area_type: str, codes, names: dict) -> dict | None:
     quality = inp.data_quality
     if quality is None or quality.empty:
         return None
-    latest_rows = quality[(quality["period"] == inp.latest) & (quality["area_type"] == area_type) & quality["area_code"].isin(list(codes))]
-    rows = []
-    for _, row in latest_rows.sort_values("area_code").iterrows():
-        rows.append([names.get(row["area_code"], row["area_code"]), w.fmt_count(row["population"]),
-                     w.fmt_share(row["ethnicity_not_recorded"], row["population"]),
-                     w.fmt_share(row["lsoa_missing"], row["population"]),
-                     w.fmt_share(row["lsoa_unmatched"], row["population"]),
-                     w.fmt_share(row["no_neighbourhood"], row["population"])])
+    shares = ("ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
+    rows = [[names.get(row["area_code"], row["area_code"]), w.fmt_count(row["population"])]
+            + [w.fmt_share(row[column], row["population"]) for column in shares]
+            for _, row in select(quality, inp.latest, area_type, codes).sort_values("area_code").iterrows()]
     return dict(header=["Area", "Registered", "Ethnicity not recorded", "No LSOA", "LSOA not matched",
                         "No neighbourhood"], rows=rows, align="lrrrrr")
 
@@ -321,10 +361,8 @@ def load_rows(inp: Inputs) -> dict | None:
     summary = inp.load_summary
     if summary is None or summary.empty:
         return None
-    rows = []
-    for _, row in summary.iterrows():
-        rows.append([str(row["source"]), w.fmt_count(row["rows_read"]), w.fmt_count(row["rows_loaded"]),
-                     w.fmt_count(row["rows_rejected"])])
+    rows = [[str(row["source"]), w.fmt_count(row["rows_read"]), w.fmt_count(row["rows_loaded"]),
+             w.fmt_count(row["rows_rejected"])] for _, row in summary.iterrows()]
     return dict(header=["Input file", "Rows read", "Rows loaded", "Rows rejected"], rows=rows, align="lrrr")
 
 
@@ -408,9 +446,242 @@ def methods_text(inp: Inputs, comparator: str, true_prevalence: bool = False) ->
     ]
 
 
-def _label_series(prev, area_type, codes, period, cond):
-    rows = _rows(prev, period, area_type, codes, "all")
-    return rows[rows["condition"] == cond]
+
+def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4,
+                 comparator: str = "the ICB average") -> list[str]:
+    """One line per condition: how many areas have clearly fewer / more recorded than expected, naming the
+    largest shortfalls (at most `max_names`, with their controlled numbers missing)."""
+    out = []
+    like = " for the same ages and sexes" if like_for_like(inp) else ""
+    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods", "icb": "ICBs"}.get(area_type, "areas")
+    total = len(set(codes))
+    rows = select(prev, inp.latest, area_type, codes, group_type="all")
+    for condition in inp.conditions:
+        area_rows = rows[(rows["condition"] == condition["condition"]) & ~rows["observed_redacted"].astype(bool)]
+        low = area_rows[area_rows["ratio_upper"] < 1].sort_values(["missing", "area_code"], ascending=[False, True])
+        high = area_rows[area_rows["ratio_lower"] > 1]
+        if len(low):
+            shown = [f"{names.get(row.area_code, row.area_code)} ({w.about(row.missing)})" for row in low.head(max_names).itertuples()]
+            more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
+            text = (f"{condition['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than {comparator} "
+                    f"would give{like} ({', '.join(shown)}{more} fewer)")
+        else:
+            text = (f"{condition['label']}: no {noun[:-1]} has clearly fewer recorded than {comparator} would give{like}")
+        if len(high):
+            higher_names = sorted(names.get(code, code) for code in high["area_code"])
+            text += (f"; clearly more in {len(high)} ({', '.join(higher_names)})" if len(higher_names) <= max_names
+                     else f"; clearly more in {len(high)}")
+        out.append(text + ".")
+    return out
+
+
+def _sii_hidden(prev: pd.DataFrame, inp: Inputs, area_type: str, dimension: str = "imd_quintile") -> set[tuple[str, str]]:
+    """(area_code, condition) pairs whose SII/RII is not shown: a quintile's recorded or registered count is
+    hidden (the fitted gradient and the other quintiles' published rates could give a hidden rate back)."""
+    quintile_rows = select(prev, inp.latest, area_type, group_type=dimension)
+    quintile_rows = quintile_rows[quintile_rows["group_value"].isin(["1", "2", "3", "4", "5"])]
+    bad = quintile_rows[quintile_rows["observed_redacted"].astype(bool) | quintile_rows["population_redacted"].astype(bool)]
+    return set(zip(bad["area_code"], bad["condition"]))
+
+
+def _named(names: list[str]) -> str:
+    """'2 (A, B)' for up to four names, else their number; 'none'."""
+    return f"{len(names)} ({', '.join(names)})" if 0 < len(names) <= 4 else (str(len(names)) if names else "none")
+
+
+def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: str, icb_name: str,
+                       area_type: str = "icb", child_type: str = "pcn") -> dict | None:
+    """SII and RII of the crude rate across national deprivation quintiles, for the ICB and each PCN: a table
+    per condition (SII in percentage points, RII, both with 95% intervals, and the direction in words), one
+    sentence per condition for the ICB, and the chart frames (RII per area). phe_sii convention: quantile 1 =
+    most deprived; SII = fitted rate at the least deprived end minus the most deprived end; RII = their ratio.
+    An area's values are hidden when one of its quintile counts is hidden by disclosure control."""
+    sii_rows = inp.inequality
+    if sii_rows is None or sii_rows.empty:
+        return None
+    dimension = "imd_quintile" if inp.has_patient_groups else "practice_imd_quintile"
+    sii_rows = sii_rows[(sii_rows["period"] == inp.latest) & (sii_rows["dimension"] == dimension) & (sii_rows["measure"] == "crude_rate")]
+    if sii_rows.empty:
+        return None
+    hidden = _sii_hidden(prev, inp, child_type, dimension) | _sii_hidden(prev, inp, area_type, dimension)
+    # Monte Carlo limits that a rerun could move at the printed precision (PHE reliability_stat) are not shown
+    poor = sii_rows[sii_rows["reliability"] == "poor"] if "reliability" in sii_rows.columns else sii_rows.iloc[:0]
+    unreliable = set(zip(poor["area_code"], poor["condition"]))
+    whole = "England" if area_type == "england" else f"{icb_name} (whole ICB)"
+    whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
+    areas = [(icb, area_type, whole)] + [(pcn, child_type, names.get(pcn, pcn)) for pcn in pcns]
+    idx = sii_rows.set_index(["area_type", "area_code", "condition"])
+    tables, words, full, panels, children = [], [], [], [], []
+    for condition in inp.conditions:
+        rows, frame, more, less, n_shown = [], [], [], [], 0
+        for code, at, area_name in areas:
+            key = (at, code, condition["condition"])
+            hid = (code, condition["condition"]) in hidden
+            shaky = (code, condition["condition"]) in unreliable
+            if key in idx.index and not hid and not shaky:
+                row = idx.loc[key]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                vals = [float(row[column]) for column in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
+            else:
+                vals = [float("nan")] * 6
+            shown = math.isfinite(vals[0]) and not hid
+            rows.append([area_name, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
+                         MARKER if hid else ("not repeatable" if shaky else
+                                             (w.gradient_words(vals[4], vals[5]) if shown else "not calculable"))])
+            frame.append(dict(label=area_name, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
+            if at == area_type:
+                missing = f"{condition['label']}: the gradient for {whole_words} cannot be shown."
+                words.append(w.describe_sii(condition["label"], whole_words, *vals, brief=True) if shown else missing)
+                full.append(w.describe_sii(condition["label"], whole_words, *vals) if shown else missing)
+            elif shown:
+                n_shown += 1
+                if math.isfinite(vals[5]) and vals[5] < 1:
+                    more.append(area_name)
+                if math.isfinite(vals[4]) and vals[4] > 1:
+                    less.append(area_name)
+        tables.append(dict(condition=condition["label"], table=dict(
+            header=["Area", "SII, percentage points (95% CI)", "RII (95% CI)", "Recorded rate"], rows=rows,
+            align="lrrl")))
+        panels.append((condition["label"], pd.DataFrame(frame)))
+        # whether a PCN's gradient is clearly steeper or flatter than the ICB's would need a test of the
+        # difference; the plain words stay with each PCN's own interval: how many show a clear gradient
+        if n_shown:
+            more, less = sorted(more), sorted(less)
+            children.append(f"{condition['label']}: of the {n_shown} {child_type.upper()}s whose gradient can be shown, "
+                            f"{_named(more)} {'has' if len(more) == 1 else 'have'} a clearly higher recorded rate in "
+                            f"more deprived areas and {_named(less)} a clearly lower one.")
+        else:
+            children.append(f"{condition['label']}: no {child_type.upper()}'s gradient can be shown.")
+    return dict(tables=tables, words=words, full=full + children, panels=panels)
+
+
+def _fmt_core20(share, hidden: bool, known: bool, gap: bool = True) -> str:
+    """A Core20 share for print: whole percent; for a gap share, 'none' below 0 and 'all' above 100%."""
+    if hidden:
+        return MARKER
+    if not known or not math.isfinite(float(share)):
+        return "–"
+    if gap and share < 0:
+        return "none"
+    if gap and share > 1:
+        return "all"
+    return w.fmt_pct(share)
+
+
+def short_group(group_type: str, value: str) -> str:
+    """A group for a table cell: 'Black', 'IMD 1 (most deprived)', 'Aged 40–44', 'Female'."""
+    prefix = {"imd_quintile": "IMD ", "age_band": "Aged "}.get(group_type, "")
+    return prefix + w.group_label(group_type, value)
+
+
+def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.DataFrame:
+    """The largest clear gaps across the system, within each PCN (see within_gaps: PCN x group rows of the
+    latest date recorded clearly less often than the rest of their own PCN), with their Core20 shares."""
+    return core20_shares(inp, within_gaps(prev, inp, "pcn", pcns, max_n).reset_index(drop=True))
+
+
+def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
+    """Add the Core20 shares of each gap (PCN x group rows), from published counts only:
+
+    * `core20_population_share`: the share of the group's registered patients who live in Core20 areas
+      (the most deprived national IMD quintile, '1'; patients with no known home area count as not Core20):
+      published Core20 registered ÷ published registered;
+    * `core20_missing_share`: the share of the group's shortfall against expected that is among its Core20
+      residents: (published Core20 expected − published Core20 recorded) ÷ (published expected − published
+      recorded). Below 0: Core20 residents of the group have more recorded than expected; above 1: their
+      shortfall exceeds the group's.
+
+    `core20_hidden` is True (both shares hidden) when a Core20 part is hidden by disclosure control, or when a
+    part or its remainder (the group less its Core20 part) would read as a small number. NaN shares where the
+    warehouse has no stratified counts."""
+    out = gaps.copy()
+    out["core20_population_share"] = np.nan
+    out["core20_missing_share"] = np.nan
+    out["core20_hidden"] = False
+    out["core20_known"] = False
+    c20 = inp.core20
+    if c20 is None or c20.empty or len(out) == 0:
+        return out
+    key = ["condition", "area_code", "group_type", "group_value"]
+    parts = c20[c20["area_type"] == "pcn"][key + ["core20_population", "core20_observed", "core20_expected"]]
+    merged = out[key].merge(parts, on=key, how="left", indicator=True)
+    pop, obs, exp = (out[c].to_numpy(dtype=float) for c in ("population", "observed", "expected"))
+    pop1, obs1, exp1 = (merged[c].to_numpy(dtype=float)
+                        for c in ("core20_population", "core20_observed", "core20_expected"))
+    gap, gap1 = exp - obs, exp1 - obs1
+    hidden = np.isnan(pop1) | np.isnan(obs1) | np.isnan(exp1) | np.isnan(pop) | np.isnan(obs) | np.isnan(exp)
+    for part in (gap1, pop - pop1, obs - obs1, gap - gap1):   # the Core20 gap and each remainder
+        hidden |= is_small(part, inp.policy)
+    known = (merged["_merge"] == "both").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pop_share = np.where(pop > 0, pop1 / pop, np.nan)
+        gap_share = np.where(gap > 0, gap1 / gap, np.nan)
+    out["core20_population_share"] = np.where(hidden, np.nan, pop_share)
+    out["core20_missing_share"] = np.where(hidden, np.nan, gap_share)
+    out["core20_hidden"] = hidden & known
+    out["core20_known"] = known
+    return out
+
+
+def _within_cell(row) -> str:
+    return w.fmt_ratio(row["within_value"], row["within_lower"], row["within_upper"])
+
+
+def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
+    rows = []
+    for _, row in gaps.iterrows():
+        hid, known = bool(row["core20_hidden"]), bool(row["core20_known"])
+        rows.append([names.get(row["area_code"], row["area_code"]), _cond(inp, row["condition"])["label"],
+                     short_group(row["group_type"], row["group_value"]), w.fmt_count(row["observed"]), _within_cell(row),
+                     w.fmt_count(row["within_affected_shown"]),
+                     _fmt_core20(row["core20_population_share"], hid, known, gap=False),
+                     _fmt_core20(row["core20_missing_share"], hid, known)])
+    return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to own PCN (95% CI)",
+                        "Fewer than at PCN's level", "Core20 share of group", "Core20 share of ICB gap"],
+                rows=rows, align="lllrrrrr")
+
+
+def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes) -> dict | None:
+    """The ICB's own groups recorded clearly less often than the ICB as a whole (the same within-area view as the
+    PCN pack's page 1), with the published change in their gap since the previous date."""
+    gaps = within_gaps(prev, inp, "icb", [icb], max_n)
+    if gaps.empty:
+        return None
+    rows = [[_cond(inp, gap["condition"])["label"], short_group(gap["group_type"], gap["group_value"]),
+             w.fmt_count(gap["observed"]), _within_cell(gap), w.fmt_count(gap["within_affected_shown"]),
+             _trend_label(changes, (icb, gap["condition"], gap["group_type"], gap["group_value"]))]
+            for _, gap in gaps.iterrows()]
+    head = ["Condition", "Group", "Recorded", "Ratio to the ICB's own level (95% CI)", "Fewer than at the ICB's level",
+            "Change in gap"]
+    return dict(header=head, rows=rows, align="llrrrl")
+
+
+# ---------------------------------------------------------------------------------------------- community
+
+def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
+    prev = _slice(inp.community, [pcn], neighbourhoods=False)
+    name = str(inp.practices.loc[inp.practices["pcn_code"] == pcn, "pcn_name"].iloc[0])
+    items = []
+    for headline in headlines(prev, inp, "pcn", pcn, 3):
+        condition = _cond(inp, headline["condition"])
+        items.append(w.plain_gap(condition["label"], headline["group_type"], headline["group_value"],
+                                 int(condition["min_age"]) >= 18, headline["ratio_lower"], headline["ratio_upper"],
+                                 headline["missing"]))
+    ctx = dict(
+        title=f"What the GP records show: {name}",
+        heading=f"What the GP records show: {name}",
+        subtitle=f"A summary for community partners. Data to {w.long_date(inp.latest)}.",
+        findings=items,
+        conditions=[condition["label"] for condition in inp.conditions],
+        comparator=comparator_name(inp),
+        disclosure=inp.community_policy.describe(),
+        provenance=provenance(inp),
+    )
+    charts_ = breakdown_charts(prev, inp.latest, "pcn", pcn, labelled(inp.conditions), ("ethnicity", "imd_quintile"))
+    # the numbers behind the summary, beside it as CSV (same stricter control; PCN level only, latest date)
+    in_pack = ((prev["area_type"] == "pcn") & (prev["period"] == inp.latest)
+               & prev["group_type"].isin(["all", "ethnicity", "imd_quintile"]))
+    return Pack("community", pcn, "community.typ", ctx, charts_, csv_rows(prev[in_pack]))
 
 
 # ---------------------------------------------------------------------------------------------- PCN pack
@@ -425,7 +696,52 @@ def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: b
     return prev[keep]
 
 
+def _funnel_points(rows: pd.DataFrame, highlight) -> pd.DataFrame:
+    return pd.DataFrame(dict(expected=rows["expected"].to_numpy(dtype=float), ratio=rows["ratio"].to_numpy(dtype=float),
+                             highlight=highlight, label=rows["area_name"].to_numpy()))
+
+
+def _map_charts(prev: pd.DataFrame, inp: Inputs) -> list[tuple]:
+    """The neighbourhoods' map, a panel per condition (none without boundaries)."""
+    if inp.geoms is None:
+        return []
+    rows = select(prev, inp.latest, "neighbourhood", inp.geoms.index, group_type="all")
+    panels = [(condition["label"], rows.loc[rows["condition"] == condition["condition"],
+                                            ["area_code", "ratio_lower", "ratio_upper"]].rename(columns={"area_code": "code"}))
+              for condition in inp.conditions]
+    return [("map", charts.map_chart, (inp.geoms, panels), {})]
+
+
+NO_MAP = "No boundaries were supplied (boundaries.geojson), so there is no map in this pack."
+
+
+def _extra_csvs(inp: Inputs, areas: list[tuple[str, list]]) -> dict[str, pd.DataFrame]:
+    """The pack's other numbers as CSV, as printed: the data-quality counts (latest date) of its first two `areas`
+    [(area_type, codes)] (the pack's area and its parts), the input row counts, and the indicator rows of every area
+    (the change since the previous date beside the first's)."""
+    from .indicator_pages import indicator_csv
+
+    out = {}
+    quality = inp.data_quality
+    if quality is not None and not quality.empty:
+        take = np.zeros(len(quality), dtype=bool)
+        for area_type, codes in areas[:2]:
+            take |= (quality["area_type"] == area_type).to_numpy() & quality["area_code"].isin(list(codes)).to_numpy()
+        take &= (quality["period"] == inp.latest).to_numpy()
+        out["data_quality"] = csv_rows(quality[take].sort_values(["area_type", "area_code"]),
+                                       output_columns("data_quality"))
+    if inp.load_summary is not None and not inp.load_summary.empty:
+        table = for_print(inp.load_summary)
+        out["inputs"] = table[[column for column in LOAD_SUMMARY_COLS if column in table.columns]]
+    indicators = indicator_csv(inp, areas)
+    if indicators is not None:
+        out["indicators"] = indicators
+    return out
+
+
 def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
+    from .indicator_pages import page_one_items, pcn_indicator_pages
+
     prac = inp.practices[inp.practices["pcn_code"] == pcn]
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
@@ -434,7 +750,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
     changes = pack_changes(inp, "pcn", [pcn], prev)
-    from .indicator_pages import indicator_csv, page_one_items, pcn_indicator_pages
+    codes = prac["practice_code"].tolist()
     ctx: dict = dict(
         title=f"Recording gaps briefing: {name}",
         heading=name,
@@ -451,48 +767,34 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         conditions=[condition["label"] for condition in inp.conditions],
         like=like_for_like(inp),
         has_patient_groups=inp.has_patient_groups,
+        group_tables=[dict(condition=condition["label"], table=group_table(prev, inp, "pcn", pcn, condition["condition"]))
+                      for condition in inp.conditions] if inp.has_patient_groups else [],
+        practice_tables=area_tables(prev, inp, "practice", codes, first="Practice"),
+        has_funnel=inp.funnel is not None and not inp.funnel.empty,
+        map_text=("Neighbourhoods are where patients live (their home area), whichever practice they are registered "
+                  "with; the map shows every neighbourhood in the data." if inp.geoms is not None else NO_MAP),
     )
-    charts_: list = []
-    for breakdown in ("ethnicity", "imd_quintile", "age_band", "sex"):
-        panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, breakdown, inp.conditions)
-        if panels and len(panels[0][1]):
-            charts_.append((f"by_{breakdown}", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
-    ctx["group_tables"] = [dict(condition=condition["label"], table=group_table(prev, inp, "pcn", pcn, condition["condition"],
-                                                                                repeat_breakdown=False))
-                           for condition in inp.conditions] if inp.has_patient_groups else []
-    codes = prac["practice_code"].tolist()
-    ctx["practice_tables"] = [dict(condition=condition["label"], table=practice_table(prev, inp, codes, condition["condition"]))
-                              for condition in inp.conditions]
+    charts_ = breakdown_charts(prev, inp.latest, "pcn", pcn, labelled(inp.conditions), BREAKDOWNS)
     # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
-    if inp.funnel is not None and not inp.funnel.empty:
+    if ctx["has_funnel"]:
+        rows = select(prev, inp.latest, "practice", icb_practices, group_type="all")
         panels = []
-        for condition in inp.conditions:
-            practice_rows = _label_series(prev, "practice", icb_practices, inp.latest, condition["condition"])
-            points = pd.DataFrame(dict(expected=practice_rows["expected"].to_numpy(dtype=float), ratio=practice_rows["ratio"].to_numpy(dtype=float),
-                                       highlight=practice_rows["area_code"].isin(codes).to_numpy(), label=practice_rows["area_name"].to_numpy()))
-            panels.append((condition["label"], points))
+        for label, cid in labelled(inp.conditions):
+            part = rows[rows["condition"] == cid]
+            panels.append((label, _funnel_points(part, part["area_code"].isin(codes).to_numpy())))
         charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
-    ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
-    # map of neighbourhoods
-    if inp.geoms is not None:
-        panels = [(condition["label"], _map_frame(prev, inp, condition["condition"])) for condition in inp.conditions]
-        charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
-    ctx["map_text"] = ("Neighbourhoods are where patients live (their home area), whichever practice they are "
-                       "registered with; the map shows every neighbourhood in the data." if inp.geoms is not None
-                       else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
+    charts_ += _map_charts(prev, inp)
     # change across periods: overall plus the headline groups
     if len(inp.periods) > 1:
         panels = []
-        headline_items = ctx["headlines"]
         for condition in inp.conditions:
-            frames = [_trend_frame(prev, "pcn", pcn, condition["condition"], "all", "All", "Everyone")]
-            for headline in headline_items:
-                if headline["condition"] == condition["condition"]:
-                    frames.append(_trend_frame(prev, "pcn", pcn, condition["condition"], headline["group_type"], headline["group_value"],
-                                               w.series_label(headline["group_type"], headline["group_value"])))
-            panels.append((condition["label"], pd.concat(frames, ignore_index=True)))
+            series = [("all", "All", "Everyone")] + [
+                (item["group_type"], item["group_value"], w.series_label(item["group_type"], item["group_value"]))
+                for item in ctx["headlines"] if item["condition"] == condition["condition"]]
+            panels.append((condition["label"], pd.concat([_trend_frame(prev, pcn, condition["condition"], *one)
+                                                          for one in series], ignore_index=True)))
         charts_ += chart_parts("trend", charts.trend_chart, panels, {})
-    ctx["trend_rows"] = _trend_table(prev, inp, "pcn", pcn, changes)
+    ctx["trend_rows"] = _per_period_table(prev, inp, "pcn", pcn, changes)
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
     ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
@@ -503,75 +805,66 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     in_pack = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
         ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
         ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    extra = _side_tables(inp, [("pcn", [pcn]), ("practice", codes)])
-    ind_csv = indicator_csv(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
-    if ind_csv is not None:
-        extra["indicators"] = ind_csv
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(_csv(prev[in_pack]), inp, changes, "pcn"), extra_csvs=extra)
+    extra = _extra_csvs(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(csv_rows(prev[in_pack]), inp, changes, "pcn"),
+                extra_csvs=extra)
 
 
-def _map_frame(prev, inp: Inputs, cond) -> pd.DataFrame:
-    rows = _rows(prev, inp.latest, "neighbourhood", inp.geoms.index, "all")
-    rows = rows[rows["condition"] == cond]
-    return pd.DataFrame(dict(code=rows["area_code"], ratio_lower=rows["ratio_lower"], ratio_upper=rows["ratio_upper"]))
-
-
-def _trend_frame(prev, area_type, code, cond, gt, gv, series) -> pd.DataFrame:
-    rows = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == cond) &
-                (prev["group_type"] == gt) & (prev["group_value"] == gv)].sort_values("period")
+def _trend_frame(prev, code, cond, group_type, group_value, series) -> pd.DataFrame:
+    rows = select(prev, None, "pcn", code, cond, group_type, group_value).sort_values("period")
     return pd.DataFrame(dict(series=series, period=[w.short_date(period) for period in rows["period"]],
                              ratio=rows["ratio"].to_numpy(dtype=float), ratio_lower=rows["ratio_lower"].to_numpy(dtype=float),
                              ratio_upper=rows["ratio_upper"].to_numpy(dtype=float)))
 
 
-def _per_period_table(prev, inp: Inputs, area_type, code, cell, changes=None) -> dict | None:
-    """One row per condition, one cell per period (`cell(row)`), for an area's `all` rows; with `changes`, the
-    published change (paired 95% interval) and label of the last change."""
+def _rate_cell_with_ci(row) -> str:
+    if bool(row["observed_redacted"] or row["population_redacted"]):
+        return MARKER
+    return f"{w.fmt_rate(row['rate'])} ({100 * row['rate_lower']:.1f}–{100 * row['rate_upper']:.1f})"
+
+
+def _per_period_table(prev, inp: Inputs, area_type, code, changes=None) -> dict | None:
+    """One row per condition, a cell per date, of the area's `all` rows. With `changes`: the ratio at each date,
+    then the published change (paired 95% interval) and label of the last change. Without: the crude rate
+    (Wilson 95%) at each date, for the ICB itself, whose standardised ratio is 1 by construction when it is the
+    whole dataset, so the rate is what changes."""
     if len(inp.periods) < 2:
         return None
+    area_rows = select(prev, None, area_type, code, group_type="all")
     rows = []
     for condition in inp.conditions:
-        by_period = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == condition["condition"]) &
-                         (prev["group_type"] == "all")].set_index("period")
+        by_period = area_rows[area_rows["condition"] == condition["condition"]].set_index("period")
+        cell = _rate_cell_with_ci if changes is None else ratio_cell
         cells = [cell(by_period.loc[period]) if period in by_period.index else "–" for period in inp.periods]
         if changes is not None:
-            change = _change(changes, code, condition["condition"], "all", "All") or {}
+            change = _change(changes, (code, condition["condition"], "all", "All"))
             cells.append(w.fmt_ratio(change.get("change"), change.get("change_lower"), change.get("change_upper")))
             cells.append(change.get("label") or "–")
         rows.append([condition["label"]] + cells)
-    return rows
-
-
-def _trend_table(prev, inp: Inputs, area_type, code, changes) -> dict | None:
-    rows = _per_period_table(prev, inp, area_type, code, _ratio_cell, changes)
-    if rows is None:
-        return None
-    return dict(header=["Condition"] + [w.short_date(p) for p in inp.periods] +
-                [f"Ratio {w.short_date(inp.previous)} → {w.short_date(inp.latest)} (95% CI)", "Gap to average"],
+    dates = [w.short_date(period) for period in inp.periods]
+    if changes is None:
+        return dict(header=["Condition"] + [f"{date} rate (95% CI)" for date in dates], rows=rows,
+                    align="l" + "r" * len(inp.periods))
+    return dict(header=["Condition"] + dates + [f"Ratio {dates[-2]} → {dates[-1]} (95% CI)", "Gap to average"],
                 rows=rows, align="l" + "r" * (len(inp.periods) + 1) + "l")
-
-
-def _rate_cell_with_ci(r) -> str:
-    if bool(r["observed_redacted"] or r["population_redacted"]):
-        return MARKER
-    return f"{w.fmt_rate(r['rate'])} ({100 * r['rate_lower']:.1f}–{100 * r['rate_upper']:.1f})"
-
-
-def _rate_trend_table(prev, inp: Inputs, area_type, code) -> dict | None:
-    """Crude rate (Wilson 95%) at each date: for the ICB itself the standardised ratio is 1 by construction
-    when it is the whole dataset, so the rate is what changes."""
-    rows = _per_period_table(prev, inp, area_type, code, _rate_cell_with_ci)
-    if rows is None:
-        return None
-    return dict(header=["Condition"] + [f"{w.short_date(p)} rate (95% CI)" for p in inp.periods], rows=rows,
-                align="l" + "r" * len(inp.periods))
 
 
 # ---------------------------------------------------------------------------------------------- ICS pack
 
+RII_CHART = dict(
+    xlabel="RII (least ÷ most deprived end)", nan_text="not calculable",
+    legend={"lower": "More deprived: higher (RII < 1)", "higher": "More deprived: lower (RII > 1)",
+            "similar": "No clear gradient"},
+    alt_words={"lower": "recorded rate clearly higher in more deprived areas for",
+               "higher": "recorded rate clearly lower in more deprived areas for",
+               "none": "no area has a clear gradient"})
+
+
 def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -> Pack:
     """The ICS pack: an ICB, its PCNs (and neighbourhoods) compared. With area_type 'england' (published data),
     the national summary: England and every ICB compared, in the same layout."""
+    from .indicator_pages import ics_indicator_section
+
     national = area_type == "england"
     if national:
         prac = inp.practices
@@ -590,6 +883,17 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         subtitle = f"Integrated care board {icb}: {len(pcns)} primary care networks and {len(prac)} practices."
     comp, true_prev = comparator_for(inp, cfg_report)
     changes = pack_changes(inp, area_type, [icb], prev)
+    # PCN league: panels per condition, PCNs ordered by the first condition's ratio
+    pcn_codes = pcns["pcn_code"].tolist()
+    pnames = dict(zip(pcns["pcn_code"], pcns["pcn_name"]))
+    if national:   # 'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway'
+        pnames = {code: str(n).removeprefix("NHS ").removesuffix(" Integrated Care Board").removesuffix(" ICB")
+                  for code, n in pnames.items()}
+    neighbourhood_rows = select(prev, inp.latest, "neighbourhood")
+    ncodes = sorted(neighbourhood_rows["area_code"].unique())
+    nnames = {**dict(zip(neighbourhood_rows["area_code"], neighbourhood_rows["area_name"])), **inp.neighbourhood_names}
+    # the largest gaps across the system: PCN x group, with their Core20 shares
+    gaps = system_gaps(prev, inp, pcn_codes, int(cfg_report.get("max_system_gaps", 10)))
     ctx: dict = dict(
         title=f"Recording gaps across the system: {name}",
         heading=name,
@@ -603,85 +907,56 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         provenance=provenance(inp), methods=methods_text(inp, comp, true_prev), disclosure=inp.policy.describe(),
         previous=w.short_date(inp.previous) if inp.previous else None,
         like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
+        pcn_points=_area_points(prev, inp, child_type, pcn_codes, pnames,
+                                comparator=comp if inp.source == "published" else "the ICB average"),
+        pcn_tables=area_tables(prev, inp, child_type, pcn_codes, pnames),
+        system_gaps=system_gap_table(gaps, inp, pnames) if len(gaps) else None,
+        core20_available=inp.core20 is not None,
+        has_neighbourhoods=bool(ncodes),
+        n_neighbourhoods=len(ncodes),
+        has_funnel=inp.funnel is not None and not inp.funnel.empty,
+        map_text=("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
+                  "higher than expected." if inp.geoms is not None else NO_MAP),
+        trend_rows=_per_period_table(prev, inp, area_type, icb),
+        dq=dq_rows(inp, "pcn", pcn_codes, pnames),
+        dq_icb=dq_rows(inp, "icb", [icb], {icb: name}),
+        load=load_rows(inp),
     )
-    charts_: list = []
-    # PCN league: panels per condition, PCNs ordered by the first condition's ratio
-    pcn_codes = pcns["pcn_code"].tolist()
-    pnames = dict(zip(pcns["pcn_code"], pcns["pcn_name"]))
-    if national:   # 'NHS Kent and Medway Integrated Care Board' -> 'Kent and Medway'
-        pnames = {code: str(n).removeprefix("NHS ").removesuffix(" Integrated Care Board").removesuffix(" ICB")
-                  for code, n in pnames.items()}
-    league = dict(xlabel="Recorded ÷ expected")
+    league = {}
     if inp.source == "published":   # expected from practice deprivation, not age and sex
         league["legend"] = {"lower": "Fewer than expected", "higher": "More than expected"}
-    charts_ += chart_parts("pcn_league", charts.dot_chart, _area_panels(prev, inp, child_type, pcn_codes, pnames), league,
-                           labels=len(pcn_codes))
-    ctx["pcn_points"] = _area_points(prev, inp, child_type, pcn_codes, pnames,
-                                     comparator=comp if inp.source == "published" else "the ICB average")
-    ctx["pcn_tables"] = [dict(condition=condition["label"], table=_area_table(prev, inp, child_type, pcn_codes, pnames, condition["condition"]))
-                         for condition in inp.conditions]
-    # the largest gaps across the system: PCN x group, with their Core20 shares
-    gaps = system_gaps(prev, inp, pcn_codes, int(cfg_report.get("max_system_gaps", 10)))
-    ctx["system_gaps"] = system_gap_table(gaps, inp, pnames) if len(gaps) else None
-    ctx["core20_available"] = inp.core20 is not None
-    neighbourhood_rows = _rows(prev, inp.latest, "neighbourhood", prev.loc[prev["area_type"] == "neighbourhood", "area_code"].unique())
-    ncodes = sorted(neighbourhood_rows["area_code"].unique())
-    nnames = {**dict(zip(neighbourhood_rows["area_code"], neighbourhood_rows["area_name"])), **inp.neighbourhood_names}
+    items = labelled(inp.conditions)
+    charts_ = chart_parts("pcn_league", charts.dot_chart, area_panels(prev, inp.latest, child_type, pcn_codes, pnames,
+                                                                      items), league, labels=len(pcn_codes))
     if ncodes:
-        charts_.append(("nbh_league", charts.dot_chart, (_area_panels(prev, inp, "neighbourhood", ncodes, nnames),),
-                        dict(xlabel="Recorded ÷ expected")))
+        charts_.append(("nbh_league", charts.dot_chart,
+                        (area_panels(prev, inp.latest, "neighbourhood", ncodes, nnames, items),), {}))
         ctx["nbh_points"] = _area_points(prev, inp, "neighbourhood", ncodes, nnames)
-        ctx["nbh_tables"] = [dict(condition=condition["label"],
-                                  table=_area_table(prev, inp, "neighbourhood", ncodes, nnames, condition["condition"]))
-                             for condition in inp.conditions]
-    ctx["has_neighbourhoods"] = bool(ncodes)
-    ctx["n_neighbourhoods"] = len(ncodes)
-    if inp.funnel is not None and not inp.funnel.empty:
-        panels = []
-        for condition in inp.conditions:
-            if national:
-                practice_rows = _label_series(inp.prev, "pcn", prac["pcn_code"].unique(), inp.latest, condition["condition"])
-            else:
-                practice_rows = _label_series(prev, "practice", prac["practice_code"], inp.latest, condition["condition"])
-            pcn_rows = _label_series(prev, child_type, pcn_codes, inp.latest, condition["condition"])
-            points = pd.DataFrame(dict(expected=np.r_[practice_rows["expected"].to_numpy(dtype=float), pcn_rows["expected"].to_numpy(dtype=float)],
-                                       ratio=np.r_[practice_rows["ratio"].to_numpy(dtype=float), pcn_rows["ratio"].to_numpy(dtype=float)],
-                                       highlight=np.r_[np.zeros(len(practice_rows), bool), np.ones(len(pcn_rows), bool)],
-                                       label=np.r_[practice_rows["area_name"].to_numpy(), pcn_rows["area_name"].to_numpy()]))
-            panels.append((condition["label"], points))
+        ctx["nbh_tables"] = area_tables(prev, inp, "neighbourhood", ncodes, nnames)
+    if ctx["has_funnel"]:
+        # practices (PCNs in the national summary) in grey, the pack's child areas highlighted
+        grey = select(inp.prev, inp.latest, "pcn", prac["pcn_code"].unique(), group_type="all") if national else \
+            select(prev, inp.latest, "practice", prac["practice_code"], group_type="all")
+        children = select(prev, inp.latest, child_type, pcn_codes, group_type="all")
+        panels = [(label, pd.concat([_funnel_points(grey[grey["condition"] == cid], False),
+                                     _funnel_points(children[children["condition"] == cid], True)], ignore_index=True))
+                  for label, cid in items]
         charts_ += chart_parts("funnel", charts.funnel_chart, panels, dict(
             highlight_label=ctx["child_short"], other_label="PCNs" if national else "Practices"))
-    ctx["has_funnel"] = inp.funnel is not None and not inp.funnel.empty
     ineq = inequality_section(prev, inp, pcn_codes, pnames, icb, name, area_type, child_type)
     if ineq is not None:
         charts_ += chart_parts("rii", charts.dot_chart, ineq.pop("panels"), labels=len(pcn_codes) + 1, kwargs=dict(
-            xlabel="RII (least ÷ most deprived end)", nan_text="not calculable",
-            legend={"lower": "More deprived: higher (RII < 1)", "higher": "More deprived: lower (RII > 1)",
-                    "similar": "No clear gradient"},
-            alt_words={"lower": "recorded rate clearly higher in more deprived areas for",
-                       "higher": "recorded rate clearly lower in more deprived areas for",
-                       "none": "no area has a clear gradient"},
-            alt_intro=(f"Dot chart of the relative index of inequality (RII) of the recorded rate across deprivation "
-                       f"quintiles, with 95% intervals, for the ICB and its {len(pcn_codes)} PCNs, one panel per condition; "
-                       f"below 1 means a higher recorded rate in more deprived areas.")))
+            RII_CHART, alt_intro=(
+                f"Dot chart of the relative index of inequality (RII) of the recorded rate across deprivation "
+                f"quintiles, with 95% intervals, for the ICB and its {len(pcn_codes)} PCNs, one panel per condition; "
+                f"below 1 means a higher recorded rate in more deprived areas.")))
     ctx["inequality"] = ineq
-    if inp.geoms is not None:
-        panels = [(condition["label"], _map_frame(prev, inp, condition["condition"])) for condition in inp.conditions]
-        charts_.append(("map", charts.map_chart, (inp.geoms, panels), {}))
-    ctx["map_text"] = ("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
-                       "higher than expected." if inp.geoms is not None
-                       else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
-    from .indicator_pages import ics_indicator_section, indicator_csv
-
+    charts_ += _map_charts(prev, inp)
     ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pcn_codes, pnames, ncodes, nnames, comp)
     charts_ += indicator_charts
-    ctx["trend_rows"] = _rate_trend_table(prev, inp, area_type, icb)
-    ctx["dq"] = dq_rows(inp, "pcn", pcn_codes, pnames)
-    ctx["dq_icb"] = dq_rows(inp, "icb", [icb], {icb: name})
-    ctx["load"] = load_rows(inp)
     in_pack = ((prev["area_type"] == area_type) & (prev["area_code"] == icb)) | \
         ((prev["area_type"] == child_type) & prev["area_code"].isin(pcn_codes)) | (prev["area_type"] == "neighbourhood")
-    out = _csv(prev[in_pack])
+    out = csv_rows(prev[in_pack])
     # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     gap_csv = pd.DataFrame(dict(
@@ -689,37 +964,14 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         area_code=gaps["area_code"].astype(str), group_type=gaps["group_type"].astype(str),
         group_value=gaps["group_value"].astype(str),
         system_gap_rank=pd.array(np.arange(1, len(gaps) + 1), dtype="Int64"),
-        core20_population_share=[_csv_share(share, hidden) for share, hidden in zip(gaps["core20_population_share"], gaps["core20_hidden"])],
-        core20_missing_share=[_csv_share(share, hidden) for share, hidden in zip(gaps["core20_missing_share"], gaps["core20_hidden"])]),
+        **{column: [MARKER if hidden else (round(float(share), 2) if math.isfinite(float(share)) else None)
+                    for share, hidden in zip(gaps[column], gaps["core20_hidden"])]
+           for column in ("core20_population_share", "core20_missing_share")}),
         columns=key + ["system_gap_rank", "core20_population_share", "core20_missing_share"])
     out = out.merge(gap_csv, on=key, how="left")
-    extra = _side_tables(inp, [(area_type, [icb]), (child_type, pcn_codes)])
-    ind_csv = indicator_csv(inp, [("icb", [icb]), ("pcn", pcn_codes), ("neighbourhood", ncodes)])
-    if ind_csv is not None:
-        extra["indicators"] = ind_csv
+    extra = _extra_csvs(inp, [(area_type, [icb]), (child_type, pcn_codes), ("neighbourhood", ncodes)])
     return Pack(area_type if national else "ics", icb, "ics.typ", ctx, charts_,
                 _with_changes(out, inp, changes, area_type), extra_csvs=extra)
-
-
-def _side_tables(inp: Inputs, areas) -> dict[str, pd.DataFrame]:
-    """The pack's other numbers as CSV, as printed: data-quality counts (latest date) of its areas, and the input
-    row counts."""
-    out = {}
-    quality = inp.data_quality
-    if quality is not None and not quality.empty:
-        take = np.zeros(len(quality), dtype=bool)
-        for area_type, codes in areas:
-            take |= (quality["area_type"] == area_type).to_numpy() & quality["area_code"].isin(list(codes)).to_numpy()
-        take &= (quality["period"] == inp.latest).to_numpy()
-        cols = output_columns("data_quality")
-        table = for_print(quality[take].sort_values(["area_type", "area_code"]))
-        table = table[[column for column in cols if column in table.columns]].copy()
-        table["period"] = table["period"].astype(str)
-        out["data_quality"] = table
-    if inp.load_summary is not None and not inp.load_summary.empty:
-        table = for_print(inp.load_summary)
-        out["inputs"] = table[[column for column in LOAD_SUMMARY_COLS if column in table.columns]]
-    return out
 
 
 def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_type: str,
@@ -747,287 +999,3 @@ def _with_changes(out: pd.DataFrame, inp: Inputs, changes: pd.DataFrame, area_ty
     add["change_since"] = str(inp.previous)
     add = add[add["area_type"] == area_type]
     return out.merge(add, on=["period"] + key, how="left")
-
-
-def _csv_share(x, hidden: bool):
-    if hidden:
-        return MARKER
-    value = float(x)
-    return round(value, 2) if math.isfinite(value) else None
-
-
-def _area_panels(prev, inp: Inputs, area_type, codes, names) -> list[tuple[str, pd.DataFrame]]:
-    first = _label_series(prev, area_type, codes, inp.latest, inp.conditions[0]["condition"]).set_index("area_code")
-    order = sorted(codes, key=lambda condition: (-(first["ratio"].get(condition, np.nan) if condition in first.index and
-                                                   math.isfinite(first["ratio"].get(condition, np.nan)) else -99), names.get(condition, condition)))
-    panels = []
-    for condition in inp.conditions:
-        area_rows = _label_series(prev, area_type, codes, inp.latest, condition["condition"]).set_index("area_code").reindex(order)
-        area_rows["label"] = [names.get(code, code) for code in order]
-        area_rows["hidden"] = charts.hidden_flags(area_rows)
-        panels.append((condition["label"], area_rows.reset_index()))
-    return panels
-
-
-def _area_points(prev, inp: Inputs, area_type, codes, names, max_names: int = 4,
-                 comparator: str = "the ICB average") -> list[str]:
-    """One line per condition: how many areas have clearly fewer / more recorded than expected, naming the
-    largest shortfalls (at most `max_names`, with their controlled numbers missing)."""
-    out = []
-    like = " for the same ages and sexes" if like_for_like(inp) else ""
-    noun = {"pcn": "PCNs", "neighbourhood": "neighbourhoods", "icb": "ICBs"}.get(area_type, "areas")
-    total = len(set(codes))
-    for condition in inp.conditions:
-        area_rows = _label_series(prev, area_type, codes, inp.latest, condition["condition"])
-        area_rows = area_rows[~area_rows["observed_redacted"].astype(bool)]
-        low = area_rows[area_rows["ratio_upper"] < 1].sort_values(["missing", "area_code"], ascending=[False, True])
-        high = area_rows[area_rows["ratio_lower"] > 1]
-        if len(low):
-            shown = [f"{names.get(row.area_code, row.area_code)} ({w.about(row.missing)})" for row in low.head(max_names).itertuples()]
-            more = f" and {len(low) - max_names} more" if len(low) > max_names else ""
-            text = (f"{condition['label']}: in {len(low)} of {total} {noun}, clearly fewer recorded than {comparator} "
-                    f"would give{like} ({', '.join(shown)}{more} fewer)")
-        else:
-            text = (f"{condition['label']}: no {noun[:-1]} has clearly fewer recorded than {comparator} would give{like}")
-        if len(high):
-            higher_names = sorted(names.get(code, code) for code in high["area_code"])
-            text += (f"; clearly more in {len(high)} ({', '.join(higher_names)})" if len(higher_names) <= max_names
-                     else f"; clearly more in {len(high)}")
-        out.append(text + ".")
-    return out
-
-
-def _area_table(prev, inp: Inputs, area_type, codes, names, cond) -> dict:
-    area_rows = _label_series(prev, area_type, codes, inp.latest, cond).copy()
-    area_rows["name"] = [names.get(code, code) for code in area_rows["area_code"]]
-    area_rows = area_rows.sort_values("name")
-    rows = [[f"{row['name']} ({row['area_code']})", w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
-             _rate_cell(row), _ratio_cell(row), _missing_cell(row)] for _, row in area_rows.iterrows()]
-    return dict(header=["Area", "Registered", "Recorded", "Rate", "Ratio (95% CI)", "Expected − recorded"], rows=rows,
-                align="lrrrrr")
-
-
-def _sii_hidden(prev: pd.DataFrame, inp: Inputs, area_type: str, dimension: str = "imd_quintile") -> set[tuple[str, str]]:
-    """(area_code, condition) pairs whose SII/RII is not shown: a quintile's recorded or registered count is
-    hidden (the fitted gradient and the other quintiles' published rates could give a hidden rate back)."""
-    quintile_rows = prev[(prev["period"] == inp.latest) & (prev["area_type"] == area_type) &
-                         (prev["group_type"] == dimension) & prev["group_value"].isin(["1", "2", "3", "4", "5"])]
-    bad = quintile_rows[quintile_rows["observed_redacted"].astype(bool) | quintile_rows["population_redacted"].astype(bool)]
-    return set(zip(bad["area_code"], bad["condition"]))
-
-
-def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: str, icb_name: str,
-                       area_type: str = "icb", child_type: str = "pcn") -> dict | None:
-    """SII and RII of the crude rate across national deprivation quintiles, for the ICB and each PCN: a table
-    per condition (SII in percentage points, RII, both with 95% intervals, and the direction in words), one
-    sentence per condition for the ICB, and the chart frames (RII per area). phe_sii convention: quantile 1 =
-    most deprived; SII = fitted rate at the least deprived end minus the most deprived end; RII = their ratio.
-    An area's values are hidden when one of its quintile counts is hidden by disclosure control."""
-    sii_rows = inp.inequality
-    if sii_rows is None or sii_rows.empty:
-        return None
-    dimension = "imd_quintile" if inp.has_patient_groups else "practice_imd_quintile"
-    sii_rows = sii_rows[(sii_rows["period"] == inp.latest) & (sii_rows["dimension"] == dimension) & (sii_rows["measure"] == "crude_rate")]
-    if sii_rows.empty:
-        return None
-    hidden = _sii_hidden(prev, inp, child_type, dimension) | _sii_hidden(prev, inp, area_type, dimension)
-    # Monte Carlo limits that a rerun could move at the printed precision (PHE reliability_stat) are not shown
-    poor = sii_rows[sii_rows["reliability"] == "poor"] if "reliability" in sii_rows.columns else sii_rows.iloc[:0]
-    unreliable = set(zip(poor["area_code"], poor["condition"]))
-    whole = "England" if area_type == "england" else f"{icb_name} (whole ICB)"
-    areas = [(icb, area_type, whole)] + [(pcn, child_type, names.get(pcn, pcn)) for pcn in pcns]
-    idx = sii_rows.set_index(["area_type", "area_code", "condition"])
-    tables, words, full, panels, steep = [], [], [], [], []
-    for condition in inp.conditions:
-        rows, frame = [], []
-        for code, at, area_name in areas:
-            key = (at, code, condition["condition"])
-            hid = (code, condition["condition"]) in hidden
-            shaky = (code, condition["condition"]) in unreliable
-            if key in idx.index and not hid and not shaky:
-                row = idx.loc[key]
-                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-                vals = [float(row[column]) for column in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
-            else:
-                vals = [float("nan")] * 6
-            shown = math.isfinite(vals[0])
-            rows.append([area_name, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
-                         MARKER if hid else ("not repeatable" if shaky else
-                                             (w.gradient_words(vals[4], vals[5]) if shown else "not calculable"))])
-            frame.append(dict(label=area_name, ratio=vals[3], ratio_lower=vals[4], ratio_upper=vals[5], hidden=hid))
-            if at == area_type:
-                whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
-                words.append(w.describe_sii(condition["label"], whole_words, *vals, brief=True) if shown and not hid
-                             else f"{condition['label']}: the gradient for {whole_words} cannot be shown.")
-                full.append(w.describe_sii(condition["label"], whole_words, *vals) if shown and not hid
-                            else f"{condition['label']}: the gradient for {whole_words} cannot be shown.")
-            elif shown and not hid:
-                steep.append((condition["condition"], condition["label"], vals[3], vals[4], vals[5], area_name))
-        tables.append(dict(condition=condition["label"], table=dict(
-            header=["Area", "SII, percentage points (95% CI)", "RII (95% CI)", "Recorded rate"], rows=rows,
-            align="lrrl")))
-        panels.append((condition["label"], pd.DataFrame(frame)))
-    # per condition, the PCNs whose gradient is clearly steeper or flatter than the ICB's would need a test of
-    # the difference; the plain words stay with each PCN's own interval: how many show a clear gradient
-    for condition in inp.conditions:
-        mine = [entry for entry in steep if entry[0] == condition["condition"]]
-        more = sorted(entry[5] for entry in mine if math.isfinite(entry[4]) and entry[4] < 1)
-        less = sorted(entry[5] for entry in mine if math.isfinite(entry[3]) and entry[3] > 1)
-        if mine:
-            def named(xs):
-                return f"{len(xs)} ({', '.join(xs)})" if 0 < len(xs) <= 4 else (str(len(xs)) if xs else "none")
-            full.append(f"{condition['label']}: of the {len(mine)} {child_type.upper()}s whose gradient can be shown, {named(more)} "
-                        f"{'has' if len(more) == 1 else 'have'} a clearly higher recorded rate in more deprived areas "
-                        f"and {named(less)} a clearly lower one.")
-        else:
-            full.append(f"{condition['label']}: no {child_type.upper()}'s gradient can be shown.")
-    return dict(tables=tables, words=words, full=full, panels=panels)
-
-
-def _fmt_core20(share, hidden: bool, known: bool, gap: bool = True) -> str:
-    """A Core20 share for print: whole percent; for a gap share, 'none' below 0 and 'all' above 100%."""
-    if hidden:
-        return MARKER
-    if not known or not math.isfinite(float(share)):
-        return "–"
-    if gap and share < 0:
-        return "none"
-    if gap and share > 1:
-        return "all"
-    return w.fmt_pct(share)
-
-
-def short_group(group_type: str, value: str) -> str:
-    """A group for a table cell: 'Black', 'IMD 1 (most deprived)', 'Aged 40–44', 'Female'."""
-    if group_type == "imd_quintile":
-        return f"IMD {w.group_label(group_type, value)}"
-    if group_type == "age_band":
-        return f"Aged {w.group_label(group_type, value)}"
-    return w.group_label(group_type, value)
-
-
-def system_gaps(prev: pd.DataFrame, inp: Inputs, pcns, max_n: int = 10) -> pd.DataFrame:
-    """The largest clear gaps across the system, within each PCN: PCN x group rows of the latest period (ethnic
-    group, deprivation quintile, age band, sex; 'Unknown' groups left out) recorded clearly less often than the
-    rest of their own PCN (the group's ratio over the PCN's, 95% interval below 1; published counts), ranked by
-    significance (99.8% interval below 1 first) and then by patients affected; the top `max_n`, with their
-    Core20 shares (see core20_shares)."""
-    gaps = _rounded_affected(pt.within_area(prev, inp.latest, "pcn", pcns, BREAKDOWNS), inp)
-    gaps = gaps[gaps["tier"] > 0].head(max_n)
-    return core20_shares(inp, gaps.reset_index(drop=True))
-
-
-def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
-    """Add the Core20 shares of each gap (PCN x group rows), from published counts only:
-
-    * `core20_population_share`: the share of the group's registered patients who live in Core20 areas
-      (the most deprived national IMD quintile, '1'; patients with no known home area count as not Core20):
-      published Core20 registered ÷ published registered;
-    * `core20_missing_share`: the share of the group's shortfall against expected that is among its Core20
-      residents: (published Core20 expected − published Core20 recorded) ÷ (published expected − published
-      recorded). Below 0: Core20 residents of the group have more recorded than expected; above 1: their
-      shortfall exceeds the group's.
-
-    `core20_hidden` is True (both shares hidden) when a Core20 part is hidden by disclosure control, or when a
-    part or its remainder (the group less its Core20 part) would read as a small number. NaN shares where the
-    warehouse has no stratified counts."""
-    out = gaps.copy()
-    gap_count = len(out)
-    out["core20_population_share"] = np.nan
-    out["core20_missing_share"] = np.nan
-    out["core20_hidden"] = False
-    out["core20_known"] = False
-    c20 = inp.core20
-    if c20 is None or c20.empty or gap_count == 0:
-        return out
-    key = ["condition", "area_code", "group_type", "group_value"]
-    parts = c20[c20["area_type"] == "pcn"][key + ["core20_population", "core20_observed", "core20_expected"]]
-    merged = out[key].merge(parts, on=key, how="left", indicator=True)
-    pop, obs, exp = (out[c].to_numpy(dtype=float) for c in ("population", "observed", "expected"))
-    pop1, obs1, exp1 = (merged[c].to_numpy(dtype=float)
-                        for c in ("core20_population", "core20_observed", "core20_expected"))
-    gap, gap1 = exp - obs, exp1 - obs1
-    remainders = [pop - pop1, obs - obs1, gap - gap1]
-    hidden = np.isnan(pop1) | np.isnan(obs1) | np.isnan(exp1) | np.isnan(pop) | np.isnan(obs) | np.isnan(exp)
-    for part in [gap1] + remainders:
-        hidden |= is_small(part, inp.policy)
-    known = (merged["_merge"] == "both").to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pop_share = np.where(pop > 0, pop1 / pop, np.nan)
-        gap_share = np.where(gap > 0, gap1 / gap, np.nan)
-    out["core20_population_share"] = np.where(hidden, np.nan, pop_share)
-    out["core20_missing_share"] = np.where(hidden, np.nan, gap_share)
-    out["core20_hidden"] = hidden & known
-    out["core20_known"] = known
-    return out
-
-
-def _within_cell(r) -> str:
-    return w.fmt_ratio(r["within_value"], r["within_lower"], r["within_upper"])
-
-
-def system_gap_table(gaps: pd.DataFrame, inp: Inputs, names: dict) -> dict:
-    rows = []
-    for _, row in gaps.iterrows():
-        condition = _cond(inp, row["condition"])
-        hid, known = bool(row["core20_hidden"]), bool(row["core20_known"])
-        rows.append([names.get(row["area_code"], row["area_code"]), condition["label"],
-                     short_group(row["group_type"], row["group_value"]), w.fmt_count(row["observed"]), _within_cell(row),
-                     w.fmt_count(row["within_affected_shown"]),
-                     _fmt_core20(row["core20_population_share"], hid, known, gap=False),
-                     _fmt_core20(row["core20_missing_share"], hid, known)])
-    return dict(header=["PCN", "Condition", "Group", "Recorded", "Ratio to own PCN (95% CI)",
-                        "Fewer than at PCN's level", "Core20 share of group", "Core20 share of ICB gap"],
-                rows=rows, align="lllrrrrr")
-
-
-def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes) -> dict | None:
-    """The ICB's own groups recorded clearly less often than the ICB as a whole (the same within-area view as the
-    PCN pack's page 1), with the published change in their gap since the previous date."""
-    gaps = _rounded_affected(pt.within_area(prev, inp.latest, "icb", [icb], HEADLINE_BREAKDOWNS), inp)
-    gaps = gaps[gaps["tier"] > 0].head(max_n)
-    if gaps.empty:
-        return None
-    rows = []
-    for _, gap in gaps.iterrows():
-        condition = _cond(inp, gap["condition"])
-        lab = _trend_label(changes, icb, gap["condition"], gap["group_type"], gap["group_value"]) if inp.previous else None
-        rows.append([condition["label"], short_group(gap["group_type"], gap["group_value"]), w.fmt_count(gap["observed"]),
-                     _within_cell(gap), w.fmt_count(gap["within_affected_shown"]), lab or "–"])
-    head = ["Condition", "Group", "Recorded", "Ratio to the ICB's own level (95% CI)", "Fewer than at the ICB's level",
-            "Change in gap"]
-    return dict(header=head, rows=rows, align="llrrrl")
-
-
-# ---------------------------------------------------------------------------------------------- community
-
-def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
-    prev = _slice(inp.community, [pcn], neighbourhoods=False)
-    prac = inp.practices[inp.practices["pcn_code"] == pcn]
-    name = str(prac["pcn_name"].iloc[0])
-    items = []
-    for headline in headlines(prev, inp, "pcn", pcn, 3, breakdowns=("ethnicity", "imd_quintile", "sex", "age_band")):
-        condition = _cond(inp, headline["condition"])
-        items.append(w.plain_gap(condition["label"], headline["group_type"], headline["group_value"], int(condition["min_age"]) >= 18,
-                                 headline["ratio_lower"], headline["ratio_upper"], headline["missing"]))
-    ctx = dict(
-        title=f"What the GP records show: {name}",
-        heading=f"What the GP records show: {name}",
-        subtitle=f"A summary for community partners. Data to {w.long_date(inp.latest)}.",
-        findings=items,
-        conditions=[condition["label"] for condition in inp.conditions],
-        comparator=comparator_name(inp),
-        disclosure=inp.community_policy.describe(),
-        provenance=provenance(inp),
-    )
-    charts_ = []
-    panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, "ethnicity", inp.conditions)
-    if panels and len(panels[0][1]):
-        charts_.append(("by_ethnicity", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
-    panels = _breakdown_panels(prev, inp.latest, "pcn", pcn, "imd_quintile", inp.conditions)
-    if panels and len(panels[0][1]):
-        charts_.append(("by_imd_quintile", charts.dot_chart, (panels,), dict(xlabel="Recorded ÷ expected")))
-    # the numbers behind the summary, beside it as CSV (same stricter control; PCN level only, latest date)
-    in_pack = ((prev["area_type"] == "pcn") & (prev["period"] == inp.latest)
-               & prev["group_type"].isin(["all", "ethnicity", "imd_quintile"]))
-    return Pack("community", pcn, "community.typ", ctx, charts_, _csv(prev[in_pack]))

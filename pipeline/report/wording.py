@@ -23,7 +23,7 @@ BREAKDOWN_TITLE = {"all": "Everyone", "ethnicity": "Ethnic group", "imd_quintile
 
 def direction(lower, upper) -> str:
     """'fewer' when the whole 95% interval is below 1, 'more' when above, else 'similar'; '' if unknown."""
-    lo, hi = _f(lower), _f(upper)
+    lo, hi = number(lower), number(upper)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return ""
     if hi < 1:
@@ -33,7 +33,7 @@ def direction(lower, upper) -> str:
     return "similar"
 
 
-def _f(x) -> float:
+def number(x) -> float:
     try:
         return float(x)
     except (TypeError, ValueError):
@@ -96,20 +96,20 @@ def group_phrase(group_type: str, value: str, adults: bool) -> str:
 
 
 def fmt_count(x) -> str:
-    v = _f(x)
+    v = number(x)
     return MARKER if not math.isfinite(v) else f"{int(round(v)):,}"
 
 
 def about(x) -> str:
     """'about 295' for a controlled count; the marker when hidden."""
-    v = _f(x)
+    v = number(x)
     return MARKER if not math.isfinite(v) else f"about {int(round(abs(v))):,}"
 
 
 def fmt_ratio(r, lo, hi, hidden: bool = False) -> str:
     if hidden:
         return MARKER
-    r, lo, hi = _f(r), _f(lo), _f(hi)
+    r, lo, hi = number(r), number(lo), number(hi)
     if not math.isfinite(r):
         return "–"
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -120,12 +120,12 @@ def fmt_ratio(r, lo, hi, hidden: bool = False) -> str:
 def fmt_rate(r, hidden: bool = False) -> str:
     if hidden:
         return MARKER
-    r = _f(r)
+    r = number(r)
     return "–" if not math.isfinite(r) else f"{100 * r:.1f}%"
 
 
 def fmt_share(num, den) -> str:
-    n, d = _f(num), _f(den)
+    n, d = number(num), number(den)
     if not math.isfinite(n):
         return MARKER
     if not math.isfinite(d) or d <= 0:
@@ -145,8 +145,8 @@ def gap_sentence(label: str, group_type: str, value: str, adults: bool, ratio, l
     who = group_phrase(group_type, value, adults)
     like_words = f" {like}" if like else ""   # what expected is standardised for ('' when the comparator says it)
     d = direction(lower, upper)
-    r = f"{_f(ratio):.2f}"
-    ci = f"95% interval {_f(lower):.2f}–{_f(upper):.2f}"
+    r = f"{number(ratio):.2f}"
+    ci = f"95% interval {number(lower):.2f}–{number(upper):.2f}"
     if d == "fewer":
         text = (f"{label} is recorded for {about(missing)} fewer {who} than {comparator}{like_words} would give "
                 f"(recorded at {r} times that, {ci}).")
@@ -172,7 +172,7 @@ def change_sentence(prev_date: dt.date | None, ratio_from, ratio_to, change, low
     if prev_date is None:
         return "Only one date is available, so change cannot be shown."
     when = short_date(prev_date)
-    r0, r1, c, lo, hi = (_f(x) for x in (ratio_from, ratio_to, change, lower, upper))
+    r0, r1, c, lo, hi = (number(x) for x in (ratio_from, ratio_to, change, lower, upper))
     if not trend_label or not np.isfinite([r0, r1]).all():
         return f"Change since {when} cannot be shown (numbers too small or hidden on one of the dates)."
     went = f"Since {when}: ratio to {comparator} {r0:.2f} → {r1:.2f}"
@@ -186,7 +186,7 @@ def within_sentence(label: str, group_type: str, value: str, adults: bool, ratio
                     area: str) -> str:
     """A group against its own area's standardised level ('the PCN's own level'), from published counts."""
     who = group_phrase(group_type, value, adults)
-    r, lo, hi = _f(ratio), _f(lower), _f(upper)
+    r, lo, hi = number(ratio), number(lower), number(upper)
     ci = f"95% interval {lo:.2f}–{hi:.2f}"
     d = direction(lower, upper)
     if d == "fewer":
@@ -194,7 +194,7 @@ def within_sentence(label: str, group_type: str, value: str, adults: bool, ratio
                 f"{about(affected)} fewer than if they were recorded like {area} as a whole.")
     if d == "more":
         return (f"{label}: recorded for {who} at {r:.2f} times {area}'s own level {SAME_AGE_SEX} ({ci}): "
-                f"{about(-_f(affected))} more than if they were recorded like {area} as a whole.")
+                f"{about(-number(affected))} more than if they were recorded like {area} as a whole.")
     return f"{label}: {who} are recorded about as often as {area} as a whole ({r:.2f}, {ci})."
 
 
@@ -215,7 +215,7 @@ def describe_rii(rii, lo, hi) -> str:
     """The deprivation gradient in words, direction from its interval. As phe_sii (quantile 1 = most
     deprived) RII = fitted rate at the least deprived end / fitted rate at the most deprived end, so RII < 1
     means the condition is recorded more often in more deprived areas."""
-    r, lo_, hi_ = _f(rii), _f(lo), _f(hi)
+    r, lo_, hi_ = number(rii), number(lo), number(hi)
     if not math.isfinite(r):
         return "not calculable"
     ci = f"RII {r:.2f}, 95% interval {lo_:.2f}–{hi_:.2f}" if np.isfinite([lo_, hi_]).all() else f"RII {r:.2f}"
@@ -236,7 +236,7 @@ def fmt_sii(sii, lo, hi, hidden: bool = False) -> str:
     """SII of a proportion in percentage points with its interval: '−6.0 (−6.6 to −5.4)'."""
     if hidden:
         return MARKER
-    v, a, b = _f(sii), _f(lo), _f(hi)
+    v, a, b = number(sii), number(lo), number(hi)
     if not math.isfinite(v):
         return "–"
     if not (math.isfinite(a) and math.isfinite(b)):
@@ -254,10 +254,10 @@ def gradient_words(lo, hi) -> str:
 def describe_sii(label: str, where: str, sii, lo, hi, rii, rlo, rhi, brief: bool = False) -> str:
     """One sentence on an area's deprivation gradient (phe_sii convention: SII = fitted rate at the least
     deprived end minus the most deprived end; RII = least ÷ most). Direction from the RII interval."""
-    v = _f(sii)
+    v = number(sii)
     if not math.isfinite(v):
         return f"{label}: the gradient could not be calculated for {where}."
-    a, b, r, ra, rb = _f(lo), _f(hi), _f(rii), _f(rlo), _f(rhi)
+    a, b, r, ra, rb = number(lo), number(hi), number(rii), number(rlo), number(rhi)
     if brief:
         d = direction(rlo, rhi)
         ri = f"RII {r:.2f}, 95% interval {ra:.2f}–{rb:.2f}" if np.isfinite([r, ra, rb]).all() else f"RII {r:.2f}"
@@ -282,5 +282,5 @@ def describe_sii(label: str, where: str, sii, lo, hi, rii, rlo, rhi, brief: bool
 
 def fmt_pct(x) -> str:
     """A share as a whole percentage ('34%'); '–' when unknown."""
-    v = _f(x)
+    v = number(x)
     return "–" if not math.isfinite(v) else f"{100 * v:.0f}%"
