@@ -34,7 +34,6 @@ PRACTICE_COLS = source_columns("practices")
 NEIGHBOURHOOD_COLS = source_columns("neighbourhoods")
 # the input files' names stay in the warehouse: a pack names its sources by stem only
 LOAD_SUMMARY_COLS = [c for c in output_columns("load_summary") if c != "file"]
-DQ_COUNTS = ("population", "ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
 NBH_SET = "all-neighbourhoods"
 
 
@@ -48,20 +47,16 @@ class Inputs:
     run_info: dict
     load_summary: pd.DataFrame | None  # controlled counts
     data_quality: pd.DataFrame | None  # controlled counts
-    funnel: pd.DataFrame | None
-    trend: pd.DataFrame | None
+    funnel: pd.DataFrame | None         # the warehouse's funnel table (whether there is one: the packs draw their own)
     inequality: pd.DataFrame | None
     neighbourhood_names: dict = field(default_factory=dict)
     geoms: object | None = None        # GeoDataFrame of neighbourhoods (index code, column name) or None
     policy: Policy = field(default_factory=Policy)
     community_policy: Policy = field(default_factory=Policy)
-    dsr: pd.DataFrame | None = None     # directly standardised rates (true values; packs hide what prevalence hides)
     core20: pd.DataFrame | None = None  # latest period, PCN x group: true counts split into Core20 / the rest
     trend_overlap: pd.DataFrame | None = None  # controlled cases on both dates per cell (published_trend)
     indicators: pd.DataFrame | None = None  # controlled indicator rows (`condition` = indicator id, `kind`), or None
     indicator_meta: list = field(default_factory=list)  # one dict per indicator (label, kind, denominator, ages)
-    indicator_funnel: pd.DataFrame | None = None
-    indicator_trend: pd.DataFrame | None = None
     indicator_overlap: pd.DataFrame | None = None  # as trend_overlap, for the indicators
 
     @property
@@ -150,15 +145,13 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         run_info = dict(read_table(con, "run_info", ["key", "value"]).itertuples(index=False)) \
             if "run_info" in tables else {}
         ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS) if "load_summary" in tables else None
-        dq, funnel, trend, ineq, dsr = (read_table(con, name) if name in tables else None
-                                        for name in ("data_quality", "funnel", "trend", "inequality", "dsr"))
+        dq, funnel, ineq = (read_table(con, name) if name in tables else None
+                            for name in ("data_quality", "funnel", "inequality"))
         latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
         core20 = core20_split(con, latest) if {"stratified_counts", "reference_rates"} <= tables else None
         from .indicator_data import load_indicator_rows
 
         ind_rows, ind_meta = load_indicator_rows(con, tables, practices, cfg.indicators)
-        ind_funnel, ind_trend = (read_table(con, name) if name in tables else None
-                                 for name in ("indicator_funnel", "indicator_trend"))
         overlaps = {table: query(con, name).df() if table in tables else None
                     for table, name in (("trend_transitions", "trend_overlap"),
                                         ("indicator_trend_transitions", "indicator_trend_overlap"))}
@@ -175,41 +168,32 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         dq["period"] = pd.to_datetime(dq["period"]).dt.date
     if run_info.get("source") == "published":
         # NHS England's published counts are public already: shown as published (unrounded, true zeros), ratios
-        # and `missing` as calculated (disclosure.publish with from_published=False)
+        # and `missing` as calculated (disclosure.publish with from_published=False); the warehouse's own SII/RII
+        # are then those of the published counts
         policy = PUBLISHED_COUNTS
         shown = np.zeros(len(prev), dtype=bool)
         published = Published(cells=None, prev=publish(prev, policy, {"observed": shown, "population": shown},
                                                         from_published=False),
                               data_quality=None, load_summary=ls, core20=None, protection=None)
+        if ineq is not None:
+            ineq = ineq[ineq["area_type"].isin(["england", "icb", "pcn"])].copy()
+            ineq["period"] = pd.to_datetime(ineq["period"]).dt.date
     else:
         # every count published anywhere (packs, ICS summary, community summaries, their CSVs) is protected at
         # once, against every relation between them; every derived value is then computed from the published counts
         published = protect_all(prev, policy, dq=dq, load_summary=ls, core20=core20, practices=practices,
                                 latest=periods[-1], indicators=ind_rows)
+        # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of
+        # the true counts; the true `inequality` table stays in the warehouse for analysts
+        ineq = published_inequality(published.prev)
     ctl = published.prev
     # the community summaries print the packs' own published cells: one set of rules for every publication
     com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
-    ls, dq, core20 = published.load_summary, published.data_quality, published.core20
-    # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of the
-    # true counts; the true `inequality` table stays in the warehouse for analysts
-    if run_info.get("source") == "published":
-        # counts shown as published: the warehouse's own SII/RII are already those of the published counts
-        ineq = ineq[ineq["area_type"].isin(["england", "icb", "pcn"])].copy() if ineq is not None else None
-        if ineq is not None:
-            ineq["period"] = pd.to_datetime(ineq["period"]).dt.date
-    else:
-        ineq = published_inequality(ctl)
-    for t in (funnel, trend, dsr, ind_funnel, ind_trend):
-        if t is not None:
-            for c in ("period", "period_from", "period_to"):
-                if c in t.columns:
-                    t[c] = pd.to_datetime(t[c]).dt.date
     names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
     inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
-                    run_info=run_info, load_summary=ls, data_quality=dq, funnel=funnel, trend=trend,
-                    inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=policy, dsr=dsr,
-                    core20=core20, indicators=published.indicators, indicator_meta=ind_meta,
-                    indicator_funnel=ind_funnel, indicator_trend=ind_trend)
+                    run_info=run_info, load_summary=published.load_summary, data_quality=published.data_quality,
+                    funnel=funnel, inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=policy,
+                    core20=published.core20, indicators=published.indicators, indicator_meta=ind_meta)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
     inputs.trend_overlap, inputs.indicator_overlap = (None if raw is None else control_overlap(raw, policy)
                                                       for raw in overlaps.values())

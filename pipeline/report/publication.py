@@ -60,6 +60,12 @@ def _value_detail(values) -> np.ndarray:
     return np.asarray(pd.Series(np.asarray(values, dtype=float)).map("{:.0f}".format))
 
 
+def _add_sums(space: CellSpace, namespace: str, parts, totals, keys: pd.DataFrame) -> None:
+    """The cells `parts` add up to the cells `totals`, set by set (`keys`: a row per part, then per total)."""
+    space.add_sets(namespace, np.r_[parts, totals], keys,
+                   np.r_[np.zeros(len(parts), bool), np.ones(len(totals), bool)])
+
+
 def _group_sets(space: CellSpace, prev: pd.DataFrame, handles: np.ndarray, kind: str) -> None:
     """Each breakdown of an area (condition, date) adds up to its `all` row."""
     gt = prev["group_type"].to_numpy()
@@ -70,20 +76,21 @@ def _group_sets(space: CellSpace, prev: pd.DataFrame, handles: np.ndarray, kind:
         space.add_sets(f"{kind}-groups", handles[take], keys, gt[take] == "all")
 
 
-def _hierarchy_sets(space: CellSpace, prev: pd.DataFrame, handles: np.ndarray, kind: str) -> None:
-    """Practices add up to their PCN, PCNs to their ICB, group by group."""
-    at = prev["area_type"].to_numpy()
+def _hierarchy_sets(space: CellSpace, frame: pd.DataFrame, handles: dict[str, np.ndarray], parents: pd.Series,
+                    cols=("period", "condition", "group_type", "group_value")) -> None:
+    """Practices add up to their PCN, PCNs to their ICB (`parents`: each row's parent code), in every set of
+    `cols` (e.g. group by group), for each kind of cell in `handles` ({name: handles})."""
+    at = frame["area_type"].to_numpy()
     for child, parent in (("practice", "pcn"), ("pcn", "icb")):
-        members = (at == child) & prev["parent_code"].notna().to_numpy()
+        members = (at == child) & parents.notna().to_numpy()
         totals = at == parent
         if not members.any() or not totals.any():
             continue
-        cols = ["period", "condition", "group_type", "group_value"]
-        member_keys = prev.loc[members, cols].astype(str).assign(parent=prev.loc[members, "parent_code"].astype(str))
-        total_keys = prev.loc[totals, cols].astype(str).assign(parent=prev.loc[totals, "area_code"].astype(str))
-        keys = pd.concat([member_keys, total_keys], ignore_index=True)
-        space.add_sets(f"{kind}-{child}-{parent}", np.r_[handles[members], handles[totals]], keys,
-                       np.r_[np.zeros(members.sum(), bool), np.ones(totals.sum(), bool)])
+        keys = pd.concat([frame.loc[members, list(cols)].astype(str).assign(parent=parents[members].astype(str).to_numpy()),
+                          frame.loc[totals, list(cols)].astype(str).assign(parent=frame.loc[totals, "area_code"].astype(str))],
+                         ignore_index=True)
+        for name, kind_handles in handles.items():
+            _add_sums(space, f"{name}-{child}-{parent}", kind_handles[members], kind_handles[totals], keys)
 
 
 def _neighbourhood_sets(space: CellSpace, prev: pd.DataFrame, obs: np.ndarray, pop: np.ndarray,
@@ -96,7 +103,7 @@ def _neighbourhood_sets(space: CellSpace, prev: pd.DataFrame, obs: np.ndarray, p
     icb = allrows["area_type"] == "icb"
     if not nbh.any() or not icb.any():
         return
-    keycols = ["period", "condition"]
+    keycols, rests = ["period", "condition"], {}
     for kind, handles in (("observed", obs), ("population", pop)):
         icb_rows, nbh_rows = allrows[icb], allrows[nbh]
         totals = icb_rows.groupby(keycols, sort=False)[kind].sum()
@@ -105,28 +112,17 @@ def _neighbourhood_sets(space: CellSpace, prev: pd.DataFrame, obs: np.ndarray, p
         frame["area_type"], frame["area_code"] = "dataset", "*"
         dataset = space.add(_key_frame(frame, f"{kind}-dataset", frame["condition"].astype(str)),
                             frame["total"], publishable=False, protected=False)
-        if kind == "population":
-            rest_detail = _value_detail(frame["total"] - frame["in_nbh"])
-            rest_frame = frame.assign(area_type="no_neighbourhood")
-            rest = space.add(_key_frame(rest_frame, "population", rest_detail), frame["total"] - frame["in_nbh"],
-                             publishable=False)
-            rest_pop = rest
-        else:
-            rest_frame = frame.assign(area_type="no_neighbourhood")
-            rest = space.add(_key_frame(rest_frame, "observed", rest_frame["condition"].astype(str)),
-                             frame["total"] - frame["in_nbh"], publishable=False)
-            rest_obs = rest
+        rest_values = frame["total"] - frame["in_nbh"]
+        detail = _value_detail(rest_values) if kind == "population" else frame["condition"].astype(str)
+        rests[kind] = space.add(_key_frame(frame.assign(area_type="no_neighbourhood"), kind, detail), rest_values,
+                                publishable=False)
         # dataset = sum of ICBs; dataset = sum of neighbourhoods + rest
         set_key = frame[keycols].astype(str)
-        icb_keys = icb_rows[keycols].astype(str)
-        nbh_keys = nbh_rows[keycols].astype(str)
-        space.add_sets(f"{kind}-icbs", np.r_[handles[icb_rows.index.to_numpy()], dataset],
-                       pd.concat([icb_keys, set_key], ignore_index=True),
-                       np.r_[np.zeros(len(icb_rows), bool), np.ones(len(frame), bool)])
-        space.add_sets(f"{kind}-nbh", np.r_[handles[nbh_rows.index.to_numpy()], rest, dataset],
-                       pd.concat([nbh_keys, set_key, set_key], ignore_index=True),
-                       np.r_[np.zeros(len(nbh_rows) + len(frame), bool), np.ones(len(frame), bool)])
-    space.add_leq(rest_obs, rest_pop)
+        _add_sums(space, f"{kind}-icbs", handles[icb_rows.index.to_numpy()], dataset,
+                  pd.concat([icb_rows[keycols].astype(str), set_key], ignore_index=True))
+        _add_sums(space, f"{kind}-nbh", np.r_[handles[nbh_rows.index.to_numpy()], rests[kind]], dataset,
+                  pd.concat([nbh_rows[keycols].astype(str), set_key, set_key], ignore_index=True))
+    space.add_leq(rests["observed"], rests["population"])
     if dq is not None and not dq.empty and (dq["area_type"] == "icb").any():
         d = dq[dq["area_type"] == "icb"]
         none_total = d.groupby("period")["no_neighbourhood"].sum().reset_index()
@@ -134,9 +130,8 @@ def _neighbourhood_sets(space: CellSpace, prev: pd.DataFrame, obs: np.ndarray, p
         total = space.add(_key_frame(none_total, "population", _value_detail(none_total["no_neighbourhood"])),
                           none_total["no_neighbourhood"], publishable=False)
         members = space.add(_key_frame(d, "dq", "no_neighbourhood"), d["no_neighbourhood"])
-        keys = pd.concat([d[["period"]].astype(str), none_total[["period"]].astype(str)], ignore_index=True)
-        space.add_sets("dq-no-neighbourhood", np.r_[members, total], keys,
-                       np.r_[np.zeros(len(d), bool), np.ones(len(none_total), bool)])
+        _add_sums(space, "dq-no-neighbourhood", members, total,
+                  pd.concat([d[["period"]].astype(str), none_total[["period"]].astype(str)], ignore_index=True))
 
 
 def _dq_cells(space: CellSpace, dq: pd.DataFrame, parents: pd.Series) -> dict[str, np.ndarray]:
@@ -152,24 +147,11 @@ def _dq_cells(space: CellSpace, dq: pd.DataFrame, parents: pd.Series) -> dict[st
     unknown = dq["lsoa_missing"] + dq["lsoa_unmatched"]
     imd = dq.assign(group_type="imd_quintile", group_value="Unknown")
     unknown_cell = space.add(_key_frame(imd, "population", _value_detail(unknown)), unknown, publishable=False)
-    n = len(dq)
-    keys = pd.concat([dq[["period", "area_type", "area_code"]].astype(str)] * 3, ignore_index=True)
-    space.add_sets("dq-imd-unknown", np.r_[handles["lsoa_missing"], handles["lsoa_unmatched"], unknown_cell],
-                   keys, np.r_[np.zeros(2 * n, bool), np.ones(n, bool)])
+    _add_sums(space, "dq-imd-unknown", np.r_[handles["lsoa_missing"], handles["lsoa_unmatched"]], unknown_cell,
+              pd.concat([dq[["period", "area_type", "area_code"]].astype(str)] * 3, ignore_index=True))
     for col in DQ_COLUMNS[1:]:
         space.add_leq(handles[col], handles["population"])
-    at = dq["area_type"].to_numpy()
-    for child, parent in (("practice", "pcn"), ("pcn", "icb")):
-        members = (at == child) & parents.notna().to_numpy()
-        totals = at == parent
-        if not members.any() or not totals.any():
-            continue
-        keys = pd.concat([dq.loc[members, ["period"]].astype(str).assign(parent=parents[members].astype(str).to_numpy()),
-                          dq.loc[totals, ["period"]].astype(str).assign(parent=dq.loc[totals, "area_code"].astype(str))],
-                         ignore_index=True)
-        for col in DQ_COLUMNS:
-            space.add_sets(f"dq-{col}-{child}", np.r_[handles[col][members], handles[col][totals]], keys,
-                           np.r_[np.zeros(members.sum(), bool), np.ones(totals.sum(), bool)])
+    _hierarchy_sets(space, dq, {f"dq-{col}": handles[col] for col in DQ_COLUMNS}, parents, cols=("period",))
     return handles
 
 
@@ -243,8 +225,7 @@ def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray) -> None:
         total = space.add(total_keys, totals["population"], publishable=False)
         set_keys = pd.concat([rows[place].astype(str), totals[place].astype(str)], ignore_index=True)
         set_keys["condition"] = f"tiling:{register}"
-        space.add_sets("indicator-tiling", np.r_[den[mask], total], set_keys,
-                       np.r_[np.zeros(len(rows), bool), np.ones(len(totals), bool)])
+        _add_sums(space, "indicator-tiling", den[mask], total, set_keys)
 
 
 def _complete_indicator_rows(ind: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFrame:
@@ -292,6 +273,12 @@ def _complete_indicator_rows(ind: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFr
     return pd.concat([ind, missing[[c for c in missing.columns if c in ind.columns]]], ignore_index=True)
 
 
+def _cell_keys(rows: pd.DataFrame, times: int) -> pd.DataFrame:
+    """The rows' cells (date, indicator, area and group) as set keys, repeated `times`."""
+    cell = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
+    return pd.concat([rows[cell].astype(str)] * times, ignore_index=True)
+
+
 def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Indicator numerators and denominators as cells, with their relations (see the module docstring).
 
@@ -313,7 +300,7 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     space.add_leq(obs, den)
     for kind, handles in (("observed", obs), ("population", den)):
         _group_sets(space, ind, handles, f"indicator-{kind}")
-        _hierarchy_sets(space, ind, handles, f"indicator-{kind}")
+        _hierarchy_sets(space, ind, {f"indicator-{kind}": handles}, ind["parent_code"])
     _neighbourhood_sets(space, ind, obs, den, None)
     # a register's age slice is at most its recorded count
     register_obs = _register_lookup(prev, ind, ind["denominator"], "observed")
@@ -329,11 +316,7 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
         out_keys = _key_frame(rows, "", ("outside:" + slice_detail[sliced]).to_numpy())
         out_keys["kind"] = "register"
         rest = space.add(out_keys, outside, publishable=False)
-        n = len(rows)
-        set_keys = pd.concat([rows[["period", "condition", "area_type", "area_code", "group_type",
-                                    "group_value"]].astype(str)] * 3, ignore_index=True)
-        space.add_sets("indicator-slice", np.r_[den[sliced], rest, reg], set_keys,
-                       np.r_[np.zeros(2 * n, bool), np.ones(n, bool)])
+        _add_sums(space, "indicator-slice", np.r_[den[sliced], rest], reg, _cell_keys(rows, 3))
     _tiling_sets(space, ind, den)
     # case finding: population in the age range = register in the range + the people not on it
     cf = case_finding & ind["register_in_range"].notna().to_numpy() & ind["population_in_range"].notna().to_numpy()
@@ -347,11 +330,7 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
         reg = space.add(reg_keys, in_range, publishable=False)
         pop = space.add(_key_frame(rows, "population", _value_detail(population)), population, publishable=False)
         space.add_leq(reg, pop)
-        n = len(rows)
-        set_keys = pd.concat([rows[["period", "condition", "area_type", "area_code", "group_type",
-                                    "group_value"]].astype(str)] * 3, ignore_index=True)
-        space.add_sets("indicator-complement", np.r_[den[cf], reg, pop], set_keys,
-                       np.r_[np.zeros(2 * n, bool), np.ones(n, bool)])
+        _add_sums(space, "indicator-complement", np.r_[den[cf], reg], pop, _cell_keys(rows, 3))
     return obs, den
 
 
@@ -369,7 +348,7 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
     space.add_leq(obs, pop)
     for kind, handles in (("observed", obs), ("population", pop)):
         _group_sets(space, prev, handles, kind)
-        _hierarchy_sets(space, prev, handles, kind)
+        _hierarchy_sets(space, prev, {kind: handles}, prev["parent_code"])
     dq_handles = None
     if dq is not None and not dq.empty:
         dq = dq.reset_index(drop=True)
@@ -388,10 +367,8 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
         frame = pd.DataFrame(dict(period="", area_type="input", area_code=ls["source"].astype(str)))
         load_handles = {c: space.add(_key_frame(frame, "rows", c), ls[c], zero_is_small=False)
                         for c in ("rows_read", "rows_loaded", "rows_rejected")}
-        keys = pd.concat([frame[["area_code"]]] * 3, ignore_index=True)
-        space.add_sets("load", np.r_[load_handles["rows_loaded"], load_handles["rows_rejected"],
-                                     load_handles["rows_read"]], keys,
-                       np.r_[np.zeros(2 * len(ls), bool), np.ones(len(ls), bool)])
+        _add_sums(space, "load", np.r_[load_handles["rows_loaded"], load_handles["rows_rejected"]],
+                  load_handles["rows_read"], pd.concat([frame[["area_code"]]] * 3, ignore_index=True))
     c20_handles = None
     if core20 is not None and not core20.empty and latest is not None:
         core20 = core20.reset_index(drop=True)
