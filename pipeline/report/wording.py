@@ -9,8 +9,8 @@ import numpy as np
 
 from pipeline.disclosure import MARKER
 
-ETHNIC_NOUN = {"White": "White", "Mixed": "Mixed ethnicity", "Asian": "Asian", "Black": "Black",
-               "Other": "Other ethnic group", "Unknown": "ethnicity not recorded"}
+ETHNIC_PHRASE = {"Unknown": "{} whose ethnicity is not recorded", "Other": "{} from other ethnic groups",
+                 "Mixed": "{} of Mixed ethnicity"}   # the others: 'Black adults', …
 IMD_PHRASE = {"1": "living in the most deprived fifth of areas", "2": "living in the second most deprived fifth of areas",
               "3": "living in the middle fifth of areas by deprivation",
               "4": "living in the second least deprived fifth of areas",
@@ -74,21 +74,12 @@ def group_phrase(group_type: str, value: str, adults: bool) -> str:
     """The people of a group in words: 'Black adults', 'women', 'people aged 40–44', …"""
     people = "adults" if adults else "people"
     if group_type == "ethnicity":
-        if value == "Unknown":
-            return f"{people} whose ethnicity is not recorded"
-        if value == "Other":
-            return f"{people} from other ethnic groups"
-        if value == "Mixed":
-            return f"{people} of Mixed ethnicity"
-        return f"{ETHNIC_NOUN.get(value, value)} {people}"
+        return ETHNIC_PHRASE.get(value, f"{value} {{}}").format(people)
     if group_type == "imd_quintile":
         return f"{people} {IMD_PHRASE.get(value, 'in deprivation quintile ' + value)}"
     if group_type == "sex":
-        if value == "F":
-            return "women" if adults else "females"
-        if value == "M":
-            return "men" if adults else "males"
-        return f"{people} whose sex is recorded as unknown or indeterminate"
+        words = {"F": ("women", "females"), "M": ("men", "males")}.get(value)
+        return words[not adults] if words else f"{people} whose sex is recorded as unknown or indeterminate"
     if group_type == "age_band":
         v = value.replace("-", "–")
         return f"people aged {v[:-1]} and over" if v.endswith("+") else f"people aged {v}"
@@ -147,16 +138,13 @@ def gap_sentence(label: str, group_type: str, value: str, adults: bool, ratio, l
     d = direction(lower, upper)
     r = f"{number(ratio):.2f}"
     ci = f"95% interval {number(lower):.2f}–{number(upper):.2f}"
-    if d == "fewer":
-        text = (f"{label} is recorded for {about(missing)} fewer {who} than {comparator}{like_words} would give "
+    if d in ("fewer", "more"):
+        text = (f"{label} is recorded for {about(missing)} {d} {who} than {comparator}{like_words} would give "
                 f"(recorded at {r} times that, {ci}).")
-        if true_prevalence:
+        if d == "fewer" and true_prevalence:
             text += (f" Since {comparator} are rates of true prevalence, these are people who possibly have "
                      f"{label.lower()} that is not diagnosed or not recorded.")
         return text
-    if d == "more":
-        return (f"{label} is recorded for {about(missing)} more {who} than {comparator}{like_words} would give "
-                f"(recorded at {r} times that, {ci}).")
     if d == "similar":
         return (f"{label} is recorded for about as many {who} as {comparator}{like_words} would give ({r} times "
                 f"that, {ci}, which includes 1).")
@@ -189,12 +177,9 @@ def within_sentence(label: str, group_type: str, value: str, adults: bool, ratio
     r, lo, hi = number(ratio), number(lower), number(upper)
     ci = f"95% interval {lo:.2f}–{hi:.2f}"
     d = direction(lower, upper)
-    if d == "fewer":
+    if d in ("fewer", "more"):   # about() prints the size of the difference, its direction is in the words
         return (f"{label}: recorded for {who} at {r:.2f} times {area}'s own level {SAME_AGE_SEX} ({ci}): "
-                f"{about(affected)} fewer than if they were recorded like {area} as a whole.")
-    if d == "more":
-        return (f"{label}: recorded for {who} at {r:.2f} times {area}'s own level {SAME_AGE_SEX} ({ci}): "
-                f"{about(-number(affected))} more than if they were recorded like {area} as a whole.")
+                f"{about(affected)} {d} than if they were recorded like {area} as a whole.")
     return f"{label}: {who} are recorded about as often as {area} as a whole ({r:.2f}, {ci})."
 
 
@@ -271,12 +256,10 @@ def describe_sii(label: str, where: str, sii, lo, hi, rii, rlo, rhi, brief: bool
     if math.isfinite(r):
         nums += f"; RII {r:.2f}" + (f", {ra:.2f}–{rb:.2f}" if math.isfinite(ra) and math.isfinite(rb) else "")
     d = direction(rlo, rhi)
-    if d == "fewer":
-        return (f"{label}: in {where} the recorded rate is about {abs(100 * v):.1f} percentage points higher at "
-                f"the most deprived end than at the least deprived end ({nums}).")
-    if d == "more":
-        return (f"{label}: in {where} the recorded rate is about {abs(100 * v):.1f} percentage points lower at "
-                f"the most deprived end than at the least deprived end ({nums}).")
+    if d in ("fewer", "more"):   # RII < 1: a higher rate at the most deprived end
+        return (f"{label}: in {where} the recorded rate is about {abs(100 * v):.1f} percentage points "
+                f"{'higher' if d == 'fewer' else 'lower'} at the most deprived end than at the least deprived end "
+                f"({nums}).")
     return f"{label}: in {where} there is no clear gradient with deprivation ({nums}; the intervals include no difference)."
 
 
