@@ -123,6 +123,11 @@ class Canvas:
         p = " ".join(f"{_n(a)},{_n(b)}" for a, b in pts)
         self.parts.append(f'<polygon points="{p}" fill="{fill}" stroke="{stroke}" stroke-width="{width}"/>')
 
+    def vtext(self, x, y, s, size=7.5):
+        """Text turned a quarter to the left, centred on (x, y): an axis title."""
+        self.parts.append(f'<text transform="translate({_n(x)},{_n(y)}) rotate(-90)" font-family="{FONT}" '
+                          f'font-size="{size}" text-anchor="middle" fill="{INK}">{escape(s)}</text>')
+
     def svg(self) -> str:
         defs = f"<defs>{''.join(self.defs)}</defs>" if self.defs else ""
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(self.w)}" height="{_n(self.h)}" '
@@ -178,10 +183,6 @@ class LinScale:
         return [round(start + i * step, 10) for i in range(int((self.hi - start) / step + 1e-9) + 1)]
 
 
-def _fmt_tick(t: float) -> str:
-    return f"{t:g}"
-
-
 def significance(lower, upper) -> np.ndarray:
     """'lower' / 'higher' / 'similar' from the ratio interval against 1 (never from the point estimate);
     '' where there is no interval (hidden or not calculable)."""
@@ -218,10 +219,6 @@ def _boxed_text(c: Canvas, x: float, y: float, s: str, fill: str, size: float = 
     w_ = text_width(s, size) + 6
     c.rect(x - w_ / 2, y - size * 0.75, w_, size * 1.5, fill="white")
     c.text(x, y, s, size=size, anchor="middle", fill=fill)
-
-
-def _sig_legend(c: Canvas, y: float) -> None:
-    _legend(c, y, [(s["marker"], s["color"], s["label"]) for s in STYLE.values()])
 
 
 # ---------------------------------------------------------------------------------------------- dot chart
@@ -296,7 +293,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
         for t in sc.ticks(max(3, int(pw // 32))):  # about one tick label per 32 pt, so labels never touch
             xt = float(sc(t))
             c.line(xt, top, xt, top + row_h * n, stroke=GRID, width=0.6)
-            c.text(xt, top + row_h * n + 8, _fmt_tick(t), size=7, anchor="middle", fill=MUTED)
+            c.text(xt, top + row_h * n + 8, f"{t:g}", size=7, anchor="middle", fill=MUTED)
         c.line(x0, top + row_h * n, x1, top + row_h * n, stroke="#999999", width=0.6)
         x_one = float(sc(1.0))
         c.line(x_one, top - 2, x_one, top + row_h * n, stroke="#333333", width=0.8, dash="3 2")
@@ -350,10 +347,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
         if hidden.any():
             part += f" ({int(hidden.sum())} hidden by disclosure control)"
         summary.append(part)
-    if legend:
-        _legend(c, height - 9, [(s["marker"], s["color"], legend.get(k, s["label"])) for k, s in STYLE.items()])
-    else:
-        _sig_legend(c, height - 9)
+    _legend(c, height - 9, [(s["marker"], s["color"], (legend or {}).get(k, s["label"])) for k, s in STYLE.items()])
     c.save(path)
     intro = alt_intro or (f"Dot chart of recorded-to-expected ratios with 95% intervals for {n} groups "
                           f"({', '.join(labels[:8])}{', …' if n > 8 else ''}), one panel per condition; "
@@ -368,17 +362,16 @@ def _axes(c: Canvas, x0, x1, y0, y1, xs, ys, xticks, yticks, xlabel, ylabel, tit
     for t in yticks:
         yy = float(ys(t))
         c.line(x0, yy, x1, yy, stroke=GRID, width=0.6)
-        c.text(x0 - 3, yy, _fmt_tick(t), size=7, anchor="end", fill=MUTED)
+        c.text(x0 - 3, yy, f"{t:g}", size=7, anchor="end", fill=MUTED)
     for t in xticks:
         xx = float(xs(t))
         c.line(xx, y1, xx, y1 + 3, stroke="#999999", width=0.6)
-        c.text(xx, y1 + 9, _fmt_tick(t), size=7, anchor="middle", fill=MUTED)
+        c.text(xx, y1 + 9, f"{t:g}", size=7, anchor="middle", fill=MUTED)
     c.line(x0, y1, x1, y1, stroke="#999999", width=0.6)
     c.line(x0, y0, x0, y1, stroke="#999999", width=0.6)
     c.text((x0 + x1) / 2, y1 + 21, xlabel, size=7.5, anchor="middle")
     if ylabel:
-        c.parts.append(f'<text transform="translate({_n(x0 - 24)},{_n((y0 + y1) / 2)}) rotate(-90)" '
-                       f'font-family="{FONT}" font-size="7.5" text-anchor="middle" fill="{INK}">{escape(ylabel)}</text>')
+        c.vtext(x0 - 24, (y0 + y1) / 2, ylabel)
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
@@ -475,11 +468,7 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
 def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: float = WIDTH) -> str:
     """Ratio at each period with 95% intervals, one panel per condition. Frame columns: series, period (label),
     ratio, ratio_lower, ratio_upper. Series differ by marker and line pattern as well as colour."""
-    names: list[str] = []
-    for _, df in panels:
-        for s in df["series"]:
-            if s not in names:
-                names.append(s)
+    names = list(dict.fromkeys(s for _, df in panels for s in df["series"]))
     style = {s: SERIES[i % len(SERIES)] for i, s in enumerate(names)}
     cols, rows = _grid(len(panels))
     left, gap, top, ph = 36.0, 26.0, 22.0, 110.0
@@ -511,7 +500,7 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
             yy = float(ys(t))
             c.line(x0, yy, x1, yy, stroke=GRID, width=0.6)
             if first_column:
-                c.text(x0 - 3, yy, _fmt_tick(t), size=7, anchor="end", fill=MUTED)
+                c.text(x0 - 3, yy, f"{t:g}", size=7, anchor="end", fill=MUTED)
         c.line(x0, float(ys(1.0)), x1, float(ys(1.0)), stroke="#333333", width=0.7, dash="3 2")
         c.line(x0, y1, x1, y1, stroke="#999999", width=0.6)
         for p in periods:
@@ -531,8 +520,7 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
             pts = [f"{p} {v:.2f}" for p, v in zip(g["period"], r) if math.isfinite(v)]
             descr.append(f"{title}, {s}: " + (", ".join(pts) if pts else "hidden"))
         if first_column:
-            c.parts.append(f'<text transform="translate({_n(x0 - 24)},{_n((y0 + y1) / 2)}) rotate(-90)" '
-                           f'font-family="{FONT}" font-size="7.5" text-anchor="middle" fill="{INK}">Recorded ÷ expected</text>')
+            c.vtext(x0 - 24, (y0 + y1) / 2, "Recorded ÷ expected")
         c.parts.append("</g>")
     # legend: line sample + marker, three per row
     for i, s in enumerate(names):
