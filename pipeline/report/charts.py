@@ -246,6 +246,14 @@ def _row_group(c: Canvas, row: int, block_h: float):
     c.parts.append(f'<g transform="translate(0,{_n(row * block_h)})">')
 
 
+def _panels(c: Canvas, panels, cols: int, left: float, step: float, block_h: float):
+    """(index, title, frame, left edge) of each panel, drawn into its row's group (`step`: panel width + gap)."""
+    for j, (title, df) in enumerate(panels):
+        _row_group(c, j // cols, block_h)
+        yield j, title, df, left + (j % cols) * step
+        c.parts.append("</g>")
+
+
 def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: str = "Recorded ÷ expected",
               width: float = WIDTH, legend: dict | None = None, alt_words: dict | None = None,
               alt_intro: str | None = None, nan_text: str | None = None) -> str:
@@ -280,9 +288,7 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
             c.text(label_w - 6, ys[i], s, size=7.5, anchor="end")
         c.parts.append("</g>")
     summary = []
-    for j, (title, df) in enumerate(panels):
-        _row_group(c, j // cols, block_h)
-        x0 = label_w + (j % cols) * (pw + gap)
+    for _, title, df, x0 in _panels(c, panels, cols, label_w, pw + gap, block_h):
         x1 = x0 + pw
         sc = LogScale(lo_all, hi_all, x0 + 4, x1 - 4)
         c.text(x0, 7, fit_text(title, pw + 4), size=8.5, bold=True)
@@ -311,31 +317,24 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
                 _boxed_text(c, xm, y, f"{MARKER} hidden", MUTED)
                 continue
             if not math.isfinite(r[i]):
-                if nan_text:
-                    _boxed_text(c, xm, y, nan_text, "#999999")
-                elif not math.isfinite(pop[i]):
-                    _boxed_text(c, xm, y, "not in this group's age range" if n > 8 else "no patients", "#999999")
-                else:
-                    _boxed_text(c, xm, y, "none expected", "#999999")
+                empty = "not in this group's age range" if n > 8 else "no patients"
+                _boxed_text(c, xm, y, nan_text or ("none expected" if math.isfinite(pop[i]) else empty), "#999999")
                 continue
             st = STYLE.get(sig[i], STYLE["similar"])
             xa = xb = float("nan")
             if math.isfinite(lo[i]) and math.isfinite(hi[i]):
                 xa, xb = float(sc(max(lo[i], 1e-9))), float(sc(hi[i]))
                 c.line(xa, y, xb, y, stroke=st["color"], width=1.5)
-                if hi[i] > sc.hi:  # interval runs off the right edge
-                    c.path(f"M{_n(xb - 4)},{_n(y - 3)} L{_n(xb)},{_n(y)} L{_n(xb - 4)},{_n(y + 3)}",
-                           stroke=st["color"], width=1.0)
-                if lo[i] < sc.lo:
-                    c.path(f"M{_n(xa + 4)},{_n(y - 3)} L{_n(xa)},{_n(y)} L{_n(xa + 4)},{_n(y + 3)}",
-                           stroke=st["color"], width=1.0)
+                for off_edge, tip, back in ((hi[i] > sc.hi, xb, xb - 4), (lo[i] < sc.lo, xa, xa + 4)):
+                    if off_edge:  # the interval runs off the scale: an arrow head at the edge
+                        c.path(f"M{_n(back)},{_n(y - 3)} L{_n(tip)},{_n(y)} L{_n(back)},{_n(y + 3)}",
+                               stroke=st["color"], width=1.0)
             if r[i] <= 0:
                 # nothing recorded: no point on a log scale; say so beside the interval
                 tx = xb + 4 if math.isfinite(xb) and xb + 50 < x1 else x0 + 4
                 c.text(tx, y - (0 if tx > x0 + 4 else 5), "0 recorded", size=6.5, fill=st["color"])
             else:
                 c.marker(st["marker"], float(sc(r[i])), y, fill=st["color"])
-        c.parts.append("</g>")
         low = [lab for lab, s, h in zip(labels, sig, hidden) if s == "lower" and not h]
         high = [lab for lab, s, h in zip(labels, sig, hidden) if s == "higher" and not h]
         aw = {"lower": "clearly lower than expected for", "higher": "clearly higher than expected for",
@@ -399,11 +398,7 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
     height = block_h * (rows - 1) + top + ph + 48
     c = Canvas(width, height)
     notes = []
-    for j, (title, df) in enumerate(panels):
-        if j:
-            c.parts.append("</g>")
-        _row_group(c, j // cols, block_h)
-        x0 = left + (j % cols) * (pw + gap)
+    for j, title, df, x0 in _panels(c, panels, cols, left, pw + gap, block_h):
         x1, y0, y1 = x0 + pw, top, top + ph
         r_all = df["ratio"].to_numpy(dtype=float)
         e_all = df["expected"].to_numpy(dtype=float)
@@ -442,8 +437,6 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
         below = labs[hl & (r < l95)].tolist()
         notes.append(f"{title}: {int(hl.sum())} {highlight_label.lower()} shown; below the 95% limit: "
                      f"{', '.join(below) or 'none'}; above: {', '.join(above) or 'none'}")
-    if panels:
-        c.parts.append("</g>")
     y = height - 9
     items = [("D", HIGHLIGHT, highlight_label), ("o", "#BBBBBB", other_label)]
     widths = [14 + text_width(lab, 7.5) + 16 for _, _, lab in items] + [26 + text_width("95% limits", 7.5) + 16,
@@ -486,10 +479,8 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
     pad = (ymax - ymin) * 0.08
     ys_proto = (max(0.0, ymin - pad), ymax + pad)
     descr = []
-    for j, (title, df) in enumerate(panels):
-        _row_group(c, j // cols, block_h)
+    for j, title, df, x0 in _panels(c, panels, cols, left, pw + gap, block_h):
         first_column = j % cols == 0
-        x0 = left + (j % cols) * (pw + gap)
         x1, y0, y1 = x0 + pw, top, top + ph
         periods = list(dict.fromkeys(df["period"]))
         m = len(periods)
@@ -521,7 +512,6 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
             descr.append(f"{title}, {s}: " + (", ".join(pts) if pts else "hidden"))
         if first_column:
             c.vtext(x0 - 24, (y0 + y1) / 2, "Recorded ÷ expected")
-        c.parts.append("</g>")
     # legend: line sample + marker, three per row
     for i, s in enumerate(names):
         col, mk, dash = style[s]

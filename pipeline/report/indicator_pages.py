@@ -45,10 +45,6 @@ CSV_COLUMNS = ["period", "indicator", "kind", "area_type", "area_code", "area_na
                "ratio_lower", "ratio_upper"]
 
 
-def _meta(inp: Inputs, iid: str) -> dict:
-    return next(m for m in inp.indicator_meta if m["indicator"] == iid)
-
-
 def _families(inp: Inputs):
     """(kind, title, intro, the family's indicators) of each indicator family the run has."""
     for kind, title, intro in FAMILIES:
@@ -119,11 +115,12 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
     if gaps.empty:
         return [_json_ready(item) for item in register_items]
     changes = indicator_changes(inp, area_type, [code])
+    metas = {m["indicator"]: m for m in inp.indicator_meta}
     candidates = [dict(item, family="register", patients=w.number(item.get("missing_value", item.get("missing"))))
                   for item in register_items]
     for r in gaps.to_dict("records"):
         cell = (code, r["condition"], r["group_type"], r["group_value"])
-        candidates.append(dict(text=gap_text(_meta(inp, r["condition"]), r, comparator),
+        candidates.append(dict(text=gap_text(metas[r["condition"]], r, comparator),
                                change=packs.change_sentence(inp, changes, cell, comparator),
                                condition=r["condition"], group_type=r["group_type"], group_value=r["group_value"],
                                missing=w.fmt_count(r["missing"]), family=r["kind"], patients=float(r["patients"]),

@@ -146,10 +146,10 @@ def breakdown_charts(frame: pd.DataFrame, period, area_type: str, code: str, ite
     condition or indicator id), every group the area has in the breakdown, in the breakdown's order."""
     out = []
     for group_type in breakdowns:
-        present = set(select(frame, period, area_type, code, group_type=group_type)["group_value"])
-        order = [value for value in GROUP_ORDER[group_type] if value in present]
-        panels = [(label, group_frame(frame, period, area_type, code, group_type, item, order))
-                  for label, item in items]
+        rows = select(frame, period, area_type, code, group_type=group_type)
+        order = [value for value in GROUP_ORDER[group_type] if value in set(rows["group_value"])]
+        panels = [(label, group_frame(rows, period, area_type, code, group_type, item, order))
+                  for label, item in items] if order else []
         if panels and len(panels[0][1]):
             out.append((f"{prefix}_{group_type}", charts.dot_chart, (panels,), dict(xlabel=xlabel)))
     return out
@@ -282,10 +282,8 @@ def within_gaps(prev: pd.DataFrame, inp: Inputs, area_type: str, codes, max_n: i
 
 def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int,
                  area_word: str = "the PCN") -> list[dict]:
-    """Page 1, part 2: the groups recorded clearly less often than the rest of their own area (the group's
-    ratio over the area's, 95% interval below 1), from published counts; ranked by how large a gap the interval
-    clearly shows and then by patients affected (published_trend.within_area), so a small group at half its
-    neighbours' level comes before a large group at 0.95."""
+    """Page 1, part 2: the groups recorded clearly less often than the rest of their own area (within_gaps: the
+    group's ratio over the area's, 95% interval below 1), in words, with the change since the previous date."""
     items = []
     for _, gap in within_gaps(prev, inp, area_type, [code], max_n).iterrows():
         condition = _cond(inp, gap["condition"])
@@ -333,9 +331,9 @@ def area_tables(prev, inp: Inputs, area_type: str, codes, names: dict | None = N
                 first: str = "Area") -> list[dict]:
     """Per condition, a table of the areas' `all` rows in order of name (`names`: code -> name; None: the rows'
     own area_name)."""
-    tables = []
+    tables, all_rows = [], select(prev, inp.latest, area_type, codes, group_type="all")
     for condition in inp.conditions:
-        rows = select(prev, inp.latest, area_type, codes, condition["condition"], "all")
+        rows = all_rows[all_rows["condition"] == condition["condition"]]
         rows = rows.assign(name=list(rows["area_name"]) if names is None
                            else [names.get(code, code) for code in rows["area_code"]]).sort_values("name")
         table = [[f"{row['name']} ({row['area_code']})", w.fmt_count(row["population"]), w.fmt_count(row["observed"]),
@@ -594,11 +592,8 @@ def core20_shares(inp: Inputs, gaps: pd.DataFrame) -> pd.DataFrame:
     `core20_hidden` is True (both shares hidden) when a Core20 part is hidden by disclosure control, or when a
     part or its remainder (the group less its Core20 part) would read as a small number. NaN shares where the
     warehouse has no stratified counts."""
-    out = gaps.copy()
-    out["core20_population_share"] = np.nan
-    out["core20_missing_share"] = np.nan
-    out["core20_hidden"] = False
-    out["core20_known"] = False
+    out = gaps.assign(core20_population_share=np.nan, core20_missing_share=np.nan, core20_hidden=False,
+                      core20_known=False)
     c20 = inp.core20
     if c20 is None or c20.empty or len(out) == 0:
         return out
@@ -786,12 +781,12 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     charts_ += _map_charts(prev, inp)
     # change across periods: overall plus the headline groups
     if len(inp.periods) > 1:
-        panels = []
+        panels, own = [], select(prev, None, "pcn", pcn)
         for condition in inp.conditions:
             series = [("all", "All", "Everyone")] + [
                 (item["group_type"], item["group_value"], w.series_label(item["group_type"], item["group_value"]))
                 for item in ctx["headlines"] if item["condition"] == condition["condition"]]
-            panels.append((condition["label"], pd.concat([_trend_frame(prev, pcn, condition["condition"], *one)
+            panels.append((condition["label"], pd.concat([_trend_frame(own, condition["condition"], *one)
                                                           for one in series], ignore_index=True)))
         charts_ += chart_parts("trend", charts.trend_chart, panels, {})
     ctx["trend_rows"] = _per_period_table(prev, inp, "pcn", pcn, changes)
@@ -810,8 +805,9 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
                 extra_csvs=extra)
 
 
-def _trend_frame(prev, code, cond, group_type, group_value, series) -> pd.DataFrame:
-    rows = select(prev, None, "pcn", code, cond, group_type, group_value).sort_values("period")
+def _trend_frame(own: pd.DataFrame, cond, group_type, group_value, series) -> pd.DataFrame:
+    """One series of the trend chart: a cell's ratio at each date (`own`: the PCN's rows)."""
+    rows = select(own, None, None, None, cond, group_type, group_value).sort_values("period")
     return pd.DataFrame(dict(series=series, period=[w.short_date(period) for period in rows["period"]],
                              ratio=rows["ratio"].to_numpy(dtype=float), ratio_lower=rows["ratio_lower"].to_numpy(dtype=float),
                              ratio_upper=rows["ratio_upper"].to_numpy(dtype=float)))

@@ -380,14 +380,12 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
     cells = space.finalize()
     result = protect(cells, policy)
     hidden_of = lambda handles: result.hidden[cells.handle_to_cell[handles]]  # noqa: E731
-    published_prev = publish(prev, policy, {"observed": hidden_of(obs), "population": hidden_of(pop)})
-    published_dq = None
-    if dq_handles is not None:
-        published_dq = publish(dq, policy, {c: hidden_of(h) for c, h in dq_handles.items()}, recompute_rates=False)
-    published_ls = None
-    if load_handles is not None:
-        published_ls = publish(load_summary.reset_index(drop=True), policy,
-                               {c: hidden_of(h) for c, h in load_handles.items()}, recompute_rates=False)
+
+    def counts(frame: pd.DataFrame | None, handles: dict | None) -> pd.DataFrame | None:
+        """Published data-quality or input counts (no rates)."""
+        return None if handles is None else publish(frame.reset_index(drop=True), policy,
+                                                    {c: hidden_of(h) for c, h in handles.items()}, recompute_rates=False)
+
     published_c20 = None
     if c20_handles is not None:
         published_c20 = core20.copy()
@@ -401,9 +399,9 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
         published_c20["core20_expected"] = e
         published_c20 = published_c20.drop(columns=[c for c in ("population", "observed", "expected")
                                                      if c in published_c20.columns])
-    published_ind = None
-    if ind_handles is not None:
-        published_ind = publish(indicators.drop(columns=["register_in_range", "population_in_range"]), policy,
-                                {"observed": hidden_of(ind_handles[0]), "population": hidden_of(ind_handles[1])})
-    return Published(cells=cells, prev=published_prev, data_quality=published_dq, load_summary=published_ls,
+    published_ind = None if ind_handles is None else publish(
+        indicators.drop(columns=["register_in_range", "population_in_range"]), policy,
+        {"observed": hidden_of(ind_handles[0]), "population": hidden_of(ind_handles[1])})
+    return Published(cells=cells, prev=publish(prev, policy, {"observed": hidden_of(obs), "population": hidden_of(pop)}),
+                     data_quality=counts(dq, dq_handles), load_summary=counts(load_summary, load_handles),
                      core20=published_c20, protection=result, indicators=published_ind)

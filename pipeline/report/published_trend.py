@@ -34,11 +34,6 @@ def control_overlap(raw: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     return out
 
 
-def rounding_unit(policy: Policy) -> float:
-    """The width of the band a published count was rounded within (for the rounding variance)."""
-    return 6.0 if policy.method == "midpoint6" else float(policy.rounding)
-
-
 def _published(rows: pd.DataFrame) -> pd.DataFrame:
     """observed / expected / population of controlled prevalence rows, NaN where hidden."""
     hidden = rows["observed_redacted"].astype(bool).to_numpy() if "observed_redacted" in rows else False
@@ -71,9 +66,11 @@ def published_changes(prev: pd.DataFrame, overlap: pd.DataFrame | None, period_f
     else:
         cells["cases_both"] = np.nan
     shared = np.nan_to_num(cells["cases_both"].to_numpy(dtype=float), nan=0.0)  # hidden: no covariance assumed
+    # the width of the band a published count was rounded within (for the rounding variance)
+    rounding = 6.0 if policy.method == "midpoint6" else float(policy.rounding)
     res = stats.paired_ratio_change(cells["observed_from"].to_numpy(float), cells["expected_from"].to_numpy(float),
                                     cells["observed_to"].to_numpy(float), cells["expected_to"].to_numpy(float),
-                                    shared, count_rounding=rounding_unit(policy))
+                                    shared, count_rounding=rounding)
     out = cells[CELL].copy()
     for name in ("ratio_from", "ratio_to", "change", "change_lower", "change_upper", "p_value"):
         out[name] = np.asarray(getattr(res, name), dtype=float)
