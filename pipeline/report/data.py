@@ -174,7 +174,7 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         shown = np.zeros(len(prev), dtype=bool)
         published = Published(cells=None, prev=publish(prev, policy, {"observed": shown, "population": shown},
                                                         from_published=False),
-                              data_quality=None, load_summary=ls, core20=None, protection=None)
+                              data_quality=None, load_summary=ls, core20=None)
         if ineq is not None:
             ineq = ineq[ineq["area_type"].isin(["england", "icb", "pcn"])].copy()
             ineq["period"] = pd.to_datetime(ineq["period"]).dt.date

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.disclosure import CellSpace, Policy, Protection, protect, publish, round_count
+from pipeline.disclosure import CellSpace, Policy, protect, publish, round_count
 
 DQ_COLUMNS = ("population", "ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
 
@@ -42,7 +42,6 @@ class Published:
     data_quality: pd.DataFrame | None  # controlled data-quality counts
     load_summary: pd.DataFrame | None  # controlled input row counts
     core20: pd.DataFrame | None        # Core20 parts: published counts (NaN = hidden)
-    protection: Protection
     indicators: pd.DataFrame | None = None  # controlled indicator rows (prevalence-shaped, `condition` = indicator)
 
 
@@ -404,4 +403,4 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
         {"observed": hidden_of(ind_handles[0]), "population": hidden_of(ind_handles[1])})
     return Published(cells=cells, prev=publish(prev, policy, {"observed": hidden_of(obs), "population": hidden_of(pop)}),
                      data_quality=counts(dq, dq_handles), load_summary=counts(load_summary, load_handles),
-                     core20=published_c20, protection=result, indicators=published_ind)
+                     core20=published_c20, indicators=published_ind)
