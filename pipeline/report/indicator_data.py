@@ -7,25 +7,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .data import PREV_COLS, add_parents
-
-SLICES_SQL = """
-select period, indicator as condition, area_type, area_code, group_type, group_value, register_in_range,
-       population + register_in_range as population_in_range
-from indicator_counts
-where kind = 'case_finding'
-"""
-# For each case-finding indicator: the people on the register and everyone registered, in its age range, per
-# period x area x group (true counts, never published: they tell the protection that not-on-register + on-register
-# = the registered population of that age range), counted by the transform (sql/marts/indicator_counts).
+from ..warehouse import query
+from .data import add_parents
 
 
 def indicator_meta(con, cfg_indicators=()) -> list[dict]:
     """One dict per configured indicator present in the warehouse: id, label, kind, denominator condition,
     its label, the effective age range and the register's slice label (e.g. '18-79', '80+')."""
-    d = con.execute("""select i.indicator, i.label, i.kind, i.denominator, i.min_age, i.max_age, i.months,
-                              c.label as denominator_label, c.min_age as condition_min_age
-                       from indicator_settings as i join conditions as c on c.condition = i.denominator""").df()
+    d = query(con, "indicator_settings_with_conditions").df()
     order = [i.id for i in cfg_indicators]
     met = {i.id: i.met for i in cfg_indicators}
     out = []
@@ -46,9 +35,7 @@ def load_indicator_rows(con, tables: set[str], practices: pd.DataFrame, cfg_indi
     if not {"indicators", "indicator_settings", "conditions"} <= tables:
         return None, []
     meta = indicator_meta(con, cfg_indicators)
-    cols = [c for c in PREV_COLS if c != "condition"]
-    rows = con.execute(f"""select indicator as condition, kind, {', '.join(cols)} from indicators
-                           where area_type in ('icb', 'pcn') or group_type = 'all'""").df()
+    rows = query(con, "published_indicators").df()
     if rows.empty or not meta:
         return None, []
     rows["period"] = pd.to_datetime(rows["period"]).dt.date
@@ -56,7 +43,7 @@ def load_indicator_rows(con, tables: set[str], practices: pd.DataFrame, cfg_indi
     rows["denominator"] = rows["condition"].map(info["denominator"])
     rows["slice"] = rows["condition"].map(info["slice"])
     rows["full_register"] = rows["condition"].map(info["full_register"]).astype(bool)
-    slices = con.execute(SLICES_SQL).df() if "indicator_counts" in tables else pd.DataFrame()
+    slices = query(con, "indicator_case_finding_slices").df() if "indicator_counts" in tables else pd.DataFrame()
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     if not slices.empty:
         slices["period"] = pd.to_datetime(slices["period"]).dt.date
