@@ -32,52 +32,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-__all__ = [
-    "ESP2013",
-    "ESP1976",
-    "SIG_HIGH_001",
-    "SIG_HIGH_025",
-    "SIG_NOT",
-    "SIG_LOW_025",
-    "SIG_LOW_001",
-    "z_for",
-    "divide",
-    "paired_ratio_change",
-    "PairedChange",
-    "benjamini_hochberg",
-    "change_labels",
-    "within_area_ratio",
-    "WithinArea",
-    "wilson_ci",
-    "proportion_ci",
-    "byars_lower",
-    "byars_upper",
-    "exact_poisson_ci",
-    "poisson_count_ci",
-    "rate_ci",
-    "isr",
-    "expected_from_strata",
-    "isr_from_strata",
-    "ISRResult",
-    "dsr_dobson",
-    "DSRResult",
-    "sii",
-    "sii_crude_rate_proportion",
-    "quantile_matrix",
-    "SIIResult",
-    "funnel_limits_proportion",
-    "funnel_limits_ratio",
-    "funnel_ratio_exp_events",
-    "funnel_significance_proportion",
-    "funnel_significance_ratio",
-    "funnel_overdispersion",
-    "FunnelLimits",
-    "OverdispersedLimits",
-    "rate_ratio",
-    "rate_difference",
-    "compare_to_parent",
-]
-
 #: European Standard Population 2013, 19 five-year bands 0-4, 5-9, ..., 85-89, 90+ (sums to 100,000).
 ESP2013 = np.array(
     [5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000, 7000, 6500, 6000, 5500, 5000, 4000, 2500,
@@ -85,14 +39,6 @@ ESP2013 = np.array(
     dtype=float,
 )
 ESP2013.setflags(write=False)
-
-#: European Standard Population 1976, 18 bands 0-4, ..., 80-84, 85+ (sums to 100,000).
-ESP1976 = np.array(
-    [8000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 6000, 5000, 4000, 3000, 2000, 1000,
-     1000],
-    dtype=float,
-)
-ESP1976.setflags(write=False)
 
 SIG_HIGH_001 = "High (0.001)"
 SIG_HIGH_025 = "High (0.025)"
@@ -181,6 +127,11 @@ def proportion_ci(x, n, confidence=0.95, multiplier=1.0):
 # --------------------------------------------------------------------------------------------------
 
 
+def _byar(x, signed_z):
+    with np.errstate(all="ignore"):
+        return x * (1.0 - 1.0 / (9.0 * x) + signed_z / (3.0 * np.sqrt(x))) ** 3
+
+
 def byars_lower(x, confidence=0.95):
     """Pure Byar lower limit for a Poisson count: ``x (1 - 1/(9x) - z/(3 sqrt x))^3``.
 
@@ -189,20 +140,14 @@ def byars_lower(x, confidence=0.95):
     package's internal ``byars_lower`` gives NA.
     """
     x = _f(x)
-    z = _f(z_for(confidence))
-    with np.errstate(all="ignore"):
-        lower = x * (1.0 - 1.0 / (9.0 * x) - z / (3.0 * np.sqrt(x))) ** 3
+    lower = _byar(x, -_f(z_for(confidence)))
     return _out(np.where((x > 0) & (lower >= 0), lower, np.nan))
 
 
 def byars_upper(x, confidence=0.95):
     """Pure Byar upper limit: ``(x + 1)(1 - 1/(9(x + 1)) + z/(3 sqrt(x + 1)))^3``; NaN for ``x < 0``."""
     x = _f(x)
-    z = _f(z_for(confidence))
-    x1 = x + 1.0
-    with np.errstate(all="ignore"):
-        upper = x1 * (1.0 - 1.0 / (9.0 * x1) + z / (3.0 * np.sqrt(x1))) ** 3
-    return _out(np.where(x >= 0, upper, np.nan))
+    return _out(np.where(x >= 0, _byar(x + 1.0, _f(z_for(confidence))), np.nan))
 
 
 def exact_poisson_ci(x, confidence=0.95):
@@ -246,13 +191,7 @@ def rate_ci(x, denominator, confidence=0.95, multiplier=100000.0):
     As PHEindicatormethods ``phe_rate`` (exact below 10, Byar otherwise; ``x > denominator`` allowed).
     A denominator ``<= 0`` or NaN, or a negative/NaN count, gives NaN.
     """
-    x, d = np.broadcast_arrays(_f(x), _f(denominator))
-    lo, up = poisson_count_ci(x, confidence)
-    valid = (d > 0) & (x >= 0)
-    m = _f(multiplier)
-    with np.errstate(all="ignore"):
-        scale = np.where(valid, m / d, np.nan)
-    return _out(x * scale), _out(_f(lo) * scale), _out(_f(up) * scale)
+    return isr(x, denominator, confidence, multiplier)  # the same arithmetic: count x multiplier / denominator
 
 
 def isr(observed, expected, confidence=0.95, refvalue=1.0):
@@ -764,16 +703,20 @@ def funnel_limits_proportion(baseline_p, denominators, multiplier=1.0) -> Funnel
     """
     p, n = np.broadcast_arrays(_f(baseline_p), _f(denominators))
     valid = (n > 0) & (p >= 0) & (p <= 1)
-    out = []
-    m = _f(multiplier)
     with np.errstate(all="ignore"):
         sd = np.sqrt(p * (1.0 - p) / n)
-        for c in (_FUNNEL_95, _FUNNEL_998):
-            z = float(z_for(c))
-            lo = np.where(valid, np.clip(p - z * sd, 0.0, 1.0), np.nan) * m
-            hi = np.where(valid, np.clip(p + z * sd, 0.0, 1.0), np.nan) * m
-            out += [_out(lo), _out(hi)]
-    return FunnelLimits(out[0], out[1], out[2], out[3])
+
+    def limits(confidence):
+        z = float(z_for(confidence))
+        with np.errstate(all="ignore"):
+            return [np.where(valid, np.clip(p + sign * z * sd, 0.0, 1.0), np.nan) * _f(multiplier) for sign in (-1, 1)]
+
+    return _funnel_levels(limits)
+
+
+def _funnel_levels(limits) -> FunnelLimits:
+    """FunnelLimits from ``limits(confidence) -> (lower, upper)`` at the 95% and 99.8% levels."""
+    return FunnelLimits(*(_out(limit) for c in (_FUNNEL_95, _FUNNEL_998) for limit in limits(c)))
 
 
 def _ratio_scale(r, ratio_type):
@@ -851,23 +794,26 @@ def funnel_limits_ratio(expected, ratio_type="ratio") -> FunnelLimits:
     e = _f(expected)
     valid = e > 0
     es = np.where(valid, e, 1.0)
-    out = []
-    for c in (_FUNNEL_95, _FUNNEL_998):
-        alpha = (1.0 - c) / 2.0
+
+    def limits(confidence):
+        alpha = (1.0 - confidence) / 2.0
         with np.errstate(all="ignore"):
-            o_lo = np.maximum(_gamma_shape_inv(1.0 - alpha, es) - 1.0, 0.0)
-            o_hi = _gamma_shape_inv(alpha, es)
-        lo = np.where(valid, _ratio_scale(o_lo / es, ratio_type), np.nan)
-        hi = np.where(valid, _ratio_scale(o_hi / es, ratio_type), np.nan)
-        out += [_out(lo), _out(hi)]
-    return FunnelLimits(out[0], out[1], out[2], out[3])
+            observed = (np.maximum(_gamma_shape_inv(1.0 - alpha, es) - 1.0, 0.0), _gamma_shape_inv(alpha, es))
+        return [np.where(valid, _ratio_scale(o / es, ratio_type), np.nan) for o in observed]
+
+    return _funnel_levels(limits)
 
 
-def _labels(high1, high2, low2, low1, valid):
-    lab = np.select([high1, high2, low1, low2], [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025],
-                    default=SIG_NOT).astype(object)
-    lab = np.where(valid, lab, "")
-    return lab.astype(str)
+def _significance(limits, reference, valid=None):
+    """Funnel labels from an area's own limits (``limits(confidence) -> (lower, upper)``) against ``reference``;
+    ``""`` outside ``valid`` (default: where the 95% lower limit and the reference are finite)."""
+    l95, u95 = (_f(a) for a in limits(_FUNNEL_95))
+    l998, u998 = (_f(a) for a in limits(_FUNNEL_998))
+    with np.errstate(invalid="ignore"):
+        lab = np.select([l998 > reference, l95 > reference, u998 < reference, u95 < reference],
+                        [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025], default=SIG_NOT).astype(object)
+    valid = np.isfinite(l95) & np.isfinite(reference) if valid is None else valid
+    return _out(np.where(valid, lab, "").astype(str))
 
 
 def funnel_significance_proportion(x, n, parent_p):
@@ -879,10 +825,7 @@ def funnel_significance_proportion(x, n, parent_p):
     ``Not significant``. Invalid cells (``n <= 0``, NaN) get ``""``. Returns a numpy array of str.
     """
     x, n, p = np.broadcast_arrays(_f(x), _f(n), _f(parent_p))
-    l95, u95 = (_f(a) for a in wilson_ci(x, n, _FUNNEL_95))
-    l998, u998 = (_f(a) for a in wilson_ci(x, n, _FUNNEL_998))
-    valid = np.isfinite(l95) & np.isfinite(p)
-    return _out(_labels(l998 > p, l95 > p, u95 < p, u998 < p, valid))
+    return _significance(lambda c: wilson_ci(x, n, c), p)
 
 
 def funnel_significance_ratio(observed, expected):
@@ -896,11 +839,9 @@ def funnel_significance_ratio(observed, expected):
     packs' wording can never label one area differently. ``E <= 0`` or NaN gives ``""``.
     """
     o, e = np.broadcast_arrays(_f(observed), _f(expected))
-    valid = (e > 0) & (o >= 0)
-    l95, u95 = (_f(a) for a in poisson_count_ci(o, _FUNNEL_95))
-    l998, u998 = (_f(a) for a in poisson_count_ci(o, _FUNNEL_998))
     with np.errstate(invalid="ignore"):
-        return _out(_labels(l998 > e, l95 > e, u95 < e, u998 < e, valid))
+        valid = (e > 0) & (o >= 0)
+    return _significance(lambda c: poisson_count_ci(o, c), e, valid)
 
 
 class OverdispersedLimits(NamedTuple):
