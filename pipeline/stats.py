@@ -60,6 +60,11 @@ def _out(a):
     return a[()] if a.ndim == 0 else a
 
 
+def _keep(valid, a):
+    """``a`` where ``valid``, NaN elsewhere (see :func:`_out`)."""
+    return _out(np.where(valid, a, np.nan))
+
+
 def divide(numerator, denominator):
     """``numerator / denominator`` with NaN (never inf) where the denominator is 0, negative or NaN: a rate
     or ratio of a cell with no population or no expectation is not computable (see module doc)."""
@@ -80,9 +85,7 @@ def z_for(confidence=0.95):
     return _out(special.ndtri(c + (1.0 - c) / 2.0))
 
 
-# --------------------------------------------------------------------------------------------------
-# Proportions
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Proportions
 
 
 def wilson_ci(x, n, confidence=0.95):
@@ -103,9 +106,7 @@ def wilson_ci(x, n, confidence=0.95):
         denom = 2.0 * (n + z2)
         lower = np.where(x == 0, 0.0, (centre - spread) / denom)
         upper = np.where(x == n, 1.0, (centre + spread) / denom)
-    lower = np.where(valid, lower, np.nan)
-    upper = np.where(valid, upper, np.nan)
-    return _out(lower), _out(upper)
+    return _keep(valid, lower), _keep(valid, upper)
 
 
 def proportion_ci(x, n, confidence=0.95, multiplier=1.0):
@@ -122,9 +123,7 @@ def proportion_ci(x, n, confidence=0.95, multiplier=1.0):
     return _out(value * m), _out(_f(lower) * m), _out(_f(upper) * m)
 
 
-# --------------------------------------------------------------------------------------------------
-# Counts, rates, ratios
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Counts, rates, ratios
 
 
 def _byar(x, signed_z):
@@ -165,7 +164,7 @@ def exact_poisson_ci(x, confidence=0.95):
         xs = np.where(valid, x, 1.0)
         lower = np.where(xs > 0, special.gammaincinv(np.where(xs > 0, xs, 1.0), alpha), 0.0)
         upper = special.gammaincinv(xs + 1.0, 1.0 - alpha)
-    return _out(np.where(valid, lower, np.nan)), _out(np.where(valid, upper, np.nan))
+    return _keep(valid, lower), _keep(valid, upper)
 
 
 def poisson_count_ci(x, confidence=0.95):
@@ -283,9 +282,7 @@ def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=Non
     return ISRResult(groups, obs, expected, _f(value), _f(lower), _f(upper))
 
 
-# --------------------------------------------------------------------------------------------------
-# Directly standardised rates (Dobson)
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Directly standardised rates (Dobson)
 
 
 class DSRResult(NamedTuple):
@@ -311,10 +308,7 @@ def dsr_dobson(counts, pops, std_pops, group_ids, confidence=0.95, multiplier=10
     group NaN (the rate is undefined).
     """
     groups, inv, k = _groups(group_ids)
-    x = _nan0(counts)
-    n = _nan0(pops)
-    w = _f(std_pops)
-    x, n, w = np.broadcast_arrays(x, n, w)
+    x, n, w = np.broadcast_arrays(_nan0(counts), _nan0(pops), _f(std_pops))
     bad = (n <= 0) & (x > 0)
     with np.errstate(all="ignore"):
         wn = np.where(n > 0, w / np.where(n > 0, n, 1.0), 0.0)
@@ -337,9 +331,7 @@ def dsr_dobson(counts, pops, std_pops, group_ids, confidence=0.95, multiplier=10
     return DSRResult(groups, value, lower, upper, o)
 
 
-# --------------------------------------------------------------------------------------------------
-# Slope and relative index of inequality
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Slope and relative index of inequality
 
 
 class SIIResult(NamedTuple):
@@ -472,7 +464,11 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
     v = _f(value)
     single = v.ndim == 1
     v = np.atleast_2d(v)
-    pop = np.broadcast_to(np.atleast_2d(_f(population)), v.shape)
+
+    def wide(a):
+        return np.broadcast_to(np.atleast_2d(_f(a)), v.shape)
+
+    pop = wide(population)
     n_areas, n_q = v.shape
     confs = np.atleast_1d(_f(confidence))
     multi_conf = np.ndim(confidence) > 0
@@ -503,29 +499,21 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
             p0, p1 = _back(p0, value_type), _back(p1, value_type)
         sii_v = p1 - p0
         rii_v = p1 / p0
-    sii_v = np.where(ok_value, sii_v, np.nan)
-    rii_v = np.where(ok_value, rii_v, np.nan)
-    icpt = np.where(ok_value, p0, np.nan)
+    sii_v, rii_v, icpt = (np.where(ok_value, a, np.nan) for a in (sii_v, rii_v, p0))
 
     # --- standard errors on the sampling scale -----------------------------------------------------
     zc = float(z_for(cl_confidence))
     if se is not None:
-        se_arr = np.broadcast_to(np.atleast_2d(_f(se)), v.shape)
-    elif lower_cl is not None and upper_cl is not None:
-        lcl = np.broadcast_to(np.atleast_2d(_f(lower_cl)), v.shape)
-        ucl = np.broadcast_to(np.atleast_2d(_f(upper_cl)), v.shape)
-        se_arr = (_fwd(ucl, value_type) - _fwd(lcl, value_type)) / (2.0 * zc)
-    elif count is not None:
-        cnt = np.broadcast_to(np.atleast_2d(_f(count)), v.shape)
-        if value_type == 2:
-            lcl, ucl = wilson_ci(cnt, pop, cl_confidence)
-        elif value_type == 1:
-            lcl, ucl = poisson_count_ci(cnt, cl_confidence)
-        else:
-            lcl = ucl = np.full(v.shape, np.nan)
-        se_arr = (_fwd(_f(ucl), value_type) - _fwd(_f(lcl), value_type)) / (2.0 * zc)
+        se_arr = wide(se)
     else:
-        se_arr = np.full(v.shape, np.nan)
+        lcl = ucl = np.full(v.shape, np.nan)
+        if lower_cl is not None and upper_cl is not None:
+            lcl, ucl = wide(lower_cl), wide(upper_cl)
+        elif count is not None and value_type == 2:
+            lcl, ucl = wilson_ci(wide(count), pop, cl_confidence)
+        elif count is not None and value_type == 1:
+            lcl, ucl = poisson_count_ci(wide(count), cl_confidence)
+        se_arr = (_fwd(_f(ucl), value_type) - _fwd(_f(lcl), value_type)) / (2.0 * zc)
     mean = _fwd(v, value_type)
     with np.errstate(invalid="ignore"):
         ok_mc = ok_value & np.all(np.isfinite(mean) & np.isfinite(se_arr) & (se_arr >= 0), axis=1)
@@ -560,11 +548,9 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
                 ww0, ww1 = w0[sel], w1[sel]
                 mu0 = (m_ * ww0).sum(axis=1)[:, None]
                 mu1 = (m_ * ww1).sum(axis=1)[:, None]
-                var0 = (ww0 * ww0 * s_ * s_).sum(axis=1)
-                var1 = (ww1 * ww1 * s_ * s_).sum(axis=1)
+                sd0 = np.sqrt((ww0 * ww0 * s_ * s_).sum(axis=1))
+                sd1 = np.sqrt((ww1 * ww1 * s_ * s_).sum(axis=1))
                 cov = (ww0 * ww1 * s_ * s_).sum(axis=1)
-                sd0 = np.sqrt(var0)
-                sd1 = np.sqrt(var1)
                 with np.errstate(all="ignore"):
                     rho = np.where((sd0 > 0) & (sd1 > 0), cov / (sd0 * sd1), 0.0)
                 rho = np.clip(rho, -1.0, 1.0)
@@ -681,9 +667,7 @@ def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetiti
                cl_confidence=0.95, chunk_bytes=chunk_bytes, reliability_sets=reliability_sets)
 
 
-# --------------------------------------------------------------------------------------------------
-# Funnel plots
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Funnel plots
 
 
 class FunnelLimits(NamedTuple):
@@ -936,9 +920,7 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
     return OverdispersedLimits(float(t_out), phi, tau2, z, z_adj, *lims)
 
 
-# --------------------------------------------------------------------------------------------------
-# Comparisons
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Comparisons
 
 
 def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
@@ -965,8 +947,7 @@ def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
         lo = rr * np.exp(-z * se)
         hi = rr * np.exp(z * se)
     ci_ok = valid & (x1 > 0)
-    return (_out(np.where(valid, rr, np.nan)), _out(np.where(ci_ok, lo, np.nan)),
-            _out(np.where(ci_ok, hi, np.nan)))
+    return _keep(valid, rr), _keep(ci_ok, lo), _keep(ci_ok, hi)
 
 
 def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multiplier=1.0):
@@ -996,8 +977,7 @@ def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multipli
             lo, hi = d - z * se, d + z * se
         else:
             raise ValueError("kind must be 'proportion' or 'rate'")
-    return (_out(np.where(valid, d, np.nan) * m), _out(np.where(valid, lo, np.nan) * m),
-            _out(np.where(valid, hi, np.nan) * m))
+    return tuple(_out(np.where(valid, a, np.nan) * m) for a in (d, lo, hi))
 
 
 def compare_to_parent(lower, upper, parent_value):
@@ -1010,9 +990,7 @@ def compare_to_parent(lower, upper, parent_value):
     return _out(np.where(valid, lab, "").astype(str))
 
 
-# --------------------------------------------------------------------------------------------------
-# Change over time (paired) and multiple comparisons
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Change over time (paired) and multiple comparisons
 
 
 class PairedChange(NamedTuple):
@@ -1091,14 +1069,9 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
         p_d = np.where(var_d > 0, 2.0 * special.ndtr(-np.abs(d) / np.sqrt(var_d)), np.where(d == 0, 1.0, 0.0))
         p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
         direction = np.sign(d * s)
-
-    def keep(a):
-        return _out(np.where(valid, a, np.nan))
-
-    return PairedChange(keep(ratio_from), keep(ratio_to), keep(change), keep(change * np.exp(-half)),
-                        keep(change * np.exp(half)), keep(gap_from), keep(gap_to), keep(gap_change),
-                        keep(gap_change * np.exp(-half)), keep(gap_change * np.exp(half)), keep(direction),
-                        keep(np.maximum(p_d, p_s)))
+    return PairedChange(*(_keep(valid, a) for a in (
+        ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to, gap_change,
+        gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
 
 
 def benjamini_hochberg(p_values, family_ids=None):
@@ -1149,9 +1122,7 @@ def change_labels(direction, q_values, alpha=0.05):
     return _out(np.where(np.isfinite(dirn) & np.isfinite(q), lab, "").astype(str))
 
 
-# --------------------------------------------------------------------------------------------------
-# Groups within an area
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Groups within an area
 
 
 class WithinArea(NamedTuple):
@@ -1185,8 +1156,4 @@ def within_area_ratio(observed_group, expected_group, observed_area, expected_ar
         value = (og / eg) / (oa / ea)
         affected = eg * oa / ea - og
         limits = [limit / pi0 for limit in (l95, u95, l998, u998)]
-
-    def keep(a):
-        return _out(np.where(valid, a, np.nan))
-
-    return WithinArea(keep(value), *(keep(limit) for limit in limits), keep(affected))
+    return WithinArea(*(_keep(valid, a) for a in (value, *limits, affected)))
