@@ -94,6 +94,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .config import is_date_pattern
 from .errors import PipelineError
 
 # --------------------------------------------------------------------------------------------- constants
@@ -842,17 +843,9 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
     if int(seed) < 0:
         raise PipelineError("demo-data needs a non-negative --seed.")
     n, seed = int(n_patients), int(seed)
-    if date_format is not None:
-        import datetime as dt
-
-        try:
-            ok = "%" in date_format and dt.datetime.strptime(dt.date(2024, 3, 31).strftime(date_format),
-                                                             date_format).date() == dt.date(2024, 3, 31)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise PipelineError(f"demo-data --date-format {date_format!r} is not a strftime pattern with a day, month "
-                                f"and year (e.g. %d/%m/%Y).")
+    if date_format is not None and not is_date_pattern(date_format):
+        raise PipelineError(f"demo-data --date-format {date_format!r} is not a strftime pattern with a day, month "
+                            f"and year (e.g. %d/%m/%Y).")
     out = Path(out)
     try:
         (out / "codelists").mkdir(parents=True, exist_ok=True)
