@@ -151,6 +151,7 @@ PCNS = (  # code, name, grid block (column, row) of its 4 neighbourhoods
     ("U99005", "Riverside Demo PCN", (1, 1)),
     ("U99006", "Fenwick Demo PCN", (2, 1)),
 )
+PCN_CODES = [code for code, _, _ in PCNS]
 PLANTED_DEP_IMPROVING = "U99002"
 PLANTED_DEP_FLAT = "U99005"
 DEP_BLACK_IMPROVING = (0.40, 0.54, 0.70)     # share of true cases recorded by each period
@@ -537,7 +538,6 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     south_asian = np.isin(p.eth, [7, 8, 9])        # H, J, K
     pcn = geo.prac_pcn[p.prac]
     prac_rec = geo.prac_record[p.prac]
-    pcn_codes = [c for c, _, _ in PCNS]
 
     # ---------------------------------------------------------------- depression
     sex_rr = np.array([1.0, 0.60, 0.8, 0.8])[p.sex]
@@ -553,8 +553,8 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     rec_p = np.clip(0.95 * prac_rec[ti], 0, 1)
     u = rng.random(ti.size)
     rec = u < rec_p
-    planted_imp = black[ti] & (pcn[ti] == pcn_codes.index(PLANTED_DEP_IMPROVING))
-    planted_flat = black[ti] & (pcn[ti] == pcn_codes.index(PLANTED_DEP_FLAT))
+    planted_imp = black[ti] & (pcn[ti] == PCN_CODES.index(PLANTED_DEP_IMPROVING))
+    planted_flat = black[ti] & (pcn[ti] == PCN_CODES.index(PLANTED_DEP_FLAT))
     f1, f2, f3 = DEP_BLACK_IMPROVING
     rec[planted_flat] = u[planted_flat] < DEP_BLACK_FLAT
     rec[planted_imp] = u[planted_imp] < f3
@@ -674,7 +674,6 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
     age_ext = (EXTRACT - p.dob) / YEAR
     adult = age_ext >= 18
     pcn = geo.prac_pcn[p.prac]
-    pcn_codes = [c for c, _, _ in PCNS]
     sys_code, dia_code = _single(SYSTOLIC_BP), _single(DIASTOLIC_BP)
 
     def bp_pairs(pidx, dates, systolic, diastolic):
@@ -685,7 +684,7 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
     reg, reg_from = truth["htn_rec"], truth["htn_rec_date"]
     controlled_p = np.full(reg.size, BP_CONTROLLED)
     controlled_p[p.quint[reg] == 1] *= BP_Q1_FACTOR
-    planted = (pcn[reg] == pcn_codes.index(BP_PLANTED_PCN)) & (ETH_GROUP[p.eth[reg]] == BP_PLANTED_GROUP)
+    planted = (pcn[reg] == PCN_CODES.index(BP_PLANTED_PCN)) & (ETH_GROUP[p.eth[reg]] == BP_PLANTED_GROUP)
     controlled_p[planted] *= BP_PLANTED_FACTOR
     target = np.where(age_ext[reg] >= 81, 150.0, 140.0)
     offset = rng.integers(0, 365, reg.size)
@@ -894,10 +893,9 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
     n_events = events.num_rows
     del events
 
-    pcn_code = [c for c, _, _ in PCNS]
-    pcn_name = [nm for _, nm, _ in PCNS]
+    pcn_name = [name for _, name, _ in PCNS]
     _write_csv(out / "practices.csv", ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"],
-               sorted((geo.prac_codes[i], geo.prac_names[i], pcn_code[geo.prac_pcn[i]], pcn_name[geo.prac_pcn[i]],
+               sorted((geo.prac_codes[i], geo.prac_names[i], PCN_CODES[geo.prac_pcn[i]], pcn_name[geo.prac_pcn[i]],
                        ICB_CODE, ICB_NAME) for i in range(len(geo.prac_codes))))
     order = np.argsort(geo.lsoa_codes)
     _write_csv(out / "deprivation.csv", ["lsoa_code", "imd_score", "imd_rank", "imd_decile"],
