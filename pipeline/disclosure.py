@@ -534,9 +534,6 @@ class Protection:
     hidden: np.ndarray          # per cell
     published: np.ndarray       # per cell: the rounded value (NaN where hidden or not publishable)
     primary: np.ndarray
-    rounds: int
-    audit_low: np.ndarray
-    audit_high: np.ndarray
     reason: np.ndarray          # per cell: 0 shown, 1 small, 2 lone unknown in a set, 3 audit, 4 audit (itself)
 
 
@@ -568,7 +565,6 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
     order = np.lexsort((np.arange(len(values)), np.abs(values)))
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(len(values))
-    low = high = np.zeros(len(values))
     rounds = 0
 
     def hide(cells_to_hide: np.ndarray, why: int) -> None:  # the first reason a cell was hidden is kept
@@ -622,5 +618,4 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
         if not changed:
             break
     published = np.where(hidden | ~cells.publishable, np.nan, rounded)
-    return Protection(hidden=hidden, published=published, primary=primary, rounds=rounds, audit_low=low,
-                      audit_high=high, reason=reason)
+    return Protection(hidden=hidden, published=published, primary=primary, reason=reason)
