@@ -74,11 +74,8 @@ def divide(numerator, denominator):
 
 
 def z_for(confidence=0.95):
-    """Two-sided standard normal quantile: ``Phi^-1(c + (1 - c) / 2)``.
-
-    ``confidence`` must lie strictly between 0 and 1 (0.95, not 95); anything else is a programming
-    error and raises ``ValueError``.
-    """
+    """Two-sided standard normal quantile ``Phi^-1(c + (1 - c) / 2)``; ``c`` strictly between 0 and 1 (0.95,
+    not 95), else ``ValueError``."""
     c = _f(confidence)
     if not np.all((c > 0) & (c < 1)):
         raise ValueError("confidence must be strictly between 0 and 1 (e.g. 0.95)")
@@ -89,13 +86,10 @@ def z_for(confidence=0.95):
 
 
 def wilson_ci(x, n, confidence=0.95):
-    """Wilson score interval for a proportion ``x / n`` -> ``(lower, upper)`` on the 0-1 scale.
-
-    ``lower = (2x + z^2 - z sqrt(z^2 + 4x(1 - x/n))) / (2(n + z^2))`` and ``upper`` with ``+``.
-    ``x = 0`` gives lower 0 exactly and ``x = n`` gives upper 1 exactly. ``n <= 0``, ``x < 0``,
-    ``x > n`` or NaN inputs give NaN (a cell with no denominator has no proportion; see module doc).
-    ``x`` need not be an integer.
-    """
+    """Wilson score interval for a proportion ``x / n`` -> ``(lower, upper)`` on the 0-1 scale:
+    ``lower = (2x + z^2 - z sqrt(z^2 + 4x(1 - x/n))) / (2(n + z^2))``, ``upper`` with ``+``; exactly 0 at
+    ``x = 0`` and 1 at ``x = n``. ``n <= 0``, ``x < 0``, ``x > n`` or NaN give NaN;
+    ``x`` need not be whole."""
     x, n = np.broadcast_arrays(_f(x), _f(n))
     z = _f(z_for(confidence))
     valid = (n > 0) & (x >= 0) & (x <= n)
@@ -110,17 +104,12 @@ def wilson_ci(x, n, confidence=0.95):
 
 
 def proportion_ci(x, n, confidence=0.95, multiplier=1.0):
-    """Proportion with Wilson interval -> ``(value, lower, upper)``, all scaled by ``multiplier``.
-
-    As PHEindicatormethods ``phe_proportion``; invalid cells (``n <= 0``, ``x > n``, NaN) give NaN.
-    """
+    """Proportion with Wilson interval -> ``(value, lower, upper)``, all x ``multiplier``, as
+    PHEindicatormethods ``phe_proportion``; invalid cells (``n <= 0``, ``x > n``, NaN) give NaN."""
     x, n = np.broadcast_arrays(_f(x), _f(n))
-    lower, upper = wilson_ci(x, n, confidence)
-    valid = (n > 0) & (x >= 0) & (x <= n)
     with np.errstate(all="ignore"):
-        value = np.where(valid, x / n, np.nan)
-    m = _f(multiplier)
-    return _out(value * m), _out(_f(lower) * m), _out(_f(upper) * m)
+        value = np.where((n > 0) & (x >= 0) & (x <= n), x / n, np.nan)
+    return tuple(_out(_f(a) * _f(multiplier)) for a in (value, *wilson_ci(x, n, confidence)))
 
 
 # ---------------------------------------- Counts, rates, ratios
@@ -132,12 +121,9 @@ def _byar(x, signed_z):
 
 
 def byars_lower(x, confidence=0.95):
-    """Pure Byar lower limit for a Poisson count: ``x (1 - 1/(9x) - z/(3 sqrt x))^3``.
-
-    No exact switch (use :func:`poisson_count_ci` for the PHE rule). Where the formula goes negative
-    (e.g. ``x = 1`` at 99.8%) or ``x <= 0`` the limit is undefined and NaN is returned, as the R
-    package's internal ``byars_lower`` gives NA.
-    """
+    """Pure Byar lower limit for a Poisson count, ``x (1 - 1/(9x) - z/(3 sqrt x))^3`` (no exact switch: see
+    :func:`poisson_count_ci`). NaN where it goes negative (``x = 1`` at 99.8%) or ``x <= 0``, as the R
+    package's internal ``byars_lower`` gives NA."""
     x = _f(x)
     lower = _byar(x, -_f(z_for(confidence)))
     return _out(np.where((x > 0) & (lower >= 0), lower, np.nan))
@@ -150,11 +136,9 @@ def byars_upper(x, confidence=0.95):
 
 
 def exact_poisson_ci(x, confidence=0.95):
-    """Exact (chi-square) Poisson limits for a count -> ``(lower, upper)``.
-
+    """Exact (chi-square) Poisson limits for a count -> ``(lower, upper)``:
     ``lower = qchisq((1 - c)/2, 2x) / 2`` (0 when ``x = 0``), ``upper = qchisq(c + (1 - c)/2, 2x + 2) / 2``,
-    computed as inverse regularised gamma functions. ``x < 0`` or NaN gives NaN.
-    """
+    as inverse regularised gamma functions. ``x < 0`` or NaN gives NaN."""
     x = _f(x)
     c = _f(confidence)
     z_for(c)  # validates
@@ -168,11 +152,8 @@ def exact_poisson_ci(x, confidence=0.95):
 
 
 def poisson_count_ci(x, confidence=0.95):
-    """Limits for a count by the PHE rule: exact below 10 events, Byar from 10 -> ``(lower, upper)``.
-
-    ``x = 0`` gives lower 0. NaN or negative counts give NaN. (The exact limits are only evaluated
-    for the small counts, which keeps this fast on large arrays.)
-    """
+    """Limits for a count by the PHE rule -> ``(lower, upper)``: exact below 10 events (evaluated for those
+    only), Byar from 10. ``x = 0`` gives lower 0; NaN or negative counts give NaN."""
     x = _f(x)
     lower = _f(byars_lower(x, confidence)).copy()
     upper = _f(byars_upper(x, confidence)).copy()
@@ -185,22 +166,16 @@ def poisson_count_ci(x, confidence=0.95):
 
 
 def rate_ci(x, denominator, confidence=0.95, multiplier=100000.0):
-    """Crude rate ``x / denominator * multiplier`` with PHE count limits -> ``(value, lower, upper)``.
-
-    As PHEindicatormethods ``phe_rate`` (exact below 10, Byar otherwise; ``x > denominator`` allowed).
-    A denominator ``<= 0`` or NaN, or a negative/NaN count, gives NaN.
-    """
-    return isr(x, denominator, confidence, multiplier)  # the same arithmetic: count x multiplier / denominator
+    """Crude rate ``x / denominator * multiplier`` with PHE count limits -> ``(value, lower, upper)``, as
+    PHEindicatormethods ``phe_rate`` (``x > denominator`` allowed). A denominator ``<= 0`` or NaN, or a
+    negative or NaN count, gives NaN."""
+    return isr(x, denominator, confidence, multiplier)  # the same arithmetic: count x multiplier / denom.
 
 
 def isr(observed, expected, confidence=0.95, refvalue=1.0):
-    """Indirectly standardised ratio ``O / E * refvalue`` -> ``(ratio, lower, upper)``.
-
-    Limits are :func:`poisson_count_ci` of ``O`` divided by ``E`` (exact below 10, Byar from 10, as
-    ``calculate_ISRatio``); ``O = 0`` gives lower 0. ``expected <= 0`` or NaN gives NaN (no expectation,
-    no ratio). For the ``statistic = "rate"`` form pass ``refvalue = ref_rate`` (reference crude rate x
-    multiplier).
-    """
+    """Indirectly standardised ratio ``O / E * refvalue`` -> ``(ratio, lower, upper)``: the limits are
+    :func:`poisson_count_ci` of ``O`` over ``E``, as ``calculate_ISRatio``. ``E <= 0`` or NaN gives NaN. For
+    the ``statistic = "rate"`` form pass ``refvalue = ref_rate`` (reference crude rate x multiplier)."""
     o, e = np.broadcast_arrays(_f(observed), _f(expected))
     lo, up = poisson_count_ci(o, confidence)
     valid = (e > 0) & (o >= 0)
@@ -227,12 +202,10 @@ def _nan0(a) -> np.ndarray:
 
 
 def expected_from_strata(pops, refcounts, refpops, group_ids):
-    """Expected counts per group: ``sum over strata of pop * refcount / refpop`` -> ``(groups, expected)``.
-
-    Long inputs (one row per group x stratum). NaN populations and reference counts are treated as 0
-    (as the R package does). A stratum with population 0 contributes nothing; a stratum with a
-    positive population but no usable reference population (``<= 0`` or NaN) makes the group's expected
-    NaN, since its reference rate is unknown. ``groups`` are the sorted unique ``group_ids``.
+    """Expected counts per group, ``sum over strata of pop * refcount / refpop`` -> ``(groups, expected)``,
+    from long inputs (one row per group x stratum; ``groups`` sorted unique). NaN populations and reference
+    counts count as 0 (as the R package does). A stratum with population 0 contributes nothing; one with a
+    positive population but no usable reference population (``<= 0`` or NaN) makes the group's expected NaN.
     """
     groups, inv, k = _groups(group_ids)
     pop = _nan0(pops)
@@ -241,8 +214,7 @@ def expected_from_strata(pops, refcounts, refpops, group_ids):
     ok = refp > 0
     with np.errstate(all="ignore"):
         contrib = np.where(pop == 0, 0.0, np.where(ok, pop * refc / np.where(ok, refp, 1.0), np.nan))
-    expected = np.bincount(inv, weights=contrib, minlength=k)
-    return groups, expected
+    return groups, np.bincount(inv, weights=contrib, minlength=k)
 
 
 class ISRResult(NamedTuple):
@@ -256,9 +228,8 @@ class ISRResult(NamedTuple):
 
 def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=None, confidence=0.95,
                     statistic="ratio", refvalue=1.0, multiplier=100000.0) -> ISRResult:
-    """ISR from stratum-level (age band) inputs, as ``calculate_ISRatio`` / ``calculate_ISRate``.
-
-    ``expected`` is :func:`expected_from_strata`. ``observed`` defaults to the group sum of ``counts``
+    """ISR from stratum-level (age band) inputs, as ``calculate_ISRatio`` / ``calculate_ISRate``. ``expected``
+    is :func:`expected_from_strata`; ``observed`` defaults to the group sum of ``counts``
     (NaN as 0); pass per-group totals (in the order of ``np.unique(group_ids)``) to use a separate
     observed table. ``statistic="ratio"``: value = O/E * ``refvalue``. ``statistic="rate"``: value =
     O/E * ref_rate with ref_rate = sum(refcount)/sum(refpop) * ``multiplier`` over the group's strata.
@@ -272,8 +243,7 @@ def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=Non
     if statistic == "ratio":
         scale = _f(refvalue)
     elif statistic == "rate":
-        refc = np.bincount(inv, weights=_nan0(refcounts), minlength=k)
-        refp = np.bincount(inv, weights=_nan0(refpops), minlength=k)
+        refc, refp = (np.bincount(inv, weights=_nan0(a), minlength=k) for a in (refcounts, refpops))
         with np.errstate(all="ignore"):
             scale = np.where(refp > 0, refc / refp, np.nan) * _f(multiplier)
     else:
@@ -294,41 +264,31 @@ class DSRResult(NamedTuple):
 
 
 def dsr_dobson(counts, pops, std_pops, group_ids, confidence=0.95, multiplier=100000.0) -> DSRResult:
-    """Directly standardised rate with Dobson limits, per group -> ``DSRResult``.
+    """Directly standardised rate with Dobson limits, per group (sorted unique ``group_ids``) ->
+    ``DSRResult``. Long inputs: one row per group x stratum with ``counts``, ``pops`` and the stratum's
+    standard population ``std_pops`` (e.g. ``np.tile(ESP2013, n_groups)``).
 
-    Long inputs: one row per group x stratum with ``counts``, ``pops`` and the stratum's standard
-    population ``std_pops`` (e.g. ``np.tile(ESP2013, n_groups)``). Groups are the sorted unique
-    ``group_ids``; the computation is set-based (``np.bincount``), no loop over groups.
-
-    ``DSR = sum(x_i w_i / n_i) / sum(w_i)``; ``var = sum(x_i (w_i / n_i)^2) / sum(w_i)^2``;
-    limits ``DSR + sqrt(var / O) (Byar(O) - O)`` with ``O`` the group's total count, all x multiplier.
-    Value and limits are NaN when ``O < 10`` (too few events for the approximation, as upstream).
-    NaN counts/populations are treated as 0; a stratum with population 0 and no events contributes a
-    zero rate (its standard weight still counts); a stratum with events but population 0 makes the
-    group NaN (the rate is undefined).
-    """
+    ``DSR = sum(x_i w_i / n_i) / sum(w_i)``; ``var = sum(x_i (w_i / n_i)^2) / sum(w_i)^2``; limits
+    ``DSR + sqrt(var / O) (Byar(O) - O)`` with ``O`` the group's total count, all x multiplier. Value and
+    limits are NaN when ``O < 10`` (too few events for the approximation, as upstream). NaN counts/populations
+    are treated as 0; a stratum with population 0 and no events contributes a zero rate (its standard weight
+    still counts); a stratum with events but population 0 makes the group NaN (the rate is undefined)."""
     groups, inv, k = _groups(group_ids)
     x, n, w = np.broadcast_arrays(_nan0(counts), _nan0(pops), _f(std_pops))
     bad = (n <= 0) & (x > 0)
     with np.errstate(all="ignore"):
         wn = np.where(n > 0, w / np.where(n > 0, n, 1.0), 0.0)
-    s_rate = np.bincount(inv, weights=x * wn, minlength=k)
-    s_var = np.bincount(inv, weights=x * wn * wn, minlength=k)
-    s_w = np.bincount(inv, weights=w, minlength=k)
-    o = np.bincount(inv, weights=x, minlength=k)
-    n_bad = np.bincount(inv, weights=bad.astype(float), minlength=k)
+    s_rate, s_var, s_w, o, n_bad = (np.bincount(inv, weights=a, minlength=k)
+                                    for a in (x * wn, x * wn * wn, w, x, bad.astype(float)))
     with np.errstate(all="ignore"):
         dsr = s_rate / s_w
         var = s_var / (s_w * s_w)
         sd_per_event = np.sqrt(var / o)
-    bl = _f(byars_lower(o, confidence))
-    bu = _f(byars_upper(o, confidence))
     ok = (o >= 10) & (n_bad == 0) & (s_w > 0)
     m = _f(multiplier)
-    value = np.where(ok, dsr * m, np.nan)
-    lower = np.where(ok, (dsr + sd_per_event * (bl - o)) * m, np.nan)
-    upper = np.where(ok, (dsr + sd_per_event * (bu - o)) * m, np.nan)
-    return DSRResult(groups, value, lower, upper, o)
+    limits = [np.where(ok, (dsr + sd_per_event * (_f(byar(o, confidence)) - o)) * m, np.nan)
+              for byar in (byars_lower, byars_upper)]
+    return DSRResult(groups, np.where(ok, dsr * m, np.nan), *limits, o)
 
 
 # ---------------------------------------- Slope and relative index of inequality
@@ -367,7 +327,7 @@ def _back(y, value_type):
 
 
 def _simulation_threads() -> int:
-    """Threads for the Monte Carlo limits: the cores this process may use (PIPELINE_STATS_THREADS overrides)."""
+    """Threads for the Monte Carlo limits: the cores this process may use (PIPELINE_STATS_THREADS wins)."""
     env = os.environ.get("PIPELINE_STATS_THREADS")
     if env:
         return max(1, int(env))
@@ -381,8 +341,8 @@ def _quantile7(d, probs):
     """Type-7 (R default, numpy 'linear') quantiles along axis 1 via one partition -> (rows, probs).
 
     The partition is at the lower ranks only; the element of the next rank up is the smallest of the segment
-    that follows (NaN sorts last, as in np.sort), which is cheaper than partitioning at both ranks and gives the
-    same order statistics."""
+    that follows (NaN sorts last, as in np.sort), which is cheaper than partitioning at both ranks and gives
+    the same order statistics."""
     n = d.shape[1]
     h = (n - 1) * np.asarray(probs)
     lo = np.floor(h).astype(int)
@@ -526,9 +486,9 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
     n_draw_rows = 2 if linear else n_q
 
     def simulate(zmat):
-        """Limits (natural scale, before the multiplier) from one matrix of standard normal draws. Chunks of areas
-        run on a thread per core (numpy releases the GIL in these loops); each area's arithmetic is the same
-        whichever thread does it, so the limits do not depend on the number of threads."""
+        """Limits (natural scale, before the multiplier) from one matrix of standard normal draws. Chunks of
+        areas run on a thread per core (numpy releases the GIL in these loops); each area's arithmetic is the
+        same whichever thread does it, so the limits do not depend on the number of threads."""
         qs_sii = np.full((n_areas, probs.size), np.nan)
         qs_rii = np.full((n_areas, probs.size), np.nan)
         per_area = reps * n_draw_rows * 8
@@ -648,15 +608,12 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
 def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetitions=100_000, seed=1,
                               multiplier=1.0, chunk_bytes=32 * 2**20, reliability_sets=0) -> SIIResult:
     """SII/RII of a crude rate (a proportion) across deprivation quantiles, as the output contract's
-    ``crude_rate`` measure.
-
-    ``observed`` and ``population`` are ``(areas, quantiles)`` arrays (quantile 1 = most deprived;
-    see :func:`quantile_matrix`). value = observed/population, weights = population, SE on the logit
-    scale from the 95% Wilson limits, draws back-transformed, no transform of the fit
-    (``value_type=2, transform=False``), ``repetitions`` draws. A quantile with 0 cases (or all cases)
-    has an infinite logit SE, so that area's limits are NaN (its point SII/RII are still given); an
-    area with an unpopulated quantile is NaN throughout.
-    """
+    ``crude_rate`` measure. ``observed`` and ``population`` are ``(areas, quantiles)`` arrays (quantile 1 =
+    most deprived; see :func:`quantile_matrix`). value = observed/population, weights = population, SE on the
+    logit scale from the 95% Wilson limits, draws back-transformed, no transform of the fit
+    (``value_type=2, transform=False``), ``repetitions`` draws. A quantile with 0 cases (or all cases) has an
+    infinite logit SE, so that area's limits are NaN (its point SII/RII are still given); an area with an
+    unpopulated quantile is NaN throughout."""
     x = _f(observed)
     n = np.broadcast_to(_f(population), x.shape)
     with np.errstate(all="ignore"):
@@ -678,13 +635,9 @@ class FunnelLimits(NamedTuple):
 
 
 def funnel_limits_proportion(baseline_p, denominators, multiplier=1.0) -> FunnelLimits:
-    """Funnel control limits for a proportion, as ``calculate_funnel_limits(statistic="proportion")``.
-
-    ``baseline_p`` is the pooled (parent) proportion on the 0-1 scale, broadcast against
-    ``denominators``. Limits ``p +/- z sqrt(p(1 - p) / n)`` with z for 95% ("2s", p = 0.025 per tail)
-    and 99.8% ("3s", p = 0.001 per tail), truncated to [0, 1], then x ``multiplier``.
-    ``n <= 0`` or NaN gives NaN.
-    """
+    """Funnel control limits for a proportion, as ``calculate_funnel_limits(statistic="proportion")``:
+    ``p +/- z sqrt(p(1 - p) / n)`` at 95% and 99.8%, truncated to [0, 1], x ``multiplier``, with ``p`` the
+    pooled (parent) proportion (0-1) broadcast against ``denominators``. ``n <= 0`` or NaN gives NaN."""
     p, n = np.broadcast_arrays(_f(baseline_p), _f(denominators))
     valid = (n > 0) & (p >= 0) & (p <= 1)
     with np.errstate(all="ignore"):
@@ -693,7 +646,8 @@ def funnel_limits_proportion(baseline_p, denominators, multiplier=1.0) -> Funnel
     def limits(confidence):
         z = float(z_for(confidence))
         with np.errstate(all="ignore"):
-            return [np.where(valid, np.clip(p + sign * z * sd, 0.0, 1.0), np.nan) * _f(multiplier) for sign in (-1, 1)]
+            return [np.where(valid, np.clip(p + sign * z * sd, 0.0, 1.0), np.nan) * _f(multiplier)
+                    for sign in (-1, 1)]
 
     return _funnel_levels(limits)
 
@@ -725,12 +679,10 @@ def funnel_ratio_exp_events(observed_events) -> FunnelLimits:
 
 
 def _gamma_shape_inv(p, x):
-    """Shape ``a`` with ``gammainc(a, x) = p`` (regularised lower incomplete gamma; decreasing in a).
-
-    Start from the Wilson-Hilferty approximation (a few Newton steps of pure arithmetic), refine with
-    secant steps on the exact ``gammainc``; anything not converged (tiny ``x``) falls back to scipy's
-    ``gdtrib`` (cdflib search, exact but ~30x slower per element).
-    """
+    """Shape ``a`` with ``gammainc(a, x) = p`` (regularised lower incomplete gamma; decreasing in a). Start
+    from the Wilson-Hilferty approximation (a few Newton steps of pure arithmetic), refine with secant steps
+    on the exact ``gammainc``; anything not converged (tiny ``x``) falls back to scipy's ``gdtrib`` (cdflib
+    search, exact but ~30x slower per element)."""
     x_in = _f(x)
     x = np.atleast_1d(x_in).reshape(-1)
     z = special.ndtri(p)
@@ -766,15 +718,12 @@ def _gamma_shape_inv(p, x):
 
 
 def funnel_limits_ratio(expected, ratio_type="ratio") -> FunnelLimits:
-    """Funnel limits for an indirectly standardised ratio at the given expected counts.
-
-    For each expected count ``E`` the limits are the (continuous) observed counts ``O`` whose exact
-    Poisson chi-square interval just reaches ``E``: lower ``O_L`` solves ``qchisq(c_hi, 2 O_L + 2)/2 = E``
-    and upper ``O_U`` solves ``qchisq(c_lo, 2 O_U)/2 = E`` (inverse of the regularised gamma function in
-    its shape; ``O_L`` floored at 0). Returned as ``O/E`` (``ratio_type="ratio"``), ``O/E - 1``
-    (``"count"``) or ``O/E x 100`` (``"isr"``), as ``calculate_funnel_limits(statistic="ratio")``.
-    ``E <= 0`` or NaN gives NaN.
-    """
+    """Funnel limits for an indirectly standardised ratio at the given expected counts: for each ``E`` the
+    limits are the (continuous) observed counts ``O`` whose exact Poisson chi-square interval just reaches
+    ``E``: lower ``O_L`` solves ``qchisq(c_hi, 2 O_L + 2)/2 = E`` and upper ``O_U`` solves
+    ``qchisq(c_lo, 2 O_U)/2 = E`` (inverse of the regularised gamma function in its shape; ``O_L`` floored at
+    0). Returned as ``O/E`` (``ratio_type="ratio"``), ``O/E - 1`` (``"count"``) or ``O/E x 100`` (``"isr"``),
+    as ``calculate_funnel_limits(statistic="ratio")``. ``E <= 0`` or NaN gives NaN."""
     e = _f(expected)
     valid = e > 0
     es = np.where(valid, e, 1.0)
@@ -789,39 +738,35 @@ def funnel_limits_ratio(expected, ratio_type="ratio") -> FunnelLimits:
 
 
 def _significance(limits, reference, valid=None):
-    """Funnel labels from an area's own limits (``limits(confidence) -> (lower, upper)``) against ``reference``;
-    ``""`` outside ``valid`` (default: where the 95% lower limit and the reference are finite)."""
+    """Funnel labels from an area's own limits (``limits(confidence) -> (lower, upper)``) against
+    ``reference``, as ``assign_funnel_significance``: ``High (0.001)`` when the 99.8% lower limit is above it,
+    else ``High (0.025)`` when the 95% one is, mirror-wise ``Low (0.001)``/``Low (0.025)`` for upper limits
+    below it, else ``Not significant``; ``""`` outside ``valid`` (default: where the 95% lower limit and the
+    reference are finite). A numpy array of str."""
     l95, u95 = (_f(a) for a in limits(_FUNNEL_95))
     l998, u998 = (_f(a) for a in limits(_FUNNEL_998))
     with np.errstate(invalid="ignore"):
-        lab = np.select([l998 > reference, l95 > reference, u998 < reference, u95 < reference],
-                        [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025], default=SIG_NOT).astype(object)
+        labels = [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025]
+        lab = np.select([l998 > reference, l95 > reference, u998 < reference, u95 < reference], labels,
+                        default=SIG_NOT).astype(object)
     valid = np.isfinite(l95) & np.isfinite(reference) if valid is None else valid
     return _out(np.where(valid, lab, "").astype(str))
 
 
 def funnel_significance_proportion(x, n, parent_p):
-    """Funnel significance label of each area's proportion against its parent proportion (0-1 scale).
-
-    As ``assign_funnel_significance(statistic="proportion")``: ``High (0.001)`` when the area's 99.8%
-    Wilson lower limit is above the parent, else ``High (0.025)`` when the 95% lower limit is, and
-    mirror-wise ``Low (0.001)``/``Low (0.025)`` for upper limits below the parent; otherwise
-    ``Not significant``. Invalid cells (``n <= 0``, NaN) get ``""``. Returns a numpy array of str.
-    """
+    """Funnel significance of each area's proportion (its Wilson limits) against its parent proportion (0-1),
+    as ``assign_funnel_significance(statistic="proportion")``; see :func:`_significance`. ``n <= 0``, NaN:
+    ``""``."""
     x, n, p = np.broadcast_arrays(_f(x), _f(n), _f(parent_p))
     return _significance(lambda c: wilson_ci(x, n, c), p)
 
 
 def funnel_significance_ratio(observed, expected):
-    """Funnel significance label of an observed count against its expected count (ratio funnel).
-
-    As PHEindicatormethods ``assign_funnel_significance(statistic = "ratio")``: the count's own limits by the
-    PHE rule of :func:`poisson_count_ci` (exact chi-square below 10 events, Byar from 10), at 99.8% and 95%,
-    against ``E``: ``High (0.001)`` when the 99.8% lower limit of ``O`` exceeds ``E``, ``High (0.025)`` when
-    the 95% one does, ``Low ...`` mirror-wise with the upper limits; else ``Not significant``. These are the
-    same limits as :func:`isr` (``ratio_lower = lower(O) / E``), so the funnel, the comparisons table and the
-    packs' wording can never label one area differently. ``E <= 0`` or NaN gives ``""``.
-    """
+    """Funnel significance of an observed count against its expected count, as PHEindicatormethods
+    ``assign_funnel_significance(statistic = "ratio")`` (see :func:`_significance`): the count's own limits by
+    the PHE rule of :func:`poisson_count_ci` against ``E``. These are the limits of :func:`isr`
+    (``ratio_lower = lower(O) / E``), so the funnel, the comparisons table and the packs' wording can never
+    label one area differently. ``E <= 0`` or NaN gives ``""``."""
     o, e = np.broadcast_arrays(_f(observed), _f(expected))
     with np.errstate(invalid="ignore"):
         valid = (e > 0) & (o >= 0)
@@ -1070,8 +1015,8 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
         p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
         direction = np.sign(d * s)
     return PairedChange(*(_keep(valid, a) for a in (
-        ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to, gap_change,
-        gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
+        ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to,
+        gap_change, gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
 
 
 def benjamini_hochberg(p_values, family_ids=None):
