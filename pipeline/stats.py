@@ -586,23 +586,15 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
             diffs_rii += [np.abs(rl_k[:, 0] - rl2[:, 0]), np.abs(ru_k[:, 0] - ru2[:, 0])]
         sii_mad = np.mean(diffs_sii, axis=0)
         rii_mad = np.mean(diffs_rii, axis=0)
-    sii_out = sii_v * m
-    if m >= 0:
-        rii_out = rii_v
-    else:
-        with np.errstate(all="ignore"):
-            rii_out = 1.0 / rii_v
-    icpt = icpt * abs(m)
+    with np.errstate(all="ignore"):
+        rii_out = rii_v if m >= 0 else 1.0 / rii_v
 
-    def shape(a2):
-        a2 = a2 if multi_conf else a2[:, 0]
-        return a2[0] if single else a2
+    def shape(a, by_level=False):
+        a = a[:, 0] if by_level and not multi_conf else a
+        return a[0] if single else a
 
-    def shape1(a1):
-        return a1[0] if single else a1
-
-    return SIIResult(shape1(sii_out), shape1(rii_out), shape1(icpt), shape(sl), shape(su), shape(rl2),
-                     shape(ru2), shape1(sii_mad), shape1(rii_mad))
+    return SIIResult(*(shape(a) for a in (sii_v * m, rii_out, icpt * abs(m))),
+                     *(shape(a, by_level=True) for a in (sl, su, rl2, ru2)), shape(sii_mad), shape(rii_mad))
 
 
 def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetitions=100_000, seed=1,
@@ -801,28 +793,29 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
     area's denominator, or at ``at`` if given; proportion limits are truncated to [0, 1] and
     x ``multiplier``. Areas with invalid inputs are left out of the estimate and get NaN.
     """
+    if statistic not in ("proportion", "ratio"):
+        raise ValueError("statistic must be 'proportion' or 'ratio'")
+    if method not in ("additive", "multiplicative"):
+        raise ValueError("method must be 'additive' or 'multiplicative'")
+    proportion = statistic == "proportion"
     o, d = np.broadcast_arrays(_f(observed), _f(denominator))
     valid = (d > 0) & (o >= 0) & np.isfinite(o)
-    if statistic == "proportion":
+    if proportion:
         valid &= o <= d
         if target is None:
             tot = d[valid].sum()
             target = o[valid].sum() / tot if tot > 0 else np.nan
         t = float(target)
-        with np.errstate(all="ignore"):
-            y = o / d
-            s = np.sqrt(t * (1.0 - t) / d)
-    elif statistic == "ratio":
-        t_ratio = 1.0 if target is None else float(target)
-        t = np.sqrt(t_ratio)
-        with np.errstate(all="ignore"):
-            y = np.sqrt(o / d)
-            s = 1.0 / (2.0 * np.sqrt(d))
     else:
-        raise ValueError("statistic must be 'proportion' or 'ratio'")
-    if method not in ("additive", "multiplicative"):
-        raise ValueError("method must be 'additive' or 'multiplicative'")
+        t = np.sqrt(1.0 if target is None else float(target))
+
+    def spread(n):  # the standard error of y at denominator n
+        with np.errstate(all="ignore"):
+            return np.sqrt(t * (1.0 - t) / n) if proportion else 1.0 / (2.0 * np.sqrt(n))
+
+    s = spread(d)
     with np.errstate(all="ignore"):
+        y = o / d if proportion else np.sqrt(o / d)
         z = np.where(valid & (s > 0), (y - t) / s, np.nan)
     zv = z[np.isfinite(z)]
     n_i = zv.size
@@ -836,14 +829,7 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
     else:
         phi, tau2 = np.nan, np.nan
 
-    if at is None:
-        s_at = s
-        ok_at = valid
-    else:
-        a_ = _f(at)
-        ok_at = a_ > 0
-        with np.errstate(all="ignore"):
-            s_at = np.sqrt(t * (1.0 - t) / a_) if statistic == "proportion" else 1.0 / (2.0 * np.sqrt(a_))
+    s_at, ok_at = (s, valid) if at is None else (spread(_f(at)), _f(at) > 0)
     with np.errstate(all="ignore"):
         if method == "multiplicative":
             sd_at = np.sqrt(max(phi, 1.0)) * s_at
@@ -851,18 +837,13 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
         else:
             sd_at = np.sqrt(s_at * s_at + tau2)
             z_adj = np.where(np.isfinite(z), (y - t) / np.sqrt(s * s + tau2), np.nan)
-    lims = []
-    for c in (_FUNNEL_95, _FUNNEL_998):
-        zc = float(z_for(c))
-        lo = t - zc * sd_at
-        hi = t + zc * sd_at
-        if statistic == "proportion":
-            lo, hi = np.clip(lo, 0.0, 1.0) * multiplier, np.clip(hi, 0.0, 1.0) * multiplier
-        else:
-            lo, hi = np.maximum(lo, 0.0) ** 2, hi**2
-        lims += [np.where(ok_at, lo, np.nan), np.where(ok_at, hi, np.nan)]
-    t_out = t if statistic == "proportion" else t * t
-    return OverdispersedLimits(float(t_out), phi, tau2, z, z_adj, *lims)
+
+    def limit(c, sign):  # on the statistic's scale: truncated proportion x multiplier, or squared back
+        y_limit = t + sign * float(z_for(c)) * sd_at
+        return np.clip(y_limit, 0.0, 1.0) * multiplier if proportion else np.maximum(y_limit, 0.0) ** 2
+
+    lims = [np.where(ok_at, limit(c, sign), np.nan) for c in (_FUNNEL_95, _FUNNEL_998) for sign in (-1, 1)]
+    return OverdispersedLimits(float(t if proportion else t * t), phi, tau2, z, z_adj, *lims)
 
 
 # ---------------------------------------- Comparisons
