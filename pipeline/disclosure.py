@@ -110,8 +110,7 @@ def round_count(x, policy: Policy) -> np.ndarray:
     else:
         r = float(policy.rounding)
         out = np.floor(a / r + 0.5) * r if r > 0 else np.floor(a + 0.5)
-    res = sign * out
-    return res + 0.0  # no -0.0
+    return sign * out + 0.0  # no -0.0
 
 
 def redact_round(x, policy: Policy) -> np.ndarray:

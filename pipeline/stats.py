@@ -866,12 +866,8 @@ def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
         raise ValueError("kind must be 'proportion' or 'rate'")
     with np.errstate(all="ignore"):
         rr = (x1 / n1) / (x2 / n2)
-        if kind == "proportion":
-            se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2)
-        else:
-            se = np.sqrt(1.0 / x1 + 1.0 / x2)
-        lo = rr * np.exp(-z * se)
-        hi = rr * np.exp(z * se)
+        se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2 if kind == "proportion" else 1.0 / x1 + 1.0 / x2)
+        lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
     ci_ok = valid & (x1 > 0)
     return _keep(valid, rr), _keep(ci_ok, lo), _keep(ci_ok, hi)
 
@@ -888,8 +884,7 @@ def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multipli
     m = _f(multiplier)
     valid = (n1 > 0) & (n2 > 0) & (x1 >= 0) & (x2 >= 0)
     with np.errstate(all="ignore"):
-        p1 = x1 / n1
-        p2 = x2 / n2
+        p1, p2 = x1 / n1, x2 / n2
         d = p1 - p2
         if kind == "proportion":
             valid &= (x1 <= n1) & (x2 <= n2)
