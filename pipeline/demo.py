@@ -516,8 +516,9 @@ def _single(group) -> int:
     return CODE_INDEX[group[0][0]]
 
 
-def _uniform_between(rng, lo, hi):
-    return lo + (rng.random(lo.size) * (hi - lo + 1)).astype(np.int64)
+def _uniform_between(rng, lo, hi, size=None):
+    """Whole days uniform on [lo, hi] (arrays, or numbers with `size`)."""
+    return lo + (rng.random(np.size(lo) if size is None else size) * (hi - lo + 1)).astype(np.int64)
 
 
 def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarray, truth: dict | None = None):
@@ -560,8 +561,8 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     rec[planted_imp] = u[planted_imp] < f3
     catch1 = planted_imp & (u >= f1) & (u < f2)
     catch2 = planted_imp & (u >= f2) & (u < f3)
-    d1[catch1] = np.maximum(d1[catch1], _uniform_between(rng, np.full(int(catch1.sum()), PERIODS[0] + 1), np.full(int(catch1.sum()), PERIODS[1])))
-    d1[catch2] = np.maximum(d1[catch2], _uniform_between(rng, np.full(int(catch2.sum()), PERIODS[1] + 1), np.full(int(catch2.sum()), PERIODS[2])))
+    d1[catch1] = np.maximum(d1[catch1], _uniform_between(rng, PERIODS[0] + 1, PERIODS[1], int(catch1.sum())))
+    d1[catch2] = np.maximum(d1[catch2], _uniform_between(rng, PERIODS[1] + 1, PERIODS[2], int(catch2.sum())))
     ri, d1 = ti[rec], d1[rec]
     truth["dep_true"], truth["dep_rec"] = ti, ri
     add(ri, _code_sampler(DEPRESSION, rng, ri.size), d1)
@@ -639,14 +640,14 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     spi = np.flatnonzero(sp)
     two = rng.random(spi.size) < 0.2
     spi = np.concatenate([spi, spi[two]])
-    add(spi, _single(SOCIAL_PRESCRIBING), _uniform_between(rng, np.full(spi.size, _day("2021-01-01")), np.full(spi.size, EXTRACT)))
+    add(spi, _single(SOCIAL_PRESCRIBING), _uniform_between(rng, _day("2021-01-01"), EXTRACT, spi.size))
 
     # ---------------------------------------------------------------- noise (codes in no codelist)
     lam = np.interp(age_ext, [0, 17, 18, 40, 65, 110], [0.2, 0.3, 0.8, 1.2, 2.5, 3.0])
     cnt = rng.poisson(lam)
     ni = np.repeat(np.arange(n), cnt)
     lo = np.maximum(p.dob[ni], _day("2016-01-01"))
-    add(ni, _code_sampler(NOISE, rng, ni.size), _uniform_between(rng, lo, np.full(ni.size, EXTRACT)))
+    add(ni, _code_sampler(NOISE, rng, ni.size), _uniform_between(rng, lo, EXTRACT))
 
     pid = np.concatenate(pid_parts)
     code = np.concatenate(code_parts)
@@ -711,18 +712,18 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
                              np.flatnonzero(adult & (rng.random(n) < np.where(hot, 0.05, 0.006)))])
     k = rng.integers(1, 5, raised.size)
     ri = np.repeat(raised, k)
-    day = _uniform_between(rng, np.full(ri.size, READINGS_START), np.full(ri.size, EXTRACT))
+    day = _uniform_between(rng, READINGS_START, EXTRACT, ri.size)
     bp_pairs(ri, day, 141 + rng.exponential(12, ri.size), rng.normal(88, 8, ri.size))
 
     # ---------------------------------------------------------------- routine checks of other adults
     routine = np.flatnonzero(adult & (rng.random(n) < 0.08))
-    day = _uniform_between(rng, np.full(routine.size, READINGS_START), np.full(routine.size, EXTRACT))
+    day = _uniform_between(rng, READINGS_START, EXTRACT, routine.size)
     bp_pairs(routine, day, rng.normal(124, 13, routine.size), rng.normal(78, 9, routine.size))
 
     # ---------------------------------------------------------------- HbA1c (not in the default indicators)
     tested = np.flatnonzero((age_ext >= 40) & (rng.random(n) < 0.06))
     ti = np.repeat(tested, rng.integers(1, 4, tested.size))
-    add(ti, _single(HBA1C), _uniform_between(rng, np.full(ti.size, READINGS_START), np.full(ti.size, EXTRACT)),
+    add(ti, _single(HBA1C), _uniform_between(rng, READINGS_START, EXTRACT, ti.size),
         np.maximum(rng.normal(48, 10, ti.size), 25))
 
     # ---------------------------------------------------------------- SMI annual health checks
@@ -744,7 +745,7 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
     ])
     k = rng.integers(1, 8, courses.size)
     ci = np.repeat(courses, k)
-    start = np.repeat(_uniform_between(rng, np.full(courses.size, READINGS_START), np.full(courses.size, EXTRACT)), k)
+    start = np.repeat(_uniform_between(rng, READINGS_START, EXTRACT, courses.size), k)
     step = np.arange(ci.size) - np.repeat(np.cumsum(k) - k, k)
     drug = np.repeat(_code_sampler(ANTIDEPRESSANTS, rng, courses.size), k)
     add(ci, drug, start + 28 * step)
@@ -789,7 +790,7 @@ def _write_extract(table: pa.Table, out: Path, stem: str, date_format: str | Non
     for suffix in (".csv", ".parquet"):
         (out / f"{stem}{suffix}").unlink(missing_ok=True)
     if date_format is None:
-        _write_parquet(table, out / f"{stem}.parquet")
+        pq.write_table(table, out / f"{stem}.parquet", compression="zstd", row_group_size=1 << 20)
         return
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -803,10 +804,6 @@ def _write_extract(table: pa.Table, out: Path, stem: str, date_format: str | Non
             col = pc.cast(col, pa.string())
         cols[name] = pc.fill_null(col, "")
     pacsv.write_csv(pa.table(cols), out / f"{stem}.csv", pacsv.WriteOptions(quoting_style="none"))
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
