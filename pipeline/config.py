@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,15 +90,7 @@ INPUT_KEYS = (
 
 def date_format_label(fmt: str) -> str:
     """A strftime pattern in words: "%d/%m/%Y" -> "DD/MM/YYYY"."""
-    out, i = [], 0
-    while i < len(fmt):
-        if fmt[i] == "%" and i + 1 < len(fmt):
-            out.append(_DATE_WORDS.get(fmt[i:i + 2], fmt[i:i + 2]))
-            i += 2
-        else:
-            out.append(fmt[i])
-            i += 1
-    return "".join(out)
+    return re.sub(r"%.", lambda m: _DATE_WORDS.get(m.group(0), m.group(0)), fmt, flags=re.S)
 
 
 def is_date_pattern(fmt: str) -> bool:
@@ -187,16 +180,10 @@ class Config:
     indicators: tuple[Indicator, ...] = ()
 
     def indicator(self, iid: str) -> Indicator:
-        for i in self.indicators:
-            if i.id == iid:
-                return i
-        raise KeyError(iid)
+        return {i.id: i for i in self.indicators}[iid]  # ids are unique (load_config checks)
 
     def condition(self, cid: str) -> Condition:
-        for c in self.conditions:
-            if c.id == cid:
-                return c
-        raise KeyError(cid)
+        return {c.id: c for c in self.conditions}[cid]
 
 
 def load_config(path: Path | str | None = None) -> Config:
