@@ -286,9 +286,9 @@ def _lsoas(con, raw: Path, cfg: Config, rep: Report) -> None:
     codes = {"2011": "2021", "2021": "2011"}.get(vintage)  # the patients' codes of the other vintage
     if codes and unm[f"only_{codes}"]:
         iod = {"2011": "IoD 2019", "2021": "IoD 2025"}
-        text = (f"likely cause: {pat[f'only_{codes}']:,} patients in {unm[f'only_{codes}']:,} LSOAs have {codes} LSOA "
-                f"codes with an {iod[vintage]} file ({vintage} LSOAs): use {iod[codes]}, or the ONS 2011->2021 lookup "
-                f"(lsoa_lookup under [input])")
+        text = (f"likely cause: {pat[f'only_{codes}']:,} patients in {unm[f'only_{codes}']:,} LSOAs have "
+                f"{codes} LSOA codes with an {iod[vintage]} file ({vintage} LSOAs): use {iod[codes]}, or the "
+                f"ONS 2011->2021 lookup (lsoa_lookup under [input])")
         if lookup:
             rep.add(f"  {text}")
         else:

@@ -278,7 +278,7 @@ def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: b
         if "missing" in out.columns and "observed" in out.columns:
             miss = out["expected"].to_numpy() - out["observed"].to_numpy(dtype=float)
             hide("missing", miss + 0.0, exp_red | np.isnan(miss) | is_small(miss, policy))
-    else:  # already-public counts (or no `expected`): ratios and `missing` as calculated, hidden with recorded
+    else:  # already-public counts (or no `expected`): ratios, `missing` as calculated, hidden with recorded
         if "expected" in out.columns:
             out["expected"] = round_count(out["expected"].to_numpy(), policy)
         if "missing" in out.columns:
@@ -428,12 +428,13 @@ class CellSpace:
         cell_values = np.full(n_cells, np.nan)
         cell_values[canon] = values
 
-        def any_row(flags: list[np.ndarray]) -> np.ndarray:  # a merged cell has a flag when any of its rows has
+        def any_row(flags: list[np.ndarray]) -> np.ndarray:  # a merged cell has a flag if any of its rows has
             merged = np.zeros(n_cells, dtype=bool)
             np.logical_or.at(merged, canon, np.concatenate(flags))
             return merged
 
-        publishable, zero_small, protected = map(any_row, (self._publishable, self._small_rule, self._protected))
+        publishable, zero_small, protected = (any_row(flags) for flags in
+                                              (self._publishable, self._small_rule, self._protected))
         set_ids, cells, coefs, offset = [], [], [], 0
         for _namespace, frame in self._set_frames:
             key_cols = [c for c in frame.columns if c.startswith("k")]

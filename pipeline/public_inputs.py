@@ -24,7 +24,8 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ()-]{0,200}$")
 
 QOF_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
            "quality-and-outcomes-framework-achievement-prevalence-and-exceptions-data")
-REGISTERED_URL = "https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice"
+REGISTERED_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
+                  "patients-registered-at-a-gp-practice")
 
 
 @dataclass(frozen=True)

@@ -866,7 +866,8 @@ def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
         raise ValueError("kind must be 'proportion' or 'rate'")
     with np.errstate(all="ignore"):
         rr = (x1 / n1) / (x2 / n2)
-        se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2 if kind == "proportion" else 1.0 / x1 + 1.0 / x2)
+        se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2 if kind == "proportion"
+                     else 1.0 / x1 + 1.0 / x2)
         lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
     ci_ok = valid & (x1 > 0)
     return _keep(valid, rr), _keep(ci_ok, lo), _keep(ci_ok, hi)

@@ -79,8 +79,9 @@ def require_columns(df: pd.DataFrame, wanted: dict[str, tuple[str, ...]], what: 
     return df
 
 
-def read_required(path: Path, what: str, wanted: dict[str, tuple[str, ...]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`read_text_csv` then `require_columns`: the frame to clean, and an untouched copy for `make_rejects`."""
+def read_required(path: Path, what: str, wanted: dict[str, tuple[str, ...]]
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`read_text_csv` then `require_columns`: the frame to clean, and an untouched copy (for the rejects)."""
     df = require_columns(read_text_csv(path, what), wanted, what, Path(path).name)
     return df, df.copy()
 
