@@ -283,21 +283,17 @@ def _lsoas(con, raw: Path, cfg: Config, rep: Report) -> None:
     described = {"2011": "2011 LSOAs, as IoD 2019", "2021": "2021 LSOAs, as IoD 2025", None: "not England's LSOA codes of a single vintage (made-up or partial codes?)"}
     rep.add(f"  the deprivation file has {dep['n']:,} LSOAs: {described[vintage]}"
             + ("" if lookup else " (judged from England's code ranges; a configured lookup makes it exact)"))
-    if vintage == "2011" and unm["only_2021"]:
-        text = (f"{pat['only_2021']:,} patients in {unm['only_2021']:,} LSOAs have 2021 LSOA codes with an IoD 2019 file "
-                f"(2011 LSOAs): use IoD 2025, or the ONS 2011->2021 lookup (lsoa_lookup under [input])")
+    codes = {"2011": "2021", "2021": "2011"}.get(vintage)  # the patients' codes of the other vintage
+    if codes and unm[f"only_{codes}"]:
+        iod = {"2011": "IoD 2019", "2021": "IoD 2025"}
+        text = (f"likely cause: {pat[f'only_{codes}']:,} patients in {unm[f'only_{codes}']:,} LSOAs have "
+                f"{codes} LSOA codes with an {iod[vintage]} file ({vintage} LSOAs): use {iod[codes]}, or the "
+                f"ONS 2011->2021 lookup (lsoa_lookup under [input])")
         if lookup:
-            rep.add(f"  likely cause: {text}")
+            rep.add(f"  {text}")
         else:
-            rep.warning(f"likely cause: {text}")
-    elif vintage == "2021" and unm["only_2011"]:
-        text = (f"{pat['only_2011']:,} patients in {unm['only_2011']:,} LSOAs have 2011 LSOA codes with an IoD 2025 file "
-                f"(2021 LSOAs): use IoD 2019, or the ONS 2011->2021 lookup (lsoa_lookup under [input])")
-        if lookup:
-            rep.add(f"  likely cause: {text}")
-        else:
-            rep.warning(f"likely cause: {text}")
-    other = unm["n"] - (unm["only_2021"] if vintage == "2011" else unm["only_2011"] if vintage == "2021" else 0)
+            rep.warning(text)
+    other = unm["n"] - (unm[f"only_{codes}"] if codes else 0)
     if other:
         welsh = unm.get("welsh", 0)
         rep.add(f"  {other:,} unmatched LSOAs are of the deprivation file's own vintage or no known LSOA code at all: "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,15 +90,16 @@ INPUT_KEYS = (
 
 def date_format_label(fmt: str) -> str:
     """A strftime pattern in words: "%d/%m/%Y" -> "DD/MM/YYYY"."""
-    out, i = [], 0
-    while i < len(fmt):
-        if fmt[i] == "%" and i + 1 < len(fmt):
-            out.append(_DATE_WORDS.get(fmt[i:i + 2], fmt[i:i + 2]))
-            i += 2
-        else:
-            out.append(fmt[i])
-            i += 1
-    return "".join(out)
+    return re.sub(r"%.", lambda m: _DATE_WORDS.get(m.group(0), m.group(0)), fmt, flags=re.S)
+
+
+def is_date_pattern(fmt: str) -> bool:
+    """True for a strftime pattern with a day, month and year: it reads back the date it writes."""
+    sample = dt.date(2024, 3, 31)
+    try:
+        return "%" in fmt and dt.datetime.strptime(sample.strftime(fmt), fmt).date() == sample
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -139,20 +141,24 @@ class Engine:
     spark_conf: tuple[tuple[str, str], ...] = ()
 
 
+def _error(name: str, text: str) -> PipelineError:
+    return PipelineError(f"configuration file {name}: {text}")
+
+
 def _engine(raw: dict, name: str) -> Engine:
     e = raw.get("engine", {})
     if not isinstance(e, dict):
-        raise PipelineError(f"configuration file {name}: [engine] must be a table")
+        raise _error(name, "[engine] must be a table")
     known = {"memory_limit", "temp_directory", "threads", "spark_master", "spark_storage", "spark_conf"}
     unknown = sorted(set(e) - known)
     if unknown:
-        raise PipelineError(f"configuration file {name}: [engine] has an unknown key `{unknown[0]}`")
+        raise _error(name, f"[engine] has an unknown key `{unknown[0]}`")
     threads = e.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise PipelineError(f"configuration file {name}: engine.threads must be a whole number of at least 1")
+        raise _error(name, "engine.threads must be a whole number of at least 1")
     conf = e.get("spark_conf", {})
     if not isinstance(conf, dict):
-        raise PipelineError(f"configuration file {name}: engine.spark_conf must be a table of Spark settings")
+        raise _error(name, "engine.spark_conf must be a table of Spark settings")
     return Engine(memory_limit=str(e.get("memory_limit", Engine.memory_limit)),
                   temp_directory=str(e["temp_directory"]) if e.get("temp_directory") else None, threads=threads,
                   spark_master=str(e.get("spark_master") or Engine.spark_master),
@@ -174,16 +180,10 @@ class Config:
     indicators: tuple[Indicator, ...] = ()
 
     def indicator(self, iid: str) -> Indicator:
-        for i in self.indicators:
-            if i.id == iid:
-                return i
-        raise KeyError(iid)
+        return {i.id: i for i in self.indicators}[iid]  # ids are unique (load_config checks)
 
     def condition(self, cid: str) -> Condition:
-        for c in self.conditions:
-            if c.id == cid:
-                return c
-        raise KeyError(cid)
+        return {c.id: c for c in self.conditions}[cid]
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -196,57 +196,57 @@ def load_config(path: Path | str | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise PipelineError(f"configuration file {name} is not valid TOML: {e}") from None
     if "periods" not in raw or not raw["periods"]:
-        raise PipelineError(f"configuration file {name}: `periods` is missing or empty")
+        raise _error(name, "`periods` is missing or empty")
     periods = []
     for v in raw["periods"]:
         try:
             periods.append(v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)))
         except ValueError:
-            raise PipelineError(f"configuration file {name}: period {v!r} is not an ISO date (YYYY-MM-DD)") from None
+            raise _error(name, f"period {v!r} is not an ISO date (YYYY-MM-DD)") from None
     if len(set(periods)) != len(periods):
-        raise PipelineError(f"configuration file {name}: `periods` has a repeated date")
+        raise _error(name, "`periods` has a repeated date")
     conds = []
     for i, c in enumerate(raw.get("conditions", []), start=1):
         for key in ("id", "codelist"):
             if not c.get(key):
-                raise PipelineError(f"configuration file {name}: condition {i} has no `{key}`")
+                raise _error(name, f"condition {i} has no `{key}`")
         try:
             min_age = int(c.get("min_age", 0))
         except (TypeError, ValueError):
-            raise PipelineError(f"configuration file {name}: condition {c['id']}: min_age must be a whole number") from None
+            raise _error(name, f"condition {c['id']}: min_age must be a whole number") from None
         conds.append(Condition(id=str(c["id"]), label=str(c.get("label", c["id"])), codelist=str(c["codelist"]),
                                resolved_codelist=c.get("resolved_codelist") or None, min_age=min_age))
     if not conds:
-        raise PipelineError(f"configuration file {name}: no [[conditions]] given")
+        raise _error(name, "no [[conditions]] given")
     if len({c.id for c in conds}) != len(conds):
-        raise PipelineError(f"configuration file {name}: two conditions share an id")
+        raise _error(name, "two conditions share an id")
     d = raw.get("disclosure", {})
     disc = Disclosure(threshold=int(d.get("threshold", 7)), rounding=int(d.get("rounding", 5)),
                       method=str(d.get("method", "round")), community_threshold=(int(d["community_threshold"]) if "community_threshold" in d else None))
     if disc.method not in ("round", "midpoint6"):
-        raise PipelineError(f"configuration file {name}: disclosure.method must be \"round\" or \"midpoint6\"")
+        raise _error(name, "disclosure.method must be \"round\" or \"midpoint6\"")
     r = raw.get("reference", {})
     extra = tuple(str(x) for x in r.get("extra_strata", ()))
     bad = [x for x in extra if x not in ("imd_quintile", "ethnicity")]
     if bad:
-        raise PipelineError(f"configuration file {name}: reference.extra_strata may hold \"imd_quintile\" and \"ethnicity\", not {bad[0]!r}")
+        raise _error(name, f"reference.extra_strata may hold \"imd_quintile\" and \"ethnicity\", not {bad[0]!r}")
     true_prev = r.get("true_prevalence", False)
     if not isinstance(true_prev, bool):
-        raise PipelineError(f"configuration file {name}: reference.true_prevalence must be true or false")
+        raise _error(name, "reference.true_prevalence must be true or false")
     ref = Reference(rates=str(r.get("rates", "internal")), extra_strata=extra, true_prevalence=true_prev,
                     basis=str(r.get("basis", "")))
     if ref.rates == "internal" and ref.true_prevalence:
-        raise PipelineError(f"configuration file {name}: reference.true_prevalence needs external reference rates "
-                            "(internal rates are the dataset's own average, not true prevalence)")
+        raise _error(name, "reference.true_prevalence needs external reference rates "
+                     "(internal rates are the dataset's own average, not true prevalence)")
     if ref.rates != "internal" and extra:
-        raise PipelineError(f"configuration file {name}: reference.extra_strata works with internal reference rates only")
+        raise _error(name, "reference.extra_strata works with internal reference rates only")
     od = str(raw.get("funnel", {}).get("overdispersion", "none"))
     if od not in ("none", "additive", "multiplicative"):
-        raise PipelineError(f"configuration file {name}: funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
+        raise _error(name, "funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
     indicators = tuple(_indicator(name, i, v, conds) for i, v in enumerate(raw.get("indicators", []), start=1))
     ids = [c.id for c in conds] + [i.id for i in indicators]
     if len(set(ids)) != len(ids):
-        raise PipelineError(f"configuration file {name}: two conditions or indicators share an id")
+        raise _error(name, "two conditions or indicators share an id")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
                   report=dict(raw.get("report", {})), reference=ref, input=parse_input(raw.get("input", {}), name),
                   overdispersion=od, source=name, engine=_engine(raw, name), indicators=indicators)
@@ -257,50 +257,42 @@ def parse_input(d: dict, name: str) -> Input:
     from .schema import SOURCE_BY_STEM
 
     if not isinstance(d, dict):
-        raise PipelineError(f"configuration file {name}: [input] must be a table")
+        raise _error(name, "[input] must be a table")
     known = {k.split(".")[0] for k, _, _ in INPUT_KEYS}
     extra = sorted(set(d) - known)
     if extra:
-        raise PipelineError(f"configuration file {name}: [input] has an unknown key `{extra[0]}` "
-                            f"(known: {', '.join(sorted(known))})")
-    fmt = d.get("date_format")
-    if fmt is not None:
-        fmt = str(fmt)
-        sample = dt.date(2024, 3, 31)
-        try:
-            ok = "%" in fmt and dt.datetime.strptime(sample.strftime(fmt), fmt).date() == sample
-        except ValueError:
-            ok = False
-        if not ok:
-            raise PipelineError(f"configuration file {name}: input.date_format {fmt!r} is not a strftime pattern with a "
-                                f"day, month and year (e.g. \"%d/%m/%Y\")")
+        raise _error(name, f"[input] has an unknown key `{extra[0]}` (known: {', '.join(sorted(known))})")
+    fmt = None if d.get("date_format") is None else str(d["date_format"])
+    if fmt is not None and not is_date_pattern(fmt):
+        raise _error(name, f"input.date_format {fmt!r} is not a strftime pattern with a day, month and year "
+                     f"(e.g. \"%d/%m/%Y\")")
     enc = str(d.get("encoding", "utf-8"))
     try:
         codecs.lookup(enc)
     except LookupError:
-        raise PipelineError(f"configuration file {name}: input.encoding {enc!r} is not a known text encoding "
-                            f"(e.g. \"utf-8\", \"cp1252\")") from None
+        raise _error(name, f"input.encoding {enc!r} is not a known text encoding (e.g. \"utf-8\", "
+                     f"\"cp1252\")") from None
     columns = {}
     for stem, mapping in (d.get("columns") or {}).items():
         src = SOURCE_BY_STEM.get(stem)
         if src is None:
-            raise PipelineError(f"configuration file {name}: [input.columns.{stem}] names no input file "
-                                f"(files: {', '.join(SOURCE_BY_STEM)})")
+            raise _error(name, f"[input.columns.{stem}] names no input file "
+                         f"(files: {', '.join(SOURCE_BY_STEM)})")
         if not isinstance(mapping, dict):
-            raise PipelineError(f"configuration file {name}: [input.columns.{stem}] must map contract columns to headers")
+            raise _error(name, f"[input.columns.{stem}] must map contract columns to headers")
         for col, header in mapping.items():
             if col not in src.columns:
-                raise PipelineError(f"configuration file {name}: [input.columns.{stem}] maps `{col}`, which is not a "
-                                    f"column of {stem} (columns: {', '.join(src.columns)})")
+                raise _error(name, f"[input.columns.{stem}] maps `{col}`, which is not a column of {stem} "
+                             f"(columns: {', '.join(src.columns)})")
             if not isinstance(header, str) or not header.strip():
-                raise PipelineError(f"configuration file {name}: [input.columns.{stem}] `{col}` must name a header")
+                raise _error(name, f"[input.columns.{stem}] `{col}` must name a header")
         headers = [h.strip().lower() for h in mapping.values()]
         if len(set(headers)) != len(headers):
-            raise PipelineError(f"configuration file {name}: [input.columns.{stem}] maps one header to two columns")
+            raise _error(name, f"[input.columns.{stem}] maps one header to two columns")
         columns[stem] = {str(k): str(v).strip() for k, v in mapping.items()}
     share = d.get("max_reject_share", DEFAULT_MAX_REJECT_SHARE)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise PipelineError(f"configuration file {name}: input.max_reject_share must be a share from 0 to 1 (e.g. 0.05)")
+        raise _error(name, "input.max_reject_share must be a share from 0 to 1 (e.g. 0.05)")
     lookup = d.get("lsoa_lookup")
     return Input(date_format=fmt or ISO_DATE, date_format_declared=fmt is not None, encoding=enc, columns=columns,
                  lsoa_lookup=str(lookup) if lookup else None, max_reject_share=float(share))
@@ -311,7 +303,7 @@ def _number(name: str, where: str, key: str, v, whole: bool = False):
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (whole and not isinstance(v, int)):
         kind = "a whole number" if whole else "a number"
-        raise PipelineError(f"configuration file {name}: {where}: {key} must be {kind}")
+        raise _error(name, f"{where}: {key} must be {kind}")
     return v
 
 
@@ -320,37 +312,37 @@ def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
     where = f"indicator {v.get('id', i)}"
     for key in ("id", "kind", "denominator"):
         if not v.get(key):
-            raise PipelineError(f"configuration file {name}: {where} has no `{key}`")
+            raise _error(name, f"{where} has no `{key}`")
     kind = str(v["kind"])
     if kind not in INDICATOR_KINDS:
-        raise PipelineError(f"configuration file {name}: {where}: kind must be \"care_process\", \"outcome\" or "
-                            f"\"case_finding\", not {kind!r}")
+        raise _error(name, f"{where}: kind must be \"care_process\", \"outcome\" or \"case_finding\", "
+                     f"not {kind!r}")
     if str(v["denominator"]) not in {c.id for c in conds}:
-        raise PipelineError(f"configuration file {name}: {where}: denominator {v['denominator']!r} is not a condition id")
+        raise _error(name, f"{where}: denominator {v['denominator']!r} is not a condition id")
     min_age = _number(name, where, "min_age", v.get("min_age", 0), whole=True)
     max_age = _number(name, where, "max_age", v.get("max_age"), whole=True)
     months = _number(name, where, "months", v.get("months", 12), whole=True)
     min_count = _number(name, where, "min_count", v.get("min_count", 1), whole=True)
     if min_age < 0 or (max_age is not None and max_age < min_age):
-        raise PipelineError(f"configuration file {name}: {where}: max_age must be at least min_age (and min_age >= 0)")
+        raise _error(name, f"{where}: max_age must be at least min_age (and min_age >= 0)")
     if months < 1 or min_count < 1:
-        raise PipelineError(f"configuration file {name}: {where}: months and min_count must be at least 1")
+        raise _error(name, f"{where}: months and min_count must be at least 1")
     if kind == "outcome":
         raw_criteria = v.get("criteria") or []
         if not raw_criteria or not all(isinstance(c, dict) and c.get("codelist") for c in raw_criteria):
-            raise PipelineError(f"configuration file {name}: {where}: an outcome needs `criteria`, each with a `codelist`")
+            raise _error(name, f"{where}: an outcome needs `criteria`, each with a `codelist`")
         criteria = []
         for c in raw_criteria:
             lo = _number(name, where, "min_value", c.get("min_value"))
             hi = _number(name, where, "max_value", c.get("max_value"))
             if lo is None and hi is None:
-                raise PipelineError(f"configuration file {name}: {where}: criterion {c['codelist']} has no min_value or max_value")
+                raise _error(name, f"{where}: criterion {c['codelist']} has no min_value or max_value")
             criteria.append(Criterion(str(c["codelist"]), lo, hi))
         criteria = tuple(criteria)
     else:
         key = "codelist" if kind == "care_process" else "evidence_codelist"
         if not v.get(key):
-            raise PipelineError(f"configuration file {name}: {where} has no `{key}`")
+            raise _error(name, f"{where} has no `{key}`")
         criteria = (Criterion(str(v[key]), _number(name, where, "min_value", v.get("min_value")) if kind == "case_finding" else None),)
     return Indicator(id=str(v["id"]), label=str(v.get("label", v["id"])), kind=kind, denominator=str(v["denominator"]),
                      criteria=criteria, min_age=min_age, max_age=max_age, months=months, min_count=min_count,

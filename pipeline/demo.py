@@ -94,6 +94,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .config import is_date_pattern
 from .errors import PipelineError
 
 # --------------------------------------------------------------------------------------------- constants
@@ -150,6 +151,7 @@ PCNS = (  # code, name, grid block (column, row) of its 4 neighbourhoods
     ("U99005", "Riverside Demo PCN", (1, 1)),
     ("U99006", "Fenwick Demo PCN", (2, 1)),
 )
+PCN_CODES = [code for code, _, _ in PCNS]
 PLANTED_DEP_IMPROVING = "U99002"
 PLANTED_DEP_FLAT = "U99005"
 DEP_BLACK_IMPROVING = (0.40, 0.54, 0.70)     # share of true cases recorded by each period
@@ -514,8 +516,9 @@ def _single(group) -> int:
     return CODE_INDEX[group[0][0]]
 
 
-def _uniform_between(rng, lo, hi):
-    return lo + (rng.random(lo.size) * (hi - lo + 1)).astype(np.int64)
+def _uniform_between(rng, lo, hi, size=None):
+    """Whole days uniform on [lo, hi] (arrays, or numbers with `size`)."""
+    return lo + (rng.random(np.size(lo) if size is None else size) * (hi - lo + 1)).astype(np.int64)
 
 
 def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarray, truth: dict | None = None):
@@ -536,7 +539,6 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     south_asian = np.isin(p.eth, [7, 8, 9])        # H, J, K
     pcn = geo.prac_pcn[p.prac]
     prac_rec = geo.prac_record[p.prac]
-    pcn_codes = [c for c, _, _ in PCNS]
 
     # ---------------------------------------------------------------- depression
     sex_rr = np.array([1.0, 0.60, 0.8, 0.8])[p.sex]
@@ -552,15 +554,15 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     rec_p = np.clip(0.95 * prac_rec[ti], 0, 1)
     u = rng.random(ti.size)
     rec = u < rec_p
-    planted_imp = black[ti] & (pcn[ti] == pcn_codes.index(PLANTED_DEP_IMPROVING))
-    planted_flat = black[ti] & (pcn[ti] == pcn_codes.index(PLANTED_DEP_FLAT))
+    planted_imp = black[ti] & (pcn[ti] == PCN_CODES.index(PLANTED_DEP_IMPROVING))
+    planted_flat = black[ti] & (pcn[ti] == PCN_CODES.index(PLANTED_DEP_FLAT))
     f1, f2, f3 = DEP_BLACK_IMPROVING
     rec[planted_flat] = u[planted_flat] < DEP_BLACK_FLAT
     rec[planted_imp] = u[planted_imp] < f3
     catch1 = planted_imp & (u >= f1) & (u < f2)
     catch2 = planted_imp & (u >= f2) & (u < f3)
-    d1[catch1] = np.maximum(d1[catch1], _uniform_between(rng, np.full(int(catch1.sum()), PERIODS[0] + 1), np.full(int(catch1.sum()), PERIODS[1])))
-    d1[catch2] = np.maximum(d1[catch2], _uniform_between(rng, np.full(int(catch2.sum()), PERIODS[1] + 1), np.full(int(catch2.sum()), PERIODS[2])))
+    d1[catch1] = np.maximum(d1[catch1], _uniform_between(rng, PERIODS[0] + 1, PERIODS[1], int(catch1.sum())))
+    d1[catch2] = np.maximum(d1[catch2], _uniform_between(rng, PERIODS[1] + 1, PERIODS[2], int(catch2.sum())))
     ri, d1 = ti[rec], d1[rec]
     truth["dep_true"], truth["dep_rec"] = ti, ri
     add(ri, _code_sampler(DEPRESSION, rng, ri.size), d1)
@@ -638,14 +640,14 @@ def _events(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.ndarr
     spi = np.flatnonzero(sp)
     two = rng.random(spi.size) < 0.2
     spi = np.concatenate([spi, spi[two]])
-    add(spi, _single(SOCIAL_PRESCRIBING), _uniform_between(rng, np.full(spi.size, _day("2021-01-01")), np.full(spi.size, EXTRACT)))
+    add(spi, _single(SOCIAL_PRESCRIBING), _uniform_between(rng, _day("2021-01-01"), EXTRACT, spi.size))
 
     # ---------------------------------------------------------------- noise (codes in no codelist)
     lam = np.interp(age_ext, [0, 17, 18, 40, 65, 110], [0.2, 0.3, 0.8, 1.2, 2.5, 3.0])
     cnt = rng.poisson(lam)
     ni = np.repeat(np.arange(n), cnt)
     lo = np.maximum(p.dob[ni], _day("2016-01-01"))
-    add(ni, _code_sampler(NOISE, rng, ni.size), _uniform_between(rng, lo, np.full(ni.size, EXTRACT)))
+    add(ni, _code_sampler(NOISE, rng, ni.size), _uniform_between(rng, lo, EXTRACT))
 
     pid = np.concatenate(pid_parts)
     code = np.concatenate(code_parts)
@@ -673,7 +675,6 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
     age_ext = (EXTRACT - p.dob) / YEAR
     adult = age_ext >= 18
     pcn = geo.prac_pcn[p.prac]
-    pcn_codes = [c for c, _, _ in PCNS]
     sys_code, dia_code = _single(SYSTOLIC_BP), _single(DIASTOLIC_BP)
 
     def bp_pairs(pidx, dates, systolic, diastolic):
@@ -684,7 +685,7 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
     reg, reg_from = truth["htn_rec"], truth["htn_rec_date"]
     controlled_p = np.full(reg.size, BP_CONTROLLED)
     controlled_p[p.quint[reg] == 1] *= BP_Q1_FACTOR
-    planted = (pcn[reg] == pcn_codes.index(BP_PLANTED_PCN)) & (ETH_GROUP[p.eth[reg]] == BP_PLANTED_GROUP)
+    planted = (pcn[reg] == PCN_CODES.index(BP_PLANTED_PCN)) & (ETH_GROUP[p.eth[reg]] == BP_PLANTED_GROUP)
     controlled_p[planted] *= BP_PLANTED_FACTOR
     target = np.where(age_ext[reg] >= 81, 150.0, 140.0)
     offset = rng.integers(0, 365, reg.size)
@@ -711,18 +712,18 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
                              np.flatnonzero(adult & (rng.random(n) < np.where(hot, 0.05, 0.006)))])
     k = rng.integers(1, 5, raised.size)
     ri = np.repeat(raised, k)
-    day = _uniform_between(rng, np.full(ri.size, READINGS_START), np.full(ri.size, EXTRACT))
+    day = _uniform_between(rng, READINGS_START, EXTRACT, ri.size)
     bp_pairs(ri, day, 141 + rng.exponential(12, ri.size), rng.normal(88, 8, ri.size))
 
     # ---------------------------------------------------------------- routine checks of other adults
     routine = np.flatnonzero(adult & (rng.random(n) < 0.08))
-    day = _uniform_between(rng, np.full(routine.size, READINGS_START), np.full(routine.size, EXTRACT))
+    day = _uniform_between(rng, READINGS_START, EXTRACT, routine.size)
     bp_pairs(routine, day, rng.normal(124, 13, routine.size), rng.normal(78, 9, routine.size))
 
     # ---------------------------------------------------------------- HbA1c (not in the default indicators)
     tested = np.flatnonzero((age_ext >= 40) & (rng.random(n) < 0.06))
     ti = np.repeat(tested, rng.integers(1, 4, tested.size))
-    add(ti, _single(HBA1C), _uniform_between(rng, np.full(ti.size, READINGS_START), np.full(ti.size, EXTRACT)),
+    add(ti, _single(HBA1C), _uniform_between(rng, READINGS_START, EXTRACT, ti.size),
         np.maximum(rng.normal(48, 10, ti.size), 25))
 
     # ---------------------------------------------------------------- SMI annual health checks
@@ -744,7 +745,7 @@ def _readings(rng: np.random.Generator, geo: Geography, p: Patients, dod: np.nda
     ])
     k = rng.integers(1, 8, courses.size)
     ci = np.repeat(courses, k)
-    start = np.repeat(_uniform_between(rng, np.full(courses.size, READINGS_START), np.full(courses.size, EXTRACT)), k)
+    start = np.repeat(_uniform_between(rng, READINGS_START, EXTRACT, courses.size), k)
     step = np.arange(ci.size) - np.repeat(np.cumsum(k) - k, k)
     drug = np.repeat(_code_sampler(ANTIDEPRESSANTS, rng, courses.size), k)
     add(ci, drug, start + 28 * step)
@@ -789,7 +790,7 @@ def _write_extract(table: pa.Table, out: Path, stem: str, date_format: str | Non
     for suffix in (".csv", ".parquet"):
         (out / f"{stem}{suffix}").unlink(missing_ok=True)
     if date_format is None:
-        _write_parquet(table, out / f"{stem}.parquet")
+        pq.write_table(table, out / f"{stem}.parquet", compression="zstd", row_group_size=1 << 20)
         return
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -803,10 +804,6 @@ def _write_extract(table: pa.Table, out: Path, stem: str, date_format: str | Non
             col = pc.cast(col, pa.string())
         cols[name] = pc.fill_null(col, "")
     pacsv.write_csv(pa.table(cols), out / f"{stem}.csv", pacsv.WriteOptions(quoting_style="none"))
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
@@ -842,17 +839,9 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
     if int(seed) < 0:
         raise PipelineError("demo-data needs a non-negative --seed.")
     n, seed = int(n_patients), int(seed)
-    if date_format is not None:
-        import datetime as dt
-
-        try:
-            ok = "%" in date_format and dt.datetime.strptime(dt.date(2024, 3, 31).strftime(date_format),
-                                                             date_format).date() == dt.date(2024, 3, 31)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise PipelineError(f"demo-data --date-format {date_format!r} is not a strftime pattern with a day, month "
-                                f"and year (e.g. %d/%m/%Y).")
+    if date_format is not None and not is_date_pattern(date_format):
+        raise PipelineError(f"demo-data --date-format {date_format!r} is not a strftime pattern with a day, month "
+                            f"and year (e.g. %d/%m/%Y).")
     out = Path(out)
     try:
         (out / "codelists").mkdir(parents=True, exist_ok=True)
@@ -901,10 +890,9 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
     n_events = events.num_rows
     del events
 
-    pcn_code = [c for c, _, _ in PCNS]
-    pcn_name = [nm for _, nm, _ in PCNS]
+    pcn_name = [name for _, name, _ in PCNS]
     _write_csv(out / "practices.csv", ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"],
-               sorted((geo.prac_codes[i], geo.prac_names[i], pcn_code[geo.prac_pcn[i]], pcn_name[geo.prac_pcn[i]],
+               sorted((geo.prac_codes[i], geo.prac_names[i], PCN_CODES[geo.prac_pcn[i]], pcn_name[geo.prac_pcn[i]],
                        ICB_CODE, ICB_NAME) for i in range(len(geo.prac_codes))))
     order = np.argsort(geo.lsoa_codes)
     _write_csv(out / "deprivation.csv", ["lsoa_code", "imd_score", "imd_rank", "imd_decile"],

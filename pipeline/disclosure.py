@@ -110,8 +110,7 @@ def round_count(x, policy: Policy) -> np.ndarray:
     else:
         r = float(policy.rounding)
         out = np.floor(a / r + 0.5) * r if r > 0 else np.floor(a + 0.5)
-    res = sign * out
-    return res + 0.0  # no -0.0
+    return sign * out + 0.0  # no -0.0
 
 
 def redact_round(x, policy: Policy) -> np.ndarray:
@@ -262,74 +261,52 @@ def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: b
 
     out = df.copy()
     n = len(out)
-    none = np.zeros(n, dtype=bool)
+
+    def hide(column: str, values: np.ndarray, hidden: np.ndarray) -> None:
+        values[hidden] = np.nan
+        out[column] = values
+        out[f"{column}_redacted"] = hidden
+
     for c, flags in redacted.items():
         if c in out.columns and c != "missing":
-            v = round_count(out[c].to_numpy(), policy)
-            flags = np.asarray(flags, dtype=bool)
-            v[flags] = np.nan
-            out[c] = v
-            out[f"{c}_redacted"] = flags
-    obs_red = np.asarray(redacted.get("observed", none), dtype=bool)
-    pop_red = np.asarray(redacted.get("population", none), dtype=bool)
-    if not from_published:  # already-public counts: ratios and `missing` as calculated, hidden with recorded
+            hide(c, round_count(out[c].to_numpy(), policy), np.asarray(flags, dtype=bool))
+    obs_red, pop_red = (np.asarray(redacted.get(c, np.zeros(n, dtype=bool)), dtype=bool)
+                        for c in ("observed", "population"))
+    if from_published and "expected" in out.columns:
+        exp_red = obs_red | pop_red
+        hide("expected", round_count(out["expected"].to_numpy(), policy), exp_red)
+        if "missing" in out.columns and "observed" in out.columns:
+            miss = out["expected"].to_numpy() - out["observed"].to_numpy(dtype=float)
+            hide("missing", miss + 0.0, exp_red | np.isnan(miss) | is_small(miss, policy))
+    else:  # already-public counts (or no `expected`): ratios, `missing` as calculated, hidden with recorded
         if "expected" in out.columns:
             out["expected"] = round_count(out["expected"].to_numpy(), policy)
         if "missing" in out.columns:
-            miss_red = obs_red | is_small(out["missing"].to_numpy(), policy)
-            m = round_count(out["missing"].to_numpy(), policy)
-            m[miss_red] = np.nan
-            out["missing"] = m
-            out["missing_redacted"] = miss_red
-    elif "expected" in out.columns:
-        exp_red = obs_red | pop_red
-        e = round_count(out["expected"].to_numpy(), policy)
-        e[exp_red] = np.nan
-        out["expected"] = e
-        out["expected_redacted"] = exp_red
-        if "missing" in out.columns and "observed" in out.columns:
-            miss = e - out["observed"].to_numpy(dtype=float)
-            miss_red = exp_red | np.isnan(miss) | is_small(miss, policy)
-            miss[miss_red] = np.nan
-            out["missing"] = miss + 0.0
-            out["missing_redacted"] = miss_red
-    elif "missing" in out.columns:
-        miss_red = obs_red | is_small(out["missing"].to_numpy(), policy)
-        m = round_count(out["missing"].to_numpy(), policy)
-        m[miss_red] = np.nan
-        out["missing"] = m
-        out["missing_redacted"] = miss_red
+            missing = out["missing"].to_numpy()
+            hide("missing", round_count(missing, policy), obs_red | is_small(missing, policy))
     rate_cols = [c for c in RATE_COLUMNS if c in out.columns]
-    if rate_cols:
-        if recompute_rates and "observed" in out.columns and "population" in out.columns:
-            o, p = out["observed"].to_numpy(dtype=float), out["population"].to_numpy(dtype=float)
-            ok = ~(obs_red | pop_red) & (p > 0)
-            rate, lo, hi = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-            if ok.any():
-                oo, pp = np.minimum(o[ok], p[ok]), p[ok]
-                rate[ok] = oo / pp
-                lo_ok, hi_ok = wilson_ci(oo, pp, 0.95)
-                lo[ok], hi[ok] = np.asarray(lo_ok, dtype=float), np.asarray(hi_ok, dtype=float)
-            for c, v in zip(RATE_COLUMNS, (rate, lo, hi)):
-                if c in out.columns:
-                    out[c] = v
-        else:
-            for c in rate_cols:
-                v = out[c].to_numpy(dtype=float).copy()
-                v[obs_red | pop_red] = np.nan
-                out[c] = v
-    ratio_cols = [c for c in RATIO_COLUMNS if c in out.columns]
-    if ratio_cols:
-        if from_published and "observed" in out.columns and "expected" in out.columns:
-            ratio, lo, hi = (np.asarray(a, dtype=float).reshape(n) for a in
-                             isr(out["observed"].to_numpy(dtype=float), out["expected"].to_numpy(dtype=float)))
-            for c, v in zip(RATIO_COLUMNS, (ratio, lo, hi)):
-                if c in out.columns:
-                    out[c] = v
-        for c in ratio_cols:
-            v = np.round(out[c].to_numpy(dtype=float), ratio_digits)
-            v[obs_red] = np.nan
+    if rate_cols and recompute_rates and "observed" in out.columns and "population" in out.columns:
+        o, p = out["observed"].to_numpy(dtype=float), out["population"].to_numpy(dtype=float)
+        ok = ~(obs_red | pop_red) & (p > 0)
+        oo, pp = np.where(ok, np.minimum(o, p), np.nan), np.where(ok, p, np.nan)
+        for c, v in zip(RATE_COLUMNS, (oo / pp, *wilson_ci(oo, pp, 0.95))):
+            if c in out.columns:
+                out[c] = np.asarray(v, dtype=float).reshape(n)
+    else:
+        for c in rate_cols:
+            v = out[c].to_numpy(dtype=float).copy()
+            v[obs_red | pop_red] = np.nan
             out[c] = v
+    ratio_cols = [c for c in RATIO_COLUMNS if c in out.columns]
+    if ratio_cols and from_published and "observed" in out.columns and "expected" in out.columns:
+        ratios = isr(out["observed"].to_numpy(dtype=float), out["expected"].to_numpy(dtype=float))
+        for c, v in zip(RATIO_COLUMNS, ratios):
+            if c in out.columns:
+                out[c] = np.asarray(v, dtype=float).reshape(n)
+    for c in ratio_cols:
+        v = np.round(out[c].to_numpy(dtype=float), ratio_digits)
+        v[obs_red] = np.nan
+        out[c] = v
     return out
 
 
@@ -450,12 +427,14 @@ class CellSpace:
         values = np.concatenate(self._values)
         cell_values = np.full(n_cells, np.nan)
         cell_values[canon] = values
-        publishable = np.zeros(n_cells, dtype=bool)
-        np.logical_or.at(publishable, canon, np.concatenate(self._publishable))
-        zero_small = np.zeros(n_cells, dtype=bool)
-        np.logical_or.at(zero_small, canon, np.concatenate(self._small_rule))
-        protected = np.zeros(n_cells, dtype=bool)
-        np.logical_or.at(protected, canon, np.concatenate(self._protected))
+
+        def any_row(flags: list[np.ndarray]) -> np.ndarray:  # a merged cell has a flag if any of its rows has
+            merged = np.zeros(n_cells, dtype=bool)
+            np.logical_or.at(merged, canon, np.concatenate(flags))
+            return merged
+
+        publishable, zero_small, protected = (any_row(flags) for flags in
+                                              (self._publishable, self._small_rule, self._protected))
         set_ids, cells, coefs, offset = [], [], [], 0
         for _namespace, frame in self._set_frames:
             key_cols = [c for c in frame.columns if c.startswith("k")]
@@ -555,9 +534,6 @@ class Protection:
     hidden: np.ndarray          # per cell
     published: np.ndarray       # per cell: the rounded value (NaN where hidden or not publishable)
     primary: np.ndarray
-    rounds: int
-    audit_low: np.ndarray
-    audit_high: np.ndarray
     reason: np.ndarray          # per cell: 0 shown, 1 small, 2 lone unknown in a set, 3 audit, 4 audit (itself)
 
 
@@ -589,8 +565,14 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
     order = np.lexsort((np.arange(len(values)), np.abs(values)))
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(len(values))
-    low = high = np.zeros(len(values))
     rounds = 0
+
+    def hide(cells_to_hide: np.ndarray, why: int) -> None:  # the first reason a cell was hidden is kept
+        hidden[cells_to_hide] = True
+        reason[cells_to_hide] = np.where(reason[cells_to_hide] == 0, why, reason[cells_to_hide])
+
+    def needs_cover() -> np.ndarray:  # hidden cells that must not be worked out
+        return (hidden & cells.publishable) | (~cells.publishable & cells.protected & small)
     while rounds < max_rounds:
         rounds += 1
         changed = False
@@ -600,8 +582,7 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
             if not n_sets:
                 break
             n_unknown = np.bincount(sid, unknown[cell], n_sets)
-            needs_cover = (hidden & cells.publishable) | (~cells.publishable & cells.protected & small)
-            n_protected = np.bincount(sid, needs_cover[cell], n_sets)
+            n_protected = np.bincount(sid, needs_cover()[cell], n_sets)
             lone = (n_unknown == 1) & (n_protected == 1)
             if not lone.any():
                 break
@@ -609,15 +590,12 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
             if not cand.any():
                 break
             pick = pd.DataFrame(dict(s=sid[cand], c=cell[cand], r=rank[cell[cand]]))
-            pick = pick.sort_values(["s", "r"]).drop_duplicates("s")
-            hidden[pick["c"].to_numpy()] = True
-            reason[pick["c"].to_numpy()] = np.where(reason[pick["c"].to_numpy()] == 0, 2, reason[pick["c"].to_numpy()])
+            hide(pick.sort_values(["s", "r"]).drop_duplicates("s")["c"].to_numpy(), 2)
             changed = True
         # 2. audit: the reader's propagation over everything published
         published = np.where(hidden | ~cells.publishable, np.nan, rounded)
         low, high = reader_bounds(cells, hidden, published, policy, primary)
-        needs_cover = (hidden & cells.publishable) | (~cells.publishable & cells.protected & small)
-        narrow_hidden = needs_cover & (high - low < min_hidden_width)
+        narrow_hidden = needs_cover() & (high - low < min_hidden_width)
         exact_rounded = ~hidden & cells.publishable & (high == low) & (rounded != 0)
         bad = narrow_hidden | exact_rounded
         if not bad.any():
@@ -631,17 +609,13 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
         cand = cand[cand["c"] != cand["bad_cell"]]
         if not cand.empty:
             cand["r"] = rank[cand["c"].to_numpy()]
-            pick = cand.sort_values(["bad_cell", "r"]).drop_duplicates("bad_cell")["c"].unique()
-            hidden[pick] = True
-            reason[pick] = np.where(reason[pick] == 0, 3, reason[pick])
+            hide(cand.sort_values(["bad_cell", "r"]).drop_duplicates("bad_cell")["c"].unique(), 3)
             changed = True
         lone_bad = np.setdiff1d(np.flatnonzero(exact_rounded), cand["bad_cell"].to_numpy() if not cand.empty else [])
         if len(lone_bad):
-            hidden[lone_bad] = True
-            reason[lone_bad] = np.where(reason[lone_bad] == 0, 4, reason[lone_bad])
+            hide(lone_bad, 4)
             changed = True
         if not changed:
             break
     published = np.where(hidden | ~cells.publishable, np.nan, rounded)
-    return Protection(hidden=hidden, published=published, primary=primary, rounds=rounds, audit_low=low,
-                      audit_high=high, reason=reason)
+    return Protection(hidden=hidden, published=published, primary=primary, reason=reason)

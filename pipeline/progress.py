@@ -7,6 +7,7 @@ Nothing here prints a patient-level value or a path.
 """
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import threading
@@ -81,21 +82,10 @@ _current: StageProgress | None = None
 
 def current() -> StageProgress:
     """The stage now running (a silent stand-in when none is, e.g. a stage function called from a test)."""
-    return _current if _current is not None else StageProgress("-", stream=_Null())
+    return _current if _current is not None else StageProgress("-", stream=io.StringIO())  # not a tty: silent
 
 
 def start(stage: str) -> StageProgress:
     global _current
     _current = StageProgress(stage)
     return _current
-
-
-class _Null:
-    def isatty(self) -> bool:
-        return False
-
-    def write(self, _text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass

@@ -22,6 +22,11 @@ from .errors import PipelineError
 MAX_MEMBER_BYTES = 4 << 30          # a member larger than this (uncompressed) is refused: no zip bombs
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ()-]{0,200}$")
 
+QOF_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
+           "quality-and-outcomes-framework-achievement-prevalence-and-exceptions-data")
+REGISTERED_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
+                  "patients-registered-at-a-gp-practice")
+
 
 @dataclass(frozen=True)
 class PublicInput:
@@ -40,21 +45,16 @@ class PublicInput:
 PUBLIC_INPUTS: tuple[PublicInput, ...] = (
     PublicInput("qof", "QOF prevalence file", "qof", ("PREVALENCE_{yy}.csv",), "NHS England (NHS Digital until 2023)",
                 "Quality and Outcomes Framework, Achievement, prevalence and exceptions data, {year}",
-                "https://digital.nhs.uk/data-and-information/publications/statistical/"
-                "quality-and-outcomes-framework-achievement-prevalence-and-exceptions-data",
-                "the publication's raw data zip (CSV files)", True,
+                QOF_URL, "the publication's raw data zip (CSV files)", True,
                 "the QOF year itself: registers and list sizes at 31 March {end}"),
     PublicInput("mapping", "practice mapping", "mapping", ("MAPPING_NHS_GEOGRAPHIES_{yy}.csv",),
                 "NHS England (NHS Digital until 2023)",
                 "Quality and Outcomes Framework, {year} (mapping of practices to PCN, sub-ICB, ICB, region)",
-                "https://digital.nhs.uk/data-and-information/publications/statistical/"
-                "quality-and-outcomes-framework-achievement-prevalence-and-exceptions-data",
-                "the same raw data zip as PREVALENCE_{yy}.csv", False,
+                QOF_URL, "the same raw data zip as PREVALENCE_{yy}.csv", False,
                 "the QOF year's own mapping (geography of {year}); when absent, gp-reg-pat-prac-map.csv below"),
     PublicInput("mapping_gp_reg", "practice mapping (registered patients)", "mapping", ("gp-reg-pat-prac-map.csv",),
                 "NHS England", "Patients Registered at a GP Practice (monthly): practice mapping",
-                "https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice",
-                "gp-reg-pat-prac-map.zip", False,
+                REGISTERED_URL, "gp-reg-pat-prac-map.zip", False,
                 "used only when the QOF mapping is absent (as for 2024-25): best the month after the QOF year, April "
                 "{end}; ICBs then follow that month's boundaries; a practice closed by then is placed by an earlier "
                 "loaded year's QOF mapping or by epraccur"),
@@ -77,8 +77,7 @@ PUBLIC_INPUTS: tuple[PublicInput, ...] = (
                 "any recent edition: places a practice that no loaded QOF mapping holds (its sub-ICB's ICB)"),
     PublicInput("registrations", "registered patients by age and sex", "registrations", ("gp-reg-pat-prac-quin-age.csv",),
                 "NHS England", "Patients Registered at a GP Practice (monthly): practice x sex x 5-year age band",
-                "https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice",
-                "gp-reg-pat-prac-quin-age.zip", False,
+                REGISTERED_URL, "gp-reg-pat-prac-quin-age.zip", False,
                 "best April {end} (just after the QOF year); any month is accepted as an approximation (model "
                 "covariates only)"),
     PublicInput("ethnicity", "practice ethnicity estimate", "census", ("practice_ethnicity.csv",),

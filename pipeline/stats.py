@@ -32,52 +32,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-__all__ = [
-    "ESP2013",
-    "ESP1976",
-    "SIG_HIGH_001",
-    "SIG_HIGH_025",
-    "SIG_NOT",
-    "SIG_LOW_025",
-    "SIG_LOW_001",
-    "z_for",
-    "divide",
-    "paired_ratio_change",
-    "PairedChange",
-    "benjamini_hochberg",
-    "change_labels",
-    "within_area_ratio",
-    "WithinArea",
-    "wilson_ci",
-    "proportion_ci",
-    "byars_lower",
-    "byars_upper",
-    "exact_poisson_ci",
-    "poisson_count_ci",
-    "rate_ci",
-    "isr",
-    "expected_from_strata",
-    "isr_from_strata",
-    "ISRResult",
-    "dsr_dobson",
-    "DSRResult",
-    "sii",
-    "sii_crude_rate_proportion",
-    "quantile_matrix",
-    "SIIResult",
-    "funnel_limits_proportion",
-    "funnel_limits_ratio",
-    "funnel_ratio_exp_events",
-    "funnel_significance_proportion",
-    "funnel_significance_ratio",
-    "funnel_overdispersion",
-    "FunnelLimits",
-    "OverdispersedLimits",
-    "rate_ratio",
-    "rate_difference",
-    "compare_to_parent",
-]
-
 #: European Standard Population 2013, 19 five-year bands 0-4, 5-9, ..., 85-89, 90+ (sums to 100,000).
 ESP2013 = np.array(
     [5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000, 7000, 6500, 6000, 5500, 5000, 4000, 2500,
@@ -85,14 +39,6 @@ ESP2013 = np.array(
     dtype=float,
 )
 ESP2013.setflags(write=False)
-
-#: European Standard Population 1976, 18 bands 0-4, ..., 80-84, 85+ (sums to 100,000).
-ESP1976 = np.array(
-    [8000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 7000, 6000, 5000, 4000, 3000, 2000, 1000,
-     1000],
-    dtype=float,
-)
-ESP1976.setflags(write=False)
 
 SIG_HIGH_001 = "High (0.001)"
 SIG_HIGH_025 = "High (0.025)"
@@ -114,6 +60,11 @@ def _out(a):
     return a[()] if a.ndim == 0 else a
 
 
+def _keep(valid, a):
+    """``a`` where ``valid``, NaN elsewhere (see :func:`_out`)."""
+    return _out(np.where(valid, a, np.nan))
+
+
 def divide(numerator, denominator):
     """``numerator / denominator`` with NaN (never inf) where the denominator is 0, negative or NaN: a rate
     or ratio of a cell with no population or no expectation is not computable (see module doc)."""
@@ -123,30 +74,22 @@ def divide(numerator, denominator):
 
 
 def z_for(confidence=0.95):
-    """Two-sided standard normal quantile: ``Phi^-1(c + (1 - c) / 2)``.
-
-    ``confidence`` must lie strictly between 0 and 1 (0.95, not 95); anything else is a programming
-    error and raises ``ValueError``.
-    """
+    """Two-sided standard normal quantile ``Phi^-1(c + (1 - c) / 2)``; ``c`` strictly between 0 and 1 (0.95,
+    not 95), else ``ValueError``."""
     c = _f(confidence)
     if not np.all((c > 0) & (c < 1)):
         raise ValueError("confidence must be strictly between 0 and 1 (e.g. 0.95)")
     return _out(special.ndtri(c + (1.0 - c) / 2.0))
 
 
-# --------------------------------------------------------------------------------------------------
-# Proportions
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Proportions
 
 
 def wilson_ci(x, n, confidence=0.95):
-    """Wilson score interval for a proportion ``x / n`` -> ``(lower, upper)`` on the 0-1 scale.
-
-    ``lower = (2x + z^2 - z sqrt(z^2 + 4x(1 - x/n))) / (2(n + z^2))`` and ``upper`` with ``+``.
-    ``x = 0`` gives lower 0 exactly and ``x = n`` gives upper 1 exactly. ``n <= 0``, ``x < 0``,
-    ``x > n`` or NaN inputs give NaN (a cell with no denominator has no proportion; see module doc).
-    ``x`` need not be an integer.
-    """
+    """Wilson score interval for a proportion ``x / n`` -> ``(lower, upper)`` on the 0-1 scale:
+    ``lower = (2x + z^2 - z sqrt(z^2 + 4x(1 - x/n))) / (2(n + z^2))``, ``upper`` with ``+``; exactly 0 at
+    ``x = 0`` and 1 at ``x = n``. ``n <= 0``, ``x < 0``, ``x > n`` or NaN give NaN;
+    ``x`` need not be whole."""
     x, n = np.broadcast_arrays(_f(x), _f(n))
     z = _f(z_for(confidence))
     valid = (n > 0) & (x >= 0) & (x <= n)
@@ -157,60 +100,45 @@ def wilson_ci(x, n, confidence=0.95):
         denom = 2.0 * (n + z2)
         lower = np.where(x == 0, 0.0, (centre - spread) / denom)
         upper = np.where(x == n, 1.0, (centre + spread) / denom)
-    lower = np.where(valid, lower, np.nan)
-    upper = np.where(valid, upper, np.nan)
-    return _out(lower), _out(upper)
+    return _keep(valid, lower), _keep(valid, upper)
 
 
 def proportion_ci(x, n, confidence=0.95, multiplier=1.0):
-    """Proportion with Wilson interval -> ``(value, lower, upper)``, all scaled by ``multiplier``.
-
-    As PHEindicatormethods ``phe_proportion``; invalid cells (``n <= 0``, ``x > n``, NaN) give NaN.
-    """
+    """Proportion with Wilson interval -> ``(value, lower, upper)``, all x ``multiplier``, as
+    PHEindicatormethods ``phe_proportion``; invalid cells (``n <= 0``, ``x > n``, NaN) give NaN."""
     x, n = np.broadcast_arrays(_f(x), _f(n))
-    lower, upper = wilson_ci(x, n, confidence)
-    valid = (n > 0) & (x >= 0) & (x <= n)
     with np.errstate(all="ignore"):
-        value = np.where(valid, x / n, np.nan)
-    m = _f(multiplier)
-    return _out(value * m), _out(_f(lower) * m), _out(_f(upper) * m)
+        value = np.where((n > 0) & (x >= 0) & (x <= n), x / n, np.nan)
+    return tuple(_out(_f(a) * _f(multiplier)) for a in (value, *wilson_ci(x, n, confidence)))
 
 
-# --------------------------------------------------------------------------------------------------
-# Counts, rates, ratios
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Counts, rates, ratios
+
+
+def _byar(x, signed_z):
+    with np.errstate(all="ignore"):
+        return x * (1.0 - 1.0 / (9.0 * x) + signed_z / (3.0 * np.sqrt(x))) ** 3
 
 
 def byars_lower(x, confidence=0.95):
-    """Pure Byar lower limit for a Poisson count: ``x (1 - 1/(9x) - z/(3 sqrt x))^3``.
-
-    No exact switch (use :func:`poisson_count_ci` for the PHE rule). Where the formula goes negative
-    (e.g. ``x = 1`` at 99.8%) or ``x <= 0`` the limit is undefined and NaN is returned, as the R
-    package's internal ``byars_lower`` gives NA.
-    """
+    """Pure Byar lower limit for a Poisson count, ``x (1 - 1/(9x) - z/(3 sqrt x))^3`` (no exact switch: see
+    :func:`poisson_count_ci`). NaN where it goes negative (``x = 1`` at 99.8%) or ``x <= 0``, as the R
+    package's internal ``byars_lower`` gives NA."""
     x = _f(x)
-    z = _f(z_for(confidence))
-    with np.errstate(all="ignore"):
-        lower = x * (1.0 - 1.0 / (9.0 * x) - z / (3.0 * np.sqrt(x))) ** 3
+    lower = _byar(x, -_f(z_for(confidence)))
     return _out(np.where((x > 0) & (lower >= 0), lower, np.nan))
 
 
 def byars_upper(x, confidence=0.95):
     """Pure Byar upper limit: ``(x + 1)(1 - 1/(9(x + 1)) + z/(3 sqrt(x + 1)))^3``; NaN for ``x < 0``."""
     x = _f(x)
-    z = _f(z_for(confidence))
-    x1 = x + 1.0
-    with np.errstate(all="ignore"):
-        upper = x1 * (1.0 - 1.0 / (9.0 * x1) + z / (3.0 * np.sqrt(x1))) ** 3
-    return _out(np.where(x >= 0, upper, np.nan))
+    return _out(np.where(x >= 0, _byar(x + 1.0, _f(z_for(confidence))), np.nan))
 
 
 def exact_poisson_ci(x, confidence=0.95):
-    """Exact (chi-square) Poisson limits for a count -> ``(lower, upper)``.
-
+    """Exact (chi-square) Poisson limits for a count -> ``(lower, upper)``:
     ``lower = qchisq((1 - c)/2, 2x) / 2`` (0 when ``x = 0``), ``upper = qchisq(c + (1 - c)/2, 2x + 2) / 2``,
-    computed as inverse regularised gamma functions. ``x < 0`` or NaN gives NaN.
-    """
+    as inverse regularised gamma functions. ``x < 0`` or NaN gives NaN."""
     x = _f(x)
     c = _f(confidence)
     z_for(c)  # validates
@@ -220,15 +148,12 @@ def exact_poisson_ci(x, confidence=0.95):
         xs = np.where(valid, x, 1.0)
         lower = np.where(xs > 0, special.gammaincinv(np.where(xs > 0, xs, 1.0), alpha), 0.0)
         upper = special.gammaincinv(xs + 1.0, 1.0 - alpha)
-    return _out(np.where(valid, lower, np.nan)), _out(np.where(valid, upper, np.nan))
+    return _keep(valid, lower), _keep(valid, upper)
 
 
 def poisson_count_ci(x, confidence=0.95):
-    """Limits for a count by the PHE rule: exact below 10 events, Byar from 10 -> ``(lower, upper)``.
-
-    ``x = 0`` gives lower 0. NaN or negative counts give NaN. (The exact limits are only evaluated
-    for the small counts, which keeps this fast on large arrays.)
-    """
+    """Limits for a count by the PHE rule -> ``(lower, upper)``: exact below 10 events (evaluated for those
+    only), Byar from 10. ``x = 0`` gives lower 0; NaN or negative counts give NaN."""
     x = _f(x)
     lower = _f(byars_lower(x, confidence)).copy()
     upper = _f(byars_upper(x, confidence)).copy()
@@ -241,28 +166,16 @@ def poisson_count_ci(x, confidence=0.95):
 
 
 def rate_ci(x, denominator, confidence=0.95, multiplier=100000.0):
-    """Crude rate ``x / denominator * multiplier`` with PHE count limits -> ``(value, lower, upper)``.
-
-    As PHEindicatormethods ``phe_rate`` (exact below 10, Byar otherwise; ``x > denominator`` allowed).
-    A denominator ``<= 0`` or NaN, or a negative/NaN count, gives NaN.
-    """
-    x, d = np.broadcast_arrays(_f(x), _f(denominator))
-    lo, up = poisson_count_ci(x, confidence)
-    valid = (d > 0) & (x >= 0)
-    m = _f(multiplier)
-    with np.errstate(all="ignore"):
-        scale = np.where(valid, m / d, np.nan)
-    return _out(x * scale), _out(_f(lo) * scale), _out(_f(up) * scale)
+    """Crude rate ``x / denominator * multiplier`` with PHE count limits -> ``(value, lower, upper)``, as
+    PHEindicatormethods ``phe_rate`` (``x > denominator`` allowed). A denominator ``<= 0`` or NaN, or a
+    negative or NaN count, gives NaN."""
+    return isr(x, denominator, confidence, multiplier)  # the same arithmetic: count x multiplier / denom.
 
 
 def isr(observed, expected, confidence=0.95, refvalue=1.0):
-    """Indirectly standardised ratio ``O / E * refvalue`` -> ``(ratio, lower, upper)``.
-
-    Limits are :func:`poisson_count_ci` of ``O`` divided by ``E`` (exact below 10, Byar from 10, as
-    ``calculate_ISRatio``); ``O = 0`` gives lower 0. ``expected <= 0`` or NaN gives NaN (no expectation,
-    no ratio). For the ``statistic = "rate"`` form pass ``refvalue = ref_rate`` (reference crude rate x
-    multiplier).
-    """
+    """Indirectly standardised ratio ``O / E * refvalue`` -> ``(ratio, lower, upper)``: the limits are
+    :func:`poisson_count_ci` of ``O`` over ``E``, as ``calculate_ISRatio``. ``E <= 0`` or NaN gives NaN. For
+    the ``statistic = "rate"`` form pass ``refvalue = ref_rate`` (reference crude rate x multiplier)."""
     o, e = np.broadcast_arrays(_f(observed), _f(expected))
     lo, up = poisson_count_ci(o, confidence)
     valid = (e > 0) & (o >= 0)
@@ -289,12 +202,10 @@ def _nan0(a) -> np.ndarray:
 
 
 def expected_from_strata(pops, refcounts, refpops, group_ids):
-    """Expected counts per group: ``sum over strata of pop * refcount / refpop`` -> ``(groups, expected)``.
-
-    Long inputs (one row per group x stratum). NaN populations and reference counts are treated as 0
-    (as the R package does). A stratum with population 0 contributes nothing; a stratum with a
-    positive population but no usable reference population (``<= 0`` or NaN) makes the group's expected
-    NaN, since its reference rate is unknown. ``groups`` are the sorted unique ``group_ids``.
+    """Expected counts per group, ``sum over strata of pop * refcount / refpop`` -> ``(groups, expected)``,
+    from long inputs (one row per group x stratum; ``groups`` sorted unique). NaN populations and reference
+    counts count as 0 (as the R package does). A stratum with population 0 contributes nothing; one with a
+    positive population but no usable reference population (``<= 0`` or NaN) makes the group's expected NaN.
     """
     groups, inv, k = _groups(group_ids)
     pop = _nan0(pops)
@@ -303,8 +214,7 @@ def expected_from_strata(pops, refcounts, refpops, group_ids):
     ok = refp > 0
     with np.errstate(all="ignore"):
         contrib = np.where(pop == 0, 0.0, np.where(ok, pop * refc / np.where(ok, refp, 1.0), np.nan))
-    expected = np.bincount(inv, weights=contrib, minlength=k)
-    return groups, expected
+    return groups, np.bincount(inv, weights=contrib, minlength=k)
 
 
 class ISRResult(NamedTuple):
@@ -318,9 +228,8 @@ class ISRResult(NamedTuple):
 
 def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=None, confidence=0.95,
                     statistic="ratio", refvalue=1.0, multiplier=100000.0) -> ISRResult:
-    """ISR from stratum-level (age band) inputs, as ``calculate_ISRatio`` / ``calculate_ISRate``.
-
-    ``expected`` is :func:`expected_from_strata`. ``observed`` defaults to the group sum of ``counts``
+    """ISR from stratum-level (age band) inputs, as ``calculate_ISRatio`` / ``calculate_ISRate``. ``expected``
+    is :func:`expected_from_strata`; ``observed`` defaults to the group sum of ``counts``
     (NaN as 0); pass per-group totals (in the order of ``np.unique(group_ids)``) to use a separate
     observed table. ``statistic="ratio"``: value = O/E * ``refvalue``. ``statistic="rate"``: value =
     O/E * ref_rate with ref_rate = sum(refcount)/sum(refpop) * ``multiplier`` over the group's strata.
@@ -334,8 +243,7 @@ def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=Non
     if statistic == "ratio":
         scale = _f(refvalue)
     elif statistic == "rate":
-        refc = np.bincount(inv, weights=_nan0(refcounts), minlength=k)
-        refp = np.bincount(inv, weights=_nan0(refpops), minlength=k)
+        refc, refp = (np.bincount(inv, weights=_nan0(a), minlength=k) for a in (refcounts, refpops))
         with np.errstate(all="ignore"):
             scale = np.where(refp > 0, refc / refp, np.nan) * _f(multiplier)
     else:
@@ -344,9 +252,7 @@ def isr_from_strata(counts, pops, refcounts, refpops, group_ids, *, observed=Non
     return ISRResult(groups, obs, expected, _f(value), _f(lower), _f(upper))
 
 
-# --------------------------------------------------------------------------------------------------
-# Directly standardised rates (Dobson)
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Directly standardised rates (Dobson)
 
 
 class DSRResult(NamedTuple):
@@ -358,49 +264,34 @@ class DSRResult(NamedTuple):
 
 
 def dsr_dobson(counts, pops, std_pops, group_ids, confidence=0.95, multiplier=100000.0) -> DSRResult:
-    """Directly standardised rate with Dobson limits, per group -> ``DSRResult``.
+    """Directly standardised rate with Dobson limits, per group (sorted unique ``group_ids``) ->
+    ``DSRResult``. Long inputs: one row per group x stratum with ``counts``, ``pops`` and the stratum's
+    standard population ``std_pops`` (e.g. ``np.tile(ESP2013, n_groups)``).
 
-    Long inputs: one row per group x stratum with ``counts``, ``pops`` and the stratum's standard
-    population ``std_pops`` (e.g. ``np.tile(ESP2013, n_groups)``). Groups are the sorted unique
-    ``group_ids``; the computation is set-based (``np.bincount``), no loop over groups.
-
-    ``DSR = sum(x_i w_i / n_i) / sum(w_i)``; ``var = sum(x_i (w_i / n_i)^2) / sum(w_i)^2``;
-    limits ``DSR + sqrt(var / O) (Byar(O) - O)`` with ``O`` the group's total count, all x multiplier.
-    Value and limits are NaN when ``O < 10`` (too few events for the approximation, as upstream).
-    NaN counts/populations are treated as 0; a stratum with population 0 and no events contributes a
-    zero rate (its standard weight still counts); a stratum with events but population 0 makes the
-    group NaN (the rate is undefined).
-    """
+    ``DSR = sum(x_i w_i / n_i) / sum(w_i)``; ``var = sum(x_i (w_i / n_i)^2) / sum(w_i)^2``; limits
+    ``DSR + sqrt(var / O) (Byar(O) - O)`` with ``O`` the group's total count, all x multiplier. Value and
+    limits are NaN when ``O < 10`` (too few events for the approximation, as upstream). NaN counts/populations
+    are treated as 0; a stratum with population 0 and no events contributes a zero rate (its standard weight
+    still counts); a stratum with events but population 0 makes the group NaN (the rate is undefined)."""
     groups, inv, k = _groups(group_ids)
-    x = _nan0(counts)
-    n = _nan0(pops)
-    w = _f(std_pops)
-    x, n, w = np.broadcast_arrays(x, n, w)
+    x, n, w = np.broadcast_arrays(_nan0(counts), _nan0(pops), _f(std_pops))
     bad = (n <= 0) & (x > 0)
     with np.errstate(all="ignore"):
         wn = np.where(n > 0, w / np.where(n > 0, n, 1.0), 0.0)
-    s_rate = np.bincount(inv, weights=x * wn, minlength=k)
-    s_var = np.bincount(inv, weights=x * wn * wn, minlength=k)
-    s_w = np.bincount(inv, weights=w, minlength=k)
-    o = np.bincount(inv, weights=x, minlength=k)
-    n_bad = np.bincount(inv, weights=bad.astype(float), minlength=k)
+    s_rate, s_var, s_w, o, n_bad = (np.bincount(inv, weights=a, minlength=k)
+                                    for a in (x * wn, x * wn * wn, w, x, bad.astype(float)))
     with np.errstate(all="ignore"):
         dsr = s_rate / s_w
         var = s_var / (s_w * s_w)
         sd_per_event = np.sqrt(var / o)
-    bl = _f(byars_lower(o, confidence))
-    bu = _f(byars_upper(o, confidence))
     ok = (o >= 10) & (n_bad == 0) & (s_w > 0)
     m = _f(multiplier)
-    value = np.where(ok, dsr * m, np.nan)
-    lower = np.where(ok, (dsr + sd_per_event * (bl - o)) * m, np.nan)
-    upper = np.where(ok, (dsr + sd_per_event * (bu - o)) * m, np.nan)
-    return DSRResult(groups, value, lower, upper, o)
+    limits = [np.where(ok, (dsr + sd_per_event * (_f(byar(o, confidence)) - o)) * m, np.nan)
+              for byar in (byars_lower, byars_upper)]
+    return DSRResult(groups, np.where(ok, dsr * m, np.nan), *limits, o)
 
 
-# --------------------------------------------------------------------------------------------------
-# Slope and relative index of inequality
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Slope and relative index of inequality
 
 
 class SIIResult(NamedTuple):
@@ -436,7 +327,7 @@ def _back(y, value_type):
 
 
 def _simulation_threads() -> int:
-    """Threads for the Monte Carlo limits: the cores this process may use (PIPELINE_STATS_THREADS overrides)."""
+    """Threads for the Monte Carlo limits: the cores this process may use (PIPELINE_STATS_THREADS wins)."""
     env = os.environ.get("PIPELINE_STATS_THREADS")
     if env:
         return max(1, int(env))
@@ -450,8 +341,8 @@ def _quantile7(d, probs):
     """Type-7 (R default, numpy 'linear') quantiles along axis 1 via one partition -> (rows, probs).
 
     The partition is at the lower ranks only; the element of the next rank up is the smallest of the segment
-    that follows (NaN sorts last, as in np.sort), which is cheaper than partitioning at both ranks and gives the
-    same order statistics."""
+    that follows (NaN sorts last, as in np.sort), which is cheaper than partitioning at both ranks and gives
+    the same order statistics."""
     n = d.shape[1]
     h = (n - 1) * np.asarray(probs)
     lo = np.floor(h).astype(int)
@@ -533,7 +424,11 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
     v = _f(value)
     single = v.ndim == 1
     v = np.atleast_2d(v)
-    pop = np.broadcast_to(np.atleast_2d(_f(population)), v.shape)
+
+    def wide(a):
+        return np.broadcast_to(np.atleast_2d(_f(a)), v.shape)
+
+    pop = wide(population)
     n_areas, n_q = v.shape
     confs = np.atleast_1d(_f(confidence))
     multi_conf = np.ndim(confidence) > 0
@@ -564,29 +459,21 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
             p0, p1 = _back(p0, value_type), _back(p1, value_type)
         sii_v = p1 - p0
         rii_v = p1 / p0
-    sii_v = np.where(ok_value, sii_v, np.nan)
-    rii_v = np.where(ok_value, rii_v, np.nan)
-    icpt = np.where(ok_value, p0, np.nan)
+    sii_v, rii_v, icpt = (np.where(ok_value, a, np.nan) for a in (sii_v, rii_v, p0))
 
     # --- standard errors on the sampling scale -----------------------------------------------------
     zc = float(z_for(cl_confidence))
     if se is not None:
-        se_arr = np.broadcast_to(np.atleast_2d(_f(se)), v.shape)
-    elif lower_cl is not None and upper_cl is not None:
-        lcl = np.broadcast_to(np.atleast_2d(_f(lower_cl)), v.shape)
-        ucl = np.broadcast_to(np.atleast_2d(_f(upper_cl)), v.shape)
-        se_arr = (_fwd(ucl, value_type) - _fwd(lcl, value_type)) / (2.0 * zc)
-    elif count is not None:
-        cnt = np.broadcast_to(np.atleast_2d(_f(count)), v.shape)
-        if value_type == 2:
-            lcl, ucl = wilson_ci(cnt, pop, cl_confidence)
-        elif value_type == 1:
-            lcl, ucl = poisson_count_ci(cnt, cl_confidence)
-        else:
-            lcl = ucl = np.full(v.shape, np.nan)
-        se_arr = (_fwd(_f(ucl), value_type) - _fwd(_f(lcl), value_type)) / (2.0 * zc)
+        se_arr = wide(se)
     else:
-        se_arr = np.full(v.shape, np.nan)
+        lcl = ucl = np.full(v.shape, np.nan)
+        if lower_cl is not None and upper_cl is not None:
+            lcl, ucl = wide(lower_cl), wide(upper_cl)
+        elif count is not None and value_type == 2:
+            lcl, ucl = wilson_ci(wide(count), pop, cl_confidence)
+        elif count is not None and value_type == 1:
+            lcl, ucl = poisson_count_ci(wide(count), cl_confidence)
+        se_arr = (_fwd(_f(ucl), value_type) - _fwd(_f(lcl), value_type)) / (2.0 * zc)
     mean = _fwd(v, value_type)
     with np.errstate(invalid="ignore"):
         ok_mc = ok_value & np.all(np.isfinite(mean) & np.isfinite(se_arr) & (se_arr >= 0), axis=1)
@@ -599,9 +486,9 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
     n_draw_rows = 2 if linear else n_q
 
     def simulate(zmat):
-        """Limits (natural scale, before the multiplier) from one matrix of standard normal draws. Chunks of areas
-        run on a thread per core (numpy releases the GIL in these loops); each area's arithmetic is the same
-        whichever thread does it, so the limits do not depend on the number of threads."""
+        """Limits (natural scale, before the multiplier) from one matrix of standard normal draws. Chunks of
+        areas run on a thread per core (numpy releases the GIL in these loops); each area's arithmetic is the
+        same whichever thread does it, so the limits do not depend on the number of threads."""
         qs_sii = np.full((n_areas, probs.size), np.nan)
         qs_rii = np.full((n_areas, probs.size), np.nan)
         per_area = reps * n_draw_rows * 8
@@ -621,11 +508,9 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
                 ww0, ww1 = w0[sel], w1[sel]
                 mu0 = (m_ * ww0).sum(axis=1)[:, None]
                 mu1 = (m_ * ww1).sum(axis=1)[:, None]
-                var0 = (ww0 * ww0 * s_ * s_).sum(axis=1)
-                var1 = (ww1 * ww1 * s_ * s_).sum(axis=1)
+                sd0 = np.sqrt((ww0 * ww0 * s_ * s_).sum(axis=1))
+                sd1 = np.sqrt((ww1 * ww1 * s_ * s_).sum(axis=1))
                 cov = (ww0 * ww1 * s_ * s_).sum(axis=1)
-                sd0 = np.sqrt(var0)
-                sd1 = np.sqrt(var1)
                 with np.errstate(all="ignore"):
                     rho = np.where((sd0 > 0) & (sd1 > 0), cov / (sd0 * sd1), 0.0)
                 rho = np.clip(rho, -1.0, 1.0)
@@ -701,37 +586,26 @@ def sii(value, population, *, se=None, lower_cl=None, upper_cl=None, count=None,
             diffs_rii += [np.abs(rl_k[:, 0] - rl2[:, 0]), np.abs(ru_k[:, 0] - ru2[:, 0])]
         sii_mad = np.mean(diffs_sii, axis=0)
         rii_mad = np.mean(diffs_rii, axis=0)
-    sii_out = sii_v * m
-    if m >= 0:
-        rii_out = rii_v
-    else:
-        with np.errstate(all="ignore"):
-            rii_out = 1.0 / rii_v
-    icpt = icpt * abs(m)
+    with np.errstate(all="ignore"):
+        rii_out = rii_v if m >= 0 else 1.0 / rii_v
 
-    def shape(a2):
-        a2 = a2 if multi_conf else a2[:, 0]
-        return a2[0] if single else a2
+    def shape(a, by_level=False):
+        a = a[:, 0] if by_level and not multi_conf else a
+        return a[0] if single else a
 
-    def shape1(a1):
-        return a1[0] if single else a1
-
-    return SIIResult(shape1(sii_out), shape1(rii_out), shape1(icpt), shape(sl), shape(su), shape(rl2),
-                     shape(ru2), shape1(sii_mad), shape1(rii_mad))
+    return SIIResult(*(shape(a) for a in (sii_v * m, rii_out, icpt * abs(m))),
+                     *(shape(a, by_level=True) for a in (sl, su, rl2, ru2)), shape(sii_mad), shape(rii_mad))
 
 
 def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetitions=100_000, seed=1,
                               multiplier=1.0, chunk_bytes=32 * 2**20, reliability_sets=0) -> SIIResult:
     """SII/RII of a crude rate (a proportion) across deprivation quantiles, as the output contract's
-    ``crude_rate`` measure.
-
-    ``observed`` and ``population`` are ``(areas, quantiles)`` arrays (quantile 1 = most deprived;
-    see :func:`quantile_matrix`). value = observed/population, weights = population, SE on the logit
-    scale from the 95% Wilson limits, draws back-transformed, no transform of the fit
-    (``value_type=2, transform=False``), ``repetitions`` draws. A quantile with 0 cases (or all cases)
-    has an infinite logit SE, so that area's limits are NaN (its point SII/RII are still given); an
-    area with an unpopulated quantile is NaN throughout.
-    """
+    ``crude_rate`` measure. ``observed`` and ``population`` are ``(areas, quantiles)`` arrays (quantile 1 =
+    most deprived; see :func:`quantile_matrix`). value = observed/population, weights = population, SE on the
+    logit scale from the 95% Wilson limits, draws back-transformed, no transform of the fit
+    (``value_type=2, transform=False``), ``repetitions`` draws. A quantile with 0 cases (or all cases) has an
+    infinite logit SE, so that area's limits are NaN (its point SII/RII are still given); an area with an
+    unpopulated quantile is NaN throughout."""
     x = _f(observed)
     n = np.broadcast_to(_f(population), x.shape)
     with np.errstate(all="ignore"):
@@ -742,9 +616,7 @@ def sii_crude_rate_proportion(observed, population, *, confidence=0.95, repetiti
                cl_confidence=0.95, chunk_bytes=chunk_bytes, reliability_sets=reliability_sets)
 
 
-# --------------------------------------------------------------------------------------------------
-# Funnel plots
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Funnel plots
 
 
 class FunnelLimits(NamedTuple):
@@ -755,25 +627,26 @@ class FunnelLimits(NamedTuple):
 
 
 def funnel_limits_proportion(baseline_p, denominators, multiplier=1.0) -> FunnelLimits:
-    """Funnel control limits for a proportion, as ``calculate_funnel_limits(statistic="proportion")``.
-
-    ``baseline_p`` is the pooled (parent) proportion on the 0-1 scale, broadcast against
-    ``denominators``. Limits ``p +/- z sqrt(p(1 - p) / n)`` with z for 95% ("2s", p = 0.025 per tail)
-    and 99.8% ("3s", p = 0.001 per tail), truncated to [0, 1], then x ``multiplier``.
-    ``n <= 0`` or NaN gives NaN.
-    """
+    """Funnel control limits for a proportion, as ``calculate_funnel_limits(statistic="proportion")``:
+    ``p +/- z sqrt(p(1 - p) / n)`` at 95% and 99.8%, truncated to [0, 1], x ``multiplier``, with ``p`` the
+    pooled (parent) proportion (0-1) broadcast against ``denominators``. ``n <= 0`` or NaN gives NaN."""
     p, n = np.broadcast_arrays(_f(baseline_p), _f(denominators))
     valid = (n > 0) & (p >= 0) & (p <= 1)
-    out = []
-    m = _f(multiplier)
     with np.errstate(all="ignore"):
         sd = np.sqrt(p * (1.0 - p) / n)
-        for c in (_FUNNEL_95, _FUNNEL_998):
-            z = float(z_for(c))
-            lo = np.where(valid, np.clip(p - z * sd, 0.0, 1.0), np.nan) * m
-            hi = np.where(valid, np.clip(p + z * sd, 0.0, 1.0), np.nan) * m
-            out += [_out(lo), _out(hi)]
-    return FunnelLimits(out[0], out[1], out[2], out[3])
+
+    def limits(confidence):
+        z = float(z_for(confidence))
+        with np.errstate(all="ignore"):
+            return [np.where(valid, np.clip(p + sign * z * sd, 0.0, 1.0), np.nan) * _f(multiplier)
+                    for sign in (-1, 1)]
+
+    return _funnel_levels(limits)
+
+
+def _funnel_levels(limits) -> FunnelLimits:
+    """FunnelLimits from ``limits(confidence) -> (lower, upper)`` at the 95% and 99.8% levels."""
+    return FunnelLimits(*(_out(limit) for c in (_FUNNEL_95, _FUNNEL_998) for limit in limits(c)))
 
 
 def _ratio_scale(r, ratio_type):
@@ -798,12 +671,10 @@ def funnel_ratio_exp_events(observed_events) -> FunnelLimits:
 
 
 def _gamma_shape_inv(p, x):
-    """Shape ``a`` with ``gammainc(a, x) = p`` (regularised lower incomplete gamma; decreasing in a).
-
-    Start from the Wilson-Hilferty approximation (a few Newton steps of pure arithmetic), refine with
-    secant steps on the exact ``gammainc``; anything not converged (tiny ``x``) falls back to scipy's
-    ``gdtrib`` (cdflib search, exact but ~30x slower per element).
-    """
+    """Shape ``a`` with ``gammainc(a, x) = p`` (regularised lower incomplete gamma; decreasing in a). Start
+    from the Wilson-Hilferty approximation (a few Newton steps of pure arithmetic), refine with secant steps
+    on the exact ``gammainc``; anything not converged (tiny ``x``) falls back to scipy's ``gdtrib`` (cdflib
+    search, exact but ~30x slower per element)."""
     x_in = _f(x)
     x = np.atleast_1d(x_in).reshape(-1)
     z = special.ndtri(p)
@@ -839,68 +710,59 @@ def _gamma_shape_inv(p, x):
 
 
 def funnel_limits_ratio(expected, ratio_type="ratio") -> FunnelLimits:
-    """Funnel limits for an indirectly standardised ratio at the given expected counts.
-
-    For each expected count ``E`` the limits are the (continuous) observed counts ``O`` whose exact
-    Poisson chi-square interval just reaches ``E``: lower ``O_L`` solves ``qchisq(c_hi, 2 O_L + 2)/2 = E``
-    and upper ``O_U`` solves ``qchisq(c_lo, 2 O_U)/2 = E`` (inverse of the regularised gamma function in
-    its shape; ``O_L`` floored at 0). Returned as ``O/E`` (``ratio_type="ratio"``), ``O/E - 1``
-    (``"count"``) or ``O/E x 100`` (``"isr"``), as ``calculate_funnel_limits(statistic="ratio")``.
-    ``E <= 0`` or NaN gives NaN.
-    """
+    """Funnel limits for an indirectly standardised ratio at the given expected counts: for each ``E`` the
+    limits are the (continuous) observed counts ``O`` whose exact Poisson chi-square interval just reaches
+    ``E``: lower ``O_L`` solves ``qchisq(c_hi, 2 O_L + 2)/2 = E`` and upper ``O_U`` solves
+    ``qchisq(c_lo, 2 O_U)/2 = E`` (inverse of the regularised gamma function in its shape; ``O_L`` floored at
+    0). Returned as ``O/E`` (``ratio_type="ratio"``), ``O/E - 1`` (``"count"``) or ``O/E x 100`` (``"isr"``),
+    as ``calculate_funnel_limits(statistic="ratio")``. ``E <= 0`` or NaN gives NaN."""
     e = _f(expected)
     valid = e > 0
     es = np.where(valid, e, 1.0)
-    out = []
-    for c in (_FUNNEL_95, _FUNNEL_998):
-        alpha = (1.0 - c) / 2.0
+
+    def limits(confidence):
+        alpha = (1.0 - confidence) / 2.0
         with np.errstate(all="ignore"):
-            o_lo = np.maximum(_gamma_shape_inv(1.0 - alpha, es) - 1.0, 0.0)
-            o_hi = _gamma_shape_inv(alpha, es)
-        lo = np.where(valid, _ratio_scale(o_lo / es, ratio_type), np.nan)
-        hi = np.where(valid, _ratio_scale(o_hi / es, ratio_type), np.nan)
-        out += [_out(lo), _out(hi)]
-    return FunnelLimits(out[0], out[1], out[2], out[3])
+            observed = (np.maximum(_gamma_shape_inv(1.0 - alpha, es) - 1.0, 0.0), _gamma_shape_inv(alpha, es))
+        return [np.where(valid, _ratio_scale(o / es, ratio_type), np.nan) for o in observed]
+
+    return _funnel_levels(limits)
 
 
-def _labels(high1, high2, low2, low1, valid):
-    lab = np.select([high1, high2, low1, low2], [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025],
-                    default=SIG_NOT).astype(object)
-    lab = np.where(valid, lab, "")
-    return lab.astype(str)
+def _significance(limits, reference, valid=None):
+    """Funnel labels from an area's own limits (``limits(confidence) -> (lower, upper)``) against
+    ``reference``, as ``assign_funnel_significance``: ``High (0.001)`` when the 99.8% lower limit is above it,
+    else ``High (0.025)`` when the 95% one is, mirror-wise ``Low (0.001)``/``Low (0.025)`` for upper limits
+    below it, else ``Not significant``; ``""`` outside ``valid`` (default: where the 95% lower limit and the
+    reference are finite). A numpy array of str."""
+    l95, u95 = (_f(a) for a in limits(_FUNNEL_95))
+    l998, u998 = (_f(a) for a in limits(_FUNNEL_998))
+    with np.errstate(invalid="ignore"):
+        labels = [SIG_HIGH_001, SIG_HIGH_025, SIG_LOW_001, SIG_LOW_025]
+        lab = np.select([l998 > reference, l95 > reference, u998 < reference, u95 < reference], labels,
+                        default=SIG_NOT).astype(object)
+    valid = np.isfinite(l95) & np.isfinite(reference) if valid is None else valid
+    return _out(np.where(valid, lab, "").astype(str))
 
 
 def funnel_significance_proportion(x, n, parent_p):
-    """Funnel significance label of each area's proportion against its parent proportion (0-1 scale).
-
-    As ``assign_funnel_significance(statistic="proportion")``: ``High (0.001)`` when the area's 99.8%
-    Wilson lower limit is above the parent, else ``High (0.025)`` when the 95% lower limit is, and
-    mirror-wise ``Low (0.001)``/``Low (0.025)`` for upper limits below the parent; otherwise
-    ``Not significant``. Invalid cells (``n <= 0``, NaN) get ``""``. Returns a numpy array of str.
-    """
+    """Funnel significance of each area's proportion (its Wilson limits) against its parent proportion (0-1),
+    as ``assign_funnel_significance(statistic="proportion")``; see :func:`_significance`. ``n <= 0``, NaN:
+    ``""``."""
     x, n, p = np.broadcast_arrays(_f(x), _f(n), _f(parent_p))
-    l95, u95 = (_f(a) for a in wilson_ci(x, n, _FUNNEL_95))
-    l998, u998 = (_f(a) for a in wilson_ci(x, n, _FUNNEL_998))
-    valid = np.isfinite(l95) & np.isfinite(p)
-    return _out(_labels(l998 > p, l95 > p, u95 < p, u998 < p, valid))
+    return _significance(lambda c: wilson_ci(x, n, c), p)
 
 
 def funnel_significance_ratio(observed, expected):
-    """Funnel significance label of an observed count against its expected count (ratio funnel).
-
-    As PHEindicatormethods ``assign_funnel_significance(statistic = "ratio")``: the count's own limits by the
-    PHE rule of :func:`poisson_count_ci` (exact chi-square below 10 events, Byar from 10), at 99.8% and 95%,
-    against ``E``: ``High (0.001)`` when the 99.8% lower limit of ``O`` exceeds ``E``, ``High (0.025)`` when
-    the 95% one does, ``Low ...`` mirror-wise with the upper limits; else ``Not significant``. These are the
-    same limits as :func:`isr` (``ratio_lower = lower(O) / E``), so the funnel, the comparisons table and the
-    packs' wording can never label one area differently. ``E <= 0`` or NaN gives ``""``.
-    """
+    """Funnel significance of an observed count against its expected count, as PHEindicatormethods
+    ``assign_funnel_significance(statistic = "ratio")`` (see :func:`_significance`): the count's own limits by
+    the PHE rule of :func:`poisson_count_ci` against ``E``. These are the limits of :func:`isr`
+    (``ratio_lower = lower(O) / E``), so the funnel, the comparisons table and the packs' wording can never
+    label one area differently. ``E <= 0`` or NaN gives ``""``."""
     o, e = np.broadcast_arrays(_f(observed), _f(expected))
-    valid = (e > 0) & (o >= 0)
-    l95, u95 = (_f(a) for a in poisson_count_ci(o, _FUNNEL_95))
-    l998, u998 = (_f(a) for a in poisson_count_ci(o, _FUNNEL_998))
     with np.errstate(invalid="ignore"):
-        return _out(_labels(l998 > e, l95 > e, u95 < e, u998 < e, valid))
+        valid = (e > 0) & (o >= 0)
+    return _significance(lambda c: poisson_count_ci(o, c), e, valid)
 
 
 class OverdispersedLimits(NamedTuple):
@@ -931,28 +793,29 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
     area's denominator, or at ``at`` if given; proportion limits are truncated to [0, 1] and
     x ``multiplier``. Areas with invalid inputs are left out of the estimate and get NaN.
     """
+    if statistic not in ("proportion", "ratio"):
+        raise ValueError("statistic must be 'proportion' or 'ratio'")
+    if method not in ("additive", "multiplicative"):
+        raise ValueError("method must be 'additive' or 'multiplicative'")
+    proportion = statistic == "proportion"
     o, d = np.broadcast_arrays(_f(observed), _f(denominator))
     valid = (d > 0) & (o >= 0) & np.isfinite(o)
-    if statistic == "proportion":
+    if proportion:
         valid &= o <= d
         if target is None:
             tot = d[valid].sum()
             target = o[valid].sum() / tot if tot > 0 else np.nan
         t = float(target)
-        with np.errstate(all="ignore"):
-            y = o / d
-            s = np.sqrt(t * (1.0 - t) / d)
-    elif statistic == "ratio":
-        t_ratio = 1.0 if target is None else float(target)
-        t = np.sqrt(t_ratio)
-        with np.errstate(all="ignore"):
-            y = np.sqrt(o / d)
-            s = 1.0 / (2.0 * np.sqrt(d))
     else:
-        raise ValueError("statistic must be 'proportion' or 'ratio'")
-    if method not in ("additive", "multiplicative"):
-        raise ValueError("method must be 'additive' or 'multiplicative'")
+        t = np.sqrt(1.0 if target is None else float(target))
+
+    def spread(n):  # the standard error of y at denominator n
+        with np.errstate(all="ignore"):
+            return np.sqrt(t * (1.0 - t) / n) if proportion else 1.0 / (2.0 * np.sqrt(n))
+
+    s = spread(d)
     with np.errstate(all="ignore"):
+        y = o / d if proportion else np.sqrt(o / d)
         z = np.where(valid & (s > 0), (y - t) / s, np.nan)
     zv = z[np.isfinite(z)]
     n_i = zv.size
@@ -966,14 +829,7 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
     else:
         phi, tau2 = np.nan, np.nan
 
-    if at is None:
-        s_at = s
-        ok_at = valid
-    else:
-        a_ = _f(at)
-        ok_at = a_ > 0
-        with np.errstate(all="ignore"):
-            s_at = np.sqrt(t * (1.0 - t) / a_) if statistic == "proportion" else 1.0 / (2.0 * np.sqrt(a_))
+    s_at, ok_at = (s, valid) if at is None else (spread(_f(at)), _f(at) > 0)
     with np.errstate(all="ignore"):
         if method == "multiplicative":
             sd_at = np.sqrt(max(phi, 1.0)) * s_at
@@ -981,23 +837,16 @@ def funnel_overdispersion(observed, denominator, *, statistic="proportion", targ
         else:
             sd_at = np.sqrt(s_at * s_at + tau2)
             z_adj = np.where(np.isfinite(z), (y - t) / np.sqrt(s * s + tau2), np.nan)
-    lims = []
-    for c in (_FUNNEL_95, _FUNNEL_998):
-        zc = float(z_for(c))
-        lo = t - zc * sd_at
-        hi = t + zc * sd_at
-        if statistic == "proportion":
-            lo, hi = np.clip(lo, 0.0, 1.0) * multiplier, np.clip(hi, 0.0, 1.0) * multiplier
-        else:
-            lo, hi = np.maximum(lo, 0.0) ** 2, hi**2
-        lims += [np.where(ok_at, lo, np.nan), np.where(ok_at, hi, np.nan)]
-    t_out = t if statistic == "proportion" else t * t
-    return OverdispersedLimits(float(t_out), phi, tau2, z, z_adj, *lims)
+
+    def limit(c, sign):  # on the statistic's scale: truncated proportion x multiplier, or squared back
+        y_limit = t + sign * float(z_for(c)) * sd_at
+        return np.clip(y_limit, 0.0, 1.0) * multiplier if proportion else np.maximum(y_limit, 0.0) ** 2
+
+    lims = [np.where(ok_at, limit(c, sign), np.nan) for c in (_FUNNEL_95, _FUNNEL_998) for sign in (-1, 1)]
+    return OverdispersedLimits(float(t if proportion else t * t), phi, tau2, z, z_adj, *lims)
 
 
-# --------------------------------------------------------------------------------------------------
-# Comparisons
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Comparisons
 
 
 def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
@@ -1017,15 +866,11 @@ def rate_ratio(x1, n1, x2, n2, confidence=0.95, kind="proportion"):
         raise ValueError("kind must be 'proportion' or 'rate'")
     with np.errstate(all="ignore"):
         rr = (x1 / n1) / (x2 / n2)
-        if kind == "proportion":
-            se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2)
-        else:
-            se = np.sqrt(1.0 / x1 + 1.0 / x2)
-        lo = rr * np.exp(-z * se)
-        hi = rr * np.exp(z * se)
+        se = np.sqrt(1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2 if kind == "proportion"
+                     else 1.0 / x1 + 1.0 / x2)
+        lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
     ci_ok = valid & (x1 > 0)
-    return (_out(np.where(valid, rr, np.nan)), _out(np.where(ci_ok, lo, np.nan)),
-            _out(np.where(ci_ok, hi, np.nan)))
+    return _keep(valid, rr), _keep(ci_ok, lo), _keep(ci_ok, hi)
 
 
 def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multiplier=1.0):
@@ -1040,8 +885,7 @@ def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multipli
     m = _f(multiplier)
     valid = (n1 > 0) & (n2 > 0) & (x1 >= 0) & (x2 >= 0)
     with np.errstate(all="ignore"):
-        p1 = x1 / n1
-        p2 = x2 / n2
+        p1, p2 = x1 / n1, x2 / n2
         d = p1 - p2
         if kind == "proportion":
             valid &= (x1 <= n1) & (x2 <= n2)
@@ -1055,8 +899,7 @@ def rate_difference(x1, n1, x2, n2, confidence=0.95, kind="proportion", multipli
             lo, hi = d - z * se, d + z * se
         else:
             raise ValueError("kind must be 'proportion' or 'rate'")
-    return (_out(np.where(valid, d, np.nan) * m), _out(np.where(valid, lo, np.nan) * m),
-            _out(np.where(valid, hi, np.nan) * m))
+    return tuple(_out(np.where(valid, a, np.nan) * m) for a in (d, lo, hi))
 
 
 def compare_to_parent(lower, upper, parent_value):
@@ -1069,9 +912,7 @@ def compare_to_parent(lower, upper, parent_value):
     return _out(np.where(valid, lab, "").astype(str))
 
 
-# --------------------------------------------------------------------------------------------------
-# Change over time (paired) and multiple comparisons
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Change over time (paired) and multiple comparisons
 
 
 class PairedChange(NamedTuple):
@@ -1150,14 +991,9 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
         p_d = np.where(var_d > 0, 2.0 * special.ndtr(-np.abs(d) / np.sqrt(var_d)), np.where(d == 0, 1.0, 0.0))
         p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
         direction = np.sign(d * s)
-
-    def keep(a):
-        return _out(np.where(valid, a, np.nan))
-
-    return PairedChange(keep(ratio_from), keep(ratio_to), keep(change), keep(change * np.exp(-half)),
-                        keep(change * np.exp(half)), keep(gap_from), keep(gap_to), keep(gap_change),
-                        keep(gap_change * np.exp(-half)), keep(gap_change * np.exp(half)), keep(direction),
-                        keep(np.maximum(p_d, p_s)))
+    return PairedChange(*(_keep(valid, a) for a in (
+        ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to,
+        gap_change, gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
 
 
 def benjamini_hochberg(p_values, family_ids=None):
@@ -1208,9 +1044,7 @@ def change_labels(direction, q_values, alpha=0.05):
     return _out(np.where(np.isfinite(dirn) & np.isfinite(q), lab, "").astype(str))
 
 
-# --------------------------------------------------------------------------------------------------
-# Groups within an area
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------- Groups within an area
 
 
 class WithinArea(NamedTuple):
@@ -1244,8 +1078,4 @@ def within_area_ratio(observed_group, expected_group, observed_area, expected_ar
         value = (og / eg) / (oa / ea)
         affected = eg * oa / ea - og
         limits = [limit / pi0 for limit in (l95, u95, l998, u998)]
-
-    def keep(a):
-        return _out(np.where(valid, a, np.nan))
-
-    return WithinArea(keep(value), *(keep(limit) for limit in limits), keep(affected))
+    return WithinArea(*(_keep(valid, a) for a in (value, *limits, affected)))

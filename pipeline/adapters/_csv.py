@@ -79,6 +79,13 @@ def require_columns(df: pd.DataFrame, wanted: dict[str, tuple[str, ...]], what: 
     return df
 
 
+def read_required(path: Path, what: str, wanted: dict[str, tuple[str, ...]]
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`read_text_csv` then `require_columns`: the frame to clean, and an untouched copy (for the rejects)."""
+    df = require_columns(read_text_csv(path, what), wanted, what, Path(path).name)
+    return df, df.copy()
+
+
 def strip_all(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c != "row_number":
@@ -94,15 +101,15 @@ def raw_values(df: pd.DataFrame, cols: list[str]) -> pd.Series:
     return out
 
 
-def make_rejects(df: pd.DataFrame, reason: pd.Series, source: str, raw_cols: list[str]) -> pd.DataFrame:
-    """Rows of df whose reason is not null, in the rejects layout."""
+def make_rejects(df: pd.DataFrame, reason: pd.Series, source: str) -> pd.DataFrame:
+    """Rows of df (as read) whose reason is not null, in the rejects layout."""
     bad = reason.notna()
     sub = df.loc[bad]
     return pd.DataFrame({
         "source": source,
         "row_number": sub["row_number"].astype("int64").to_numpy(),
         "reason": reason[bad].astype(str).to_numpy(),
-        "raw_values": raw_values(sub, raw_cols).to_numpy(),
+        "raw_values": raw_values(sub, [c for c in df.columns if c != "row_number"]).to_numpy(),
     }, columns=REJECT_COLUMNS)
 
 

@@ -12,6 +12,7 @@ from ._csv import (
     clean_code,
     first_reason,
     make_rejects,
+    read_required,
     read_text_csv,
     require_columns,
     strip_all,
@@ -30,11 +31,9 @@ def read_fingertips_practice_imd(path: Path, year: int | str = 2019) -> Adapted:
     """
     path = Path(path)
     what = "Fingertips practice IMD"
-    df = require_columns(read_text_csv(path, what), {
+    df, raw = read_required(path, what, {
         "area_code": ("AreaCode", "Area Code"), "area_name": ("AreaName", "Area Name"),
-        "year": ("Year", "Time period"), "value": ("Value",)}, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+        "year": ("Year", "Time period"), "value": ("Value",)})
     df["area_code"] = clean_code(df["area_code"])
     yr = pd.to_numeric(df["year"].str[:4], errors="coerce")
     val = as_number(df["value"])
@@ -44,7 +43,7 @@ def read_fingertips_practice_imd(path: Path, year: int | str = 2019) -> Adapted:
         (val.isna() & (df["value"] != ""), "Value is not a number"),
         (df.duplicated(["area_code", "year"], keep="first"), "AreaCode and Year repeat an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     keep = reason.isna() & (yr == int(year)) & val.notna()
     data = pd.DataFrame({"practice_code": df.loc[keep, "area_code"], "practice_name": df.loc[keep, "area_name"],
                          "imd_year": int(year), "imd_score": val[keep]}).reset_index(drop=True)
@@ -58,11 +57,9 @@ def read_fingertips_imd_2025(path: Path) -> Adapted:
     -> practice_code, practice_name, imd_year, imd_score."""
     path = Path(path)
     what = "Fingertips practice IMD 2025"
-    df = require_columns(read_text_csv(path, what), {
+    df, raw = read_required(path, what, {
         "practice_code": ("PRACTICE_CODE",), "practice_name": ("PRACTICE_NAME",), "imd_year": ("IMD_YEAR",),
-        "imd_score": ("IMD_SCORE",)}, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+        "imd_score": ("IMD_SCORE",)})
     df["practice_code"] = clean_code(df["practice_code"])
     score = as_number(df["imd_score"])
     yr = pd.to_numeric(df["imd_year"], errors="coerce")
@@ -72,7 +69,7 @@ def read_fingertips_imd_2025(path: Path) -> Adapted:
         (yr.isna(), "IMD_YEAR is not a year"),
         (df["practice_code"].duplicated(keep="first"), "PRACTICE_CODE repeats an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     ok = reason.isna()
     data = pd.DataFrame({"practice_code": df.loc[ok, "practice_code"], "practice_name": df.loc[ok, "practice_name"],
                          "imd_year": yr[ok].astype("int64"), "imd_score": score[ok]}).reset_index(drop=True)
@@ -93,7 +90,6 @@ def read_iod2019_lsoa(path: Path) -> Adapted:
     what = "IoD 2019 LSOA"
     df = strip_all(read_text_csv(path, what))
     upper = {c.upper() for c in df.columns}
-    raw_cols = [c for c in df.columns if c != "row_number"]
     raw = df.copy()
     if {"NATION", "LSOA", "OVERALL_LOCAL_SCORE"} <= upper:
         df = require_columns(df, {"nation": ("nation",), "lsoa_code": ("lsoa",), "imd_score": ("overall_local_score",),
@@ -122,7 +118,7 @@ def read_iod2019_lsoa(path: Path) -> Adapted:
         (~dec.isin(range(1, 11)), "the IMD decile is not a whole number from 1 to 10"),
         (df["lsoa_code"].duplicated(keep="first"), "the LSOA code repeats an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     ok = reason.isna()
     out = pd.DataFrame({"lsoa_code": df.loc[ok, "lsoa_code"], "imd_score": score[ok], "imd_rank": rank[ok],
                         "imd_decile": dec[ok].astype("int64")}).reset_index(drop=True)
@@ -137,11 +133,9 @@ def read_lsoa11_to_lsoa21(path: Path) -> Adapted:
     S split, M merged, X complex), lad22_code, lad22_name. One row per 2011 × 2021 pair."""
     path = Path(path)
     what = "ONS LSOA 2011 to 2021 lookup"
-    df = require_columns(read_text_csv(path, what), {
+    df, raw = read_required(path, what, {
         "lsoa11_code": ("LSOA11CD", "F_LSOA11CD"), "lsoa21_code": ("LSOA21CD",), "change": ("CHGIND",),
-        "lad22_code": ("LAD22CD",), "lad22_name": ("LAD22NM",)}, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+        "lad22_code": ("LAD22CD",), "lad22_name": ("LAD22NM",)})
     for c in ("lsoa11_code", "lsoa21_code", "change", "lad22_code"):
         df[c] = clean_code(df[c])
     reason = first_reason(
@@ -150,7 +144,7 @@ def read_lsoa11_to_lsoa21(path: Path) -> Adapted:
         (~df["change"].isin(["U", "S", "M", "X"]), "CHGIND is not U, S, M or X"),
         (df.duplicated(["lsoa11_code", "lsoa21_code"], keep="first"), "the LSOA pair repeats an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     ok = reason.isna()
     out = df.loc[ok, ["lsoa11_code", "lsoa21_code", "change", "lad22_code", "lad22_name"]].reset_index(drop=True)
     return Adapted(path.stem, out, rejects, len(df))

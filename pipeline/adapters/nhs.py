@@ -13,8 +13,8 @@ from ._csv import (
     clean_code,
     first_reason,
     make_rejects,
+    read_required,
     read_text_csv,
-    require_columns,
     strip_all,
 )
 
@@ -43,9 +43,7 @@ def read_registrations_quin_age(path: Path) -> Adapted:
     """
     path = Path(path)
     what = "Registered patients by age"
-    df = require_columns(read_text_csv(path, what), REG_SPELLINGS, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+    df, raw = read_required(path, what, REG_SPELLINGS)
     org_type = df["org_type"].str.upper()
     sex = df["sex"].str.upper()
     age = df["age_group"].str.upper()
@@ -60,7 +58,7 @@ def read_registrations_quin_age(path: Path) -> Adapted:
         (n.isna(), "NUMBER_OF_PATIENTS is not a whole number of 0 or more"),
         (dup, "ORG_TYPE, ORG_CODE, SEX and AGE_GROUP_5 repeat an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     keep = reason.isna() & (org_type == "GP") & sex.isin(["MALE", "FEMALE", "M", "F"]) & (age != "ALL")
     data = pd.DataFrame({
         "practice_code": clean_code(df.loc[keep, "org_code"]),
@@ -98,7 +96,6 @@ def read_epraccur(path: Path) -> Adapted:
     if ncol != 27:
         raise PipelineError(f"{what} file {path.name} has {ncol} columns where the ODS epraccur format has 27 "
                             "(and no header row).")
-    raw_cols = [f"col{i}" for i in range(1, 28)]
     raw = df.copy()
     out = pd.DataFrame({name: df[f"col{i}"] for i, name in EPRACCUR_COLUMNS.items()})
     out["practice_code"] = clean_code(out["practice_code"])
@@ -111,7 +108,7 @@ def read_epraccur(path: Path) -> Adapted:
         (~out["status"].isin(["A", "C", "D", "P"]), "column 13 (status) is not A, C, D or P"),
         (out["practice_code"].duplicated(keep="first"), "column 1 (organisation code) repeats an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     ok = reason.isna()
     out["open_date"] = open_d.dt.date
     out["close_date"] = close_d.dt.date

@@ -12,8 +12,8 @@ from ._csv import (
     clean_code,
     first_reason,
     make_rejects,
+    read_required,
     read_text_csv,
-    require_columns,
     strip_all,
 )
 
@@ -25,10 +25,8 @@ def read_practice_ethnicity(path: Path) -> Adapted:
     not a number (an empty share is loaded as missing)."""
     path = Path(path)
     what = "Practice ethnicity"
-    df = require_columns(read_text_csv(path, what), {"practice_code": ("practice_code", "PRACTICE_CODE"),
-                                                     "pct_non_white": ("pct_non_white",)}, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+    df, raw = read_required(path, what, {"practice_code": ("practice_code", "PRACTICE_CODE"),
+                                         "pct_non_white": ("pct_non_white",)})
     df["practice_code"] = clean_code(df["practice_code"])
     blank = df["pct_non_white"].isin(["", "NA", "NaN"])
     share = as_number(df["pct_non_white"].mask(blank, ""))
@@ -37,7 +35,7 @@ def read_practice_ethnicity(path: Path) -> Adapted:
         (~blank & (share.isna() | (share < 0) | (share > 1)), "pct_non_white is not a proportion from 0 to 1"),
         (df["practice_code"].duplicated(keep="first"), "practice_code repeats an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     ok = reason.isna()
     data = pd.DataFrame({"practice_code": df.loc[ok, "practice_code"], "pct_non_white": share[ok]})
     return Adapted(path.stem, data.reset_index(drop=True), rejects, len(df))
@@ -54,11 +52,10 @@ def read_opencodelist(path: Path) -> Adapted:
     if code_col is None:
         raise PipelineError(f"{what} file {path.name} has no code column.")
     term_col = next((cols[c] for c in ("term", "description", "dmd_name") if c in cols), None)
-    raw_cols = [c for c in df.columns if c != "row_number"]
     reason = first_reason((df[code_col] == "", f"{code_col} is empty"),
                           (df[code_col].str.contains(r"[eE]\+|\.0$", regex=True),
                            f"{code_col} looks like a number mangled by a spreadsheet"))
-    rejects = make_rejects(df, reason, path.stem, raw_cols)
+    rejects = make_rejects(df, reason, path.stem)
     ok = reason.isna()
     data = pd.DataFrame({"code": df.loc[ok, code_col],
                          "term": df.loc[ok, term_col] if term_col else ""}).drop_duplicates("code")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PipelineError
-from ._csv import Adapted, as_count, clean_code, first_reason, make_rejects, read_text_csv, require_columns
+from ._csv import Adapted, as_count, clean_code, first_reason, make_rejects, read_required
 
 QOF_COLUMNS = {
     "practice_code": ("PRACTICE_CODE",),
@@ -69,9 +69,7 @@ def read_qof_prevalence(path: Path) -> Adapted:
     """
     path = Path(path)
     what = "QOF prevalence"
-    df = require_columns(read_text_csv(path, what), QOF_COLUMNS, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+    df, raw = read_required(path, what, QOF_COLUMNS)
     df["practice_code"] = clean_code(df["practice_code"])
     df["condition"] = clean_code(df["condition"])
     df["list_type"] = clean_code(df["list_type"])
@@ -87,7 +85,7 @@ def read_qof_prevalence(path: Path) -> Adapted:
         (reg > size, "REGISTER is larger than PRACTICE_LIST_SIZE"),
         (dup, "PRACTICE_CODE and GROUP_CODE repeat an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     ok = reason.isna()
     data = pd.DataFrame({
         "row_number": df.loc[ok, "row_number"],
@@ -104,9 +102,7 @@ def read_qof_prevalence(path: Path) -> Adapted:
 
 def _read_mapping(path: Path, what: str, spellings: dict) -> Adapted:
     path = Path(path)
-    df = require_columns(read_text_csv(path, what), spellings, what, path.name)
-    raw_cols = [c for c in df.columns if c != "row_number"]
-    raw = df.copy()
+    df, raw = read_required(path, what, spellings)
     for c in ("practice_code", "pcn_code", "sub_icb_code", "icb_code", "icb_ons_code", "region_code"):
         df[c] = clean_code(df[c])
     dup = df.duplicated("practice_code", keep="first") & (df["practice_code"] != "")
@@ -115,7 +111,7 @@ def _read_mapping(path: Path, what: str, spellings: dict) -> Adapted:
         (df["icb_code"] == "", f"{spellings['icb_code'][0]} is empty"),
         (dup, f"{spellings['practice_code'][0]} repeats an earlier row"),
     )
-    rejects = make_rejects(raw, reason, path.stem, raw_cols)
+    rejects = make_rejects(raw, reason, path.stem)
     data = df.loc[reason.isna(), MAPPING_COLUMNS].reset_index(drop=True)
     data["pcn_code"] = data["pcn_code"].where(data["pcn_code"] != "", "U")
     return Adapted(path.stem, data, rejects, len(df))
