@@ -10,20 +10,19 @@ One policy, one module, on by default:
   ``ceil(x / 6) * 6 - 3`` for x > 0 (1-6 -> 3, 7-12 -> 9, 13-18 -> 15), 0 stays 0;
 * rates are recomputed from the published (rounded) numerator and denominator, so that rate x population
   cannot undo the rounding; they are redacted when either count is; their Wilson interval likewise;
-* standardised ratios and their intervals stay as calculated (the policy allows them) but are redacted when
-  the numerator is; ``missing`` (expected - observed) is redacted with its numerator too, since
-  expected - missing would give the numerator back; ``expected`` is rounded like a count;
-* secondary suppression: within each set of sibling cells that add up to a published total (the ethnic
-  groups of an area, its sexes, quintiles, age bands; the practices of a PCN), a single redacted cell could be
-  recovered by subtraction, so while exactly one cell of a set (the total included) is redacted, the
-  smallest non-zero published sibling is redacted too (or the total, when no sibling is left).
+* ``expected`` is rounded like a count; standardised ratios, their intervals and ``missing`` (expected -
+  observed) are recomputed from the published recorded and expected counts (kept as calculated only for
+  already-public counts such as QOF registers) and redacted with the numerator, since expected - missing would
+  give it back;
+* secondary suppression (:func:`protect`, below): every published number of a run is one set of cells tied by
+  the sums a reader of every file knows; more cells are hidden until no hidden cell can be worked out to within a
+  few values from the others.
 
-Everything is vectorised over pandas/numpy; :func:`control` returns numbers (NaN where redacted, plus
-``<column>_redacted`` flags) for charts and wording, :func:`for_print` turns that into cells ready to print.
+:func:`publish` returns numbers (NaN where hidden, plus ``<column>_redacted`` flags) for charts and wording,
+:func:`for_print` turns that into cells ready to print.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,132 +117,6 @@ def redact_round(x, policy: Policy) -> np.ndarray:
     out = round_count(x, policy)
     out[is_small(x, policy)] = np.nan
     return out
-
-
-# ---------------------------------------------------------------------------------------------- sibling sets
-
-@dataclass(frozen=True)
-class Siblings:
-    """One partition into sibling sets: rows with `member_id[i] >= 0` belong to set `member_id[i]`; rows with
-    `total_id[i] >= 0` are the published total of set `total_id[i]` (ids are 0..n_sets-1)."""
-
-    member_id: np.ndarray
-    total_id: np.ndarray
-    n_sets: int
-
-
-def siblings_from_keys(df: pd.DataFrame, member_mask, member_keys: Sequence[str], total_mask,
-                       total_keys: Sequence[str] | None = None) -> Siblings:
-    """Build a partition: members grouped by `member_keys`; totals matched on `total_keys` (same order)."""
-    total_keys = list(total_keys or member_keys)
-    member_mask = np.asarray(member_mask, dtype=bool)
-    total_mask = np.asarray(total_mask, dtype=bool)
-    mk = df.loc[member_mask, list(member_keys)].astype(str)
-    tk = df.loc[total_mask, total_keys].astype(str)
-    tk.columns = list(member_keys)
-    both = pd.concat([mk, tk], ignore_index=True)
-    if len(both) == 0:
-        n = len(df)
-        return Siblings(np.full(n, -1), np.full(n, -1), 0)
-    ids, uniq = pd.MultiIndex.from_frame(both).factorize()
-    member_id = np.full(len(df), -1, dtype=np.int64)
-    total_id = np.full(len(df), -1, dtype=np.int64)
-    member_id[member_mask] = ids[: len(mk)]
-    total_id[total_mask] = ids[len(mk):]
-    return Siblings(member_id, total_id, len(uniq))
-
-
-def prevalence_siblings(df: pd.DataFrame, hierarchy: Iterable[tuple[str, str]] = (),
-                        parent_column: str = "parent_code") -> list[Siblings]:
-    """The sibling sets of a prevalence-shaped frame.
-
-    * the groups of one breakdown (`group_type`) within period × condition × area add up to the `all` row;
-    * for each (child_type, parent_type) in `hierarchy`, the child areas (their `parent_column` naming the
-      parent's `area_code`) add up, group by group, to the parent area's row.
-    """
-    parts = []
-    gt = df["group_type"].to_numpy()
-    is_all = gt == "all"
-    key = [c for c in PREVALENCE_KEY if c in df.columns]
-    for g in GROUP_TYPES:
-        m = gt == g
-        if m.any():
-            parts.append(siblings_from_keys(df, m, key, is_all))
-    at = df["area_type"].to_numpy()
-    for child, parent in hierarchy:
-        m = (at == child) & df[parent_column].notna().to_numpy()
-        t = at == parent
-        if m.any():
-            k = ["period", "condition", parent_column, "group_type", "group_value"]
-            k = [c for c in k if c in df.columns]
-            tk = [("area_code" if c == parent_column else c) for c in k]
-            parts.append(siblings_from_keys(df, m, k, t, tk))
-    return parts
-
-
-def _secondary(values: np.ndarray, red: np.ndarray, parts: Sequence[Siblings]) -> bool:
-    """One pass of secondary suppression over every partition; updates `red` in place; True if it changed."""
-    changed = False
-    absval = np.abs(values)
-    order_idx = np.arange(len(values))
-    for p in parts:
-        if p.n_sets == 0:
-            continue
-        mem = p.member_id >= 0
-        tot = p.total_id >= 0
-        cnt = np.bincount(p.member_id[mem & red], minlength=p.n_sets) + \
-            np.bincount(p.total_id[tot & red], minlength=p.n_sets)
-        single = cnt == 1
-        if not single.any():
-            continue
-        # a zero member is hidden only when its set has nothing else to hide (e.g. a hidden total of 0 whose
-        # members are all 0 would otherwise be recovered by addition)
-        cand = mem & ~red & ~np.isnan(values)
-        cand &= single[np.where(mem, p.member_id, 0)]
-        ci = order_idx[cand]
-        has_cand = np.zeros(p.n_sets, dtype=bool)
-        if ci.size:
-            sid = p.member_id[ci]
-            o = np.lexsort((ci, absval[ci], absval[ci] == 0, sid))  # by set, non-zero first, smallest, first row
-            ci, sid = ci[o], sid[o]
-            first = np.r_[True, sid[1:] != sid[:-1]]
-            red[ci[first]] = True
-            has_cand[sid[first]] = True
-            changed = True
-        # no sibling to hide: hide the total instead (only useful when the lone redaction is a member)
-        need_total = single & ~has_cand
-        if need_total.any():
-            hit = tot & ~red & need_total[np.where(tot, p.total_id, 0)] & ~np.isnan(values)
-            if hit.any():
-                red[hit] = True
-                changed = True
-    return changed
-
-
-# ---------------------------------------------------------------------------------------------- control
-
-def control(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (),
-            count_columns: Sequence[str] = ("observed", "population"), recompute_rates: bool = True,
-            ratio_digits: int = 2, start_redacted: dict | None = None,
-            from_published: bool = True) -> pd.DataFrame:
-    """Apply the policy to a prevalence-shaped frame (any subset of its columns): primary suppression, then
-    secondary suppression within `siblings`, then :func:`publish` (every derived value from the published counts;
-    `from_published=False` keeps ratios and `missing` as calculated, for already-public counts such as QOF
-    registers). `start_redacted` ({column: boolean array}) marks cells hidden before anything else."""
-    cols = [c for c in count_columns if c in df.columns]
-    raw = {c: _as_float(df[c].to_numpy()) for c in cols}
-    red = {c: is_small(raw[c], policy) for c in cols}
-    for c, flags in (start_redacted or {}).items():
-        if c in red:
-            red[c] = red[c] | np.asarray(flags, dtype=bool)
-    for _ in range(50):
-        changed = False
-        for c in cols:
-            changed |= _secondary(raw[c], red[c], siblings)
-        if not changed:
-            break
-    return publish(df, policy, red, recompute_rates=recompute_rates, ratio_digits=ratio_digits,
-                   from_published=from_published)
 
 
 def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: bool = True,
@@ -344,11 +217,6 @@ def _cells(col: pd.Series, red: np.ndarray, marker: str, whole: bool = True) -> 
         cells[ok] = v[ok].tolist()
     cells[np.asarray(red, dtype=bool)] = marker
     return cells
-
-
-def disclose(df: pd.DataFrame, policy: Policy, siblings: Sequence[Siblings] = (), **kw) -> pd.DataFrame:
-    """`for_print(control(...))`: a new frame with string-or-number columns, ready to print or write."""
-    return for_print(control(df, policy, siblings, **kw))
 
 
 def fmt_count(x, marker: str = MARKER) -> str:

@@ -1,4 +1,5 @@
-"""Disclosure control (DESIGN.md "Disclosure control"): contract cases and a property test."""
+"""Disclosure control (DESIGN.md "Disclosure control"): the primary rules, contract cases and a property test of
+what `publish` and `for_print` print. Secondary suppression (`protect`) is tested in test_disclosure_model.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,17 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import Disclosure
-from pipeline.disclosure import (
-    MARKER,
-    Policy,
-    control,
-    disclose,
-    for_print,
-    is_small,
-    prevalence_siblings,
-    round_count,
-    siblings_from_keys,
-)
+from pipeline.disclosure import MARKER, Policy, for_print, is_small, publish, round_count
 
 POLICY = Policy()  # 7, 5, round
 
@@ -72,13 +63,21 @@ def _frame(obs, pop, groups=None, gt="ethnicity"):
     return df
 
 
+def _published(df, policy=POLICY, also_hidden=()):
+    """`publish` with the primary rule (small counts hidden) and the rows in `also_hidden` hidden too (standing in
+    for secondary suppression, which `protect` decides)."""
+    hidden = {c: is_small(df[c].to_numpy(float), policy) for c in ("observed", "population")}
+    hidden["observed"][list(also_hidden)] = True
+    return publish(df, policy, hidden)
+
+
 def test_contract_cases_in_a_frame():
     df = _frame([0, 3, 8, 12, 13, 200], [100, 100, 100, 100, 100, 1000])
-    out = for_print(control(df, POLICY, prevalence_siblings(df)))
+    out = for_print(_published(df, also_hidden=[3]))  # row 3 is g2 (8), hidden beside g1
     grp = out[out.group_type == "ethnicity"].set_index("group_value")
     assert grp.loc["g0", "observed"] == 0            # a true zero stays 0
     assert grp.loc["g1", "observed"] == MARKER       # 1-7 redacted, never 0
-    assert grp.loc["g2", "observed"] == MARKER       # secondary: the next smallest sibling (8) is hidden too
+    assert grp.loc["g2", "observed"] == MARKER       # hidden for another reason: shown as the same marker
     assert grp.loc["g3", "observed"] == 10
     assert grp.loc["g4", "observed"] == 15
     assert grp.loc["g5", "observed"] == 200
@@ -86,43 +85,15 @@ def test_contract_cases_in_a_frame():
         assert grp.loc["g1", c] == MARKER, c
         assert grp.loc["g2", c] == MARKER, c
     assert grp.loc["g3", "ratio"] != MARKER
-    # rates come from the published counts
+    # rates and ratios come from the published counts
     assert float(grp.loc["g3", "rate"]) == pytest.approx(10 / 100)
-
-
-def test_no_single_redaction_even_when_total_would_reveal_it():
-    # only one small cell; every sibling big: another sibling must go
-    df = _frame([5, 50, 60], [100, 200, 300])
-    out = control(df, POLICY, prevalence_siblings(df))
-    g = out[out.group_type == "ethnicity"]
-    assert g["observed_redacted"].sum() == 2
-    assert g.loc[g.group_value == "g1", "observed_redacted"].item()  # 50 is the next smallest
-
-
-def test_zero_siblings_are_not_used_to_hide():
-    df = _frame([4, 0, 0, 30], [50, 40, 30, 300])
-    out = control(df, POLICY, prevalence_siblings(df))
-    g = out[out.group_type == "ethnicity"].set_index("group_value")
-    assert g.loc["g1", "observed"] == 0 and g.loc["g2", "observed"] == 0
-    assert g.loc["g3", "observed_redacted"]
-
-
-def test_practices_within_pcn_are_siblings():
-    rows = []
-    for code, parent, at, obs in [("P1", None, "pcn", 105), ("A", "P1", "practice", 3), ("B", "P1", "practice", 40),
-                                   ("C", "P1", "practice", 62)]:
-        rows.append(dict(period="2025-03-31", condition="c", area_type=at, area_code=code, parent_code=parent,
-                         group_type="all", group_value="All", observed=obs, population=obs * 10))
-    df = pd.DataFrame(rows)
-    out = control(df, POLICY, prevalence_siblings(df, hierarchy=[("practice", "pcn")]))
-    red = out.set_index("area_code")["observed_redacted"]
-    assert red["A"] and red["B"] and not red["C"] and not red["P1"]
+    assert float(grp.loc["g3", "ratio"]) == pytest.approx(round(10 / 15, 2))  # expected 13.5 is published as 15
 
 
 def test_community_threshold_is_stricter():
     p = Policy.from_config(Disclosure(community_threshold=10), community=True)
     df = _frame([9, 10, 11, 40], [100, 100, 100, 100])
-    out = disclose(df, p, prevalence_siblings(df))
+    out = for_print(_published(df, p))
     g = out[out.group_type == "ethnicity"].set_index("group_value")
     assert g.loc["g0", "observed"] == MARKER and g.loc["g1", "observed"] == MARKER
     assert g.loc["g3", "observed"] == 40
@@ -139,7 +110,7 @@ def test_describe_mentions_threshold_and_marker():
 @st.composite
 def frames(draw):
     """Small fine cells (area x ethnicity x sex) aggregated into the published shape: ethnicity rows, sex rows,
-    `all` rows per practice and the PCN's `all` row, so every sibling set adds up to its total."""
+    `all` rows per practice and the PCN's `all` row."""
     n_areas = draw(st.integers(1, 3))
     eth, sexes = ["White", "Asian", "Black", "Unknown"], ["F", "M", "Unknown"]
     n = n_areas * len(eth) * len(sexes)
@@ -169,8 +140,7 @@ def frames(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_property_published_counts_are_safe(df):
-    sib = prevalence_siblings(df, hierarchy=[("practice", "pcn")])
-    ctl = control(df, POLICY, sib)
+    ctl = _published(df)
     printed = for_print(ctl)
     for c in ("observed", "population", "missing"):
         vals = printed[c]
@@ -188,14 +158,6 @@ def test_property_published_counts_are_safe(df):
         # a true small count is never printed as a number
         small = is_small(df[c].to_numpy(), POLICY)
         assert marked[small].all()
-        # no sibling set (total included) has exactly one redaction
-        red = ctl[f"{c}_redacted"].to_numpy()
-        for s in sib:
-            cnt = np.bincount(s.member_id[(s.member_id >= 0) & red], minlength=s.n_sets) + \
-                np.bincount(s.total_id[(s.total_id >= 0) & red], minlength=s.n_sets)
-            has_total = np.bincount(s.total_id[s.total_id >= 0], minlength=s.n_sets) > 0
-            has_members = np.bincount(s.member_id[s.member_id >= 0], minlength=s.n_sets) > 0
-            assert not ((cnt == 1) & has_total & has_members).any()
     # rates and ratios of a redacted numerator are redacted
     obs_red = ctl["observed_redacted"].to_numpy()
     # every derived value is the one the published counts give
@@ -208,9 +170,3 @@ def test_property_published_counts_are_safe(df):
     assert (printed.loc[obs_red, "ratio"].astype(str) == MARKER).all()
     assert (printed.loc[obs_red, "rate"].astype(str) == MARKER).all()
     assert (printed.loc[obs_red, "missing"].astype(str) == MARKER).all()
-
-
-def test_siblings_from_keys_handles_empty():
-    df = pd.DataFrame({"a": [1, 2]})
-    s = siblings_from_keys(df, [False, False], ["a"], [False, False])
-    assert s.n_sets == 0
