@@ -321,17 +321,18 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
     _check_header_repeats(con, s, path)
     if on_raw is not None:  # the `check` command looks at the raw text (e.g. to detect the date format)
         on_raw(con, f"raw_{s.stem}")
-    build(con, f"staging/stg_{s.stem}", staging_params(cfg, today))
-    keep = ", ".join(c for c in con.execute(f"select * from stg_{s.stem} limit 0").fetchdf().columns
-                     if c not in ("row_number", "reject_reason"))
-    con.execute(f"create or replace table {s.stem} as select {keep} from stg_{s.stem} "
-                f"where reject_reason is null order by row_number")
+    # the staging model is built as the loaded table itself: its rejected rows are copied out, then deleted, and the
+    # two staging columns dropped (the file's rows are written once, not staged and then copied)
+    build(con, f"staging/stg_{s.stem}", staging_params(cfg, today), name=s.stem)
     raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
     raw_cols = ", ".join(f'r."{c}"' for c in raw_names if c != "_row_number")
     con.execute(f"create or replace temp table rejects_{s.stem} as "
                 f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
-                f"from stg_{s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
+                f"from {s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
                 f"where s.reject_reason is not null")
+    con.execute(f"delete from {s.stem} where reject_reason is not null")
+    for staging_column in ("row_number", "reject_reason"):
+        con.execute(f"alter table {s.stem} drop column {staging_column}")
     if bad:
         rows = [{"source": s.stem, "row_number": b["row_number"],
                  "reason": f"row has {b['actual']} fields, expected {b['expected']}", "raw_text": b["text"]} for b in bad]
@@ -344,7 +345,6 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
     n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
     if n_read != n_loaded + n_rej:
         raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
-    con.execute(f"drop table stg_{s.stem}")
     con.execute(f"drop view raw_{s.stem}")
     if isinstance(t, pa.Table):
         con.unregister(f"raw_{s.stem}_arrow")

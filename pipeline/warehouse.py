@@ -27,6 +27,9 @@ def connect(path: Path | str = ":memory:", read_only: bool = False, settings=Non
     con = duckdb.connect(str(path), read_only=read_only)
     if not read_only:
         con.execute("set preserve_insertion_order = true")
+        # FSST string compression costs more time to analyse and write than its smaller file is worth here
+        # (about 2 of 35 CPU seconds at 1M patients; the warehouse file is about 20% larger)
+        con.execute("set disabled_compression_methods = 'fsst'")
     if settings is not None:
         con.execute("set memory_limit = ?", [settings.memory_limit])
         if settings.threads:

@@ -11,18 +11,12 @@ with readings as (
       on w.indicator = i.indicator and e.date > w.window_start and e.date <= w.period
     where i.kind = 'outcome' and e.value is not null
 ),
-latest_dates as (
-    select period, indicator, criterion, patient_id, max(date) as latest_date
+latest_values as (
+    -- the value of the latest reading, the lowest of several on that date: the greatest (date, -value)
+    select period, indicator, criterion, patient_id,
+           arg_max(value, struct_pack(reading_date := date, lower_value := -value)) as value
     from readings
     group by period, indicator, criterion, patient_id
-),
-latest_values as (
-    select r.period, r.indicator, r.criterion, r.patient_id, min(r.value) as value
-    from readings as r
-    join latest_dates as ld
-      on ld.period = r.period and ld.indicator = r.indicator and ld.criterion = r.criterion
-     and ld.patient_id = r.patient_id and ld.latest_date = r.date
-    group by r.period, r.indicator, r.criterion, r.patient_id
 ),
 criteria_met as (
     select v.period, v.indicator, v.patient_id, count(*) as met

@@ -42,27 +42,50 @@ paired_cases as (
     join int_condition_cases as k on k.period = pp.period_from or k.period = pp.period_to
     group by pp.period_from, pp.period_to, k.condition, k.patient_id
 ),
+age_classes as (
+    -- the conditions' distinct minimum ages, each with the next one up: a patient whose younger age of the two
+    -- falls in [class_age, next_class_age) is eligible on both dates for exactly the conditions with min_age <=
+    -- class_age, so people are counted per class once, not once per condition
+    select min_age as class_age, lead(min_age) over (order by min_age) as next_class_age
+    from (select distinct min_age from conditions) as minimum_ages
+),
 paired_strata as (
-    -- per condition: the patients eligible by age on both dates, and their case status on each
-    select p.period_from, p.period_to, c.condition,
+    -- the patients in the population on both dates per age class (condition empty: joined to the conditions at the
+    -- end) ...
+    select p.period_from, p.period_to, a.class_age, cast(null as varchar) as condition,
            p.practice_code, p.same_practice, p.same_pcn, p.same_icb,
            p.neighbourhood_code, p.same_neighbourhood, p.ethnic_group, p.same_ethnic_group,
            p.imd_quintile, p.same_imd_quintile, p.sex_group, p.same_sex_group, p.age_band, p.same_age_band,
-           count(*) as population_both,
-           count(*) filter (where k.case_from and k.case_to) as cases_both,
-           count(*) filter (where k.case_from and not k.case_to) as cases_from_only,
-           count(*) filter (where k.case_to and not k.case_from) as cases_to_only
+           count(*) as population_both, 0 as cases_both, 0 as cases_from_only, 0 as cases_to_only
     from paired_people as p
-    join conditions as c on p.age_from >= c.min_age and p.age_to >= c.min_age
-    left join paired_cases as k
-      on k.period_from = p.period_from and k.period_to = p.period_to and k.condition = c.condition
-     and k.patient_id = p.patient_id
-    group by all
+    join age_classes as a
+      on least(p.age_from, p.age_to) >= a.class_age
+     and (a.next_class_age is null or least(p.age_from, p.age_to) < a.next_class_age)
+    group by p.period_from, p.period_to, a.class_age, p.practice_code, p.same_practice, p.same_pcn, p.same_icb,
+             p.neighbourhood_code, p.same_neighbourhood, p.ethnic_group, p.same_ethnic_group, p.imd_quintile,
+             p.same_imd_quintile, p.sex_group, p.same_sex_group, p.age_band, p.same_age_band
+    union all
+    -- ... and, per condition, those of them eligible by age on both dates who are a case on either date
+    select p.period_from, p.period_to, cast(null as integer), c.condition,
+           p.practice_code, p.same_practice, p.same_pcn, p.same_icb,
+           p.neighbourhood_code, p.same_neighbourhood, p.ethnic_group, p.same_ethnic_group,
+           p.imd_quintile, p.same_imd_quintile, p.sex_group, p.same_sex_group, p.age_band, p.same_age_band,
+           0,
+           count(*) filter (where k.case_from and k.case_to),
+           count(*) filter (where k.case_from and not k.case_to),
+           count(*) filter (where k.case_to and not k.case_from)
+    from paired_cases as k
+    join paired_people as p
+      on p.period_from = k.period_from and p.period_to = k.period_to and p.patient_id = k.patient_id
+    join conditions as c on c.condition = k.condition and p.age_from >= c.min_age and p.age_to >= c.min_age
+    group by p.period_from, p.period_to, c.condition, p.practice_code, p.same_practice, p.same_pcn, p.same_icb,
+             p.neighbourhood_code, p.same_neighbourhood, p.ethnic_group, p.same_ethnic_group, p.imd_quintile,
+             p.same_imd_quintile, p.sex_group, p.same_sex_group, p.age_band, p.same_age_band
 ),
 strata_in_areas as (
     -- the strata summed within each area first (fewer rows to spread over the five group types)
-    select period_from, period_to, condition, area_type, area_code, ethnic_group, same_ethnic_group, imd_quintile,
-           same_imd_quintile, sex_group, same_sex_group, age_band, same_age_band,
+    select period_from, period_to, class_age, condition, area_type, area_code, ethnic_group, same_ethnic_group,
+           imd_quintile, same_imd_quintile, sex_group, same_sex_group, age_band, same_age_band,
            sum(population_both) as population_both,
            sum(cases_both) as cases_both,
            sum(cases_from_only) as cases_from_only,
@@ -90,11 +113,32 @@ strata_in_groups as (
     select *, 'sex', sex_group from strata_in_areas where same_sex_group
     union all
     select *, 'age_band', age_band from strata_in_areas where same_age_band
+),
+cells as (
+    select period_from, period_to, class_age, condition, area_type, area_code, group_type, group_value,
+           sum(population_both) as population_both,
+           sum(cases_both) as cases_both,
+           sum(cases_from_only) as cases_from_only,
+           sum(cases_to_only) as cases_to_only
+    from strata_in_groups
+    group by period_from, period_to, class_age, condition, area_type, area_code, group_type, group_value
+),
+cells_per_condition as (
+    -- the people of an age class count for every condition whose min_age the class reaches
+    select n.period_from, n.period_to, c.condition, n.area_type, n.area_code, n.group_type, n.group_value,
+           n.population_both, n.cases_both, n.cases_from_only, n.cases_to_only
+    from cells as n
+    join conditions as c on n.class_age >= c.min_age
+    union all
+    select period_from, period_to, condition, area_type, area_code, group_type, group_value, population_both,
+           cases_both, cases_from_only, cases_to_only
+    from cells
+    where condition is not null
 )
 select period_from, period_to, condition, area_type, area_code, group_type, group_value,
        cast(sum(population_both) as bigint) as population_both,
        cast(sum(cases_both) as bigint) as cases_both,
        cast(sum(cases_from_only) as bigint) as cases_from_only,
        cast(sum(cases_to_only) as bigint) as cases_to_only
-from strata_in_groups
+from cells_per_condition
 group by period_from, period_to, condition, area_type, area_code, group_type, group_value

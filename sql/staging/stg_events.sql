@@ -20,7 +20,7 @@ select c.row_number,
                 when p.patient_id is null then 'patient_id is not in patients (or its patients row was rejected)' end,
            case when c.code is null then 'code is empty' end,
            case when c.date_text is null then 'date is empty' end,
-           date_problem('date', c.date_text, $today, $date_format, $date_label),
+           date_problem('date', c.date_text, c.date, $today, $date_label),
            case when c.value_text is not null and regexp_extract(c.value_text, '^-?[0-9]+([.][0-9]+)?', 0) <> c.value_text
                 then 'value is not a plain decimal number (such as 140 or 7.5)' end
        ), '') as reject_reason

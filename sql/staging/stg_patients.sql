@@ -29,7 +29,7 @@ select row_number,
            case when sex is null then 'sex is empty (expected F, M, I or U)'
                 when sex not in ('F', 'M', 'I', 'U') then 'sex is not a known code (expected F, M, I or U)' end,
            case when date_of_birth_text is null then 'date_of_birth is empty' end,
-           date_problem('date_of_birth', date_of_birth_text, $today, $date_format, $date_label),
-           date_problem('date_of_death', date_of_death_text, $today, $date_format, $date_label)
+           date_problem('date_of_birth', date_of_birth_text, date_of_birth, $today, $date_label),
+           date_problem('date_of_death', date_of_death_text, date_of_death, $today, $date_label)
        ), '') as reject_reason
 from numbered

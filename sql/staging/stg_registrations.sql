@@ -20,8 +20,8 @@ select c.row_number,
            case when c.practice_code is null then 'practice_code is empty'
                 when pr.practice_code is null then 'practice_code is not in practices' end,
            case when c.registered_from_text is null then 'registered_from is empty' end,
-           date_problem('registered_from', c.registered_from_text, $today, $date_format, $date_label),
-           date_problem('registered_to', c.registered_to_text, $today, $date_format, $date_label),
+           date_problem('registered_from', c.registered_from_text, c.registered_from, $today, $date_label),
+           date_problem('registered_to', c.registered_to_text, c.registered_to, $today, $date_label),
            case when c.registered_to < c.registered_from then 'registered_to is before registered_from' end
        ), '') as reject_reason
 from cleaned as c
