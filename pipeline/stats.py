@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
 #: European Standard Population 2013, 19 five-year bands 0-4, 5-9, ..., 85-89, 90+ (sums to 100,000).
@@ -1018,11 +1019,9 @@ def benjamini_hochberg(p_values, family_ids=None):
     block = np.repeat(np.arange(starts.size), sizes)
     rank = np.arange(fs.size) - starts[block] + 1
     raw = np.minimum(ps * sizes[block] / rank, 1.0)
-    # running minimum from the largest p downwards, within each family: in reversed order, earlier blocks
-    # get larger offsets (values are <= 1, offsets step by 2) so the minimum never crosses a family boundary
-    rev_block = block[::-1]
-    offset = 2.0 * (starts.size - (starts.size - 1 - rev_block))
-    adj = np.minimum.accumulate(raw[::-1] + offset) - offset
+    # running minimum from the largest p downwards, within each family (exact: no offsets added and taken off,
+    # so a q-value does not depend on the order the families come in)
+    adj = pd.Series(raw[::-1]).groupby(block[::-1]).cummin().to_numpy()
     out = np.empty(fs.size)
     out[order] = adj[::-1]
     q[ok] = out
