@@ -2,60 +2,12 @@
 -- (sex as recorded x 5-year age band): the counts behind `prevalence` and the directly standardised rates.
 -- Expected is kept as an exact decimal (rate to 18 places) so that its sums do not depend on the order in which
 -- parallel threads add them up: reruns give identical marts, and an area equal to its parent gets the same value.
--- The cells of one reference-rate stratum share its rate, so their populations are summed first (integers) and
--- multiplied by the rate once: the same exact decimal as summing each cell's population x rate.
-with cells_in_areas as (
-    -- the cells summed within each area first (fewer rows to spread over the five group types)
-    select period, condition, area_type, area_code, ethnic_group, imd_quintile, sex, sex_group, age_band,
-           sum(cases) as cases,
-           sum(population) as population
-    from (
-        select s.*, 'practice' as area_type, s.practice_code as area_code from stratified_counts as s
-        union all
-        select s.*, 'pcn', p.pcn_code from stratified_counts as s join practices as p on p.practice_code = s.practice_code
-        union all
-        select s.*, 'icb', p.icb_code from stratified_counts as s join practices as p on p.practice_code = s.practice_code
-        union all
-        select s.*, 'neighbourhood', s.neighbourhood_code from stratified_counts as s where s.neighbourhood_code is not null
-    ) as cells_with_areas
-    group by period, condition, area_type, area_code, ethnic_group, imd_quintile, sex, sex_group, age_band
-),
-cells_in_groups as (
-    select period, condition, area_type, area_code, 'all' as group_type, 'All' as group_value, sex, age_band,
-           imd_quintile, ethnic_group, cases, population
-    from cells_in_areas
-    union all
-    select period, condition, area_type, area_code, 'ethnicity', ethnic_group, sex, age_band, imd_quintile, ethnic_group,
-           cases, population
-    from cells_in_areas
-    union all
-    select period, condition, area_type, area_code, 'imd_quintile', imd_quintile, sex, age_band, imd_quintile,
-           ethnic_group, cases, population
-    from cells_in_areas
-    union all
-    select period, condition, area_type, area_code, 'sex', sex_group, sex, age_band, imd_quintile, ethnic_group, cases,
-           population
-    from cells_in_areas
-    union all
-    select period, condition, area_type, area_code, 'age_band', age_band, sex, age_band, imd_quintile, ethnic_group,
-           cases, population
-    from cells_in_areas
-),
-rate_strata_in_groups as (
-    select period, condition, area_type, area_code, group_type, group_value, sex, age_band,
-           case when $by_imd then imd_quintile else '*' end as imd_stratum,
-           case when $by_ethnicity then ethnic_group else '*' end as ethnicity_stratum,
-           sum(cases) as cases,
-           sum(population) as population
-    from cells_in_groups
-    group by period, condition, area_type, area_code, group_type, group_value, sex, age_band, imd_stratum,
-             ethnicity_stratum
-)
+-- Each rate stratum's population (an integer sum, area_group_rate_strata) is multiplied by its rate once.
 select g.period, g.condition, g.area_type, g.area_code, g.group_type, g.group_value, g.sex, g.age_band,
        cast(sum(g.cases) as bigint) as observed,
        cast(sum(g.population) as bigint) as population,
        cast(sum(cast(g.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18))) as decimal(38, 18)) as expected
-from rate_strata_in_groups as g
+from area_group_rate_strata as g
 join reference_rates as rr
   on rr.period = g.period and rr.condition = g.condition and rr.sex = g.sex and rr.age_band = g.age_band
  and rr.imd_stratum = g.imd_stratum and rr.ethnicity_stratum = g.ethnicity_stratum

@@ -46,7 +46,7 @@ def every_group(ethnic_group: str, imd_quintile: str, sex_group: str, age_band: 
 
 
 def test_every_mart_file_has_a_test_here():
-    tested = {"stratified_counts", "reference_rates", "area_group_strata", "prevalence_counts", "data_quality",
+    tested = {"stratified_counts", "reference_rates", "area_group_rate_strata", "area_group_strata", "prevalence_counts", "data_quality",
               "trend_expected", "indicator_stratified_counts", "indicator_reference_rates", "indicator_counts",
               "indicator_trend_transitions", "indicator_trend_expected"}
     elsewhere = {"trend_transitions"}  # tests/sql/test_models.py
@@ -97,6 +97,29 @@ def test_reference_rates_internal_external_and_by_imd(con, three_strata):
         ("F", "1", 4, 1, 0.25), ("F", "Unknown", 6, 2, 1 / 3), ("M", "Unknown", 5, 0, 0.0)]
 
 
+def test_area_group_rate_strata_sums_cells_per_area_group_and_rate_stratum(con):
+    practices(con)
+    given(con, "stratified_counts", STRATIFIED, [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 3),
+        (DATE_0, "dep", "B", None, "White", "5", "F", "F", "40-44", 6, 2),
+    ])
+    build(con, "marts/area_group_rate_strata", {"by_imd": True, "by_ethnicity": False})
+    got = rows(con, "select area_type, area_code, group_type, group_value, imd_stratum, ethnicity_stratum, cases, "
+                    "population from area_group_rate_strata where group_type in ('all', 'imd_quintile')")
+    expected = [("practice", "A", "all", "All", "1", "*", 3, 10), ("practice", "A", "imd_quintile", "1", "1", "*", 3, 10),
+                ("practice", "B", "all", "All", "5", "*", 2, 6), ("practice", "B", "imd_quintile", "5", "5", "*", 2, 6),
+                ("neighbourhood", "N1", "all", "All", "1", "*", 3, 10),
+                ("neighbourhood", "N1", "imd_quintile", "1", "1", "*", 3, 10)]
+    for area_type, code in (("pcn", "P"), ("icb", "I")):  # both practices: one row per rate stratum
+        expected += [(area_type, code, "all", "All", "1", "*", 3, 10), (area_type, code, "all", "All", "5", "*", 2, 6),
+                     (area_type, code, "imd_quintile", "1", "1", "*", 3, 10),
+                     (area_type, code, "imd_quintile", "5", "5", "*", 2, 6)]
+    assert sorted(got, key=str) == sorted(expected, key=str)
+    build(con, "marts/area_group_rate_strata", NO_STRATA)  # unstratified: one '*' stratum holds both practices
+    assert rows(con, "select imd_stratum, cases, population from area_group_rate_strata "
+                     "where area_type = 'pcn' and group_type = 'all'") == [("*", 5, 16)]
+
+
 def test_area_group_strata_puts_each_stratum_in_its_areas_and_groups(con):
     practices(con)
     given(con, "stratified_counts", STRATIFIED, [
@@ -107,7 +130,8 @@ def test_area_group_strata_puts_each_stratum_in_its_areas_and_groups(con):
         (DATE_0, "dep", "F", "40-44", "*", "*", 10, 3, 0.3, None, 0.2),
         (DATE_0, "dep", "I", "30-34", "*", "*", 5, 1, 0.2, None, 0.4),
     ])
-    build(con, "marts/area_group_strata", NO_STRATA)
+    build(con, "marts/area_group_rate_strata", NO_STRATA)
+    build(con, "marts/area_group_strata")
     got = rows(con, "select period, condition, area_type, area_code, group_type, group_value, sex, age_band, "
                     "observed, population, cast(expected as double) from area_group_strata")
     first = [(DATE_0, "dep", area_type, code, group_type, value, "F", "40-44", 3, 10, 2.0)
@@ -164,7 +188,8 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
         (DATE_1, "dep", "F", "40-44", "*", "*", 20, 9, 0.45, None, 0.45),  # the later date's own rate: not used
     ])
     build(con, "intermediate/int_period_pairs")
-    build(con, "marts/trend_expected", NO_STRATA)
+    build(con, "marts/area_group_rate_strata", NO_STRATA)
+    build(con, "marts/trend_expected")
     got = rows(con, "select * from trend_expected")
     expected = [(DATE_0, DATE_1, "dep", area_type, code, group_type, value, 1.0, 2.0)
                 for (area_type, code), (group_type, value) in itertools.product(
