@@ -187,3 +187,31 @@ def con():
     load_macros(connection)
     yield connection
     connection.close()
+
+
+# ------------------------------------------------------------------- the two warehouses (tests/warehouses.py)
+
+WAREHOUSE_SOURCES = ("patient", "published")
+
+
+@pytest.fixture(scope="session")
+def patient_warehouse(tmp_path_factory):
+    """The demo records through every stage of the command line, built once per session."""
+    from warehouses import build_patient
+
+    return build_patient(tmp_path_factory.mktemp("patient_warehouse"))
+
+
+@pytest.fixture(scope="session")
+def published_warehouse(tmp_path_factory):
+    """NHS England's published files (written small) through pipeline/public.py, built once per session."""
+    from warehouses import build_published
+
+    return build_published(tmp_path_factory.mktemp("published_warehouse"))
+
+
+@pytest.fixture(scope="session", params=WAREHOUSE_SOURCES)
+def warehouse(request):
+    """Each warehouse in turn (a `warehouses.Warehouse`): the report and disclosure tests that apply to both sources
+    take this fixture, so that they are one suite with two inputs."""
+    return request.getfixturevalue(f"{request.param}_warehouse")
