@@ -3,6 +3,7 @@
     write_raw(raw_dir, tables)   write a tiny raw directory (input contract) from dicts/lists as CSV files
     write_config(path, periods, conditions)   write a configuration TOML
     run_cli(*args)               run `python -m pipeline *args` from the repo root -> (returncode, stdout, stderr)
+    run_main(*args)              the same in this process (no interpreter start; logs not in the returned stderr)
     run_pipeline(raw, processed, reports, config)   the data stages (ingest, transform, analyse) through the CLI
 """
 from __future__ import annotations
@@ -123,6 +124,39 @@ def run_cli(*args, timeout: float = 600, env: dict | None = None) -> tuple[int, 
     proc = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout, env=e)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_main(*args, env: dict | None = None) -> tuple[int, str, str]:
+    """`python -m pipeline *args` in this process (pipeline.__main__.main) -> (returncode, stdout, stderr): for tests
+    that run the command line many times and read only its exit status and printed lines, without an interpreter
+    start per call. An exception that would print a traceback from `python -m pipeline` escapes here and fails the
+    test. Log records go to pytest's log capture, not to the returned stderr (use run_cli to read the logs)."""
+    import contextlib
+    import io
+    import logging
+
+    from pipeline.__main__ import main
+
+    env = {"PIPELINE_LOG": "WARNING", **(env or {})}
+    saved = {k: os.environ.get(k) for k in env}
+    logger = logging.getLogger("pipeline")
+    level = logger.level
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as stop:   # argparse's usage errors
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        logger.setLevel(level)
+    return code, out.getvalue(), err.getvalue()
 
 
 DATA_STAGES = ("ingest", "transform", "analyse")
