@@ -14,7 +14,9 @@ Neither needs ../shared/realdata, so both always run.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -61,11 +63,12 @@ def published_inputs(folder: Path) -> Path:
 @dataclass(frozen=True)
 class Warehouse:
     """A built warehouse and its rendered packs. `source`: 'patient' or 'published'; `raw`: the patient path's raw
-    directory (None for published data)."""
+    directory and `today` the day its run took as today (PIPELINE_TODAY; None for published data)."""
     source: str
     processed: Path
     reports: Path
     raw: Path | None = None
+    today: date | None = None
 
     def connect(self):
         import duckdb
@@ -94,12 +97,15 @@ class Warehouse:
 def build_patient(root: Path) -> Warehouse:
     from conftest import run_cli
 
-    code, _, err = run_cli("demo-data", "--out", root / "raw", "--patients", DEMO_PATIENTS, "--seed", DEMO_SEED)
+    today = date.fromisoformat(os.environ["PIPELINE_TODAY"]) if os.environ.get("PIPELINE_TODAY") else date.today()
+    env = {"PIPELINE_TODAY": today.isoformat()}   # dates after it are rejected: the oracle must take the same day
+    code, _, err = run_cli("demo-data", "--out", root / "raw", "--patients", DEMO_PATIENTS, "--seed", DEMO_SEED,
+                           env=env)
     assert code == 0, err[-3000:]
     code, _, err = run_cli("run", "--raw", root / "raw", "--processed", root / "processed", "--reports",
-                           root / "reports")
+                           root / "reports", env=env)
     assert code == 0, err[-3000:]
-    return Warehouse("patient", root / "processed", root / "reports", root / "raw")
+    return Warehouse("patient", root / "processed", root / "reports", root / "raw", today)
 
 
 def build_published(root: Path) -> Warehouse:
