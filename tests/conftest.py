@@ -249,3 +249,16 @@ def warehouse(request):
     """Each warehouse in turn (a `warehouses.Warehouse`): the report and disclosure tests that apply to both sources
     take this fixture, so that they are one suite with two inputs."""
     return request.getfixturevalue(f"{request.param}_warehouse")
+
+
+@pytest.fixture(scope="session")
+def demo_extracts(tmp_path_factory):
+    """One small demo extract (2,000 patients, seed 11) written twice, read-only for the tests: `iso/` (ISO dates in
+    Parquet, the default) and `dmy/` (CSV with DD/MM/YYYY dates, as GP exports write them). Generated in this
+    process (the CLI's demo-data is the walkthrough's to test)."""
+    from pipeline.demo import generate
+
+    root = tmp_path_factory.mktemp("demo_extracts")
+    generate(root / "iso", n_patients=2000, seed=11)
+    generate(root / "dmy", n_patients=2000, seed=11, date_format="%d/%m/%Y")
+    return root
