@@ -4,7 +4,7 @@
     write_config(path, periods, conditions)   write a configuration TOML
     run_cli(*args)               run `python -m pipeline *args` from the repo root -> (returncode, stdout, stderr)
     run_main(*args)              the same in this process (no interpreter start; logs not in the returned stderr)
-    run_pipeline(raw, processed, reports, config)   the data stages (ingest, transform, analyse) through the CLI
+    run_pipeline(raw, processed, reports, config)   the data stages (ingest, transform, analyse) through the CLI's main
 """
 from __future__ import annotations
 
@@ -164,11 +164,13 @@ DATA_STAGES = ("ingest", "transform", "analyse")
 
 def run_pipeline(raw: Path, processed: Path, reports: Path, config: Path | None = None,
                  stages=DATA_STAGES, env: dict | None = None) -> tuple[int, str, str]:
-    """Run the given CLI stages in turn (default: the three data stages, no PDF packs); stops at the first failure."""
+    """Run the given CLI stages in turn (default: the three data stages, no PDF packs); stops at the first failure.
+    In this process (run_main: the CLI's own main, no interpreter start per stage); the returned stderr holds the
+    printed lines (`error: ...`), not the log (tests that read the log use run_cli)."""
     opts = ["--raw", raw, "--processed", processed, "--reports", reports] + (["--config", config] if config else [])
     out_all, err_all = "", ""
     for stage in stages:
-        rc, out, err = run_cli(stage, *opts, env=env)
+        rc, out, err = run_main(stage, *opts, env=env)
         out_all, err_all = out_all + out, err_all + err
         if rc != 0:
             return rc, out_all, err_all
