@@ -8,17 +8,14 @@ import shutil
 
 import duckdb
 import pandas as pd
-from conftest import allow_rejects, run_cli, run_main, small_raw
+from conftest import allow_rejects, run_main, run_pipeline, small_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 
 def _run(tmp_path, raw, cfg, name):
-    code, _, err = run_cli("ingest", "--raw", raw, "--processed", tmp_path / name, "--config", cfg)
+    code, _, err = run_pipeline(raw, tmp_path / name, tmp_path / "reports", cfg)   # the data stages, in this process
     assert code == 0, err
-    for s in ("transform", "analyse"):
-        code, _, err = run_cli(s, "--raw", raw, "--processed", tmp_path / name, "--config", cfg)
-        assert code == 0, err
     return pd.read_parquet(tmp_path / name / "prevalence.parquet")
 
 
