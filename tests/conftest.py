@@ -3,7 +3,8 @@
     write_raw(raw_dir, tables)   write a tiny raw directory (input contract) from dicts/lists as CSV files
     write_config(path, periods, conditions)   write a configuration TOML
     run_cli(*args)               run `python -m pipeline *args` from the repo root -> (returncode, stdout, stderr)
-    run_pipeline(raw, processed, reports, config)   the data stages (ingest, transform, analyse) through the CLI
+    run_main(*args)              the same in this process (no interpreter start; logs not in the returned stderr)
+    run_pipeline(raw, processed, reports, config)   the data stages (ingest, transform, analyse) through the CLI's main
 """
 from __future__ import annotations
 
@@ -125,16 +126,51 @@ def run_cli(*args, timeout: float = 600, env: dict | None = None) -> tuple[int, 
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def run_main(*args, env: dict | None = None) -> tuple[int, str, str]:
+    """`python -m pipeline *args` in this process (pipeline.__main__.main) -> (returncode, stdout, stderr): for tests
+    that run the command line many times and read only its exit status and printed lines, without an interpreter
+    start per call. An exception that would print a traceback from `python -m pipeline` escapes here and fails the
+    test. Log records go to pytest's log capture, not to the returned stderr (use run_cli to read the logs)."""
+    import contextlib
+    import io
+    import logging
+
+    from pipeline.__main__ import main
+
+    env = {"PIPELINE_LOG": "WARNING", **(env or {})}
+    saved = {k: os.environ.get(k) for k in env}
+    logger = logging.getLogger("pipeline")
+    level = logger.level
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as stop:   # argparse's usage errors
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        logger.setLevel(level)
+    return code, out.getvalue(), err.getvalue()
+
+
 DATA_STAGES = ("ingest", "transform", "analyse")
 
 
 def run_pipeline(raw: Path, processed: Path, reports: Path, config: Path | None = None,
                  stages=DATA_STAGES, env: dict | None = None) -> tuple[int, str, str]:
-    """Run the given CLI stages in turn (default: the three data stages, no PDF packs); stops at the first failure."""
+    """Run the given CLI stages in turn (default: the three data stages, no PDF packs); stops at the first failure.
+    In this process (run_main: the CLI's own main, no interpreter start per stage); the returned stderr holds the
+    printed lines (`error: ...`), not the log (tests that read the log use run_cli)."""
     opts = ["--raw", raw, "--processed", processed, "--reports", reports] + (["--config", config] if config else [])
     out_all, err_all = "", ""
     for stage in stages:
-        rc, out, err = run_cli(stage, *opts, env=env)
+        rc, out, err = run_main(stage, *opts, env=env)
         out_all, err_all = out_all + out, err_all + err
         if rc != 0:
             return rc, out_all, err_all
@@ -187,3 +223,44 @@ def con():
     load_macros(connection)
     yield connection
     connection.close()
+
+
+# ------------------------------------------------------------------- the two warehouses (tests/warehouses.py)
+
+WAREHOUSE_SOURCES = ("patient", "published")
+
+
+@pytest.fixture(scope="session")
+def patient_warehouse(tmp_path_factory):
+    """The demo records through every stage of the command line, built once per session."""
+    from warehouses import build_patient
+
+    return build_patient(tmp_path_factory.mktemp("patient_warehouse"))
+
+
+@pytest.fixture(scope="session")
+def published_warehouse(tmp_path_factory):
+    """NHS England's published files (written small) through pipeline/public.py, built once per session."""
+    from warehouses import build_published
+
+    return build_published(tmp_path_factory.mktemp("published_warehouse"))
+
+
+@pytest.fixture(scope="session", params=WAREHOUSE_SOURCES)
+def warehouse(request):
+    """Each warehouse in turn (a `warehouses.Warehouse`): the report and disclosure tests that apply to both sources
+    take this fixture, so that they are one suite with two inputs."""
+    return request.getfixturevalue(f"{request.param}_warehouse")
+
+
+@pytest.fixture(scope="session")
+def demo_extracts(tmp_path_factory):
+    """One small demo extract (2,000 patients, seed 11) written twice, read-only for the tests: `iso/` (ISO dates in
+    Parquet, the default) and `dmy/` (CSV with DD/MM/YYYY dates, as GP exports write them). Generated in this
+    process (the CLI's demo-data is the walkthrough's to test)."""
+    from pipeline.demo import generate
+
+    root = tmp_path_factory.mktemp("demo_extracts")
+    generate(root / "iso", n_patients=2000, seed=11)
+    generate(root / "dmy", n_patients=2000, seed=11, date_format="%d/%m/%Y")
+    return root

@@ -25,11 +25,12 @@ def tree_hash(d) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, demo_extracts):
+    """A folder with raw/ and raw_dmy/: the session's demo extracts (conftest `demo_extracts`, 2,000 patients),
+    linked, not copied (the tests only read them)."""
     tmp = tmp_path_factory.mktemp("check")
-    assert run_cli("demo-data", "--out", tmp / "raw", "--patients", 2000, "--seed", 11)[0] == 0
-    assert run_cli("demo-data", "--out", tmp / "raw_dmy", "--patients", 2000, "--seed", 11,
-                   "--date-format", "%d/%m/%Y")[0] == 0
+    (tmp / "raw").symlink_to(demo_extracts / "iso", target_is_directory=True)
+    (tmp / "raw_dmy").symlink_to(demo_extracts / "dmy", target_is_directory=True)
     return tmp
 
 

@@ -3,20 +3,15 @@ from __future__ import annotations
 
 import jupytext
 import pytest
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT
 from nbclient import NotebookClient
 
 
 @pytest.mark.slow
-def test_explore_notebook_executes(tmp_path, monkeypatch):
-    raw = tmp_path / "raw"
-    code, _, err = run_cli("demo-data", "--out", raw, "--patients", 4000, "--seed", 3)
-    assert code == 0, err
-    for stage in ("ingest", "transform", "analyse"):
-        code, _, err = run_cli(stage, "--raw", raw, "--processed", tmp_path / "p")
-        assert code == 0, err
+def test_explore_notebook_executes(patient_warehouse, monkeypatch):
+    """On the marts of the session's demo run (conftest `patient_warehouse`; the notebook only reads them)."""
     nb = jupytext.read(REPO_ROOT / "notebooks" / "explore.py")
-    monkeypatch.setenv("PIPELINE_PROCESSED", str(tmp_path / "p"))
+    monkeypatch.setenv("PIPELINE_PROCESSED", str(patient_warehouse.processed))
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

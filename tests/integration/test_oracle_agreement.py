@@ -1,6 +1,6 @@
 """The pipeline against the independent oracle (tests/oracle.py), row for row.
 
-(a) the synthetic demo data (20,000 patients) through the command line;
+(a) the synthetic demo data (the session's demo run, 30,000 patients) through the command line;
 (b) small random messy raw directories (hypothesis) through the stage functions, in process.
 Counts must agree exactly, floats to 1e-6, the key sets must be equal, and the rejected rows the same.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, run_cli, run_pipeline, write_config, write_raw
+from conftest import REPO_ROOT, write_config, write_raw
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from oracle import compare_indicators, compare_prevalence, oracle_indicators, oracle_load, oracle_prevalence
@@ -32,17 +32,10 @@ def rejected_rows(oracle_data) -> dict[str, list[int]]:
 # ------------------------------------------------------------------------------------------- (a) demo data
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    if not (REPO_ROOT / "pipeline" / "demo.py").exists():
-        pytest.skip("pipeline/demo.py is not there yet")
-    tmp = tmp_path_factory.mktemp("demo")
-    raw = tmp / "raw"
-    rc, _, err = run_cli("demo-data", "--out", raw, "--patients", 20000, "--seed", 7)
-    assert rc == 0, err[-3000:]
-    today = run_today()
-    rc, _, err = run_pipeline(raw, tmp / "processed", tmp / "reports", env={"PIPELINE_TODAY": today.isoformat()})
-    assert rc == 0, err[-3000:]
-    return raw, tmp / "processed", today
+def demo_run(patient_warehouse):
+    """The session's demo run (conftest `patient_warehouse`: 30,000 patients through every stage), with the day it
+    took as today."""
+    return patient_warehouse.raw, patient_warehouse.processed, patient_warehouse.today
 
 
 def test_demo_data_agrees_with_oracle(demo_run):

@@ -4,15 +4,12 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-from conftest import run_cli, small_raw
+from conftest import run_cli, run_pipeline, small_raw
 
 
 def _run(tmp_path, raw, cfg):
-    code, _, err = run_cli("ingest", "--raw", raw, "--processed", tmp_path / "p", "--config", cfg)
+    code, _, err = run_pipeline(raw, tmp_path / "p", tmp_path / "r", cfg)   # the data stages, in this process
     assert code == 0, err
-    for s in ("transform", "analyse"):
-        code, _, err = run_cli(s, "--raw", raw, "--processed", tmp_path / "p", "--config", cfg)
-        assert code == 0, err
     return pd.read_parquet(tmp_path / "p" / "prevalence.parquet")
 
 

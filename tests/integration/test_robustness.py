@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import allow_rejects, run_cli, small_raw
+from conftest import allow_rejects, run_cli, run_main, small_raw
 
 
 def stage_args(tmp_path, raw, cfg):
@@ -73,7 +73,7 @@ def test_malformed_rows_are_rejected_and_reconciled(tmp_path):
         fh.write("p001,111\n")          # too few fields
         fh.write("p002,111,2020-01-01,extra\n")  # too many
         fh.write("p003,111,2020-01-01\n")
-    code, _, err = run_cli("ingest", *stage_args(tmp_path, raw, cfg))
+    code, _, err = run_main("ingest", *stage_args(tmp_path, raw, cfg))
     assert code == 0, err
     con = duckdb.connect(str(tmp_path / "processed" / "warehouse.duckdb"), read_only=True)
     s = con.execute("select rows_read, rows_loaded, rows_rejected from load_summary where source = 'events'").fetchone()
@@ -90,7 +90,7 @@ def _sha(p: Path) -> str:
 def test_killed_run_leaves_previous_outputs_and_next_run_succeeds(tmp_path, stage):
     raw, cfg = small_raw(tmp_path)
     args = stage_args(tmp_path, raw, cfg)
-    code, _, err = run_cli("run", *args)
+    code, _, err = run_main("run", *args)   # the runs before and after in this process; the killed one is its own
     assert code == 0, err
     wh = tmp_path / "processed" / "warehouse.duckdb"
     before = {p.name: _sha(p) for p in (tmp_path / "processed").glob("*.parquet")}
@@ -107,7 +107,7 @@ def test_killed_run_leaves_previous_outputs_and_next_run_succeeds(tmp_path, stag
     assert len(prev_db) == len(prev_before)
     assert {p.name: _sha(p) for p in (tmp_path / "processed").glob("*.parquet")} == before
     assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "reports").rglob("*")) == reports_before
-    code, _, err = run_cli("run", *args)
+    code, _, err = run_main("run", *args)
     assert code == 0, err
     after = pd.read_parquet(tmp_path / "processed" / "prevalence.parquet")
     assert after["observed"].sum() > prev_before["observed"].sum()
@@ -128,9 +128,9 @@ def test_rerun_on_same_inputs_gives_identical_marts(tmp_path):
     raw, cfg = small_raw(tmp_path)
     args = stage_args(tmp_path, raw, cfg)
     tables = ["prevalence", "inequality", "funnel", "trend", "comparisons", "load_summary", "rejects"]
-    assert run_cli("run", *args)[0] == 0
+    assert run_main("run", *args)[0] == 0
     first = {t: pd.read_parquet(tmp_path / "processed" / f"{t}.parquet") for t in tables}
-    assert run_cli("run", *args)[0] == 0
+    assert run_main("run", *args)[0] == 0
     for t in tables:
         pd.testing.assert_frame_equal(first[t], pd.read_parquet(tmp_path / "processed" / f"{t}.parquet"))
 
@@ -140,10 +140,10 @@ def test_rerun_on_same_inputs_gives_identical_marts(tmp_path):
 def test_stages_out_of_order_give_one_sentence(tmp_path, stage, missing, earlier):
     raw, cfg = small_raw(tmp_path)
     if stage == "analyse":
-        assert run_cli("ingest", *stage_args(tmp_path, raw, cfg))[0] == 0
-        code, _, err = run_cli(stage, *stage_args(tmp_path, raw, cfg))
+        assert run_main("ingest", *stage_args(tmp_path, raw, cfg))[0] == 0
+        code, _, err = run_main(stage, *stage_args(tmp_path, raw, cfg))
         assert one_error_line(code, err) == f"error: the warehouse has no `{missing}` table yet; run the {earlier} stage first"
     else:
-        code, _, err = run_cli(stage, *stage_args(tmp_path, raw, cfg))
+        code, _, err = run_main(stage, *stage_args(tmp_path, raw, cfg))
         assert one_error_line(code, err) == ("error: there is no warehouse in the processed directory yet; "
                                              "run the ingest stage first")

@@ -125,9 +125,10 @@ def test_sql_models_transpile_without_duckdb_only_constructs():
 
 
 def test_demo_data_same_on_both_engines(spark, tmp_path):
+    from pipeline.demo import generate
+
     raw = tmp_path / "raw"
-    rc, _, err = run_cli("demo-data", "--out", raw, "--patients", 3000, "--seed", 11)
-    assert rc == 0, err[-2000:]
+    generate(raw, n_patients=3000, seed=11)   # in this process: the CLI's demo-data is the walkthrough's to test
     cfg = REPO_ROOT / "pipeline" / "default.toml"
     duck = run_in_process(raw, tmp_path / "duck", cfg, "duckdb")
     on_spark = run_in_process(raw, tmp_path / "spark", cfg, "spark")

@@ -1,104 +1,29 @@
 """One warehouse contract, two sources: the patient path (ingest -> transform -> analyse) and the published-data
 adapters (pipeline/public.py -> the same analyse) write `funnel`, `inequality` and `trend` with the same meaning,
-and the one pack builder renders both. Each test runs once per source on a small warehouse built here (no
-realdata needed): patient records written as raw files and run through the CLI stages, published QOF files
-written in NHS England's formats and read by `run_public`."""
+and the one pack builder renders both. Each test runs once per source, on the session's two warehouses (conftest
+`warehouse`, tests/warehouses.py; no realdata needed): the demo records run through the CLI stages, and published
+QOF files written in NHS England's formats and read by `run_public`."""
 from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_pipeline, write_config, write_raw
 
 from pipeline import stats
 from pipeline.indicators import SII_SEED
 
 pypdf = pytest.importorskip("pypdf")
 
-PUBLISHED_YEARS = ("2022-23", "2023-24")
-# practice -> (PCN, ICB, IMD 2019 score); two ICBs so that England compares them
-PUBLISHED_PRACTICES = {f"K{i:04d}": (f"U{i % 4:05d}", "QAA" if i % 4 < 2 else "QBB", 5.0 + 4.0 * i) for i in range(24)}
 
-
-def _write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def published_inputs(folder: Path) -> Path:
-    """NHS England's files for two QOF years: registers (depression, 18 and over; atrial fibrillation, all ages)
-    more common in more deprived practices, the QOF mapping and Fingertips practice IMD 2019 scores."""
-    rng = np.random.default_rng(11)
-    for year in PUBLISHED_YEARS:
-        yy = year[2:4] + year[5:7]
-        qof, mapping = [], []
-        for code, (pcn, icb, score) in PUBLISHED_PRACTICES.items():
-            size = int(rng.integers(3000, 12000))
-            for group, list_type, share, rate in (("DEP", "18OV", 0.8, 0.08), ("AF", "TOTAL", 1.0, 0.02)):
-                listed = int(size * share)
-                qof.append(dict(PRACTICE_CODE=code, GROUP_CODE=group, REGISTER=f"{rng.binomial(listed, rate * (1 + score / 100))}.0",
-                                PATIENT_LIST_TYPE=list_type, PRACTICE_LIST_SIZE=listed))
-            mapping.append(dict(PRACTICE_CODE=code, PRACTICE_NAME=f"Practice {code}", PCN_ODS_CODE=pcn,
-                                PCN_NAME=f"Network {pcn}", SUB_ICB_ODS_CODE=f"{icb}1", ICB_ODS_CODE=icb,
-                                ICB_ONS_CODE=f"E5400{icb[-1]}", ICB_NAME=f"NHS {icb} ICB", REGION_ODS_CODE="Y60",
-                                REGION_NAME="Region"))
-        _write(folder / "qof" / f"PREVALENCE_{yy}.csv", qof)
-        _write(folder / "mapping" / f"MAPPING_NHS_GEOGRAPHIES_{yy}.csv", mapping)
-    _write(folder / "practice_imd" / "IMD_raw.csv", [
-        dict(IndicatorID=93553, Year=2019, AreaCode=code, AreaName=f"Practice {code}", IsAreaCurrent=1, Value=score)
-        for code, (_, _, score) in PUBLISHED_PRACTICES.items()])
-    return folder
-
-
-def patient_inputs(folder: Path) -> tuple[Path, Path]:
-    """Patient records for two dates: 400 patients in six practices, two PCNs, one ICB, home areas in all five
-    national IMD quintiles, depression recorded more often in more deprived areas."""
-    patients, registrations, events = [], [], []
-    for i in range(400):
-        pid = f"p{i:04d}"
-        area = i % 5
-        patients.append(dict(patient_id=pid, sex="FM"[i % 2], date_of_birth=f"{1940 + i % 60}-0{1 + i % 9}-01",
-                             ethnicity="ABHMRZ"[i % 6], lsoa_code=f"L{area}", date_of_death=""))
-        registrations.append(dict(patient_id=pid, practice_code=f"A{i % 6}", registered_from="2000-01-01",
-                                  registered_to=""))
-        if (i * 7) % 10 < 1 + (4 - area):
-            events.append(dict(patient_id=pid, code="111", date="2020-05-01" if i % 3 else "2024-06-01"))
-    raw = write_raw(folder / "raw", {
-        "patients": patients, "registrations": registrations, "events": events,
-        "practices": [dict(practice_code=f"A{j}", practice_name=f"Practice {j}", pcn_code=f"P{j % 2}",
-                           pcn_name=f"PCN {j % 2}", icb_code="I1", icb_name="ICB One") for j in range(6)],
-        "deprivation": [dict(lsoa_code=f"L{j}", imd_score=40 - 8 * j, imd_rank=1000 * j + 1, imd_decile=1 + 2 * j)
-                        for j in range(5)],
-        "codelists/dep": ["111"],
-    })
-    cfg = write_config(folder / "config.toml", ["2024-03-31", "2025-03-31"],
-                       [dict(id="dep", label="Depression", codelist="codelists/dep.csv", min_age=18)])
-    return raw, cfg
-
-
-@pytest.fixture(scope="module", params=["patient", "published"])
-def warehouse(request, tmp_path_factory):
-    """(source, processed dir, reports dir, read-only connection) for each source, packs rendered."""
-    root = tmp_path_factory.mktemp(request.param)
-    processed, reports = root / "processed", root / "reports"
-    if request.param == "patient":
-        raw, cfg = patient_inputs(root)
-        rc, _, err = run_pipeline(raw, processed, reports, cfg, stages=("ingest", "transform", "analyse", "report"))
-        assert rc == 0, err
-    else:
-        from pipeline.public import run_public
-
-        run_public(published_inputs(root / "in"), ",".join(PUBLISHED_YEARS), processed, reports, icb="all")
-    con = duckdb.connect(str(processed / "warehouse.duckdb"), read_only=True)
-    yield request.param, processed, reports, con
+@pytest.fixture(scope="module")
+def warehouse(warehouse):
+    """(source, processed dir, reports dir, read-only connection) for each source (conftest `warehouse`: the demo
+    records and the small published files of tests/warehouses.py, each built once per session, packs rendered)."""
+    con = warehouse.connect()
+    yield warehouse.source, warehouse.processed, warehouse.reports, con
     con.close()
 
 
@@ -164,10 +89,12 @@ def test_trend_is_the_change_on_the_earlier_dates_rates(warehouse):
     np.testing.assert_allclose(merged["expected_from"].astype(float), merged["e0"].astype(float), rtol=1e-9)
     np.testing.assert_allclose(merged["ratio_from"], merged["o0"] / merged["e0"].astype(float), rtol=1e-9)
     np.testing.assert_allclose(merged["change"], merged["ratio_to"] / merged["ratio_from"], rtol=1e-9)
-    top = trend[trend["area_type"] == "icb"].groupby("condition")[
+    pair = ["period_from", "period_to", "condition"]   # the demo data have three dates: three pairs
+    top = trend[trend["area_type"] == "icb"].groupby(pair)[
         ["observed_from", "observed_to", "expected_from", "expected_to"]].sum()
     comparator = (top["observed_to"] / top["expected_to"]) / (top["observed_from"] / top["expected_from"])
-    got = trend.groupby("condition")["comparator_change"].first()
+    assert len(comparator) and trend.groupby(pair)["comparator_change"].nunique().max() == 1
+    got = trend.groupby(pair)["comparator_change"].first()
     np.testing.assert_allclose(got.loc[comparator.index], comparator, rtol=1e-9)
 
 

@@ -1,5 +1,9 @@
-"""Report stage on a small fake warehouse: packs exist, numbers match the disclosure-controlled marts,
-every chart has alt text, published CSV counts are safe, failures leave the previous reports intact."""
+"""Report stage: packs exist, numbers match the disclosure-controlled marts, every chart has alt text, published
+CSV counts are safe, failures leave the previous reports intact.
+
+Tests that take `warehouse` run on both of the session's warehouses (conftest; tests/warehouses.py): the demo
+records (patient) and NHS England's published files (published). Tests that take `run` use a small fake patient
+warehouse built here, with a planted gap and named areas they look for."""
 from __future__ import annotations
 
 import csv
@@ -195,6 +199,7 @@ def test_packs_and_csvs_exist(run):
     assert not list(reports.parent.glob(".reports.tmp-*"))
 
 
+# patient data only: published data have no community summaries (no neighbourhoods, no patient-level groups)
 def test_community_csv_hides_at_least_what_the_packs_hide(run):
     _, reports, _ = run
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
@@ -213,9 +218,11 @@ def test_community_csv_hides_at_least_what_the_packs_hide(run):
     assert compared > 0
 
 
-def test_published_counts_are_safe(run):
-    """The contract checker's published-count rule on every CSV: no 1-7, every count a multiple of 5."""
-    _, reports, _ = run
+def test_published_counts_are_safe(warehouse):
+    """The contract checker's published-count rule on every CSV of the patient data: no 1-7, every count a multiple
+    of 5. Published data (public already, shown as published): every count is a whole number, and the
+    controlled-marts test below checks it is the warehouse's own."""
+    reports = warehouse.reports
     bad, seen = [], 0
     for f in reports.rglob("*.csv"):
         with open(f, newline="", encoding="utf-8") as fh:
@@ -228,7 +235,7 @@ def test_published_counts_are_safe(run):
                         assert v in ("", MARKER, None), (f.name, c, v)
                         continue
                     seen += 1
-                    if x != 0 and (x < 8 or x % 5):
+                    if x % 1 or (warehouse.source == "patient" and x != 0 and (x < 8 or x % 5)):
                         bad.append((f.name, c, v))
     assert seen > 100 and not bad
 
@@ -250,6 +257,42 @@ def test_csv_numbers_are_the_controlled_marts(run):
     assert set(got["area_code"]) == {"P1", "A1", "A2", "A3", "QAA"}
     assert list(got.columns[:7]) == ["period", "condition", "area_type", "area_code", "area_name", "group_type",
                                      "group_value"]
+
+
+def test_every_csv_count_is_the_controlled_marts(warehouse):
+    """Every count in every PCN and ICS CSV is the publication's controlled value (load_inputs: rounded or hidden for
+    patient data, the warehouse's own for published data), and every row is a row of the controlled marts."""
+    from pipeline.report.data import load_inputs
+
+    inp = load_inputs(warehouse.processed, warehouse.config())
+    key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
+    ctl = inp.prev.assign(period=inp.prev["period"].astype(str))
+    compared = 0
+    with warehouse.connect() as con:
+        true = con.execute("select * from prevalence").df()
+    true = true.assign(period=true["period"].astype(str))
+    indicators = None if inp.indicators is None else inp.indicators.assign(period=inp.indicators["period"].astype(str))
+    for path in sorted(warehouse.reports.glob("pcn/*.csv")) + sorted(warehouse.reports.glob("ics/*.csv")):
+        got = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "group_value" not in got.columns:   # the data-quality and inputs tables beside each pack
+            continue
+        rows = ctl
+        if "indicator" in got.columns:   # the indicator tables beside the patient packs: `condition` = indicator id
+            got, rows = got.rename(columns={"indicator": "condition"}), indicators
+        merged = got.merge(rows, on=key, how="left", suffixes=("", "_ctl"), indicator=True)
+        assert (merged["_merge"] == "both").all(), (path.name, merged.loc[merged["_merge"] != "both", key].head())
+        for column in ("observed", "population"):
+            hidden = merged[column] == MARKER
+            assert merged.loc[hidden, f"{column}_redacted"].all(), (path.name, column)
+            shown = merged[~hidden]
+            np.testing.assert_array_equal(shown[column].astype(float).to_numpy(), shown[f"{column}_ctl"].to_numpy(float),
+                                          err_msg=f"{path.name} {column}")
+            compared += len(shown)
+        if warehouse.source == "published":   # public already: shown as published, nothing hidden
+            assert not (merged[["observed", "population"]] == MARKER).any().any()
+            back = merged.merge(true, on=key, suffixes=("", "_true"))
+            np.testing.assert_array_equal(back["observed"].astype(float), back["observed_true"].astype(float))
+    assert compared > 100
 
 
 def test_headline_numbers_in_pdf_match_controlled_marts(run):
@@ -304,17 +347,20 @@ def _struct_figures(reader) -> list:
     return out
 
 
-@pytest.mark.parametrize("pack", ["pcn/P1.pdf", "ics/QAA.pdf", "community/P1.pdf"])
-def test_every_figure_has_alt_text(run, pack):
-    _, reports, _ = run
-    r = pypdf.PdfReader(str(reports / pack))
-    figs = _struct_figures(r)
-    assert figs, "tagged PDF with figures"
-    for f in figs:
-        alt = f.get("/Alt")
-        assert alt and len(str(alt)) > 40, alt
-    meta = r.metadata
-    assert meta.title and "pipeline" in (meta.author or "").lower()
+def test_every_figure_has_alt_text(warehouse):
+    """Every pack of each warehouse is a tagged PDF whose figures all carry alt text."""
+    kinds = set()
+    for pdf in sorted(warehouse.reports.rglob("*.pdf")):
+        r = pypdf.PdfReader(str(pdf))
+        figs = _struct_figures(r)
+        assert figs, f"{pdf.name}: a tagged PDF with figures"
+        for f in figs:
+            alt = f.get("/Alt")
+            assert alt and len(str(alt)) > 40, (pdf.name, alt)
+        meta = r.metadata
+        assert meta.title and "pipeline" in (meta.author or "").lower(), pdf.name
+        kinds.add(pdf.parent.name)
+    assert kinds == ({"pcn", "ics", "community"} if warehouse.source == "patient" else {"pcn", "ics", "england"})
 
 
 def test_templates_give_every_image_alt_text():
@@ -333,32 +379,42 @@ def test_templates_give_every_image_alt_text():
 
 
 @pytest.mark.slow  # renders a set of packs of its own
-def test_rendered_charts_have_alt_text(run):
-    processed, _, cfg = run
+def test_rendered_charts_have_alt_text(warehouse, tmp_path):
+    """One pack of each kind, built and rendered here: every chart has alt text that says what it shows; the PCN
+    pack has its neighbourhood map where the data have neighbourhoods (patient data; published data have none)."""
     from pipeline.report.data import load_inputs
-    from pipeline.report.render import build_pack, render_pack
+    from pipeline.report.render import build_pack, pack_jobs, render_pack
 
-    inp = load_inputs(processed, cfg)
-    for kind, code in (("pcn", "P1"), ("ics", "QAA"), ("community", "P2")):
-        pack = build_pack(inp, kind, code, cfg.report)
-        ctx = render_pack(pack, processed / f"check-{kind}.pdf", inp.latest)
+    cfg = warehouse.config()
+    inp = load_inputs(warehouse.processed, cfg)
+    first = {}
+    for kind, code in pack_jobs(inp):
+        first.setdefault(kind, code)
+    assert set(first) == ({"pcn", "ics", "community"} if warehouse.source == "patient" else {"pcn", "ics", "england"})
+    for kind, code in first.items():
+        ctx = render_pack(build_pack(inp, kind, code, cfg.report), tmp_path / f"check-{kind}.pdf", inp.latest)
         assert ctx["charts"], kind
         for name, c in ctx["charts"].items():
             alt = c["alt"].lower()
-            assert len(alt) > 40 and ("ratio" in alt or "neighbourhood" in alt or "inequality" in alt), name
-    assert "map" in render_pack(build_pack(inp, "pcn", "P1", cfg.report), processed / "m.pdf", inp.latest)["charts"]
+            assert len(alt) > 40 and ("ratio" in alt or "neighbourhood" in alt or "inequality" in alt), (kind, name)
+        if kind == "pcn":
+            assert ("map" in ctx["charts"]) == (warehouse.source == "patient")
 
 
-def test_no_identifiers_or_local_paths(run):
-    processed, reports, _ = run
-    for f in list(reports.rglob("*.pdf")) + list(reports.rglob("*.csv")):
+def test_no_identifiers_or_local_paths(warehouse):
+    processed, reports = warehouse.processed, warehouse.reports
+    files = list(reports.rglob("*.pdf")) + list(reports.rglob("*.csv"))
+    assert len(files) >= 10
+    for f in files:
         data = f.read_bytes()
         assert str(processed).encode() not in data and str(reports.parent).encode() not in data
         assert b"/tmp/" not in data and b"pack-" not in data
-    text = pdf_text(reports / "pcn" / "P1.pdf")
-    assert "patient_id" not in text and "date_of_birth" not in text
+    for pdf in sorted(reports.glob("pcn/*.pdf"))[:2]:
+        text = pdf_text(pdf)
+        assert "patient_id" not in text and "date_of_birth" not in text
 
 
+# patient data only: published data have no community summaries
 def test_community_pack_has_no_practice_numbers(run):
     _, reports, _ = run
     text = pdf_text(reports / "community" / "P1.pdf")
@@ -593,6 +649,7 @@ def test_sii_hidden_when_its_simulation_is_not_repeatable(run):
 
 
 def test_published_files_pass_the_disclosure_scanner(run):
+    """The fake warehouse's packs (its planted small cells); both real warehouses: test_end_to_end."""
     from disclosure_scan import scan_reports
 
     _, reports, _ = run
@@ -601,6 +658,7 @@ def test_published_files_pass_the_disclosure_scanner(run):
     assert not res.problems, res.problems[:10]
 
 
+# patient data only: published registers have no age bands
 def test_pcn_pack_has_age_bands_and_no_standardised_rates(run):
     """Age bands are there; directly standardised rates are not published (they need stratum counts that are
     not published, so they could not be worked out from the published counts)."""
@@ -609,20 +667,21 @@ def test_pcn_pack_has_age_bands_and_no_standardised_rates(run):
     assert "By age band" in text and "Age-standardised rates by ethnic group" not in text
 
 
-@pytest.mark.parametrize("pack", ["pcn/P1.pdf", "ics/QAA.pdf", "community/P1.pdf"])
-def test_pdf_metadata(run, pack):
-    processed, reports, _ = run
-    r = pypdf.PdfReader(str(reports / pack))
-    meta = r.metadata
-    assert meta.title and len(meta.title) > 10
-    author = meta.author or ""
+def test_pdf_metadata(warehouse):
     import getpass
 
-    assert getpass.getuser() not in author and "/" not in author
-    for v in meta.values():
-        assert str(processed.parent) not in str(v) and "/tmp/" not in str(v)
-    root = r.trailer["/Root"]
-    assert str(root.get("/Lang", "")).lower().startswith("en")
+    pdfs = sorted(warehouse.reports.rglob("*.pdf"))
+    assert len(pdfs) >= 5
+    for pdf in pdfs:
+        r = pypdf.PdfReader(str(pdf))
+        meta = r.metadata
+        assert meta.title and len(meta.title) > 10, pdf.name
+        author = meta.author or ""
+        assert getpass.getuser() not in author and "/" not in author, pdf.name
+        for v in meta.values():
+            assert str(warehouse.processed.parent) not in str(v) and "/tmp/" not in str(v), pdf.name
+        root = r.trailer["/Root"]
+        assert str(root.get("/Lang", "")).lower().startswith("en"), pdf.name
 
 
 def test_a_ratio_hidden_because_its_population_is_hidden_is_drawn_as_hidden_not_as_no_patients(tmp_path):
