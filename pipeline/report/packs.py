@@ -155,13 +155,14 @@ def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None =
     """The published change between the previous and the latest date for every cell of the areas a pack reports
     on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
     pack's rows, when already sliced (they must hold the areas'). Each cell's row is also in
-    `attrs['by_cell']` ({(area_code, condition, group_type, group_value): row}) for quick look-ups."""
+    `attrs['by_cell']` (a look-up (area_code, condition, group_type, group_value) -> row; a function, which pandas
+    does not deep-copy into every frame derived from this one, as it would a dict)."""
     changes = pt.published_changes(inp.prev if prev is None else prev, inp.trend_overlap, inp.previous, inp.latest,
                                    area_type, codes, inp.policy)
     if changes is not None and not changes.empty:
         cell = ["area_code", "condition", "group_type", "group_value"]
         changes.attrs["by_cell"] = {tuple(key): row for key, row in
-                                    zip(changes[cell].itertuples(index=False), changes.to_dict("records"))}
+                                    zip(changes[cell].itertuples(index=False), changes.to_dict("records"))}.get
     return changes
 
 
@@ -169,7 +170,7 @@ def _change(changes: pd.DataFrame | None, code, cond, gt, gv) -> dict | None:
     if changes is None or changes.empty:
         return None
     if "by_cell" in changes.attrs:
-        return changes.attrs["by_cell"].get((code, cond, gt, gv))
+        return changes.attrs["by_cell"]((code, cond, gt, gv))
     hit = changes[(changes["area_code"] == code) & (changes["condition"] == cond) & (changes["group_type"] == gt) &
                   (changes["group_value"] == gv)]
     return dict(hit.iloc[0]) if len(hit) else None
