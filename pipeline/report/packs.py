@@ -204,9 +204,9 @@ def area_summary(prev, inp: Inputs, area_type: str, code: str, changes, comparat
     """Page 1, part 1: the area as a whole against the comparator, one sentence and one table row per
     condition, with the published change since the previous date."""
     rows, sentences = [], []
+    area_rows = _rows(prev, inp.latest, area_type, [code], "all")
     for condition in inp.conditions:
-        row = _rows(prev, inp.latest, area_type, [code], "all")
-        row = row[row["condition"] == condition["condition"]]
+        row = area_rows[area_rows["condition"] == condition["condition"]]
         if row.empty:
             continue
         row = row.iloc[0]
@@ -260,9 +260,9 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
 
 def overview_table(prev, inp: Inputs, area_type, code) -> dict:
     rows = []
+    area_rows = _rows(prev, inp.latest, area_type, [code], "all")
     for condition in inp.conditions:
-        row = _rows(prev, inp.latest, area_type, [code], "all")
-        row = row[row["condition"] == condition["condition"]]
+        row = area_rows[area_rows["condition"] == condition["condition"]]
         if row.empty:
             continue
         row = row.iloc[0]
@@ -462,13 +462,14 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
                                                                                 repeat_breakdown=False))
                            for condition in inp.conditions] if inp.has_patient_groups else []
     codes = prac["practice_code"].tolist()
-    ctx["practice_tables"] = [dict(condition=condition["label"], table=practice_table(prev, inp, codes, condition["condition"]))
+    own = _rows(prev, inp.latest, "practice", codes, "all")  # found once, not once per condition
+    ctx["practice_tables"] = [dict(condition=condition["label"], table=practice_table(own, inp, codes, condition["condition"]))
                               for condition in inp.conditions]
     # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
     if inp.funnel is not None and not inp.funnel.empty:
-        panels = []
+        panels, icb_latest = [], _rows(prev, inp.latest, "practice", icb_practices, "all")
         for condition in inp.conditions:
-            practice_rows = _label_series(prev, "practice", icb_practices, inp.latest, condition["condition"])
+            practice_rows = icb_latest[icb_latest["condition"] == condition["condition"]]
             points = pd.DataFrame(dict(expected=practice_rows["expected"].to_numpy(dtype=float), ratio=practice_rows["ratio"].to_numpy(dtype=float),
                                        highlight=practice_rows["area_code"].isin(codes).to_numpy(), label=practice_rows["area_name"].to_numpy()))
             panels.append((condition["label"], points))
@@ -483,13 +484,13 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
                        else "No boundaries were supplied (boundaries.geojson), so there is no map in this pack.")
     # change across periods: overall plus the headline groups
     if len(inp.periods) > 1:
-        panels = []
+        panels, pcn_rows = [], prev[prev["area_type"] == "pcn"]  # this PCN's rows: the slice holds no other PCN
         headline_items = ctx["headlines"]
         for condition in inp.conditions:
-            frames = [_trend_frame(prev, "pcn", pcn, condition["condition"], "all", "All", "Everyone")]
+            frames = [_trend_frame(pcn_rows, "pcn", pcn, condition["condition"], "all", "All", "Everyone")]
             for headline in headline_items:
                 if headline["condition"] == condition["condition"]:
-                    frames.append(_trend_frame(prev, "pcn", pcn, condition["condition"], headline["group_type"], headline["group_value"],
+                    frames.append(_trend_frame(pcn_rows, "pcn", pcn, condition["condition"], headline["group_type"], headline["group_value"],
                                                w.series_label(headline["group_type"], headline["group_value"])))
             panels.append((condition["label"], pd.concat(frames, ignore_index=True)))
         charts_ += chart_parts("trend", charts.trend_chart, panels, {})
@@ -531,9 +532,9 @@ def _per_period_table(prev, inp: Inputs, area_type, code, cell, changes=None) ->
     if len(inp.periods) < 2:
         return None
     rows = []
+    area_rows = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["group_type"] == "all")]
     for condition in inp.conditions:
-        by_period = prev[(prev["area_type"] == area_type) & (prev["area_code"] == code) & (prev["condition"] == condition["condition"]) &
-                         (prev["group_type"] == "all")].set_index("period")
+        by_period = area_rows[area_rows["condition"] == condition["condition"]].set_index("period")
         cells = [cell(by_period.loc[period]) if period in by_period.index else "–" for period in inp.periods]
         if changes is not None:
             change = _change(changes, code, condition["condition"], "all", "All") or {}
