@@ -91,15 +91,16 @@ def report_settings(cfg: Config) -> dict:
 
 
 def default_workers(cfg: Config, n_jobs: int) -> int:
-    """2 worker processes where there are 2 cores or more (and 4 packs or more); otherwise this process.
+    """2 worker processes for 50 packs or more where there are 2 cores or more; otherwise this process.
 
-    A pack's time is mostly Python building its tables and charts (one core), typst's compile a quarter of it,
-    so a second process halves the time on 2 free cores (published data, all of England: 0.5 CPU-s per PCN pack).
+    A pack's time is mostly Python building its tables and charts (one core), typst's compile a third of it, so
+    a second process nearly halves a long run (published data, all of England: 0.45 CPU-s per PCN pack); starting
+    the workers (imports, the inputs pickled) costs about as much as 10 to 20 packs, so short runs stay here.
     `[report] workers = N` in the configuration overrides this."""
     if "workers" in cfg.report:
         return max(1, int(cfg.report["workers"]))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return WORKERS if cores >= 2 and n_jobs >= 4 else 1
+    return WORKERS if cores >= 2 and n_jobs >= 50 else 1
 
 
 def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, workers: int = WORKERS) -> dict:
