@@ -155,8 +155,7 @@ def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None =
     """The published change between the previous and the latest date for every cell of the areas a pack reports
     on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
     pack's rows, when already sliced (they must hold the areas'). Each cell's row is also in
-    `attrs['by_cell']` (a look-up (area_code, condition, group_type, group_value) -> row; a function, which pandas
-    does not deep-copy into every frame derived from this one, as it would a dict)."""
+    `attrs['by_cell']`: (area_code, condition, group_type, group_value) -> row (dict.get: pandas would deep-copy a dict)."""
     changes = pt.published_changes(inp.prev if prev is None else prev, inp.trend_overlap, inp.previous, inp.latest,
                                    area_type, codes, inp.policy)
     if changes is not None and not changes.empty:

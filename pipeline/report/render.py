@@ -10,6 +10,7 @@ the previous reports as they were. Packs are rendered in parallel (2 worker proc
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import multiprocessing as mp
@@ -153,13 +154,9 @@ def _render_job(job: tuple[str, str]):
     return job, time.perf_counter() - t0
 
 
-_TEMPLATES: dict[str, str] = {}
-
-
+@functools.cache
 def _template(name: str) -> str:
-    if name not in _TEMPLATES:
-        _TEMPLATES[name] = (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
-    return _TEMPLATES[name]
+    return (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
 
 
 def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path | None = None) -> dict:
