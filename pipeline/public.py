@@ -228,7 +228,6 @@ def model_design(practice: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndar
     return np.column_stack(cols), names, usable
 
 
-
 def _practice_covariates(practices: pd.DataFrame, reg: pd.DataFrame | None, eth: pd.DataFrame | None) -> pd.DataFrame:
     out = practices[["practice_code"]].copy()
     age_cols = [f"age_{b}" for b in MODEL_AGE_BANDS]
@@ -252,8 +251,6 @@ def _practice_covariates(practices: pd.DataFrame, reg: pd.DataFrame | None, eth:
     else:
         out["pct_non_white"] = np.nan
     return out
-
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -435,7 +432,6 @@ def model_tables(prac: pd.DataFrame, practices: pd.DataFrame, covariates: pd.Dat
     model_columns = ["period", "condition", "term", "estimate", "std_error", "std_error_quasi", "rate_ratio",
                      "practices", "deviance", "dispersion", "converged"]
     return {"public_model": pd.DataFrame(model_rows, columns=model_columns), "public_expected": expected}
-
 
 
 # ------------------------------------------------------------------------------------------------

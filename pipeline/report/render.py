@@ -5,16 +5,17 @@
     reports/community/<pcn_code>.pdf + .csv  plain-language summary (the packs' own published cells)
 
 Everything is written into a temporary sibling directory and swapped in at the end, so a killed run leaves
-the previous reports as they were. Packs are rendered in parallel (2 worker processes, forked so that the
-controlled tables and matplotlib are shared, not copied).
+the previous reports as they were. Packs are rendered in parallel (2 worker processes where there are 2 cores).
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -91,15 +92,16 @@ def report_settings(cfg: Config) -> dict:
 
 
 def default_workers(cfg: Config, n_jobs: int) -> int:
-    """2 worker processes when there are at least 4 cores; otherwise render in this process.
+    """2 worker processes for 50 packs or more where there are 2 cores or more; otherwise this process.
 
-    typst already spreads one compile over the cores it finds, so on a 2-core machine two processes only
-    fight over them (measured: 0.16 s per pack in one process against 0.22 s with two workers).
+    A pack's time is mostly Python building its tables and charts (one core), typst's compile a third of it, so
+    a second process nearly halves a long run (published data, all of England: 0.45 CPU-s per PCN pack); starting
+    the workers (imports, the inputs pickled) costs about as much as 10 to 20 packs, so short runs stay here.
     `[report] workers = N` in the configuration overrides this."""
     if "workers" in cfg.report:
         return max(1, int(cfg.report["workers"]))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return WORKERS if cores >= 4 and n_jobs >= 4 else 1
+    return WORKERS if cores >= 2 and n_jobs >= 50 else 1
 
 
 def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, workers: int = WORKERS) -> dict:
@@ -111,15 +113,18 @@ def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, w
         finally:
             _STATE.clear()
     # forkserver, not fork: a process that has already run typst (its Rust thread pool) must not be forked,
-    # and the server starts clean with the heavy modules preloaded; each worker gets the inputs once.
+    # and the server starts clean with the heavy modules preloaded; each worker gets the inputs once, pickled
+    # once here (all of England's: 200 MB, 10 s to pickle), and the England pack, the longest, goes first.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["pipeline.report.packs", "pipeline.report.charts", "typst", "pandas"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(inp, report_settings(cfg), out)) as ex:
-        return dict(ex.map(_render_job, jobs))
+    state = pickle.dumps((inp, report_settings(cfg), out), protocol=pickle.HIGHEST_PROTOCOL)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(state,)) as ex:
+        return dict(ex.map(_render_job, sorted(jobs, key=lambda job: job[0] != "england")))
 
 
-def _init_worker(inp: Inputs, report_cfg: dict, out: Path) -> None:
+def _init_worker(inp: Inputs | bytes, report_cfg: dict | None = None, out: Path | None = None) -> None:
+    if isinstance(inp, bytes):
+        inp, report_cfg, out = pickle.loads(inp)
     _STATE.update(inp=inp, report=report_cfg, out=out)
 
 
@@ -149,13 +154,9 @@ def _render_job(job: tuple[str, str]):
     return job, time.perf_counter() - t0
 
 
-_TEMPLATES: dict[str, str] = {}
-
-
+@functools.cache
 def _template(name: str) -> str:
-    if name not in _TEMPLATES:
-        _TEMPLATES[name] = (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
-    return _TEMPLATES[name]
+    return (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
 
 
 def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path | None = None) -> dict:

@@ -449,6 +449,7 @@ def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
         raise RuntimeError("killed mid-run")
 
     monkeypatch.setattr(render, "build_pack", boom)
+    monkeypatch.setattr(render, "default_workers", lambda *args: 1)  # boom is patched in this process only
     with pytest.raises(RuntimeError):
         render.render_reports(processed, reports, _config())
     assert (reports / "old.txt").read_text() == "previous run"
