@@ -7,24 +7,11 @@
 -- `register_in_range` (case finding only, else 0): the register's patients in the age range, so that the publication
 -- model knows not-on-register + on-register = everyone registered in the range; a stratum whose people in the range
 -- are all on the register is kept with population 0 for that count.
-with registered_by_age as (
-    select period, practice_code, neighbourhood_code, ethnic_group, imd_quintile, sex, age, count(*) as people
-    from int_patients_registered_on_date
-    group by period, practice_code, neighbourhood_code, ethnic_group, imd_quintile, sex, age
-),
-register_by_age as (
-    select k.period, k.condition, r.practice_code, r.neighbourhood_code, r.ethnic_group, r.imd_quintile, r.sex, r.age,
-           count(*) as people
-    from int_condition_cases as k
-    join int_patients_registered_on_date as r on r.period = k.period and r.patient_id = k.patient_id
-    where k.condition in (select denominator from indicator_settings)
-    group by k.period, k.condition, r.practice_code, r.neighbourhood_code, r.ethnic_group, r.imd_quintile, r.sex, r.age
-),
-contributions as (
+with contributions as (
     -- case finding: everyone registered in the age range ...
     select g.period, i.indicator, g.practice_code, g.neighbourhood_code, g.ethnic_group, g.imd_quintile, g.sex, g.age,
            g.people, 0 as cases, 0 as register_people
-    from registered_by_age as g
+    from int_registered_by_age as g
     join indicator_settings as i on i.kind = 'case_finding'
     where g.age >= i.min_age
       and (i.max_age is null or g.age <= i.max_age)
@@ -33,7 +20,7 @@ contributions as (
     select g.period, i.indicator, g.practice_code, g.neighbourhood_code, g.ethnic_group, g.imd_quintile, g.sex, g.age,
            case when i.kind = 'case_finding' then -g.people else g.people end, 0,
            case when i.kind = 'case_finding' then g.people else 0 end
-    from register_by_age as g
+    from int_cases_by_age as g
     join indicator_settings as i on i.denominator = g.condition
     where g.age >= i.min_age
       and (i.max_age is null or g.age <= i.max_age)

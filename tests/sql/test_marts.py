@@ -63,6 +63,8 @@ def test_stratified_counts_counts_people_of_age_and_cases_per_stratum(con):
     ])
     given(con, "int_condition_cases", ["period", "condition", "patient_id"],
           [(DATE_0, "dep", "p1"), (DATE_0, "dep", "p3"), (DATE_0, "dep", "too_young")])
+    build(con, "intermediate/int_registered_by_age")
+    build(con, "intermediate/int_cases_by_age")
     build(con, "marts/stratified_counts")
     assert rows(con, "select * from stratified_counts order by practice_code") == [
         (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 2, 1),
@@ -229,6 +231,8 @@ def test_indicator_stratified_counts_counts_denominator_and_numerator_of_each_ki
         (DATE_0, "possible_htn", "child"),  # under the age range
     ])
     build(con, "intermediate/int_indicator_numerators")
+    build(con, "intermediate/int_registered_by_age")
+    build(con, "intermediate/int_cases_by_age")
     build(con, "marts/indicator_stratified_counts")
     assert rows(con, "select * from indicator_stratified_counts order by indicator, practice_code, sex") == [
         # htn register aged 18-79: p1, p2 (htn_82 is over 79); p2 meets it

@@ -253,7 +253,8 @@ def test_indicator_denominators_are_counted_as_the_listed_patients(con):
     table(con, "int_indicator_outcome", outcome, ["period", "indicator", "patient_id"])
     table(con, "int_indicator_case_finding", finding, ["period", "indicator", "patient_id"])
     table(con, "int_indicator_care_process", [], ["period", "indicator", "patient_id"])
-    for model in ("intermediate/int_indicator_numerators", "marts/indicator_stratified_counts"):
+    for model in ("intermediate/int_indicator_numerators", "intermediate/int_registered_by_age",
+                  "intermediate/int_cases_by_age", "marts/indicator_stratified_counts"):
         build(con, model)
     build(con, "checks/int_indicator_denominators", view=True)
     strata = "period, indicator, practice_code, neighbourhood_code, ethnic_group, imd_quintile, sex, age_band"
