@@ -177,9 +177,15 @@ def poisson_glm(y: np.ndarray, X: np.ndarray, offset: np.ndarray, max_iter: int 
     X = np.asarray(X, float)
     offset = np.asarray(offset, float)
     n, p = X.shape
+
+    def deviance(coef: np.ndarray) -> float:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            fitted = np.exp(X @ coef + offset)
+            return float(2.0 * np.sum(np.where(y > 0, y * np.log(y / fitted), 0.0) - (y - fitted)))
+
     beta = np.zeros(p)
     beta[0] = np.log(max(y.sum(), 1e-12) / np.exp(offset).sum())   # column 0 is the intercept
-    dev_old = np.inf
+    dev_old = dev = deviance(beta)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
@@ -187,10 +193,15 @@ def poisson_glm(y: np.ndarray, X: np.ndarray, offset: np.ndarray, max_iter: int 
         mu = np.exp(eta)
         z = (eta - offset) + (y - mu) / mu
         XtW = X.T * mu
-        beta = np.linalg.solve(XtW @ X, XtW @ z)
-        mu = np.exp(X @ beta + offset)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = 2.0 * np.sum(np.where(y > 0, y * np.log(y / mu), 0.0) - (y - mu))
+        step = np.linalg.solve(XtW @ X, XtW @ z)
+        dev = deviance(step)
+        # step halving (as R's glm.fit): a step that overflows or raises the deviance goes half way back
+        for _ in range(60):
+            if np.isfinite(dev) and dev <= dev_old * (1 + 1e-12) + 1e-12:
+                break
+            step = (step + beta) / 2.0
+            dev = deviance(step)
+        beta = step
         if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
             converged = True
             break
@@ -404,6 +415,8 @@ def model_tables(prac: pd.DataFrame, practices: pd.DataFrame, covariates: pd.Dat
         keep_cols[0] = True
         fit = poisson_glm(sub["observed"].to_numpy(float)[use], X[:, keep_cols],
                           np.log(sub["population"].to_numpy(float)[use]))
+        if not fit["converged"]:
+            log.warning("the model of register %s did not converge in %d iterations", cond, fit["iterations"])
         fitted = np.full(len(sub), np.nan)
         fitted[use] = fit["fitted"]
         prac.loc[prac.index[idx], "expected_model"] = fitted

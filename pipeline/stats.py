@@ -992,9 +992,9 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
         p_d = np.where(var_d > 0, 2.0 * special.ndtr(-np.abs(d) / np.sqrt(var_d)), np.where(d == 0, 1.0, 0.0))
         p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
         direction = np.sign(d * s)
-    return PairedChange(*(_keep(valid, a) for a in (
-        ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to,
-        gap_change, gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
+        return PairedChange(*(_keep(valid, a) for a in (
+            ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to,
+            gap_change, gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
 
 
 def benjamini_hochberg(p_values, family_ids=None):

@@ -131,3 +131,24 @@ def test_pack_csv_counts_follow_the_sources_disclosure_rule(warehouse):
             assert observed % 5 == 0 and abs(observed - true) <= 2.5
     text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(pcn_csv.with_suffix(".pdf"))).pages)
     assert ("public already" in " ".join(text.split())) == (source == "published")
+
+
+def test_poisson_glm_halves_steps_that_overshoot():
+    """Rates spanning e^30 across a covariate (as palliative care across England's practices did): plain IRLS from
+    the intercept-only start overflowed and never converged; with step halving the fit converges to the truth and
+    numpy warns of nothing."""
+    import warnings
+
+    from pipeline.public import poisson_glm
+
+    rng = np.random.default_rng(3)
+    covariate = rng.uniform(0, 30, 200)
+    population = np.full(200, 5000.0)
+    observed = rng.poisson(population * np.exp(-12 + covariate)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = poisson_glm(observed, np.column_stack([np.ones(200), covariate]), np.log(population))
+    assert fit["converged"] and fit["iterations"] < 50
+    assert fit["coef"] == pytest.approx([-12.0, 1.0], abs=1e-3)
+    gradient = np.column_stack([np.ones(200), covariate]).T @ (observed - fit["fitted"])
+    assert np.abs(gradient).max() <= 1e-6 * observed.sum()
