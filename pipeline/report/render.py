@@ -107,7 +107,7 @@ def default_workers(cfg: Config, n_jobs: int) -> int:
 def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, workers: int = WORKERS) -> dict:
     """Render `jobs` [(kind, code)] into `out`; returns {(kind, code): seconds}."""
     if workers <= 1 or len(jobs) <= 1:
-        _init_worker(inp, report_settings(cfg), out)
+        _STATE.update(inp=inp, report=report_settings(cfg), out=out)
         try:
             return dict(_render_job(j) for j in jobs)
         finally:
@@ -122,9 +122,8 @@ def run_jobs(inp: Inputs, cfg: Config, jobs: list[tuple[str, str]], out: Path, w
         return dict(ex.map(_render_job, sorted(jobs, key=lambda job: job[0] != "england")))
 
 
-def _init_worker(inp: Inputs | bytes, report_cfg: dict | None = None, out: Path | None = None) -> None:
-    if isinstance(inp, bytes):
-        inp, report_cfg, out = pickle.loads(inp)
+def _init_worker(state: bytes) -> None:
+    inp, report_cfg, out = pickle.loads(state)
     _STATE.update(inp=inp, report=report_cfg, out=out)
 
 

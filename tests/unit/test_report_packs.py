@@ -456,6 +456,23 @@ def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".reports.tmp-*"))
 
 
+@pytest.mark.slow  # renders the fake warehouse's packs twice, once in two worker processes
+def test_worker_processes_write_the_same_reports(tmp_path, monkeypatch):
+    from pipeline.report import render
+
+    processed = tmp_path / "processed"
+    build_fake_warehouse(processed, optional_tables=False, boundaries=False)
+    written = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(render, "default_workers", lambda *args, workers=workers: workers)
+        reports = tmp_path / f"reports_{workers}"
+        render.render_reports(processed, reports, _config())
+        written[workers] = {path.relative_to(reports): path.read_bytes() for path in sorted(reports.rglob("*"))
+                            if path.is_file() and path.suffix == ".csv"}
+        assert sorted(p.name for p in reports.rglob("*.pdf"))
+    assert written[1] and written[2] == written[1]
+
+
 def test_headlines_give_each_condition_its_largest_gap():
     from types import SimpleNamespace
 
