@@ -47,10 +47,10 @@ import numpy as np
 import pandas as pd
 
 from . import adapters as A
-from .config import Condition, load_config
+from .config import Condition, Config, load_config
 from .errors import PipelineError
 from .public_inputs import find_input, missing_message
-from .warehouse import staged
+from .warehouse import query, read_table, staged
 
 log = logging.getLogger("pipeline.public")
 
@@ -508,6 +508,16 @@ def placement_summary(practices: pd.DataFrame) -> dict[str, int]:
     return {how: int(counts.get(how, 0)) for how in PLACED_BY}
 
 
+def published_config(con) -> Config:
+    """The configuration of a published-data warehouse (what `analyse` and the packs read): its registers as the
+    conditions, its QOF year ends as the periods, source 'published'."""
+    conditions = tuple(Condition(id=code, label=label, codelist=f"QOF register {code}", min_age=int(min_age))
+                       for code, label, min_age in read_table(con, "conditions", ["condition", "label", "min_age"])
+                       .itertuples(index=False))
+    periods = tuple(pd.to_datetime(query(con, "published_periods").df()["period"]).dt.date)
+    return replace(load_config(), conditions=conditions, periods=periods, source="published")
+
+
 def run_public(in_dir: Path, year: str, processed: Path, reports: Path, icb: str | None = None, *,
                conditions: tuple[str, ...] | None = None) -> dict:
     """Adapt the published files for one or more QOF years (`year`: '2022-23' or '2022-23,2024-25') into
@@ -542,14 +552,14 @@ def run_public(in_dir: Path, year: str, processed: Path, reports: Path, icb: str
     tables["conditions"] = pd.DataFrame({"condition": [c.id for c in conds], "label": [c.label for c in conds],
                                          "min_age": [c.min_age for c in conds]})
     tables["run_info"] = pd.DataFrame(list(run_facts(loaded, placed).items()), columns=["key", "value"])
-    periods = tuple(inp["files"]["period"] for inp in loaded)
-    cfg = replace(load_config(), conditions=conds, periods=periods, source="published")
     with staged(processed, fresh=True) as con:
         for name, frame in tables.items():
             con.register("adapted_frame", frame)
             con.execute(f'create table "{name}" as select * from adapted_frame')
             con.unregister("adapted_frame")
+        cfg = published_config(con)
         analyse(processed, cfg, con)
+    periods = cfg.periods
     summary = {"periods": [p.isoformat() for p in periods], "mapping": latest["files"]["mapping"].name,
                "placed": placed, "rows": {k: int(len(v)) for k, v in tables.items()}}
     if icb is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -76,22 +76,18 @@ class Warehouse:
         return duckdb.connect(str(self.processed / "warehouse.duckdb"), read_only=True)
 
     def config(self):
-        """The configuration the run used: the default one for patient data; for published data, as run_public
-        makes it (the registers as conditions, the QOF year ends as periods, source 'published')."""
-        from pipeline.config import Condition, load_config
+        """The configuration the run used: the default one for patient data; for published data, the one run_public
+        derives from the warehouse (public.published_config)."""
+        from pipeline.config import load_config
+        from pipeline.public import published_config
 
-        cfg = load_config()
         if self.source == "patient":
-            return cfg
+            return load_config()
         con = self.connect()
         try:
-            conditions = con.execute("select condition, label, min_age from conditions").fetchall()
-            periods = [row[0] for row in con.execute("select distinct period from prevalence order by period").fetchall()]
+            return published_config(con)
         finally:
             con.close()
-        return replace(cfg, periods=tuple(periods), source="published",
-                       conditions=tuple(Condition(id=code, label=label, codelist=f"QOF register {code}",
-                                                  min_age=int(min_age)) for code, label, min_age in conditions))
 
 
 def build_patient(root: Path) -> Warehouse:
