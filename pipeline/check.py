@@ -10,7 +10,6 @@ rows are named by number.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +34,6 @@ from .warehouse import build, connect, load_macros, query
 # ones and add E01033769-E01035762 for the new (split, merged, complex) areas; some 2011 codes end in 2021.
 LAST_2011_CODE = "E01033768"
 LAST_2021_CODE = "E01035762"
-LSOA_PATTERN = re.compile(r"^[EW]01\d{6}$")
 
 
 def _pct(n: float, d: float) -> str:

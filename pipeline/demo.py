@@ -125,7 +125,6 @@ SEX_P = np.array([0.4990, 0.4986, 0.0004, 0.0020])
 # NHS ethnic category codes, their ONS high-level group (DESIGN.md) and the within-group split for
 # England (Census 2021 TS021, % of all residents; Chinese is R, i.e. "Other", in the NHS 2001 codes).
 ETH_CODES = np.array(list("ABCDEFGHJKLMNPRS"))
-ETH_GROUP_NAMES = ("White", "Mixed", "Asian", "Black", "Other")
 ETH_GROUP = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4])
 ETH_WITHIN = np.array([74.42, 0.85, 6.43, 0.86, 0.42, 0.82, 0.78, 3.13, 2.66, 1.08, 1.63,
                        1.05, 2.50, 0.50, 0.75, 2.11])

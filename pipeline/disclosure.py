@@ -33,7 +33,6 @@ COUNT_COLUMNS = ("observed", "population", "missing")
 RATE_COLUMNS = ("rate", "rate_lower", "rate_upper")
 RATIO_COLUMNS = ("ratio", "ratio_lower", "ratio_upper")
 GROUP_TYPES = ("ethnicity", "imd_quintile", "sex", "age_band")
-PREVALENCE_KEY = ("period", "condition", "area_type", "area_code")
 
 
 @dataclass(frozen=True)

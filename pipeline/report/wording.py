@@ -196,21 +196,6 @@ def plain_gap(label: str, group_type: str, value: str, adults: bool, lower, uppe
     return f"About as many {who} have {label.lower()} recorded as the average for people of the same age and sex would give."
 
 
-def describe_rii(rii, lo, hi) -> str:
-    """The deprivation gradient in words, direction from its interval. As phe_sii (quantile 1 = most
-    deprived) RII = fitted rate at the least deprived end / fitted rate at the most deprived end, so RII < 1
-    means the condition is recorded more often in more deprived areas."""
-    r, lo_, hi_ = number(rii), number(lo), number(hi)
-    if not math.isfinite(r):
-        return "not calculable"
-    ci = f"RII {r:.2f}, 95% interval {lo_:.2f}–{hi_:.2f}" if np.isfinite([lo_, hi_]).all() else f"RII {r:.2f}"
-    if math.isfinite(hi_) and hi_ < 1:
-        return f"recorded more often in more deprived areas ({ci})"
-    if math.isfinite(lo_) and lo_ > 1:
-        return f"recorded less often in more deprived areas ({ci})"
-    return f"no clear gradient with deprivation ({ci})"
-
-
 def _signed(x: float, digits: int = 1) -> str:
     """A signed number with a true minus sign: '−6.0', '2.3'."""
     s = f"{x:.{digits}f}"
