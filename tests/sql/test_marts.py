@@ -33,6 +33,12 @@ def rows(con, sql: str) -> list[tuple]:
     return [tuple(row) for row in con.execute(sql).fetchall()]
 
 
+def sum_types(con, table: str) -> set[str]:
+    """The types of a table's summed count columns (bigint: a 128-bit column is several times slower to read)."""
+    return {kind for name, kind, *_ in con.execute(f"describe {table}").fetchall()
+            if name in ("cases", "population", "register_in_range")}
+
+
 def practices(con) -> None:
     given(con, "practices", ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"],
           [("A", "Alpha Surgery", "P", "North PCN", "I", "Test ICB"),
@@ -46,9 +52,10 @@ def every_group(ethnic_group: str, imd_quintile: str, sex_group: str, age_band: 
 
 
 def test_every_mart_file_has_a_test_here():
-    tested = {"stratified_counts", "reference_rates", "area_group_rate_strata", "area_group_strata", "prevalence_counts", "data_quality",
-              "trend_expected", "indicator_stratified_counts", "indicator_reference_rates", "indicator_counts",
-              "indicator_trend_transitions", "indicator_trend_expected"}
+    tested = {"stratified_counts", "reference_rates", "area_group_rate_strata", "area_group_strata", "prevalence_counts",
+              "data_quality", "trend_expected", "indicator_stratified_counts", "indicator_area_group_rate_strata",
+              "indicator_reference_rates", "indicator_counts", "indicator_trend_transitions",
+              "indicator_trend_expected"}
     elsewhere = {"trend_transitions"}  # tests/sql/test_models.py
     assert {path.stem for path in (SQL_DIR / "marts").glob("*.sql")} == tested | elsewhere
 
@@ -117,6 +124,7 @@ def test_area_group_rate_strata_sums_cells_per_area_group_and_rate_stratum(con):
                      (area_type, code, "imd_quintile", "1", "1", "*", 3, 10),
                      (area_type, code, "imd_quintile", "5", "5", "*", 2, 6)]
     assert sorted(got, key=str) == sorted(expected, key=str)
+    assert sum_types(con, "area_group_rate_strata") == {"BIGINT"}
     build(con, "marts/area_group_rate_strata", NO_STRATA)  # unstratified: one '*' stratum holds both practices
     assert rows(con, "select imd_stratum, cases, population from area_group_rate_strata "
                      "where area_type = 'pcn' and group_type = 'all'") == [("*", 5, 16)]
@@ -155,6 +163,7 @@ def test_prevalence_counts_sums_strata_names_areas_and_drops_empty_cells(con):
         (DATE_0, "dep", "practice", "A", "all", "All", "F", "40-44", 0, 0, 0.0),
         (DATE_0, "dep", "neighbourhood", "N1", "sex", "F", "F", "40-44", 3, 10, 2.0),
     ])
+    build(con, "intermediate/int_area_names")
     build(con, "marts/prevalence_counts")
     assert rows(con, "select * from prevalence_counts order by area_type") == [
         (DATE_0, "dep", "neighbourhood", "N1", "Riverside", "sex", "F", 3, 10, 2.0),
@@ -252,6 +261,39 @@ INDICATOR_RATES = ["period", "indicator", "sex", "age_band", "imd_stratum", "eth
                    "rate"]
 
 
+def test_indicator_area_group_rate_strata_sums_cells_per_area_group_and_rate_stratum(con):
+    """Numerator, denominator and register_in_range of the cells summed per area x group x rate stratum: the rate
+    stratum is the recorded sex (the group the sex group) and, here, the ethnic group but not the IMD quintile."""
+    practices(con)
+    given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
+        (DATE_0, "possible_htn", "A", "N1", "White", "1", "F", "F", "60-64", 3, 1, 2),
+        (DATE_0, "possible_htn", "A", "N1", "White", "2", "F", "F", "60-64", 4, 2, 1),  # same rate stratum as above
+        (DATE_0, "possible_htn", "B", None, "Asian", "5", "F", "F", "60-64", 6, 3, 0),
+        (DATE_0, "possible_htn", "B", None, "Asian", "5", "I", "Unknown", "60-64", 0, 0, 1),  # all on the register
+    ])
+    build(con, "marts/indicator_area_group_rate_strata", {"by_imd": False, "by_ethnicity": True})
+    got = rows(con, "select area_type, area_code, group_type, group_value, sex, age_band, imd_stratum, "
+                    "ethnicity_stratum, cases, population, register_in_range from indicator_area_group_rate_strata")
+    # A's two cells differ only in IMD quintile: one rate stratum, except in the IMD groups
+    in_a = [(group_type, value, "F", "White", 3, 7, 3) for group_type, value in every_group("White", "-", "F", "60-64")
+            if group_type != "imd_quintile"]
+    in_a += [("imd_quintile", "1", "F", "White", 1, 3, 2), ("imd_quintile", "2", "F", "White", 2, 4, 1)]
+    in_b = [(group_type, value, "F", "Asian", 3, 6, 0) for group_type, value in every_group("Asian", "5", "F", "60-64")]
+    in_b += [(group_type, value, "I", "Asian", 0, 0, 1)
+             for group_type, value in every_group("Asian", "5", "Unknown", "60-64")]
+    expected = [(area_type, code, group_type, value, sex, "60-64", "*", ethnicity, cases, population, register)
+                for area_type, code, groups in (("practice", "A", in_a), ("neighbourhood", "N1", in_a),
+                                                ("practice", "B", in_b), ("pcn", "P", in_a + in_b),
+                                                ("icb", "I", in_a + in_b))
+                for group_type, value, sex, ethnicity, cases, population, register in groups]
+    assert sorted(got, key=str) == sorted(expected, key=str)
+    assert sum_types(con, "indicator_area_group_rate_strata") == {"BIGINT"}
+    build(con, "marts/indicator_area_group_rate_strata", NO_STRATA)  # unstratified: one stratum per sex x age band
+    assert rows(con, "select sex, ethnicity_stratum, cases, population, register_in_range "
+                     "from indicator_area_group_rate_strata where area_type = 'icb' and group_type = 'all' "
+                     "order by sex") == [("F", "*", 6, 13, 3), ("I", "*", 0, 0, 1)]
+
+
 def test_indicator_reference_rates_pool_the_dataset_per_stratum(con):
     given(con, "indicator_stratified_counts", INDICATOR_STRATIFIED, [
         (DATE_0, "bp_control", "A", "N1", "White", "1", "F", "F", "60-64", 4, 1, 0),
@@ -287,7 +329,9 @@ def test_indicator_counts_observed_population_expected_per_area_and_group(con):
         (DATE_0, "possible_htn", "F", "60-64", "*", "*", 0, 0, None),  # nobody in the denominator: no rate
         (DATE_0, "possible_htn", "M", "60-64", "*", "*", 4, 2, 0.5),   # rates pool the whole dataset
     ])
-    build(con, "marts/indicator_counts", NO_STRATA)
+    build(con, "intermediate/int_area_names")
+    build(con, "marts/indicator_area_group_rate_strata", NO_STRATA)
+    build(con, "marts/indicator_counts")
     got = rows(con, "select * from indicator_counts")
     # bp_control: A 1 of 4 (expected 4 x 0.6), B 5 of 6 (6 x 0.6); the PCN and ICB hold both practices
     by_practice = {"A": ("Alpha Surgery", "White", "1", 1, 4, 2.4), "B": ("Beta Surgery", "Asian", "5", 5, 6, 3.6)}
@@ -372,7 +416,8 @@ def test_indicator_trend_expected_applies_the_earlier_dates_rates_to_both_dates(
         (DATE_1, "bp_control", "M", "50-54", "*", "*", 8, 4, 0.5),
     ])
     build(con, "intermediate/int_period_pairs")
-    build(con, "marts/indicator_trend_expected", NO_STRATA)
+    build(con, "marts/indicator_area_group_rate_strata", NO_STRATA)
+    build(con, "marts/indicator_trend_expected")
     got = rows(con, "select * from indicator_trend_expected")
     # A: 10 x 0.1 and 20 x 0.1; B: 5 x 0.2 and 8 x 0.2; the PCN and ICB the sums
     expected = [(DATE_0, DATE_1, "bp_control", area_type, code, group_type, value, 1.0, 2.0)

@@ -202,6 +202,31 @@ def test_int_lsoa_deprivation_bridges_split_merged_and_unchanged_lsoas(con):
     assert got == {"A11": (2, 2), "B11": (6, 1), "C11": (6, 1)}   # split seen from 2011: mean 2.5 -> 2
 
 
+def test_int_area_names_names_each_practice_pcn_icb_and_neighbourhood_once(con):
+    """A practice's own name; a PCN, ICB or neighbourhood named differently on its rows gets the first name in
+    alphabetical order (one row per area, so joining to it never repeats a count)."""
+    table(con, "practices", [
+        dict(practice_code="A", practice_name="Alpha Surgery", pcn_code="P", pcn_name="North PCN", icb_code="I",
+             icb_name="Test ICB"),
+        dict(practice_code="B", practice_name="Beta Surgery", pcn_code="P", pcn_name="Northern PCN", icb_code="I",
+             icb_name="Test ICB"),
+        dict(practice_code="C", practice_name="Gamma Surgery", pcn_code="Q", pcn_name="South PCN", icb_code="I",
+             icb_name="ICB (old name)"),
+    ], ["practice_code", "practice_name", "pcn_code", "pcn_name", "icb_code", "icb_name"])
+    table(con, "neighbourhoods", [
+        dict(lsoa_code="L1", neighbourhood_code="N1", neighbourhood_name="Riverside"),
+        dict(lsoa_code="L2", neighbourhood_code="N1", neighbourhood_name="Riverside West"),
+        dict(lsoa_code="L3", neighbourhood_code="N2", neighbourhood_name="Hillside"),
+    ], ["lsoa_code", "neighbourhood_code", "neighbourhood_name"])
+    build(con, "intermediate/int_area_names")
+    assert sorted(con.execute("select * from int_area_names").fetchall()) == [
+        ("icb", "I", "ICB (old name)"),
+        ("neighbourhood", "N1", "Riverside"), ("neighbourhood", "N2", "Hillside"),
+        ("pcn", "P", "North PCN"), ("pcn", "Q", "South PCN"),
+        ("practice", "A", "Alpha Surgery"), ("practice", "B", "Beta Surgery"), ("practice", "C", "Gamma Surgery"),
+    ]
+
+
 def test_staging_reads_the_declared_date_format(con):
     cols = ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"]
     raw(con, "patients", [
