@@ -564,7 +564,7 @@ def _check_header_repeats(con, s: Source, path: Path | None) -> None:
     if path is None:
         return
     a, b = s.columns[:2]
-    r = con.execute(f'select min(_row_number) from raw_{s.stem} where lower(trim("{a}")) = ? and lower(trim("{b}")) = ?',
+    r = con.execute(f'select min(_row_number) from raw_{s.stem} where lower(trimmed("{a}")) = ? and lower(trimmed("{b}")) = ?',
                     [a, b]).fetchone()[0]
     if r is not None:
         raise PipelineError(f"{path.name} repeats its header as data row {r}; remove the extra header line")

@@ -118,7 +118,7 @@ def test_sql_models_transpile_without_duckdb_only_constructs():
 
     for path in sorted((REPO_ROOT / "sql").glob("*/*.sql")):
         text = spark_model(f"{path.parent.name}/{path.stem}").lower()
-        for duckdb_only in ("try_strptime", "clean(", "parse_date(", "date_problem(", "ethnic_group(", "age_band(", "$"):
+        for duckdb_only in ("try_strptime", "trimmed(", "clean(", "parse_date(", "date_problem(", "ethnic_group(", "age_band(", "$"):
             assert duckdb_only not in text, f"{path.name}: {duckdb_only}"
     assert strftime_to_java("%Y-%m-%d %H:%M:%S") == "yyyy-MM-dd HH:mm:ss"
     assert strftime_to_java("%d/%m/%Y") == "dd/MM/yyyy"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.warehouse import build
 
@@ -104,6 +106,31 @@ def test_int_condition_cases_resolved_rules(con):
 def test_age_band_macro(con):
     got = con.execute("select age_band(a) from (values (0), (4), (5), (17), (18), (89), (90), (104)) t(a)").fetchall()
     assert [r[0] for r in got] == ["0-4", "0-4", "5-9", "15-19", "15-19", "85-89", "90+", "90+"]
+
+
+# Unicode space separators (trim removes them), other white space and invisible characters (it keeps them)
+SPACES = " \u00a0\u1680\u2000\u2003\u200a\u202f\u205f\u3000\t\r\n\u200b\u180e\u2028\ufeff"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(texts=st.lists(st.text(alphabet=st.sampled_from(SPACES) | st.characters(exclude_characters="\x00",
+                                                                                 exclude_categories=("Cs",)),
+                              max_size=6), max_size=30))
+def test_trimmed_and_clean_macros_are_trim_for_any_text(texts):
+    from pipeline.warehouse import connect, load_macros
+
+    texts += ["", " ", "x", " x ", "x ", "\u00a0x", "x\u3000", "\tx\t", "e\u0301 ", "\U0001f600", "\u200bx\u200b",
+              " 2020-01-05\u00a0", "\u30002020-01-05 10:11:12", "2020-01-05\t"]
+    con = connect()
+    load_macros(con)
+    con.register("texts_df", pd.DataFrame({"x": pd.array(texts + [None], dtype="string")}))
+    got = con.execute("""select x, trimmed(x), trim(x), clean(x), nullif(trim(x), ''),
+                                parse_date(x, '%Y-%m-%d'),
+                                cast(coalesce(try_strptime(trim(x), '%Y-%m-%d'),
+                                              try_strptime(trim(x), '%Y-%m-%d %H:%M:%S')) as date)
+                         from texts_df""").fetchall()
+    for x, fast, slow, cleaned, cleaned_slowly, date, date_slowly in got:
+        assert (fast, cleaned, date) == (slow, cleaned_slowly, date_slowly), repr(x)
 
 
 def test_stg_deprivation_deciles_must_be_whole_numbers_1_to_10(con):
