@@ -1,9 +1,11 @@
 """The Spark SQL of a model, generated from its one DuckDB-dialect source in sql/ (never a second copy).
 
-sqlglot parses each file as DuckDB SQL and writes it as Spark SQL. Two DuckDB-only things are handled here:
+sqlglot parses each file as DuckDB SQL and writes it as Spark SQL. Three DuckDB-only things are handled here:
 - the macros of sql/macros.sql are expanded in place (their bodies parsed from the same file), so Spark needs no
   functions registered and the two engines evaluate the very same expressions;
-- `try_strptime(x, '%Y-%m-%d')` becomes `try_to_timestamp(x, 'yyyy-MM-dd')` (the strftime pattern translated).
+- `try_strptime(x, '%Y-%m-%d')` becomes `try_to_timestamp(x, 'yyyy-MM-dd')` (the strftime pattern translated);
+- `trim(x)` becomes a `regexp_replace` of Unicode space separators at either end: DuckDB's trim removes every
+  character of category Zs (no-break space, ideographic space, …), Spark's only ' '.
 Parameters (`$today`) become Spark named parameter markers (`:today`), bound by `spark.sql(text, args=...)`.
 """
 from __future__ import annotations
@@ -79,10 +81,17 @@ def _substitute(args: dict):
     return sub
 
 
+# DuckDB's trim(x) removes exactly the Unicode space separators (category Zs) at either end; so does this in Java
+SPACE_SEPARATORS_AT_EDGES = r"^\p{Zs}+|\p{Zs}+\z"  # \z: the very end (Java's $ also matches before a final newline)
+
+
 def _spark_functions(node):
     from sqlglot import exp
 
     def fix(n):
+        if isinstance(n, exp.Trim) and n.args.get("expression") is None and n.args.get("position") is None:
+            return exp.Anonymous(this="regexp_replace", expressions=[
+                n.this, exp.Literal.string(SPACE_SEPARATORS_AT_EDGES), exp.Literal.string("")])
         if isinstance(n, exp.Anonymous) and str(n.this).lower() == "try_strptime":
             value, fmt = n.expressions
             if isinstance(fmt, exp.Literal):
