@@ -4,8 +4,8 @@ sqlglot parses each file as DuckDB SQL and writes it as Spark SQL. Three DuckDB-
 - the macros of sql/macros.sql are expanded in place (their bodies parsed from the same file), so Spark needs no
   functions registered and the two engines evaluate the very same expressions;
 - `try_strptime(x, '%Y-%m-%d')` becomes `try_to_timestamp(x, 'yyyy-MM-dd')` (the strftime pattern translated);
-- `trim(x)` becomes a `regexp_replace` of Unicode space separators at either end: DuckDB's trim removes every
-  character of category Zs (no-break space, ideographic space, …), Spark's only ' '.
+- the macro `trim_whitespace(x)` (Python's str.strip: spaces, tabs, line breaks, Unicode spaces) becomes a
+  `regexp_replace` of the same characters at either end (Spark's trim removes only ' ').
 Parameters (`$today`) become Spark named parameter markers (`:today`), bound by `spark.sql(text, args=...)`.
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ def macros() -> dict:
         m = _MACRO.match(stmt.strip())
         if m:
             params = [p.strip() for p in m.group(2).split(",") if p.strip()]
-            found[m.group(1).lower()] = (params, sqlglot.parse_one(m.group(3), read="duckdb"))
+            if m.group(1).lower() not in SPARK_NATIVE:
+                found[m.group(1).lower()] = (params, sqlglot.parse_one(m.group(3), read="duckdb"))
     return found
 
 
@@ -81,17 +82,23 @@ def _substitute(args: dict):
     return sub
 
 
-# DuckDB's trim(x) removes exactly the Unicode space separators (category Zs) at either end; so does this in Java
-SPACE_SEPARATORS_AT_EDGES = r"^\p{Zs}+|\p{Zs}+\z"  # \z: the very end (Java's $ also matches before a final newline)
+# the characters Python's str.isspace() accepts, as a Java character class: \s is [ \t\n\x0B\f\r], \p{Zs} the
+# Unicode space separators (' ', no-break space, U+1680, U+2000-U+200A, U+202F, U+205F, U+3000)
+WHITESPACE = r"[\s\x1C-\x1F\x85\p{Zs}\u2028\u2029]"
+WHITESPACE_AT_EDGES = f"^{WHITESPACE}+|{WHITESPACE}+\\z"  # \z: the very end (Java's $ also matches before a final newline)
+SPARK_NATIVE = {"trim_whitespace"}  # macros the dialect writes itself instead of expanding their DuckDB bodies
 
 
 def _spark_functions(node):
     from sqlglot import exp
 
-    def fix(n):
-        if isinstance(n, exp.Trim) and n.args.get("expression") is None and n.args.get("position") is None:
+    def trim_whitespace(n):
+        if isinstance(n, exp.Anonymous) and str(n.this).lower() == "trim_whitespace":
             return exp.Anonymous(this="regexp_replace", expressions=[
-                n.this, exp.Literal.string(SPACE_SEPARATORS_AT_EDGES), exp.Literal.string("")])
+                n.expressions[0], exp.Literal.string(WHITESPACE_AT_EDGES), exp.Literal.string("")])
+        return n
+
+    def fix(n):
         if isinstance(n, exp.Anonymous) and str(n.this).lower() == "try_strptime":
             value, fmt = n.expressions
             if isinstance(fmt, exp.Literal):
@@ -102,7 +109,7 @@ def _spark_functions(node):
             return exp.Anonymous(this="try_to_timestamp", expressions=[value, fmt])
         return n
 
-    return node.transform(fix)
+    return node.transform(trim_whitespace).transform(fix)  # two passes: try_strptime's argument holds a trim
 
 
 def to_spark(sql: str) -> str:

@@ -2,11 +2,20 @@
 -- the strftime pattern `fmt` (bound as the parameter $date_format: ISO %Y-%m-%d unless [input] date_format says
 -- otherwise), optionally followed by a time part (as Parquet timestamps give); `label` is the pattern in words.
 -- date_problem takes the cleaned text (clean(x)) and the date parse_date read from it (each value is parsed once).
--- trimmed(x) is trim(x): trim removes Unicode spaces and so decodes every character of every value, which made it
--- a fifth of ingest's work; text in ASCII (8 bits a character) that neither starts nor ends with a space is
--- already trimmed, so trim is called only for the other values.
+-- trim_whitespace(x) removes white space at either end as Python's str.strip() does (and the README says): spaces,
+-- tabs, line breaks (\n, \r, \x0b, \x0c, \x1c-\x1f, \x85, U+2028, U+2029) and the Unicode space separators
+-- (no-break space, thin space, ideographic space, ...); DuckDB's one-argument trim removes only the space separators.
+-- The Spark dialect writes it as a regexp_replace of the same characters (pipeline/dialect.py).
+-- trimmed(x) is trim_whitespace(x), called only for text that may need it: text in ASCII (8 bits a character) whose
+-- first and last characters are printable is already trimmed (trimming every value was a fifth of ingest's work).
+create or replace macro trim_whitespace(x) as
+    trim(x, chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(28) || chr(29) || chr(30) ||
+            chr(31) || chr(32) || chr(133) || chr(160) || chr(5760) || chr(8192) || chr(8193) || chr(8194) ||
+            chr(8195) || chr(8196) || chr(8197) || chr(8198) || chr(8199) || chr(8200) || chr(8201) || chr(8202) ||
+            chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288));
 create or replace macro trimmed(x) as
-    case when x like ' %' or x like '% ' or bit_length(x) <> 8 * length(x) then trim(x) else x end;
+    case when left(x, 1) <= ' ' or right(x, 1) <= ' ' or bit_length(x) <> 8 * length(x) then trim_whitespace(x)
+         else x end;
 create or replace macro clean(x) as nullif(trimmed(x), '');
 create or replace macro parse_date(x, fmt) as cast(coalesce(try_strptime(trimmed(x), fmt),
                                                             try_strptime(trimmed(x), fmt || ' %H:%M:%S')) as date);
