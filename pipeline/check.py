@@ -170,7 +170,7 @@ def _files(con, raw: Path, cfg: Config, today, rep: Report) -> None:
 
 
 def _all_empty(con, stem: str, column: str) -> bool:
-    n = con.execute(f"select count(*) from rejects_{stem} where nullif(trim(\"{column}\"), '') is not null").fetchone()[0]
+    n = con.execute(f"select count(*) from rejects_{stem} where clean(\"{column}\") is not null").fetchone()[0]
     loaded = con.execute(f"select count(*) from {stem} where \"{column}\" is not null").fetchone()[0]
     return n + loaded == 0
 

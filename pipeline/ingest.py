@@ -457,8 +457,8 @@ def detect_date_format(con, relation: str, column: str | tuple[str, ...], sample
     (format, share read, ambiguous with its day/month swap), or None when no candidate reads at least half of them.
     Set-based, in DuckDB; the formats are bound as parameters."""
     columns = (column,) if isinstance(column, str) else tuple(column)
-    values = " union ".join(f'select trim(cast("{c}" as varchar)) as x from {relation} '
-                            f'where nullif(trim(cast("{c}" as varchar)), \'\') is not null' for c in columns)
+    values = " union ".join(f'select clean(cast("{c}" as varchar)) as x from {relation} '
+                            f'where clean(cast("{c}" as varchar)) is not null' for c in columns)
     counts = ", ".join("count(*) filter (where parse_date(x, ?) is not null)" for _ in DATE_CANDIDATES)
     got = con.execute(f"""
         with v as (select distinct x from ({values}) limit {int(sample)})

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import progress
-from .dialect import spark_model, strftime_to_java
+from .dialect import WHITESPACE_AT_EDGES, spark_model, strftime_to_java
 from .errors import PipelineError
 from .schema import Source
 from .warehouse import tables
@@ -292,7 +292,10 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
         good = df.where(F.col("_malformed").isNull()).drop("_malformed")
         good.createOrReplaceTempView(f"raw_{s.stem}")
         a, b = s.columns[:2]
-        header_again = (F.lower(F.trim(F.col(a))) == a) & (F.lower(F.trim(F.col(b))) == b) & F.col("_malformed").isNull()
+        def trimmed(column: str):  # as the staging models trim (sql/macros.sql trim_whitespace)
+            return F.regexp_replace(F.col(column), WHITESPACE_AT_EDGES, "")
+
+        header_again = (F.lower(trimmed(a)) == a) & (F.lower(trimmed(b)) == b) & F.col("_malformed").isNull()
         n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
                                              F.min(F.when(header_again, F.col("_row_number")))).first()
         if repeat is not None and path is not None:

@@ -34,5 +34,7 @@ create or replace macro ethnic_group(code) as
          when code in ('M', 'N', 'P') then 'Black'
          when code in ('R', 'S') then 'Other'
          else 'Unknown' end;
+-- sex as the `sex` group reports it: F, M, or Unknown for I, U and anything else
+create or replace macro sex_group(sex) as case when sex in ('F', 'M') then sex else 'Unknown' end;
 create or replace macro age_band(age) as
     case when age >= 90 then '90+' else cast(age // 5 * 5 as varchar) || '-' || cast(age // 5 * 5 + 4 as varchar) end;

@@ -5,7 +5,7 @@
 -- status differs give the variance); the denominators are counted, not listed, so the other overlaps are not formed.
 with people as (
     select period, indicator, patient_id, practice_code, neighbourhood_code, ethnic_group, imd_quintile,
-           case when sex in ('F', 'M') then sex else 'Unknown' end as sex_group,
+           sex_group(sex) as sex_group,
            case when age >= 90 then 90 else age // 5 * 5 end as band_start
     from int_indicator_numerators
 ),

@@ -19,7 +19,7 @@ select period,
        ethnic_group,
        imd_quintile,
        sex,
-       case when sex in ('F', 'M') then sex else 'Unknown' end as sex_group,
+       sex_group(sex) as sex_group,
        age_band(age) as age_band,
        cast(sum(population) as bigint) as population,
        cast(sum(cases) as bigint) as cases

@@ -22,9 +22,8 @@ with paired_people as (
            f.ethnic_group = t.ethnic_group as same_ethnic_group,
            f.imd_quintile,
            f.imd_quintile = t.imd_quintile as same_imd_quintile,
-           case when f.sex in ('F', 'M') then f.sex else 'Unknown' end as sex_group,
-           case when f.sex in ('F', 'M') then f.sex else 'Unknown' end
-             = case when t.sex in ('F', 'M') then t.sex else 'Unknown' end as same_sex_group,
+           sex_group(f.sex) as sex_group,
+           sex_group(f.sex) = sex_group(t.sex) as same_sex_group,
            age_band(f.age) as age_band,
            age_band(f.age) = age_band(t.age) as same_age_band
     from int_period_pairs as pp

@@ -3,7 +3,7 @@
 with event_codes as (
     select code, true as loads from events
     union all
-    select nullif(trim(code), '') as code, false from rejects_events
+    select clean(code) as code, false from rejects_events
 )
 select count(*) as events,
        count(*) filter (where e.loads) as loading,

@@ -2,7 +2,7 @@
 with event_codes as (
     select code from events
     union all
-    select nullif(trim(code), '') from rejects_events
+    select clean(code) from rejects_events
 )
 select k.code
 from codes_arrow as k

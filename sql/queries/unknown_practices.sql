@@ -1,7 +1,7 @@
 -- The check command's registrations rejected for naming a practice not in the practices file: how many practices,
 -- how many registrations, and the first three (non-empty) practice codes.
 with unknown as (
-    select trim(practice_code) as practice_code
+    select trimmed(practice_code) as practice_code
     from rejects_registrations
     where reason like '%practice_code is not in practices%'
 )

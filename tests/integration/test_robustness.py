@@ -32,6 +32,7 @@ def one_error_line(code: int, err: str) -> str:
                "encoding in the configuration (e.g. encoding = \"cp1252\" under [input])"),
     ("parquet_is_csv", "error: events.parquet is not a Parquet file (it looks like text; is it CSV with a .parquet name?)"),
     ("duplicated_header", "error: registrations.csv repeats its header as data row 4; remove the extra header line"),
+    ("duplicated_padded_header", "error: registrations.csv repeats its header as data row 4; remove the extra header line"),
     ("both_formats", "error: both events.csv and events.parquet are in the raw directory; keep only one"),
     ("no_patients", "error: patients.csv (or patients.parquet) is missing from the raw directory"),
     ("codelist_no_code", "error: codelist codelists/dep.csv is missing the required column `code`"),
@@ -54,6 +55,10 @@ def test_file_level_faults_stop_with_one_sentence(tmp_path, fault, expected):
     elif fault == "duplicated_header":
         lines = (raw / "registrations.csv").read_text().splitlines()
         lines.insert(4, lines[0])
+        (raw / "registrations.csv").write_text("\n".join(lines) + "\n")
+    elif fault == "duplicated_padded_header":  # white space around the names, as trimmed values have it
+        lines = (raw / "registrations.csv").read_text().splitlines()
+        lines.insert(4, "\t" + lines[0].replace(",", "\u00a0,", 1))
         (raw / "registrations.csv").write_text("\n".join(lines) + "\n")
     elif fault == "both_formats":
         pd.read_csv(raw / "events.csv", dtype=str).to_parquet(raw / "events.parquet")
