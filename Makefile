@@ -13,6 +13,7 @@ ICB ?= QHM
 YEAR ?= 2022-23
 REALDATA ?= data/public
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -68,8 +69,8 @@ analyse: install ## statistics: prevalence, inequality, funnel, trend tables (an
 report: install ## PDF packs and their CSVs in reports/, disclosure control applied
 	$(PY) -m pipeline report $(STAGE_ARGS)
 
-test: install-spark ## run the test suite (unit, sql, integration)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: install-spark ## run the test suite (unit, sql, integration) on TEST_WORKERS=2 processes
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: install ## the unit and SQL tests without the slow ones (under a minute; `make test` runs everything)
 	$(PY) -m pytest tests/unit tests/sql -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
