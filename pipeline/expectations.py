@@ -30,10 +30,29 @@ class ExpectationFailed(RuntimeError):
     pass
 
 
+def _import_gx():
+    """great_expectations imports pyspark.sql.connect whenever pyspark (the spark extra) is installed. That module
+    takes a __main__ with neither __spec__ nor __file__ (`python -c`, a pytest-xdist worker) for its own doctest
+    runner and, without grpc, calls sys.exit(0): the run would end silently, half done. With a __file__ in place for
+    the import (os.devnull), it raises ImportError instead, which GX handles as in any script."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    lend = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
+    if lend:
+        main.__file__ = os.devnull
+    try:
+        import great_expectations as gx
+    finally:
+        if lend:
+            del main.__file__
+    return gx
+
+
 @functools.lru_cache(maxsize=1)
 def _context():
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")] + ["great_expectations"]:
@@ -44,8 +63,7 @@ def _context():
 
 
 def validate(name: str, df: pd.DataFrame, expectations: list) -> None:
-    import great_expectations as gx
-
+    gx = _import_gx()
     ctx, ds = _context()
     asset = ds.add_dataframe_asset(name=f"{name}_{len(ds.assets)}")
     batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
@@ -59,9 +77,7 @@ def validate(name: str, df: pd.DataFrame, expectations: list) -> None:
 
 
 def E():
-    import great_expectations as gx
-
-    return gx.expectations
+    return _import_gx().expectations
 
 
 def validate_loaded(con, patient_level: dict | None = None) -> None:

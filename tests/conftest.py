@@ -22,20 +22,6 @@ if str(TESTS_DIR) not in sys.path:  # so that tests can `import oracle`
     sys.path.insert(0, str(TESTS_DIR))
 
 
-def _give_an_xdist_worker_a_main_file() -> None:
-    """`make test` runs the suite on pytest-xdist workers, whose __main__ is `python -c` (no __spec__, no __file__).
-    pyspark.sql.connect takes such a __main__ for its own doctest runner and calls sys.exit(0) when it is imported
-    without grpc, and great_expectations imports it whenever pyspark is installed: the worker's GX import would end
-    the test. A __file__ that runs nothing (os.devnull) makes it raise ImportError instead, which GX handles, as in
-    any script; a forkserver started from the worker (the packs' renderer) runs that empty file as its __main__."""
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__"):
-        main.__file__ = os.devnull
-
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    _give_an_xdist_worker_a_main_file()
-
 # Columns of each raw table in the input contract, in the order written when a row omits some.
 RAW_COLUMNS = {
     "patients": ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"],
