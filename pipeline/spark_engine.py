@@ -204,6 +204,11 @@ def to_duckdb(con, df, table: str, temp: bool = False) -> int:
 def from_duckdb(spark, con, table: str) -> None:
     """A (small) DuckDB table as a Spark view of the same name."""
     t = con.execute(f"select * from {table}").fetch_arrow_table()
+    if t.num_rows == 0:  # Spark Connect cannot infer a schema from no rows (classic Spark can): give it Arrow's
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        spark.createDataFrame([], schema=from_arrow_schema(t.schema)).createOrReplaceTempView(table)
+        return
     spark.createDataFrame(t).createOrReplaceTempView(table)
 
 

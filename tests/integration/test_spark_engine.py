@@ -127,6 +127,29 @@ def test_sql_models_transpile_without_duckdb_only_constructs():
     assert strftime_to_java("%d/%m/%Y") == "dd/MM/yyyy"
 
 
+def test_an_empty_duckdb_table_reaches_spark_with_its_columns(spark):
+    """A reference table with no rows (no external rates, no LSOA lookup) becomes an empty Spark view with the
+    table's columns and types. Spark Connect cannot infer a schema from no rows, so the schema is given from Arrow
+    (without it a run over SPARK_REMOTE stopped at the start of transform)."""
+    import duckdb
+
+    from pipeline import spark_engine
+
+    class LikeSparkConnect:  # this local session infers a schema from an empty Arrow table; Spark Connect does not
+        def createDataFrame(self, data, schema=None):
+            if schema is None and len(data) == 0:
+                raise ValueError("[CANNOT_INFER_EMPTY_SCHEMA] Can not infer schema from an empty dataset.")
+            return spark.createDataFrame(data, schema=schema)
+
+    con = duckdb.connect()
+    con.execute("create table empty_reference (code varchar, rows integer, count bigint, rate double, since date)")
+    spark_engine.from_duckdb(LikeSparkConnect(), con, "empty_reference")
+    view = spark.table("empty_reference")
+    assert view.count() == 0
+    assert [(f.name, f.dataType.simpleString()) for f in view.schema.fields] == [
+        ("code", "string"), ("rows", "int"), ("count", "bigint"), ("rate", "double"), ("since", "date")]
+
+
 def test_text_is_trimmed_the_same_on_both_engines(spark):
     """Text is trimmed as Python's str.strip() trims it, on both engines (Spark's trim removes only ' ', DuckDB's
     only the Unicode space separators): a code or id padded with a no-break space or a tab (as text pasted from a
