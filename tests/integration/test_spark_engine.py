@@ -238,6 +238,7 @@ def test_cli_run_with_spark_engine(spark, tmp_path):
     rc, out, err = run_cli("ingest", *opts, "--engine", "spark", env=env)
     assert rc == 0, err[-3000:]
     assert str(tmp_path) not in err and "p001" not in err  # logs: no local paths, no patient ids
+    assert "Setting default log level" not in err  # Spark's shell notice (pipeline/log4j2-spark.properties)
     lines = [ln for ln in err.splitlines() if " pipeline " in ln]
     assert len(lines) == 1 and "ingest:" in lines[0] and "rows in" in lines[0], err[-2000:]
     assert (tmp_path / "processed" / "load_summary.parquet").exists()
