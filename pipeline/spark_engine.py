@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -57,6 +58,36 @@ def spark_available() -> bool:
     return True
 
 
+def _reason(error: Exception) -> str:
+    """What went wrong, in a few words for an error sentence: the Java exception's class and message behind a py4j
+    error (its own text says only which call failed), the message left out when it names a path."""
+    text = str(error.java_exception.toString()) if hasattr(error, "java_exception") else str(error)
+    first = (text.strip().splitlines() or [""])[0]
+    java = re.match(r"([\w.$]+(?:Exception|Error)):\s*(.*)", first)
+    kind, words = (java.group(1).rsplit(".", 1)[-1], java.group(2)) if java else (type(error).__name__, first)
+    return f"{kind}: {words[:200]}" if words and "/" not in words and "\\" not in words else kind
+
+
+def _server_answers(remote: str, seconds: float = 10.0) -> bool:
+    """Whether the host and port of a Spark Connect URL (sc://host:port/;options, port 15002 by default) accept a
+    connection within `seconds`; True when the URL has no host (Spark then says what is wrong with it)."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        parsed = urlparse(remote)
+        host, port = parsed.hostname, parsed.port or 15002
+    except ValueError:
+        return True
+    if not host:
+        return True
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except OSError:
+        return False
+    return True
+
+
 def session(settings=None):
     """The SparkSession for this process (created once): Spark Connect when SPARK_REMOTE is set, else the
     configured master."""
@@ -71,6 +102,9 @@ def session(settings=None):
     remote = os.environ.get("SPARK_REMOTE")
     builder = SparkSession.builder.appName("health-inequalities")
     if remote:
+        if not _server_answers(remote):  # the Connect client would retry, silently, for many minutes
+            raise PipelineError("Spark could not start (no answer from the Spark Connect server that SPARK_REMOTE names "
+                                "within 10 s); check that it is up and reachable from here")
         builder = builder.remote(remote)
         # Spark Connect's client warns of "serious performance degradation" for any window without a partition; the
         # only one here runs over one row per file partition (read_raw), and the warning names a local path
@@ -86,7 +120,9 @@ def session(settings=None):
     try:
         _session = builder.getOrCreate()
     except Exception as e:  # no Java, a cluster that cannot be reached ...
-        raise PipelineError(f"Spark could not start ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        hint = ("the Spark Connect server named by SPARK_REMOTE is up and reachable from here" if remote else
+                "the cluster named by [engine] spark_master is up and reachable from here, and Java 17+ is on the PATH")
+        raise PipelineError(f"Spark could not start ({_reason(e)}); check that {hint}") from None
     for k, v in SQL_CONF.items():
         _session.conf.set(k, v)
     if not remote:
@@ -188,6 +224,17 @@ def save(spark, df, base: str, name: str, keep: bool = False):
     return out
 
 
+def check_storage(spark, base: str) -> None:
+    """Stop with one sentence when the Spark storage cannot be written (a name node that does not resolve, no
+    permission, a file system Spark has no connector for), before any work: a one-row write into the new folder,
+    which goes with it when the folder is removed. The error's own words are kept unless they name a path."""
+    try:
+        spark.range(1).write.mode("overwrite").parquet(_uri(base, "_writable"))
+    except Exception as e:
+        raise PipelineError(f"the Spark storage cannot be written ({_reason(e)}); set [engine] spark_storage to a folder that "
+                            "the driver and every executor can write (hdfs://, s3a:// or a shared mount)") from None
+
+
 def use_stored(spark, base: str, names) -> None:
     for n in names:
         try:
@@ -282,6 +329,7 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
     remove_stale_versions(spark, root, {committed} if committed else set())
     version = new_version("ingest")
     base = _uri(root, version)
+    check_storage(spark, base)
     summary = []
     for s in sources:
         path = files[s.stem]
@@ -376,6 +424,7 @@ def transform_models(spark, con, processed: Path, cfg, models, params: dict) -> 
     remove_stale_versions(spark, root, {ingested})  # earlier transforms' marts are never read again
     use_stored(spark, _uri(root, ingested), PATIENT_TABLES)
     base = _uri(root, new_version("transform"))
+    check_storage(spark, base)
     for t in SMALL_TABLES + (INDICATOR_SETTINGS if cfg.indicators else ()):
         from_duckdb(spark, con, t)
     for m in models:

@@ -281,3 +281,40 @@ def test_spark_storage_is_swapped_in_with_the_warehouse(spark, tmp_path):
     assert named() == first and (processed / "spark" / first / "patients").is_dir()
     transform(processed, cfg, engine="spark")  # the committed warehouse still reads its own storage
     assert folders("ingest") == [first] and len(folders("transform")) == 1
+
+
+def test_spark_storage_that_cannot_be_written_is_one_sentence(spark, tmp_path):
+    """A storage no executor can write (here a file system Spark has no connector for; on a cluster a name node
+    that does not resolve, or no permission) stops the stage with one sentence naming the setting, not a traceback."""
+    from conftest import run_main, small_raw
+
+    raw, cfg = small_raw(tmp_path)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + '\n[engine]\nspark_storage = "nosuchfs://store/spark"\n',
+                   encoding="utf-8")
+    rc, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
+                          tmp_path / "reports", "--config", cfg, "--engine", "spark")
+    assert rc != 0
+    assert err.strip() == ('error: the Spark storage cannot be written (UnsupportedFileSystemException: No FileSystem '
+                           'for scheme "nosuchfs"); set [engine] spark_storage to a folder that the driver and every '
+                           'executor can write (hdfs://, s3a:// or a shared mount)')
+
+
+def test_spark_connect_server_that_does_not_answer_is_one_sentence(tmp_path):
+    """SPARK_REMOTE naming a server that is not there stops the run at once with one sentence (the Connect client
+    would otherwise retry in silence for many minutes)."""
+    import socket
+
+    from conftest import run_cli, small_raw
+
+    pytest.importorskip("pyspark")
+    pytest.importorskip("sqlglot")
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    raw, cfg = small_raw(tmp_path)
+    rc, _, err = run_cli("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
+                         tmp_path / "reports", "--config", cfg, "--engine", "spark", timeout=120,
+                         env={"SPARK_REMOTE": f"sc://127.0.0.1:{port}"})
+    assert rc != 0
+    assert err.strip().splitlines()[-1] == ("error: Spark could not start (no answer from the Spark Connect server that "
+                                            "SPARK_REMOTE names within 10 s); check that it is up and reachable from here")
