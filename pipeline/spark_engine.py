@@ -88,6 +88,12 @@ def _server_answers(remote: str, seconds: float = 10.0) -> bool:
     return True
 
 
+def _file_missing(error: Exception) -> bool:
+    """Whether a Spark error says that a file does not exist where an executor looked."""
+    text = str(error.java_exception.toString()) if hasattr(error, "java_exception") else str(error)
+    return "FILE_NOT_EXIST" in text or "FileNotFoundException" in text
+
+
 def session(settings=None):
     """The SparkSession for this process (created once): Spark Connect when SPARK_REMOTE is set, else the
     configured master."""
@@ -331,60 +337,68 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
     base = _uri(root, version)
     check_storage(spark, base)
     summary = []
-    for s in sources:
-        path = files[s.stem]
-        if path is None:
-            from pyspark.sql.types import LongType, StringType, StructField, StructType
+    path = None
+    try:
+        for s in sources:
+            path = files[s.stem]
+            if path is None:
+                from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-            df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns + s.optional_columns]
-                                                      + [StructField("_row_number", LongType()),
-                                                         StructField("_malformed", StringType())]))
-            in_file = len(s.columns)
-        else:
-            df = read_raw(spark, path, s)
-            in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
-            for col in s.optional_columns:  # an optional column the file leaves out reads as empty
-                if col not in df.columns:
-                    df = df.withColumn(col, F.lit(None).cast("string"))
-        good = df.where(F.col("_malformed").isNull()).drop("_malformed")
-        good.createOrReplaceTempView(f"raw_{s.stem}")
-        a, b = s.columns[:2]
-        def trimmed(column: str):  # as the staging models trim (sql/macros.sql trim_whitespace)
-            return F.regexp_replace(F.col(column), WHITESPACE_AT_EDGES, "")
+                df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns + s.optional_columns]
+                                                          + [StructField("_row_number", LongType()),
+                                                             StructField("_malformed", StringType())]))
+                in_file = len(s.columns)
+            else:
+                df = read_raw(spark, path, s)
+                in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
+                for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+                    if col not in df.columns:
+                        df = df.withColumn(col, F.lit(None).cast("string"))
+            good = df.where(F.col("_malformed").isNull()).drop("_malformed")
+            good.createOrReplaceTempView(f"raw_{s.stem}")
+            a, b = s.columns[:2]
+            def trimmed(column: str):  # as the staging models trim (sql/macros.sql trim_whitespace)
+                return F.regexp_replace(F.col(column), WHITESPACE_AT_EDGES, "")
 
-        header_again = (F.lower(trimmed(a)) == a) & (F.lower(trimmed(b)) == b) & F.col("_malformed").isNull()
-        n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
-                                             F.min(F.when(header_again, F.col("_row_number")))).first()
-        if repeat is not None and path is not None:
-            raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
-        params = staging_params(cfg, today)
-        params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
-        stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", params), base, f"stg_{s.stem}")
-        keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
-        loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
-        raw_cols = [c for c in good.columns if c != "_row_number"]
-        rej = (stg.where(F.col("reject_reason").isNotNull()).select("row_number", F.col("reject_reason").alias("reason"))
-               .join(good.withColumnRenamed("_row_number", "row_number"), "row_number")
-               .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
-        n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
-        if n_malformed:
-            # (whole rows: Spark refuses a query of the malformed-record column alone)
-            bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
-            rows = [{"source": s.stem, "row_number": r["_row_number"],
-                     "reason": f"row has {_fields(r['_malformed'])} fields, expected {in_file}"} for r in bad]
-            con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
-            con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
-            con.unregister("bad_rows_arrow")
-        n_loaded = stg.where(F.col("reject_reason").isNull()).count()
-        n_rej += n_malformed
-        if n_read != n_loaded + n_rej:
-            raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
-        if s.stem in ("practices", "deprivation", "neighbourhoods"):
-            to_duckdb(con, loaded, s.stem)
-        if path is not None:
-            summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
-        progress.current().update(s.stem, rows=n_read)
-        log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+            header_again = (F.lower(trimmed(a)) == a) & (F.lower(trimmed(b)) == b) & F.col("_malformed").isNull()
+            n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
+                                                 F.min(F.when(header_again, F.col("_row_number")))).first()
+            if repeat is not None and path is not None:
+                raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
+            params = staging_params(cfg, today)
+            params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
+            stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", params), base, f"stg_{s.stem}")
+            keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
+            loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
+            raw_cols = [c for c in good.columns if c != "_row_number"]
+            rej = (stg.where(F.col("reject_reason").isNotNull()).select("row_number", F.col("reject_reason").alias("reason"))
+                   .join(good.withColumnRenamed("_row_number", "row_number"), "row_number")
+                   .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
+            n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
+            if n_malformed:
+                # (whole rows: Spark refuses a query of the malformed-record column alone)
+                bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
+                rows = [{"source": s.stem, "row_number": r["_row_number"],
+                         "reason": f"row has {_fields(r['_malformed'])} fields, expected {in_file}"} for r in bad]
+                con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
+                con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
+                con.unregister("bad_rows_arrow")
+            n_loaded = stg.where(F.col("reject_reason").isNull()).count()
+            n_rej += n_malformed
+            if n_read != n_loaded + n_rej:
+                raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
+            if s.stem in ("practices", "deprivation", "neighbourhoods"):
+                to_duckdb(con, loaded, s.stem)
+            if path is not None:
+                summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
+            progress.current().update(s.stem, rows=n_read)
+            log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
+    except Exception as e:  # a raw file the driver sees but an executor does not: the extract is not on a shared mount
+        if path is not None and _file_missing(e):
+            raise PipelineError(f"the Spark executors cannot read {path.name}: the raw extract must be at the same "
+                                "absolute path on the driver and on every node (a shared mount; see the README's "
+                                "steps for a cluster)") from None
+        raise
     con.execute("create or replace temp table spark_storage_version as select ? as version", [version])
     return summary
 

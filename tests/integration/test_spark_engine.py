@@ -318,3 +318,29 @@ def test_spark_connect_server_that_does_not_answer_is_one_sentence(tmp_path):
     assert rc != 0
     assert err.strip().splitlines()[-1] == ("error: Spark could not start (no answer from the Spark Connect server that "
                                             "SPARK_REMOTE names within 10 s); check that it is up and reachable from here")
+
+
+def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monkeypatch):
+    """On a cluster whose nodes do not share the raw extract's folder, the driver reads a file's header but the
+    executors find no file: one sentence naming the file and the shared-mount rule, not a traceback. Simulated by
+    removing the file after the driver has planned its read (as a node without the mount sees it)."""
+    from conftest import run_main, small_raw
+
+    from pipeline import spark_engine
+
+    raw, cfg = small_raw(tmp_path)
+    plan = spark_engine.read_raw
+
+    def read_then_lose(session, path, source):
+        frame = plan(session, path, source)
+        if path.name == "registrations.csv":
+            path.unlink()
+        return frame
+
+    monkeypatch.setattr(spark_engine, "read_raw", read_then_lose)
+    rc, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
+                          tmp_path / "reports", "--config", cfg, "--engine", "spark")
+    assert rc != 0
+    assert err.strip() == ("error: the Spark executors cannot read registrations.csv: the raw extract must be at the same "
+                           "absolute path on the driver and on every node (a shared mount; see the README's steps for "
+                           "a cluster)")
