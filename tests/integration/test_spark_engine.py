@@ -283,18 +283,27 @@ def test_spark_storage_is_swapped_in_with_the_warehouse(spark, tmp_path):
     assert folders("ingest") == [first] and len(folders("transform")) == 1
 
 
+def ingest_on_spark(tmp_path: Path, raw: Path, cfg: Path) -> tuple[int, str]:
+    """`ingest --engine spark` through the command line's main in this process (the shared SparkSession) ->
+    (exit status, the printed error lines)."""
+    from conftest import run_main
+
+    rc, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
+                          tmp_path / "reports", "--config", cfg, "--engine", "spark")
+    return rc, err.strip()
+
+
 def test_spark_storage_that_cannot_be_written_is_one_sentence(spark, tmp_path):
     """A storage no executor can write (here a file system Spark has no connector for; on a cluster a name node
     that does not resolve, or no permission) stops the stage with one sentence naming the setting, not a traceback."""
-    from conftest import run_main, small_raw
+    from conftest import small_raw
 
     raw, cfg = small_raw(tmp_path)
     cfg.write_text(cfg.read_text(encoding="utf-8") + '\n[engine]\nspark_storage = "nosuchfs://store/spark"\n',
                    encoding="utf-8")
-    rc, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
-                          tmp_path / "reports", "--config", cfg, "--engine", "spark")
+    rc, err = ingest_on_spark(tmp_path, raw, cfg)
     assert rc != 0
-    assert err.strip() == ('error: the Spark storage cannot be written (UnsupportedFileSystemException: No FileSystem '
+    assert err == ('error: the Spark storage cannot be written (UnsupportedFileSystemException: No FileSystem '
                            'for scheme "nosuchfs"); set [engine] spark_storage to a folder that the driver and every '
                            'executor can write (hdfs://, s3a:// or a shared mount)')
 
@@ -324,7 +333,7 @@ def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monk
     """On a cluster whose nodes do not share the raw extract's folder, the driver reads a file's header but the
     executors find no file: one sentence naming the file and the shared-mount rule, not a traceback. Simulated by
     removing the file after the driver has planned its read (as a node without the mount sees it)."""
-    from conftest import run_main, small_raw
+    from conftest import small_raw
 
     from pipeline import spark_engine
 
@@ -338,9 +347,8 @@ def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monk
         return frame
 
     monkeypatch.setattr(spark_engine, "read_raw", read_then_lose)
-    rc, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
-                          tmp_path / "reports", "--config", cfg, "--engine", "spark")
+    rc, err = ingest_on_spark(tmp_path, raw, cfg)
     assert rc != 0
-    assert err.strip() == ("error: the Spark executors cannot read registrations.csv: the raw extract must be at the same "
+    assert err == ("error: the Spark executors cannot read registrations.csv: the raw extract must be at the same "
                            "absolute path on the driver and on every node (a shared mount; see the README's steps for "
                            "a cluster)")
