@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 
 import pandas as pd
 
@@ -35,8 +36,6 @@ def _import_gx():
     takes a __main__ with neither __spec__ nor __file__ (`python -c`, a pytest-xdist worker) for its own doctest
     runner and, without grpc, calls sys.exit(0): the run would end silently, half done. With a __file__ in place for
     the import (os.devnull), it raises ImportError instead, which GX handles as in any script."""
-    import sys
-
     main = sys.modules.get("__main__")
     lend = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
     if lend:

@@ -58,17 +58,24 @@ def spark_available() -> bool:
     return True
 
 
+def _error_text(error: Exception) -> str:
+    """A Spark error's own words: the Java exception behind a py4j error (whose text says only which call failed)."""
+    return str(error.java_exception.toString()) if hasattr(error, "java_exception") else str(error)
+
+
 def _reason(error: Exception) -> str:
     """What went wrong, in a few words for an error sentence: the Java exception's class and message behind a py4j
     error (its own text says only which call failed), the message left out when it names a path."""
-    text = str(error.java_exception.toString()) if hasattr(error, "java_exception") else str(error)
-    first = (text.strip().splitlines() or [""])[0]
+    first = (_error_text(error).strip().splitlines() or [""])[0]
     java = re.match(r"([\w.$]+(?:Exception|Error)):\s*(.*)", first)
     kind, words = (java.group(1).rsplit(".", 1)[-1], java.group(2)) if java else (type(error).__name__, first)
     return f"{kind}: {words[:200]}" if words and "/" not in words and "\\" not in words else kind
 
 
-def _server_answers(remote: str, seconds: float = 10.0) -> bool:
+CONNECT_WAIT_S = 10  # how long a Spark Connect server has to accept a connection
+
+
+def _server_answers(remote: str, seconds: float = CONNECT_WAIT_S) -> bool:
     """Whether the host and port of a Spark Connect URL (sc://host:port/;options, port 15002 by default) accept a
     connection within `seconds`; True when the URL has no host (Spark then says what is wrong with it)."""
     import socket
@@ -90,7 +97,7 @@ def _server_answers(remote: str, seconds: float = 10.0) -> bool:
 
 def _file_missing(error: Exception) -> bool:
     """Whether a Spark error says that a file does not exist where an executor looked."""
-    text = str(error.java_exception.toString()) if hasattr(error, "java_exception") else str(error)
+    text = _error_text(error)
     return "FILE_NOT_EXIST" in text or "FileNotFoundException" in text
 
 
@@ -110,7 +117,7 @@ def session(settings=None):
     if remote:
         if not _server_answers(remote):  # the Connect client would retry, silently, for many minutes
             raise PipelineError("Spark could not start (no answer from the Spark Connect server that SPARK_REMOTE names "
-                                "within 10 s); check that it is up and reachable from here")
+                                f"within {CONNECT_WAIT_S} s); check that it is up and reachable from here")
         builder = builder.remote(remote)
         # Spark Connect's client warns of "serious performance degradation" for any window without a partition; the
         # only one here runs over one row per file partition (read_raw), and the warning names a local path
@@ -326,8 +333,6 @@ def read_raw(spark, path: Path, source: Source):
 def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, today, sources) -> list:
     """Load every source file on Spark: loaded tables to the Spark storage (and the small ones to DuckDB), rejects
     into DuckDB as `rejects_<stem>` temp tables. Returns load_summary's rows."""
-    from pyspark.sql import functions as F
-
     from .ingest import staging_params
 
     root = storage(processed, cfg.engine)
@@ -336,71 +341,83 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
     version = new_version("ingest")
     base = _uri(root, version)
     check_storage(spark, base)
+    params = staging_params(cfg, today)
+    params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
     summary = []
-    path = None
-    try:
-        for s in sources:
-            path = files[s.stem]
-            if path is None:
-                from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-                df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns + s.optional_columns]
-                                                          + [StructField("_row_number", LongType()),
-                                                             StructField("_malformed", StringType())]))
-                in_file = len(s.columns)
-            else:
-                df = read_raw(spark, path, s)
-                in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
-                for col in s.optional_columns:  # an optional column the file leaves out reads as empty
-                    if col not in df.columns:
-                        df = df.withColumn(col, F.lit(None).cast("string"))
-            good = df.where(F.col("_malformed").isNull()).drop("_malformed")
-            good.createOrReplaceTempView(f"raw_{s.stem}")
-            a, b = s.columns[:2]
-            def trimmed(column: str):  # as the staging models trim (sql/macros.sql trim_whitespace)
-                return F.regexp_replace(F.col(column), WHITESPACE_AT_EDGES, "")
-
-            header_again = (F.lower(trimmed(a)) == a) & (F.lower(trimmed(b)) == b) & F.col("_malformed").isNull()
-            n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
-                                                 F.min(F.when(header_again, F.col("_row_number")))).first()
-            if repeat is not None and path is not None:
-                raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
-            params = staging_params(cfg, today)
-            params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
-            stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", params), base, f"stg_{s.stem}")
-            keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
-            loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
-            raw_cols = [c for c in good.columns if c != "_row_number"]
-            rej = (stg.where(F.col("reject_reason").isNotNull()).select("row_number", F.col("reject_reason").alias("reason"))
-                   .join(good.withColumnRenamed("_row_number", "row_number"), "row_number")
-                   .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
-            n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
-            if n_malformed:
-                # (whole rows: Spark refuses a query of the malformed-record column alone)
-                bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
-                rows = [{"source": s.stem, "row_number": r["_row_number"],
-                         "reason": f"row has {_fields(r['_malformed'])} fields, expected {in_file}"} for r in bad]
-                con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
-                con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
-                con.unregister("bad_rows_arrow")
-            n_loaded = stg.where(F.col("reject_reason").isNull()).count()
-            n_rej += n_malformed
-            if n_read != n_loaded + n_rej:
-                raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
-            if s.stem in ("practices", "deprivation", "neighbourhoods"):
-                to_duckdb(con, loaded, s.stem)
-            if path is not None:
-                summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
-            progress.current().update(s.stem, rows=n_read)
-            log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
-    except Exception as e:  # a raw file the driver sees but an executor does not: the extract is not on a shared mount
-        if path is not None and _file_missing(e):
-            raise PipelineError(f"the Spark executors cannot read {path.name}: the raw extract must be at the same "
-                                "absolute path on the driver and on every node (a shared mount; see the README's "
-                                "steps for a cluster)") from None
-        raise
+    for s in sources:
+        path = files[s.stem]
+        try:
+            n_read, n_loaded, n_rej = _ingest_source(spark, con, s, path, base, params)
+        except Exception as e:  # a file the driver sees but an executor does not: the extract is not on a shared mount
+            if path is not None and _file_missing(e):
+                raise PipelineError(f"the Spark executors cannot read {path.name}: the raw extract must be at the same "
+                                    "absolute path on the driver and on every node (a shared mount; see the README's "
+                                    "steps for a cluster)") from None
+            raise
+        if path is not None:
+            summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
+        progress.current().update(s.stem, rows=n_read)
+        log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
     con.execute("create or replace temp table spark_storage_version as select ? as version", [version])
     return summary
+
+
+def _trimmed(column: str):
+    """A column trimmed as the staging models trim it (sql/macros.sql trim_whitespace)."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(F.col(column), WHITESPACE_AT_EDGES, "")
+
+
+def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: dict) -> tuple[int, int, int]:
+    """One source file (or, when `path` is None, an empty table of its columns) through its staging model on Spark:
+    the loaded rows to the storage, its rejects to DuckDB. Returns (rows read, loaded, rejected)."""
+    from pyspark.sql import functions as F
+
+    if path is None:
+        from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+        df = spark.createDataFrame([], StructType([StructField(c, StringType()) for c in s.columns + s.optional_columns]
+                                                  + [StructField("_row_number", LongType()),
+                                                     StructField("_malformed", StringType())]))
+        in_file = len(s.columns)
+    else:
+        df = read_raw(spark, path, s)
+        in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
+        for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+            if col not in df.columns:
+                df = df.withColumn(col, F.lit(None).cast("string"))
+    good = df.where(F.col("_malformed").isNull()).drop("_malformed")
+    good.createOrReplaceTempView(f"raw_{s.stem}")
+    a, b = s.columns[:2]
+    header_again = (F.lower(_trimmed(a)) == a) & (F.lower(_trimmed(b)) == b) & F.col("_malformed").isNull()
+    n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
+                                         F.min(F.when(header_again, F.col("_row_number")))).first()
+    if repeat is not None and path is not None:
+        raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
+    stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", params), base, f"stg_{s.stem}")
+    keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
+    loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
+    raw_cols = [c for c in good.columns if c != "_row_number"]
+    rej = (stg.where(F.col("reject_reason").isNotNull()).select("row_number", F.col("reject_reason").alias("reason"))
+           .join(good.withColumnRenamed("_row_number", "row_number"), "row_number")
+           .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
+    n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
+    if n_malformed:
+        # (whole rows: Spark refuses a query of the malformed-record column alone)
+        bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
+        rows = [{"source": s.stem, "row_number": r["_row_number"],
+                 "reason": f"row has {_fields(r['_malformed'])} fields, expected {in_file}"} for r in bad]
+        con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
+        con.execute(f"insert into rejects_{s.stem} by name select * from bad_rows_arrow")
+        con.unregister("bad_rows_arrow")
+    n_loaded = stg.where(F.col("reject_reason").isNull()).count()
+    n_rej += n_malformed
+    if n_read != n_loaded + n_rej:
+        raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
+    if s.stem in ("practices", "deprivation", "neighbourhoods"):
+        to_duckdb(con, loaded, s.stem)
+    return n_read, n_loaded, n_rej
 
 
 def _fields(text: str | None) -> int:

@@ -21,7 +21,6 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # so that tests can `import oracle`
     sys.path.insert(0, str(TESTS_DIR))
 
-
 # Columns of each raw table in the input contract, in the order written when a row omits some.
 RAW_COLUMNS = {
     "patients": ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"],

@@ -4,12 +4,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-from conftest import allow_rejects, run_cli, run_main, small_raw
+from conftest import REPO_ROOT, allow_rejects, run_cli, run_main, small_raw
 
 
 def stage_args(tmp_path, raw, cfg):
@@ -158,15 +160,12 @@ def test_stages_out_of_order_give_one_sentence(tmp_path, stage, missing, earlier
 def test_run_from_python_dash_c_finishes(tmp_path):
     """The stages called from `python -c` (a __main__ with no __file__) run to the end. With pyspark installed,
     great_expectations' import of pyspark.sql.connect ended such a process silently with status 0 after ingest."""
-    import subprocess
-    import sys
-
     pytest.importorskip("pyspark", reason="the failure needs pyspark (the spark extra) installed")
     raw, cfg = small_raw(tmp_path)
     code = ("import sys; from pipeline.__main__ import main; rc = main(sys.argv[1:]); print('finished', rc)")
     args = ["run", "--raw", raw, "--processed", tmp_path / "processed", "--reports", tmp_path / "reports",
             "--config", cfg]
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=Path(__file__).resolve().parents[2],
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=600, env={**os.environ, "PIPELINE_LOG": "WARNING"})
     assert proc.returncode == 0 and proc.stdout.strip().endswith("finished 0"), proc.stderr[-2000:]
     assert (tmp_path / "processed" / "prevalence.parquet").exists()
