@@ -61,7 +61,7 @@ def build_indicator_statistics(con, cfg: Config) -> pd.DataFrame:
         cols = ", ".join(f"cast({c} as date) as {c}" if c.startswith("period") else c for c in df.columns)
         con.execute(f"create or replace table {name} as select {cols} from {name}_df")
         con.unregister(f"{name}_df")
-        log.info("%s: %d rows", name, len(df))
+        log.debug("%s: %d rows", name, len(df))
     if table.empty:
         for name in ("indicator_funnel", "indicator_trend", "indicator_inequality"):
             con.execute(f"drop table if exists {name}")

@@ -23,6 +23,7 @@ class StageProgress:
         self.interval = interval
         self.step = ""
         self.rows = 0
+        self.detail = ""
         self.con = None
         self.t0 = time.perf_counter()
         self._stop = threading.Event()
@@ -32,8 +33,11 @@ class StageProgress:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
-    def update(self, step: str | None = None, rows: int = 0, con=None) -> None:
-        """Name the step now running (with the DuckDB connection to poll), and add rows finished."""
+    def update(self, step: str | None = None, rows: int = 0, con=None, detail: str | None = None) -> None:
+        """Name the step now running (with the DuckDB connection to poll), and add rows finished; `detail` is said
+        in brackets on the stage's closing line (e.g. the report's packs)."""
+        if detail is not None:
+            self.detail = detail
         if step is not None:
             self.step = step
         self.rows += int(rows)
@@ -70,10 +74,11 @@ class StageProgress:
             self.stream.write("\r\033[K")
             self.stream.flush()
         if exc[0] is None:
+            detail = f" ({self.detail})" if self.detail else ""
             if self.rows:
-                log.info("%s: %s rows in %.1f s", self.stage, f"{self.rows:,}", self.elapsed())
+                log.info("%s: %s rows in %.1f s%s", self.stage, f"{self.rows:,}", self.elapsed(), detail)
             else:
-                log.info("%s done in %.1f s", self.stage, self.elapsed())
+                log.info("%s done in %.1f s%s", self.stage, self.elapsed(), detail)
         return False
 
 

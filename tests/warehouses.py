@@ -99,8 +99,9 @@ def build_patient(root: Path) -> Warehouse:
                            env=env)
     assert code == 0, err[-3000:]
     code, _, err = run_cli("run", "--raw", root / "raw", "--processed", root / "processed", "--reports",
-                           root / "reports", env=env)
+                           root / "reports", env=env | {"PIPELINE_LOG": "INFO"})
     assert code == 0, err[-3000:]
+    (root / "run_stderr.txt").write_text(err)  # what the run logged (not a tty), for test_end_to_end
     return Warehouse("patient", root / "processed", root / "reports", root / "raw", today)
 
 

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from pipeline import paths
+from pipeline import paths, progress
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.lock import atomic_replace_dir
@@ -44,7 +44,7 @@ def render_reports(processed: Path, reports: Path, cfg: Config, icbs: list[str] 
     processed, reports = Path(processed), Path(reports)
     t0 = time.perf_counter()
     inp = load_inputs(processed, cfg)
-    log.info("report inputs loaded and disclosure-controlled in %.2f s", time.perf_counter() - t0)
+    log.debug("report inputs loaded and disclosure-controlled in %.2f s", time.perf_counter() - t0)
     reports.parent.mkdir(parents=True, exist_ok=True)
     tmp = reports.parent / f".{reports.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -61,8 +61,9 @@ def render_reports(processed: Path, reports: Path, cfg: Config, icbs: list[str] 
         raise
     per = {k: [t for (kk, _), t in timings.items() if kk == k] for k in PACK_KINDS}
     if timings:
-        log.info("rendered %d packs in %.1f s (%s)", len(timings), time.perf_counter() - t0,
-                 ", ".join(f"{k}: {len(v)} at {sum(v) / len(v):.2f} s each" for k, v in per.items() if v))
+        progress.current().update(detail=f"{len(timings)} packs: " + ", ".join(f"{len(v)} {k}" for k, v in per.items() if v))
+        log.debug("rendered %d packs in %.1f s (%s)", len(timings), time.perf_counter() - t0,
+                  ", ".join(f"{k}: {len(v)} at {sum(v) / len(v):.2f} s each" for k, v in per.items() if v))
     return {k: len(v) for k, v in per.items() if v}
 
 

@@ -6,6 +6,7 @@ The run is the session's patient warehouse (conftest `patient_warehouse`: demo-d
 (pipeline/public.py on NHS England's files written small, tests/warehouses.py)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,15 @@ def test_outputs_exist(run):
     assert all((run / "reports" / "pcn" / f"{code}_data_quality.csv").exists() for code in pcn)
     assert len(list((run / "reports" / "ics").glob("*.pdf"))) == 1
     assert len(list((run / "reports" / "community").glob("*.pdf"))) == 6
+
+
+def test_log_has_one_line_per_stage(run):
+    """Off a terminal, `run` logs one line per stage (rows or packs, and seconds) and nothing else on clean data."""
+    lines = (run / "run_stderr.txt").read_text().splitlines()
+    stages = [line.split(" INFO ", 1)[1].split(":")[0].split(" done")[0] for line in lines if " INFO " in line]
+    assert stages == ["ingest", "transform", "analyse", "report"], lines
+    assert len(lines) == 4, lines
+    assert re.search(r"report done in [0-9.]+ s \(13 packs: 6 pcn, 1 ics, 6 community\)$", lines[-1]), lines[-1]
 
 
 # patient data only: the checker holds every published count to the rounding rule (published QOF counts are shown
