@@ -14,8 +14,11 @@ from .paths import LOCK_NAME
 @contextlib.contextmanager
 def run_lock(processed: Path):
     processed = Path(processed)
-    processed.mkdir(parents=True, exist_ok=True)
-    fh = open(processed / LOCK_NAME, "w")
+    try:
+        processed.mkdir(parents=True, exist_ok=True)
+        fh = open(processed / LOCK_NAME, "w")
+    except OSError as e:
+        raise PipelineError(f"the processed directory cannot be created or written ({folder_problem(e)})") from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -28,6 +31,57 @@ def run_lock(processed: Path):
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+def folder_problem(e: OSError) -> str:
+    """What an OSError says about a folder, in words, without its path (a user's folder names are local paths)."""
+    if isinstance(e, (NotADirectoryError, FileExistsError)):
+        return "a file is in the way: the folder or one above it is a file"
+    return e.strerror or type(e).__name__
+
+
+# What the report stage writes in a reports folder (and a placeholder or two it may find there): a folder holding
+# anything else is not a reports folder, and the stage, which replaces the whole folder, must not touch it.
+REPORT_ENTRIES = {"README.txt", "pcn", "ics", "community", "england", ".gitkeep", ".DS_Store"}
+
+
+def check_output_folders(raw: Path | None, processed: Path | None, reports: Path | None,
+                         config: Path | None = None) -> None:
+    """Stop before any work when the processed folder is the raw one, or when the reports folder (replaced whole
+    by each run) is or holds the raw or processed folder or the configuration, or holds anything the report stage
+    did not write: a run must never remove the user's own files."""
+    def resolved(p):
+        return None if p is None else Path(p).expanduser().resolve()
+
+    raw, processed, reports, config = map(resolved, (raw, processed, reports, config))
+    if raw is not None and processed is not None and raw == processed:
+        raise PipelineError("--processed is the raw directory; give the processed outputs a folder of their own "
+                            "(e.g. data/processed)")
+    if reports is None:
+        return
+    for other, what in ((raw, "the raw directory"), (processed, "the processed directory"),
+                        (config, "the configuration file")):
+        if other is not None and (reports == other or reports in other.parents):
+            where = "is" if reports == other else "holds"
+            raise PipelineError(f"--reports {where} {what}; each run replaces the whole reports folder, so give it a "
+                                f"folder of its own (e.g. reports)")
+    check_reports_folder(reports)
+
+
+def check_reports_folder(reports: Path) -> None:
+    """One sentence when `reports` exists and holds anything the report stage did not write (see REPORT_ENTRIES)."""
+    reports = Path(reports)
+    if not reports.exists():
+        return
+    if not reports.is_dir():
+        raise PipelineError("--reports names a file, not a folder; give the reports a folder of their own")
+    strangers = sorted(p for p in reports.iterdir() if p.name not in REPORT_ENTRIES)
+    if strangers:
+        files = [p.name for p in strangers if p.is_file()]
+        example = f" (e.g. the file {files[0]})" if files else ""
+        raise PipelineError(f"the reports folder holds {len(strangers)} files or folders the pipeline did not write"
+                            f"{example}; each run replaces the whole reports folder, so give --reports an empty or "
+                            f"new folder of its own")
 
 
 def atomic_replace_dir(tmp: Path, final: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline import paths
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.lock import atomic_replace_dir
+from pipeline.lock import atomic_replace_dir, check_reports_folder, folder_problem
 
 from . import packs as P
 from .data import Inputs, load_inputs
@@ -45,10 +45,15 @@ def render_reports(processed: Path, reports: Path, cfg: Config, icbs: list[str] 
     t0 = time.perf_counter()
     inp = load_inputs(processed, cfg)
     log.info("report inputs loaded and disclosure-controlled in %.2f s", time.perf_counter() - t0)
-    reports.parent.mkdir(parents=True, exist_ok=True)
+    check_reports_folder(reports)   # the folder is replaced whole: never one holding anything else
     tmp = reports.parent / f".{reports.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    try:
+        reports.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as e:
+        raise PipelineError(f"the reports directory cannot be created or written ({folder_problem(e)})") from None
     try:
         jobs = pack_jobs(inp, icbs)
         for sub in {kind for kind, _ in jobs}:
