@@ -140,19 +140,22 @@ def _check_parquet_magic(path: Path) -> None:
 
 @contextlib.contextmanager
 def _unreadable_parquet(path: Path | None):
-    """A Parquet file whose pages cannot be read (damaged, truncated, an unknown compression) stops the run with one
-    sentence naming the file: DuckDB's own error names the file's full path."""
+    """A Parquet file streamed by DuckDB (`path`; None for a file read into memory) whose pages cannot be read
+    (damaged, truncated, an unknown compression) stops the run with one sentence naming the file: DuckDB's own error
+    names the file's full path, or nothing a user could act on ("Variable-length int over 10 bytes")."""
     try:
         yield
     except duckdb.Error as e:
-        msg = str(e)
-        if path is None or path.suffix != ".parquet" or path.name not in msg:
+        # a reading error, not one of the SQL (a binder or parser error would be the same on every file)
+        reading = type(e) is duckdb.Error or isinstance(e, (duckdb.IOException, duckdb.InvalidInputException))
+        if path is None or not (reading or path.name in str(e)):
             raise
-        reason = msg.rsplit(": ", 1)[-1].strip().splitlines()[0][:120] if ": " in msg else type(e).__name__
-        if str(path.parent) in reason or path.name in reason:
-            reason = type(e).__name__
-        raise PipelineError(f"{path.name} could not be read as Parquet: its data is damaged ({reason}); export the "
-                            f"table again") from None
+        # DuckDB's reason (e.g. a decompression failure) helps no one and its message names the full path
+        raise PipelineError(_damaged_parquet(path)) from None
+
+
+def _damaged_parquet(path: Path) -> str:
+    return f"{path.name} could not be read as Parquet: it is truncated or damaged; export the table again"
 
 
 def _ident(name: str) -> str:
@@ -205,15 +208,15 @@ def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, st
         _check_parquet_magic(path)
         try:
             schema = pq.read_schema(path)
-        except (pa.ArrowException, OSError) as e:
-            raise PipelineError(f"{path.name} could not be read as Parquet ({type(e).__name__})") from None
+        except (pa.ArrowException, OSError):
+            raise PipelineError(_damaged_parquet(path)) from None
         # the header first: a missing or repeated column is named before the rows are read
         names = _map_headers(path.name, [n.strip().lower() for n in schema.names], source, header_map)
         check(path.name, names, source)
         try:
             t = pq.read_table(path)
-        except (pa.ArrowException, OSError) as e:
-            raise PipelineError(f"{path.name} could not be read as Parquet ({type(e).__name__})") from None
+        except (pa.ArrowException, OSError):
+            raise PipelineError(_damaged_parquet(path)) from None
         known = set(source.columns) | set(source.optional_columns)
         cols = {}
         for n, col in zip(names, t.columns):
@@ -417,7 +420,7 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
             if col not in t.column_names:
                 t = t.append_column(col, pa.nulls(t.num_rows, pa.string()))
         con.register(f"raw_{s.stem}_arrow", t)
-    with _unreadable_parquet(path):  # DuckDB reads a streamed Parquet file's pages only as the queries run
+    with _unreadable_parquet(None if isinstance(t, pa.Table) else path):  # DuckDB reads the pages as queries run
         con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
         _check_header_repeats(con, s, path)
         if on_raw is not None:  # the `check` command looks at the raw text (e.g. to detect the date format)

@@ -79,9 +79,10 @@ def check_reports_folder(reports: Path) -> None:
     if strangers:
         files = [p.name for p in strangers if p.is_file()]
         example = f" (e.g. the file {files[0]})" if files else ""
-        raise PipelineError(f"the reports folder holds {len(strangers)} files or folders the pipeline did not write"
-                            f"{example}; each run replaces the whole reports folder, so give --reports an empty or "
-                            f"new folder of its own")
+        n = len(strangers)
+        raise PipelineError(f"the reports folder holds {n} file{'s' * (n != 1)} or folder{'s' * (n != 1)} the "
+                            f"pipeline did not write{example}; each run replaces the whole reports folder, so give "
+                            f"--reports an empty or new folder of its own")
 
 
 def atomic_replace_dir(tmp: Path, final: Path) -> None:
