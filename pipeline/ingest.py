@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -479,6 +480,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     today = run_date()
     _prewarm_expectations()
     files = {s.stem: find_file(raw, s.stem, s.optional_file) for s in SOURCES}
+    codelists = read_configured_codelists(raw, cfg)
     h = hashlib.sha256()
     summary, reject_parts = [], []
     if engine == "spark":  # the same staging models, run on Spark (pipeline/spark_engine.py)
@@ -508,20 +510,14 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     else:
         con.execute("create or replace table rejects (source varchar, row_number bigint, reason varchar)")
 
-    # codelists named by the configuration
-    rows = []
-    for c in cfg.conditions:
-        for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
-            if rel:
-                p = raw / rel
-                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
-                if not codes and kind == "diagnosis":
-                    raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
-                _file_hash(p, h)
-                rows += [(c.id, kind, code) for code in codes]
+    # codelists named by the configuration (read, and checked, before the extract's tables)
+    for path in codelists.files:
+        _file_hash(path, h)
     con.execute("create or replace table codelists (condition varchar, kind varchar, code varchar)")
-    con.executemany("insert into codelists values (?, ?, ?)", rows)
-    load_indicator_codelists(con, raw, cfg, h)
+    con.executemany("insert into codelists values (?, ?, ?)", codelists.conditions)
+    con.execute("create or replace table indicator_codelists (indicator varchar, criterion integer, code varchar)")
+    if codelists.indicators:
+        con.executemany("insert into indicator_codelists values (?, ?, ?)", codelists.indicators)
 
     load_external_rates(con, raw, cfg, h)
     load_lsoa_lookup(con, raw, cfg, h)
@@ -647,20 +643,36 @@ def _import_expectations() -> None:
         pass
 
 
-def load_indicator_codelists(con, raw: Path, cfg: Config, h) -> None:
-    """The codelists of the configuration's indicators, as `indicator_codelists` (indicator, criterion, code):
-    criterion 1, 2, ... in the order of an outcome's `criteria`; the one codelist of other kinds is criterion 1."""
-    rows = []
+@dataclass(frozen=True)
+class Codelists:
+    """The configuration's codelists as read: `conditions` rows (condition, kind, code), `indicators` rows
+    (indicator, criterion, code: criterion 1, 2, ... in the order of an outcome's `criteria`; the one codelist of
+    other kinds is criterion 1), and the files read, in that order."""
+    conditions: list
+    indicators: list
+    files: list
+
+
+def read_configured_codelists(raw: Path, cfg: Config) -> Codelists:
+    """Every codelist the configuration names, checked (one sentence for a missing, empty or broken file): read
+    before the extract's tables, so that a codelist fault stops the run before the long part of ingest."""
+    conditions, indicators, files = [], [], []
+    for c in cfg.conditions:
+        for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
+            if rel:
+                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
+                if not codes and kind == "diagnosis":
+                    raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
+                files.append(raw / rel)
+                conditions += [(c.id, kind, code) for code in codes]
     for ind in cfg.indicators:
         for number, crit in enumerate(ind.criteria, start=1):
             codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator")
             if not codes:
                 raise PipelineError(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
-            _file_hash(raw / crit.codelist, h)
-            rows += [(ind.id, number, code) for code in codes]
-    con.execute("create or replace table indicator_codelists (indicator varchar, criterion integer, code varchar)")
-    if rows:
-        con.executemany("insert into indicator_codelists values (?, ?, ?)", rows)
+            files.append(raw / crit.codelist)
+            indicators += [(ind.id, number, code) for code in codes]
+    return Codelists(conditions, indicators, files)
 
 
 def _check_header_repeats(con, s: Source, path: Path | None) -> None:
