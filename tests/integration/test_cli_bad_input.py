@@ -326,3 +326,17 @@ def test_analyse_and_report_refuse_counts_built_for_another_configuration(tmp_pa
     for stage, again in (("analyse", "transform stage"), ("report", "transform and analyse stages")):
         code, out, err = run_cli(stage, *args, "--config", changed)
         assert error_line(code, out, err, tmp_path) == f"error: {expected}; run the {again} with this configuration"
+
+
+def test_iso_dates_with_a_t_before_the_time_load(tmp_path):
+    """ISO 8601 date-times (`2020-05-01T10:30:00`, as JSON and many exporters write them) were all rejected as 'not
+    a valid date (expected YYYY-MM-DD)' while `2020-05-01 10:30:00` loaded."""
+    raw, cfg = small_raw(tmp_path)
+    events = raw / "events.csv"
+    events.write_text(events.read_text().replace(",2020-05-01", ",2020-05-01T10:30:00"))
+    assert "T10:30:00" in events.read_text()
+    code, out, err = ingest(tmp_path, raw, cfg)
+    assert code == 0, err
+    with duckdb.connect(str(tmp_path / "processed" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select rows_read, rows_loaded from load_summary where source = 'events'").fetchone() == (20, 20)
+        assert con.execute("select distinct date from events").fetchall() == [(dt.date(2020, 5, 1),)]
