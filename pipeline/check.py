@@ -27,6 +27,7 @@ from .ingest import (
     read_codelist,
     read_lsoa_lookup,
     reasons_by_count,
+    require_raw_directory,
     run_date,
 )
 from .schema import SOURCES
@@ -77,8 +78,7 @@ class Report:
 def check(raw: Path, cfg: Config) -> tuple[str, bool]:
     """The pre-flight report as text, and whether the run would go ahead (no problem found)."""
     raw = Path(raw)
-    if not raw.is_dir():
-        raise PipelineError("the raw directory does not exist")
+    require_raw_directory(raw)
     inp = cfg.input
     rep = Report()
     rep.add(f"check of the raw directory {raw.name}/ (configuration {cfg.source}; dates read as "

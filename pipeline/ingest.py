@@ -41,6 +41,15 @@ def run_date() -> dt.date:
     return dt.date.fromisoformat(v) if v else dt.date.today()
 
 
+def require_raw_directory(raw: Path) -> None:
+    """One sentence when --raw names nothing, or a file (a user may give one of the extract's files)."""
+    if not raw.exists():
+        raise PipelineError("the raw directory does not exist")
+    if not raw.is_dir():
+        raise PipelineError(f"--raw names the file {raw.name}, not a folder; give the folder that holds the extract's "
+                            f"files")
+
+
 def find_file(raw: Path, stem: str, optional: bool = False) -> Path | None:
     csv_p, pq_p = raw / f"{stem}.csv", raw / f"{stem}.parquet"
     if csv_p.exists() and pq_p.exists():
@@ -467,8 +476,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     lost more than `[input] max_reject_share` of its rows (the warehouse still holds rejects and load_summary;
     the caller stops the run after committing it). The `ingest` command raises that sentence itself."""
     raw = Path(raw)
-    if not raw.is_dir():
-        raise PipelineError("the raw directory does not exist")
+    require_raw_directory(raw)
     if con is None:
         with staged(processed, fresh=True, settings=cfg.engine) as c:
             stop = ingest(raw, processed, cfg, c, engine)

@@ -340,3 +340,14 @@ def test_iso_dates_with_a_t_before_the_time_load(tmp_path):
     with duckdb.connect(str(tmp_path / "processed" / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select rows_read, rows_loaded from load_summary where source = 'events'").fetchone() == (20, 20)
         assert con.execute("select distinct date from events").fetchall() == [(dt.date(2020, 5, 1),)]
+
+
+def test_raw_option_naming_a_file_says_so(tmp_path):
+    """Before: 'the raw directory does not exist' for a file that plainly exists (a user gave one of its files)."""
+    raw, cfg = small_raw(tmp_path)
+    expected = ("error: --raw names the file patients.csv, not a folder; give the folder that holds the extract's "
+                "files")
+    code, out, err = ingest(tmp_path, raw / "patients.csv", cfg)
+    assert error_line(code, out, err, tmp_path) == expected
+    code, out, err = run_cli("check", "--raw", raw / "patients.csv", "--config", cfg)
+    assert error_line(code, out, err, tmp_path) == expected
