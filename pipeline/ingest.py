@@ -602,10 +602,28 @@ def reject_guard(con, cfg: Config) -> str | None:
             hint = (f"; its dates look like {date_format_label(fmt)}"
                     + (" (or month first: no day is above 12)" if ambiguous else "")
                     + f", so declare date_format = \"{fmt}\" under [input] in the configuration")
+        if not hint:
+            hint = _missing_word_hint(con, stem, col, count)
     return (f"{name} lost {_pct(n_rej, n_read)} of its rows ({n_rej:,} of {n_read:,}), more than the "
             f"{_pct(limit, 1)} allowed (input.max_reject_share), so the run stopped after ingest; the commonest reason "
             f"is \"{reason}\" ({count:,} row{'s' * (count != 1)}, e.g. row {row}){hint}; run `python -m pipeline check --raw <raw directory>` "
             f"for the full picture (rejects and load_summary are in the warehouse)")
+
+
+# Words some exports write where a value is missing (SQL Server's NULL, a spreadsheet's N/A): the contract's missing
+# value is an empty field, so such a date is unreadable, and the guard says why.
+MISSING_WORDS = ("NULL", "NA", "N/A", "NONE", "NAN", "NAT", "-", "UNKNOWN")
+
+
+def _missing_word_hint(con, stem: str, column: str, count: int) -> str:
+    """'; N of them hold the text NULL ...' when at least half of a reason's rows hold one such word, else ''."""
+    word, n = con.execute(f"""select upper(clean(cast({_ident(column)} as varchar))) as word, count(*) as n
+        from rejects_{stem} where list_contains(?, upper(clean(cast({_ident(column)} as varchar))))
+        group by 1 order by 2 desc, 1 limit 1""", [list(MISSING_WORDS)]).fetchone() or (None, 0)
+    if not word or 2 * n < count:
+        return ""
+    return (f"; {n:,} of them hold the text {word} where the value is missing: write a missing value as an empty "
+            f"field")
 
 
 def _pct(n: float, d: float) -> str:

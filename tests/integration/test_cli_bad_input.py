@@ -351,3 +351,19 @@ def test_raw_option_naming_a_file_says_so(tmp_path):
     assert error_line(code, out, err, tmp_path) == expected
     code, out, err = run_cli("check", "--raw", raw / "patients.csv", "--config", cfg)
     assert error_line(code, out, err, tmp_path) == expected
+
+
+def test_guard_names_a_word_written_for_missing_dates(tmp_path):
+    """A SQL Server export writes NULL where a date is missing: every row was rejected as 'not a valid date' and the
+    sentence did not say why (the contract's missing value is an empty field)."""
+    raw, cfg = small_raw(tmp_path)
+    patients = raw / "patients.csv"
+    lines = patients.read_text().splitlines()
+    patients.write_text("\n".join(lines[:1] + [line + "NULL" for line in lines[1:]]) + "\n")
+    code, out, err = ingest(tmp_path, raw, cfg)
+    assert error_line(code, out, err, tmp_path) == (
+        "error: patients.csv lost 100% of its rows (60 of 60), more than the 5% allowed (input.max_reject_share), so "
+        "the run stopped after ingest; the commonest reason is \"date_of_death is not a valid date (expected "
+        "YYYY-MM-DD)\" (60 rows, e.g. row 1); 60 of them hold the text NULL where the value is missing: write a "
+        "missing value as an empty field; run `python -m pipeline check --raw <raw directory>` for the full picture "
+        "(rejects and load_summary are in the warehouse)")
