@@ -120,15 +120,20 @@ def main(argv: list[str] | None = None) -> int:
             if args.in_dir is None:
                 raise PipelineError("public needs --in DIR, the directory holding the published files "
                                     "(python -m pipeline public --sources lists them)")
+            from .lock import check_output_folders
             from .public import run_public
 
+            check_output_folders(args.in_dir, args.processed, args.reports)
             _stage("public", run_public, args.in_dir, args.year, args.processed, args.reports, icb=args.icb)
             return 0
 
         from .config import load_config
-        from .lock import run_lock
+        from .lock import check_output_folders, run_lock
 
         cfg = load_config(args.config)
+        if args.command != "check":   # before any work: a run must never remove the user's own files
+            check_output_folders(args.raw, args.processed, args.reports if args.command in ("run", "report") else None,
+                                 args.config)
         if args.command == "check":
             from .check import check
 
@@ -160,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # a folder or file of the user's that cannot be read or written: no traceback, no path
+        from .lock import folder_problem
+
+        name = f" ({Path(e.filename).name})" if getattr(e, "filename", None) else ""
+        print(f"error: a file or folder could not be read or written{name}: {folder_problem(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; the previous outputs are left as they were", file=sys.stderr)

@@ -10,7 +10,7 @@ import pandas as pd
 from . import progress
 from .config import Config
 from .schema import AREA_TYPES, GROUP_ORDER, GROUP_TYPES, output_columns
-from .warehouse import read_table, require_tables, staged, tables, write_table
+from .warehouse import read_table, require_same_configuration, require_tables, staged, tables, write_table
 
 log = logging.getLogger("pipeline.analyse")
 
@@ -53,6 +53,7 @@ def analyse(processed: Path, cfg: Config, con=None) -> None:
             return analyse(processed, cfg, c)
     # the patient path's marts, or the published-data adapters' tables of the same names (pipeline/public.py)
     require_tables(con, ("prevalence_counts", "practices", "trend_transitions", "trend_expected"), "transform")
+    require_same_configuration(con, cfg, "analyse")
     counts = read_table(con, "prevalence_counts")
     prev = prevalence_from_counts(counts)
     from .expectations import validate_prevalence

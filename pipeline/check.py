@@ -9,6 +9,7 @@ rows are named by number.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -21,10 +22,12 @@ from .ingest import (
     column_report,
     detect_date_format,
     find_file,
+    load_external_rates,
     load_source,
     read_codelist,
     read_lsoa_lookup,
     reasons_by_count,
+    require_raw_directory,
     run_date,
 )
 from .schema import SOURCES
@@ -75,8 +78,7 @@ class Report:
 def check(raw: Path, cfg: Config) -> tuple[str, bool]:
     """The pre-flight report as text, and whether the run would go ahead (no problem found)."""
     raw = Path(raw)
-    if not raw.is_dir():
-        raise PipelineError("the raw directory does not exist")
+    require_raw_directory(raw)
     inp = cfg.input
     rep = Report()
     rep.add(f"check of the raw directory {raw.name}/ (configuration {cfg.source}; dates read as "
@@ -203,6 +205,20 @@ def _codelists(con, raw: Path, cfg: Config, rep: Report) -> None:
             if kind == "diagnosis" and n_events == 0:
                 rep.warning(f"no event matches the codelist {rel} (condition {c.id}): are the events' codes SNOMED CT "
                             f"concept ids, as the codelist's are?")
+    for ind in cfg.indicators:   # the run reads these too, and stops on the same faults
+        for crit in ind.criteria:
+            try:
+                codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator")
+            except PipelineError as e:
+                rep.problem(str(e))
+                continue
+            if not codes:
+                rep.problem(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
+    if cfg.reference.rates != "internal":
+        try:
+            load_external_rates(con, raw, cfg, hashlib.sha256())
+        except PipelineError as e:
+            rep.problem(str(e))
 
 
 def _practices(con, rep: Report) -> None:

@@ -76,7 +76,7 @@ DEFAULT_MAX_REJECT_SHARE = 0.05
 # The `[input]` section's keys: (key, default, meaning). docs/configuration.md is generated from this.
 INPUT_KEYS = (
     ("date_format", '"%Y-%m-%d"', "strftime pattern of the extract's dates, e.g. \"%d/%m/%Y\" for 31/03/1980; a time part "
-     "after the date (\" %H:%M:%S\") is accepted. Undeclared, a file whose dates fail gets the format detected and named "
+     "after the date (\" %H:%M:%S\", or \"T%H:%M:%S\") is accepted. Undeclared, a file whose dates fail gets the format detected and named "
      "in the error and by `check`"),
     ("encoding", '"utf-8"', "text encoding of every CSV file, e.g. \"cp1252\" for files saved from Excel on Windows"),
     ("columns.<file>", "none", "a table per file (`[input.columns.patients]`): contract column = the export's header, "
@@ -145,6 +145,52 @@ def _error(name: str, text: str) -> PipelineError:
     return PipelineError(f"configuration file {name}: {text}")
 
 
+# The keys each part of the configuration knows: any other key is a typo that would be silently ignored (a
+# misspelt `min_age` left every condition at age 0), so it stops the run. [report] and [engine.spark_conf] take
+# open-ended settings and are not listed.
+TOP_LEVEL_KEYS = ("periods", "conditions", "indicators", "disclosure", "report", "reference", "input", "funnel", "engine")
+CONDITION_KEYS = ("id", "label", "codelist", "resolved_codelist", "min_age")
+INDICATOR_KEYS = ("id", "label", "met", "kind", "denominator", "min_age", "max_age", "months", "min_count", "criteria",
+                  "codelist", "evidence_codelist", "min_value")
+CRITERION_KEYS = ("codelist", "min_value", "max_value")
+DISCLOSURE_KEYS = ("threshold", "rounding", "method", "community_threshold")
+REFERENCE_KEYS = ("rates", "extra_strata", "true_prevalence", "basis")
+FUNNEL_KEYS = ("overdispersion",)
+# [report] settings that must be whole numbers (at least 1)
+REPORT_WHOLE_NUMBERS = ("max_headlines", "max_system_gaps", "workers")
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|K|M|G|T)?\s*$", re.I)
+
+
+def _known_keys(name: str, where: str, table, known: tuple[str, ...]) -> dict:
+    """`table` as a dict whose keys are all in `known`; otherwise one sentence naming the first stranger."""
+    if not isinstance(table, dict):
+        raise _error(name, f"{where} must be a table of settings")
+    unknown = [k for k in table if k not in known]
+    if unknown:
+        raise _error(name, f"{where} has an unknown key `{unknown[0]}` (known: {', '.join(known)})")
+    return table
+
+
+def _table_list(name: str, raw: dict, key: str) -> list:
+    """`[[key]]` entries: a list of tables (a single `[key]` table is the usual slip)."""
+    v = raw.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise _error(name, f"`{key}` must be written as [[{key}]] tables, one per entry")
+    return v
+
+
+def raw_relative(name: str, where: str, rel) -> str:
+    """A path the configuration gives relative to the raw directory: text, not absolute, not leaving the raw
+    directory. (An absolute path would also end up in error messages and logs: a local path.)"""
+    if not isinstance(rel, str) or not rel.strip():
+        raise _error(name, f"{where} must be a file name relative to the raw directory")
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts or "~" in rel[:1]:
+        raise _error(name, f"{where} must be a path inside the raw directory, relative to it "
+                     f"(e.g. \"codelists/depression.csv\"), not an absolute path or one that leaves it")
+    return rel
+
+
 def _engine(raw: dict, name: str) -> Engine:
     e = raw.get("engine", {})
     if not isinstance(e, dict):
@@ -153,6 +199,9 @@ def _engine(raw: dict, name: str) -> Engine:
     unknown = sorted(set(e) - known)
     if unknown:
         raise _error(name, f"[engine] has an unknown key `{unknown[0]}`")
+    memory = e.get("memory_limit", Engine.memory_limit)
+    if not isinstance(memory, str) or not _MEMORY.match(memory):
+        raise _error(name, f"engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not {memory!r}")
     threads = e.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise _error(name, "engine.threads must be a whole number of at least 1")
@@ -191,41 +240,66 @@ def load_config(path: Path | str | None = None) -> Config:
     name = p.name
     if not p.exists():
         raise PipelineError(f"configuration file {name} does not exist")
+    if not p.is_file():
+        raise PipelineError(f"configuration file {name} is a folder, not a file")
+    data = p.read_bytes()
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise PipelineError(f"configuration file {name} is not UTF-8 text (first bad byte on line {line}); "
+                            f"save it as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise PipelineError(f"configuration file {name} is not valid TOML: {e}") from None
+    _known_keys(name, "the top level", raw, TOP_LEVEL_KEYS)
     if "periods" not in raw or not raw["periods"]:
         raise _error(name, "`periods` is missing or empty")
+    if not isinstance(raw["periods"], list):
+        raise _error(name, "`periods` must be a list of dates, e.g. [\"2024-03-31\", \"2025-03-31\"]")
     periods = []
     for v in raw["periods"]:
         try:
+            if isinstance(v, dt.datetime):   # a TOML date-time: its date
+                v = v.date()
             periods.append(v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)))
         except ValueError:
             raise _error(name, f"period {v!r} is not an ISO date (YYYY-MM-DD)") from None
     if len(set(periods)) != len(periods):
         raise _error(name, "`periods` has a repeated date")
     conds = []
-    for i, c in enumerate(raw.get("conditions", []), start=1):
+    for i, c in enumerate(_table_list(name, raw, "conditions"), start=1):
         for key in ("id", "codelist"):
             if not c.get(key):
                 raise _error(name, f"condition {i} has no `{key}`")
-        try:
-            min_age = int(c.get("min_age", 0))
-        except (TypeError, ValueError):
-            raise _error(name, f"condition {c['id']}: min_age must be a whole number") from None
-        conds.append(Condition(id=str(c["id"]), label=str(c.get("label", c["id"])), codelist=str(c["codelist"]),
-                               resolved_codelist=c.get("resolved_codelist") or None, min_age=min_age))
+        where = f"condition {c['id']}"
+        _known_keys(name, where, c, CONDITION_KEYS)
+        min_age = _number(name, where, "min_age", c.get("min_age", 0), whole=True)
+        if min_age < 0:
+            raise _error(name, f"{where}: min_age must be 0 or more")
+        resolved = c.get("resolved_codelist") or None
+        conds.append(Condition(id=str(c["id"]), label=str(c.get("label", c["id"])),
+                               codelist=raw_relative(name, f"{where}: codelist", c["codelist"]),
+                               resolved_codelist=resolved and raw_relative(name, f"{where}: resolved_codelist", resolved),
+                               min_age=min_age))
     if not conds:
         raise _error(name, "no [[conditions]] given")
     if len({c.id for c in conds}) != len(conds):
         raise _error(name, "two conditions share an id")
-    d = raw.get("disclosure", {})
-    disc = Disclosure(threshold=int(d.get("threshold", 7)), rounding=int(d.get("rounding", 5)),
-                      method=str(d.get("method", "round")), community_threshold=(int(d["community_threshold"]) if "community_threshold" in d else None))
+    d = _known_keys(name, "[disclosure]", raw.get("disclosure", {}), DISCLOSURE_KEYS)
+    whole = {key: _number(name, "[disclosure]", key, d.get(key), whole=True)
+             for key in ("threshold", "rounding", "community_threshold")}
+    if any(v is not None and v < 0 for v in whole.values()) or whole["rounding"] == 0:
+        raise _error(name, "[disclosure]: threshold and community_threshold must be 0 or more, rounding 1 or more")
+    disc = Disclosure(threshold=7 if whole["threshold"] is None else whole["threshold"],
+                      rounding=whole["rounding"] or 5, method=str(d.get("method", "round")),
+                      community_threshold=whole["community_threshold"])
     if disc.method not in ("round", "midpoint6"):
         raise _error(name, "disclosure.method must be \"round\" or \"midpoint6\"")
-    r = raw.get("reference", {})
+    r = _known_keys(name, "[reference]", raw.get("reference", {}), REFERENCE_KEYS)
+    if r.get("rates", "internal") != "internal":
+        raw_relative(name, "reference.rates", r["rates"])
     extra = tuple(str(x) for x in r.get("extra_strata", ()))
     bad = [x for x in extra if x not in ("imd_quintile", "ethnicity")]
     if bad:
@@ -240,15 +314,19 @@ def load_config(path: Path | str | None = None) -> Config:
                      "(internal rates are the dataset's own average, not true prevalence)")
     if ref.rates != "internal" and extra:
         raise _error(name, "reference.extra_strata works with internal reference rates only")
-    od = str(raw.get("funnel", {}).get("overdispersion", "none"))
+    od = str(_known_keys(name, "[funnel]", raw.get("funnel", {}), FUNNEL_KEYS).get("overdispersion", "none"))
+    report = _known_keys(name, "[report]", raw.get("report", {}), tuple(raw.get("report", {}) or ()))
+    for key in REPORT_WHOLE_NUMBERS:
+        if key in report and _number(name, "[report]", key, report[key], whole=True) < 1:
+            raise _error(name, f"[report]: {key} must be 1 or more")
     if od not in ("none", "additive", "multiplicative"):
         raise _error(name, "funnel.overdispersion must be \"none\", \"additive\" or \"multiplicative\"")
-    indicators = tuple(_indicator(name, i, v, conds) for i, v in enumerate(raw.get("indicators", []), start=1))
+    indicators = tuple(_indicator(name, i, v, conds) for i, v in enumerate(_table_list(name, raw, "indicators"), start=1))
     ids = [c.id for c in conds] + [i.id for i in indicators]
     if len(set(ids)) != len(ids):
         raise _error(name, "two conditions or indicators share an id")
     return Config(periods=tuple(sorted(periods)), conditions=tuple(conds), disclosure=disc,
-                  report=dict(raw.get("report", {})), reference=ref, input=parse_input(raw.get("input", {}), name),
+                  report=dict(report), reference=ref, input=parse_input(raw.get("input", {}), name),
                   overdispersion=od, source=name, engine=_engine(raw, name), indicators=indicators)
 
 
@@ -273,6 +351,8 @@ def parse_input(d: dict, name: str) -> Input:
         raise _error(name, f"input.encoding {enc!r} is not a known text encoding (e.g. \"utf-8\", "
                      f"\"cp1252\")") from None
     columns = {}
+    if not isinstance(d.get("columns") or {}, dict):
+        raise _error(name, "input.columns must be written as tables, one per file (e.g. [input.columns.patients])")
     for stem, mapping in (d.get("columns") or {}).items():
         src = SOURCE_BY_STEM.get(stem)
         if src is None:
@@ -294,6 +374,8 @@ def parse_input(d: dict, name: str) -> Input:
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise _error(name, "input.max_reject_share must be a share from 0 to 1 (e.g. 0.05)")
     lookup = d.get("lsoa_lookup")
+    if lookup:
+        raw_relative(name, "input.lsoa_lookup", lookup)
     return Input(date_format=fmt or ISO_DATE, date_format_declared=fmt is not None, encoding=enc, columns=columns,
                  lsoa_lookup=str(lookup) if lookup else None, max_reject_share=float(share))
 
@@ -313,6 +395,7 @@ def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
     for key in ("id", "kind", "denominator"):
         if not v.get(key):
             raise _error(name, f"{where} has no `{key}`")
+    _known_keys(name, where, v, INDICATOR_KEYS)
     kind = str(v["kind"])
     if kind not in INDICATOR_KINDS:
         raise _error(name, f"{where}: kind must be \"care_process\", \"outcome\" or \"case_finding\", "
@@ -333,6 +416,8 @@ def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
             raise _error(name, f"{where}: an outcome needs `criteria`, each with a `codelist`")
         criteria = []
         for c in raw_criteria:
+            _known_keys(name, f"{where}: a criterion", c, CRITERION_KEYS)
+            raw_relative(name, f"{where}: codelist", c["codelist"])
             lo = _number(name, where, "min_value", c.get("min_value"))
             hi = _number(name, where, "max_value", c.get("max_value"))
             if lo is None and hi is None:
@@ -343,6 +428,7 @@ def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
         key = "codelist" if kind == "care_process" else "evidence_codelist"
         if not v.get(key):
             raise _error(name, f"{where} has no `{key}`")
+        raw_relative(name, f"{where}: {key}", v[key])
         criteria = (Criterion(str(v[key]), _number(name, where, "min_value", v.get("min_value")) if kind == "case_finding" else None),)
     return Indicator(id=str(v["id"]), label=str(v.get("label", v["id"])), kind=kind, denominator=str(v["denominator"]),
                      criteria=criteria, min_age=min_age, max_age=max_age, months=months, min_count=min_count,

@@ -7,14 +7,18 @@ the column or row. Raw files are only read, never changed.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -37,10 +41,23 @@ def run_date() -> dt.date:
     return dt.date.fromisoformat(v) if v else dt.date.today()
 
 
+def require_raw_directory(raw: Path) -> None:
+    """One sentence when --raw names nothing, or a file (a user may give one of the extract's files)."""
+    if not raw.exists():
+        raise PipelineError("the raw directory does not exist")
+    if not raw.is_dir():
+        raise PipelineError(f"--raw names the file {raw.name}, not a folder; give the folder that holds the extract's "
+                            f"files")
+
+
 def find_file(raw: Path, stem: str, optional: bool = False) -> Path | None:
     csv_p, pq_p = raw / f"{stem}.csv", raw / f"{stem}.parquet"
     if csv_p.exists() and pq_p.exists():
         raise PipelineError(f"both {stem}.csv and {stem}.parquet are in the raw directory; keep only one")
+    for candidate in (csv_p, pq_p):
+        if candidate.exists() and not candidate.is_file():
+            raise PipelineError(f"{candidate.name} is a folder, not a file (a Parquet dataset, as Spark writes one, is "
+                                f"a folder): give the table as one .csv or .parquet file")
     if csv_p.exists():
         return csv_p
     if pq_p.exists():
@@ -54,22 +71,42 @@ def _is_utf8(encoding: str) -> bool:
     return codecs.lookup(encoding).name == "utf-8"
 
 
-def _header(path: Path, encoding: str = "utf-8") -> list[str]:
+# The first bytes of files that are not CSV text, though named .csv: (signature, what the file is)
+_NOT_CSV = ((b"PK\x03\x04", "an Excel workbook (or another zip archive), not CSV text; save it from Excel as "
+                              "\"CSV UTF-8 (Comma delimited)\""),
+            (b"\xd0\xcf\x11\xe0", "an old-style Excel workbook (.xls), not CSV text; save it from Excel as "
+                                  "\"CSV UTF-8 (Comma delimited)\""))
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _header(path: Path, encoding: str = "utf-8", label: str | None = None) -> list[str]:
+    """The header row of a CSV file, names trimmed and lower-cased; one sentence (naming the file as `label`, default
+    its name) when the file is empty, not text in the configured encoding, or not CSV at all."""
+    label = label or path.name
+    if not path.is_file():
+        raise PipelineError(f"{label} is a folder, not a file")
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if not head.strip():
-        raise PipelineError(f"{path.name} is empty (no header row)")
+        raise PipelineError(f"{label} is empty (no header row)")
     if head.startswith(b"PAR1"):
-        raise PipelineError(f"{path.name} is a Parquet file with a .csv name")
+        raise PipelineError(f"{label} is a Parquet file with a .csv name")
+    for magic, what in _NOT_CSV:
+        if head.startswith(magic):
+            raise PipelineError(f"{label} is {what}")
     enc = "utf-8-sig" if _is_utf8(encoding) else encoding
+    if head.startswith(_UTF16_BOMS) and not codecs.lookup(encoding).name.startswith("utf-16"):
+        raise PipelineError(f"{label} is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8, or "
+                            f"declare encoding = \"utf-16\" under [input] in the configuration")
     try:
         text = head.decode(enc)
-    except UnicodeDecodeError as e:
-        if len(head) == 1 << 16 and e.start > len(head) - 4:  # a multi-byte character cut at the end of the sample
-            text = head[: e.start].decode(enc)
+    except UnicodeError as e:
+        start = getattr(e, "start", 0)
+        if len(head) == 1 << 16 and start > len(head) - 4:  # a multi-byte character cut at the end of the sample
+            text = head[:start].decode(enc)
         else:
-            line = head[: e.start].count(b"\n") + 1
-            raise PipelineError(_not_text(path.name, encoding, line)) from None
+            line = head[:start].count(b"\n") + 1
+            raise PipelineError(_not_text(label, encoding, line)) from None
     first = text.splitlines()[0] if text.splitlines() else ""
     return [c.strip().lower() for c in next(csv.reader([first]))]
 
@@ -99,6 +136,41 @@ def column_report(names: list[str], source: Source) -> dict[str, list[str]]:
     return {"found": [c for c in source.columns + source.optional_columns if c in names],
             "missing": [c for c in source.columns if c not in names],
             "unknown": [c for c in dict.fromkeys(names) if c not in allowed]}
+
+
+def _check_parquet_magic(path: Path) -> None:
+    """A .parquet file that is empty or does not start as Parquet files do stops the run with one sentence."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if not magic:
+        raise PipelineError(f"{path.name} is empty (0 bytes)")
+    if magic != b"PAR1":
+        raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
+
+
+@contextlib.contextmanager
+def _unreadable_parquet(path: Path | None):
+    """A Parquet file streamed by DuckDB (`path`; None for a file read into memory) whose pages cannot be read
+    (damaged, truncated, an unknown compression) stops the run with one sentence naming the file: DuckDB's own error
+    names the file's full path, or nothing a user could act on ("Variable-length int over 10 bytes")."""
+    try:
+        yield
+    except duckdb.Error as e:
+        # a reading error, not one of the SQL (a binder or parser error would be the same on every file)
+        reading = type(e) is duckdb.Error or isinstance(e, (duckdb.IOException, duckdb.InvalidInputException))
+        if path is None or not (reading or path.name in str(e)):
+            raise
+        # DuckDB's reason (e.g. a decompression failure) helps no one and its message names the full path
+        raise PipelineError(_damaged_parquet(path)) from None
+
+
+def _damaged_parquet(path: Path) -> str:
+    return f"{path.name} could not be read as Parquet: it is truncated or damaged; export the table again"
+
+
+def _ident(name: str) -> str:
+    """A column name as a quoted SQL identifier (a header may hold any character, quotes included)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _check_duplicates(name: str, cols: list[str], source: Source) -> set[str]:
@@ -143,30 +215,38 @@ def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, st
     bad: list[dict] = []
     check = (lambda name, cols, src: _check_duplicates(name, cols, src)) if lenient else _check_columns
     if path.suffix == ".parquet":
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-        if magic != b"PAR1":
-            raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
+        _check_parquet_magic(path)
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError):
+            raise PipelineError(_damaged_parquet(path)) from None
+        # the header first: a missing or repeated column is named before the rows are read
+        names = _map_headers(path.name, [n.strip().lower() for n in schema.names], source, header_map)
+        check(path.name, names, source)
         try:
             t = pq.read_table(path)
-        except (pa.ArrowException, OSError) as e:
-            raise PipelineError(f"{path.name} could not be read as Parquet ({type(e).__name__})") from None
-        names = _map_headers(path.name, [n.strip().lower() for n in t.column_names], source, header_map)
-        check(path.name, names, source)
+        except (pa.ArrowException, OSError):
+            raise PipelineError(_damaged_parquet(path)) from None
+        known = set(source.columns) | set(source.optional_columns)
         cols = {}
         for n, col in zip(names, t.columns):
             if n in cols:
                 continue
             if pa.types.is_timestamp(col.type):
-                col = col.cast(pa.timestamp("s")) if col.type.tz is None else col
-            if inp.date_format != ISO_DATE and (pa.types.is_date(col.type) or
-                                                (pa.types.is_timestamp(col.type) and col.type.tz is None)):
+                if col.type.tz is not None:  # a moment in a time zone: the date is the one on that zone's clock
+                    col = pc.local_timestamp(col)
+                col = col.cast(pa.timestamp("s"), safe=False)
+            if inp.date_format != ISO_DATE and (pa.types.is_date(col.type) or pa.types.is_timestamp(col.type)):
                 # a typed date is unambiguous: write it in the declared format, which the staging SQL reads
                 time_part = " %H:%M:%S" if pa.types.is_timestamp(col.type) else ""
                 col = pc.strftime(col.cast(pa.timestamp("s")), format=inp.date_format + time_part)
             try:
                 cols[n] = col.cast(pa.string())
             except pa.ArrowException:
+                if n not in known:  # a column the contract does not know is ignored, whatever its type
+                    log.info("%s: column `%s` (%s) is not in the input contract and is not text; ignored",
+                             path.name, n, col.type)
+                    continue
                 raise PipelineError(f"{path.name}: column `{n}` has a type that cannot be read as text ({col.type})") from None
         t = pa.table(cols)
         t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
@@ -199,9 +279,9 @@ def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, st
             read_opts.use_threads = False
             t = pacsv.read_csv(path, read_options=read_opts, convert_options=convert,
                                parse_options=pacsv.ParseOptions(invalid_row_handler=handler))
-    except pa.ArrowInvalid as e:
+    except (pa.ArrowInvalid, UnicodeError) as e:
         msg = str(e)
-        if "UTF8" in msg or "UTF-8" in msg:
+        if isinstance(e, UnicodeError) or "UTF8" in msg or "UTF-8" in msg:
             raise PipelineError(_not_text(path.name, inp.encoding)) from None
         raise PipelineError(f"{path.name} could not be read as CSV: {msg.splitlines()[0][:160]}") from None
     n_total = t.num_rows + len(bad)
@@ -255,13 +335,13 @@ def scan_parquet(con, path: Path, source: Source):
         if n in seen:
             continue
         seen.add(n)
-        ident = '"' + field.name.replace('"', '""') + '"'
+        ident = _ident(field.name)
         if pa.types.is_timestamp(field.type):
-            cols.append(f"strftime({ident}, '%Y-%m-%d %H:%M:%S') as \"{n}\"")
+            cols.append(f"strftime({ident}, '%Y-%m-%d %H:%M:%S') as {_ident(n)}")
         elif pa.types.is_floating(field.type):
-            cols.append(f"{_float_text(ident)} as \"{n}\"")
+            cols.append(f"{_float_text(ident)} as {_ident(n)}")
         else:
-            cols.append(f"cast({ident} as varchar) as \"{n}\"")
+            cols.append(f"cast({ident} as varchar) as {_ident(n)}")
     cols += [f"cast(null as varchar) as \"{c}\"" for c in source.optional_columns if c not in seen]
     con.read_parquet(str(path), file_row_number=True).create_view(f"raw_{source.stem}_file")
     return con.sql(f"create or replace temp view raw_{source.stem}_arrow as select {', '.join(cols)}, "
@@ -274,18 +354,51 @@ def _file_hash(path: Path, h) -> None:
             h.update(block)
 
 
+def read_small_csv(path: Path, names: list[str], label: str, encoding: str = "utf-8") -> pa.Table:
+    """A small reference CSV (a codelist, reference rates, the LSOA lookup) as text columns c0, c1, ... (in the order
+    of `names`, its header). A row with the wrong number of fields, or text not in `encoding`, stops the run with one
+    sentence naming the file (as `label`) and the row: unlike the extract's tables, these files have no `rejects`."""
+    columns = [f"c{i}" for i in range(len(names))]
+    bad: list[tuple[int, int, int]] = []
+
+    def handler(row):
+        bad.append((row.number, row.actual_columns, row.expected_columns))
+        return "skip"
+
+    try:
+        t = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, use_threads=False,
+                                                                encoding="utf8" if _is_utf8(encoding) else encoding),
+                           parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+                           convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}))
+    except (pa.ArrowInvalid, UnicodeError) as e:
+        if isinstance(e, UnicodeError) or "UTF8" in str(e) or "UTF-8" in str(e):
+            raise PipelineError(_not_text(label, encoding)) from None
+        raise PipelineError(f"{label} could not be read as CSV: {str(e).splitlines()[0][:160]}") from None
+    if bad:
+        number, actual, expected = bad[0]
+        raise PipelineError(f"{label} row {number - 1} has {actual} fields, expected {expected}; put a value that holds "
+                            f"a comma in double quotes")
+    return t
+
+
+# Codes as a spreadsheet writes a number: "35489007.0", or "3.5489E+07" (scientific notation: digits are lost).
+_SPREADSHEET_NUMBER = re.compile(r"^\d+\.0+$|^\d+(\.\d+)?[eE]\+?\d+$")
+
+
 def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8", owner: str = "condition") -> list[str]:
     p = raw / rel
     if not p.exists():
         raise PipelineError(f"codelist {rel} ({owner} {condition}) is missing from the raw directory")
-    names = _header(p, encoding)
+    label = f"codelist {rel}"
+    names = _header(p, encoding, label=label)
     if "code" not in names:
         raise PipelineError(f"codelist {rel} is missing the required column `code`")
-    enc = "utf8" if _is_utf8(encoding) else encoding
-    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1,
-                                                         encoding=enc),
-                       convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(len(names))}))
-    codes = t.column(names.index("code")).to_pylist()
+    codes = read_small_csv(p, names, label, encoding).column(names.index("code")).to_pylist()
+    for number, code in enumerate(codes, start=1):
+        if code and _SPREADSHEET_NUMBER.match(code.strip()):
+            raise PipelineError(f"codelist {rel} row {number}: code `{code.strip()}` is written as a spreadsheet writes "
+                                f"a number (SNOMED CT and dm+d ids are whole numbers written in full); download the "
+                                f"codelist again and save it without opening it in a spreadsheet")
     return sorted({c.strip() for c in codes if c and c.strip()})
 
 
@@ -317,32 +430,33 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
             if col not in t.column_names:
                 t = t.append_column(col, pa.nulls(t.num_rows, pa.string()))
         con.register(f"raw_{s.stem}_arrow", t)
-    con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
-    _check_header_repeats(con, s, path)
-    if on_raw is not None:  # the `check` command looks at the raw text (e.g. to detect the date format)
-        on_raw(con, f"raw_{s.stem}")
-    # the staging model is built as the loaded table itself: its rejected rows are copied out, then deleted, and the
-    # two staging columns dropped (the file's rows are written once, not staged and then copied)
-    build(con, f"staging/stg_{s.stem}", staging_params(cfg, today), name=s.stem)
-    raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
-    raw_cols = ", ".join(f'r."{c}"' for c in raw_names if c != "_row_number")
-    con.execute(f"create or replace temp table rejects_{s.stem} as "
-                f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
-                f"from {s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
-                f"where s.reject_reason is not null")
-    con.execute(f"delete from {s.stem} where reject_reason is not null")
-    for staging_column in ("row_number", "reject_reason"):
-        con.execute(f"alter table {s.stem} drop column {staging_column}")
-    if bad:
-        rows = [{"source": s.stem, "row_number": b["row_number"],
-                 "reason": f"row has {b['actual']} fields, expected {b['expected']}", "raw_text": b["text"]} for b in bad]
-        con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
-        con.execute(f"insert into rejects_{s.stem} by name select * exclude (raw_text) from bad_rows_arrow")
-        con.unregister("bad_rows_arrow")
-    n_rows = t.num_rows if isinstance(t, pa.Table) else con.execute(f"select count(*) from raw_{s.stem}").fetchone()[0]
-    n_read = n_rows + len(bad)
-    n_rej = con.execute(f"select count(*) from rejects_{s.stem}").fetchone()[0]
-    n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
+    with _unreadable_parquet(None if isinstance(t, pa.Table) else path):  # DuckDB reads the pages as queries run
+        con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
+        _check_header_repeats(con, s, path)
+        if on_raw is not None:  # the `check` command looks at the raw text (e.g. to detect the date format)
+            on_raw(con, f"raw_{s.stem}")
+        # the staging model is built as the loaded table itself: its rejected rows are copied out, then deleted, and the
+        # two staging columns dropped (the file's rows are written once, not staged and then copied)
+        build(con, f"staging/stg_{s.stem}", staging_params(cfg, today), name=s.stem)
+        raw_names = t.column_names if isinstance(t, pa.Table) else t.columns
+        raw_cols = ", ".join(f"r.{_ident(c)}" for c in raw_names if c != "_row_number")
+        con.execute(f"create or replace temp table rejects_{s.stem} as "
+                    f"select '{s.stem}' as source, s.row_number, s.reject_reason as reason, {raw_cols} "
+                    f"from {s.stem} s join raw_{s.stem} r on r._row_number = s.row_number "
+                    f"where s.reject_reason is not null")
+        con.execute(f"delete from {s.stem} where reject_reason is not null")
+        for staging_column in ("row_number", "reject_reason"):
+            con.execute(f"alter table {s.stem} drop column {staging_column}")
+        if bad:
+            rows = [{"source": s.stem, "row_number": b["row_number"],
+                     "reason": f"row has {b['actual']} fields, expected {b['expected']}", "raw_text": b["text"]} for b in bad]
+            con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
+            con.execute(f"insert into rejects_{s.stem} by name select * exclude (raw_text) from bad_rows_arrow")
+            con.unregister("bad_rows_arrow")
+        n_rows = t.num_rows if isinstance(t, pa.Table) else con.execute(f"select count(*) from raw_{s.stem}").fetchone()[0]
+        n_read = n_rows + len(bad)
+        n_rej = con.execute(f"select count(*) from rejects_{s.stem}").fetchone()[0]
+        n_loaded = con.execute(f"select count(*) from {s.stem}").fetchone()[0]
     if n_read != n_loaded + n_rej:
         raise RuntimeError(f"{s.stem}: rows do not reconcile ({n_read} != {n_loaded} + {n_rej})")
     con.execute(f"drop view raw_{s.stem}")
@@ -362,8 +476,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     lost more than `[input] max_reject_share` of its rows (the warehouse still holds rejects and load_summary;
     the caller stops the run after committing it). The `ingest` command raises that sentence itself."""
     raw = Path(raw)
-    if not raw.is_dir():
-        raise PipelineError("the raw directory does not exist")
+    require_raw_directory(raw)
     if con is None:
         with staged(processed, fresh=True, settings=cfg.engine) as c:
             stop = ingest(raw, processed, cfg, c, engine)
@@ -375,6 +488,7 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     today = run_date()
     _prewarm_expectations()
     files = {s.stem: find_file(raw, s.stem, s.optional_file) for s in SOURCES}
+    codelists = read_configured_codelists(raw, cfg)
     h = hashlib.sha256()
     summary, reject_parts = [], []
     if engine == "spark":  # the same staging models, run on Spark (pipeline/spark_engine.py)
@@ -404,20 +518,14 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
     else:
         con.execute("create or replace table rejects (source varchar, row_number bigint, reason varchar)")
 
-    # codelists named by the configuration
-    rows = []
-    for c in cfg.conditions:
-        for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
-            if rel:
-                p = raw / rel
-                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
-                if not codes and kind == "diagnosis":
-                    raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
-                _file_hash(p, h)
-                rows += [(c.id, kind, code) for code in codes]
+    # codelists named by the configuration (read, and checked, before the extract's tables)
+    for path in codelists.files:
+        _file_hash(path, h)
     con.execute("create or replace table codelists (condition varchar, kind varchar, code varchar)")
-    con.executemany("insert into codelists values (?, ?, ?)", rows)
-    load_indicator_codelists(con, raw, cfg, h)
+    con.executemany("insert into codelists values (?, ?, ?)", codelists.conditions)
+    con.execute("create or replace table indicator_codelists (indicator varchar, criterion integer, code varchar)")
+    if codelists.indicators:
+        con.executemany("insert into indicator_codelists values (?, ?, ?)", codelists.indicators)
 
     load_external_rates(con, raw, cfg, h)
     load_lsoa_lookup(con, raw, cfg, h)
@@ -494,10 +602,28 @@ def reject_guard(con, cfg: Config) -> str | None:
             hint = (f"; its dates look like {date_format_label(fmt)}"
                     + (" (or month first: no day is above 12)" if ambiguous else "")
                     + f", so declare date_format = \"{fmt}\" under [input] in the configuration")
+        if not hint:
+            hint = _missing_word_hint(con, stem, col, count)
     return (f"{name} lost {_pct(n_rej, n_read)} of its rows ({n_rej:,} of {n_read:,}), more than the "
             f"{_pct(limit, 1)} allowed (input.max_reject_share), so the run stopped after ingest; the commonest reason "
             f"is \"{reason}\" ({count:,} row{'s' * (count != 1)}, e.g. row {row}){hint}; run `python -m pipeline check --raw <raw directory>` "
             f"for the full picture (rejects and load_summary are in the warehouse)")
+
+
+# Words some exports write where a value is missing (SQL Server's NULL, a spreadsheet's N/A): the contract's missing
+# value is an empty field, so such a date is unreadable, and the guard says why.
+MISSING_WORDS = ("NULL", "NA", "N/A", "NONE", "NAN", "NAT", "-", "UNKNOWN")
+
+
+def _missing_word_hint(con, stem: str, column: str, count: int) -> str:
+    """'; N of them hold the text NULL ...' when at least half of a reason's rows hold one such word, else ''."""
+    word, n = con.execute(f"""select upper(clean(cast({_ident(column)} as varchar))) as word, count(*) as n
+        from rejects_{stem} where list_contains(?, upper(clean(cast({_ident(column)} as varchar))))
+        group by 1 order by 2 desc, 1 limit 1""", [list(MISSING_WORDS)]).fetchone() or (None, 0)
+    if not word or 2 * n < count:
+        return ""
+    return (f"; {n:,} of them hold the text {word} where the value is missing: write a missing value as an empty "
+            f"field")
 
 
 def _pct(n: float, d: float) -> str:
@@ -543,20 +669,36 @@ def _import_expectations() -> None:
         pass
 
 
-def load_indicator_codelists(con, raw: Path, cfg: Config, h) -> None:
-    """The codelists of the configuration's indicators, as `indicator_codelists` (indicator, criterion, code):
-    criterion 1, 2, ... in the order of an outcome's `criteria`; the one codelist of other kinds is criterion 1."""
-    rows = []
+@dataclass(frozen=True)
+class Codelists:
+    """The configuration's codelists as read: `conditions` rows (condition, kind, code), `indicators` rows
+    (indicator, criterion, code: criterion 1, 2, ... in the order of an outcome's `criteria`; the one codelist of
+    other kinds is criterion 1), and the files read, in that order."""
+    conditions: list
+    indicators: list
+    files: list
+
+
+def read_configured_codelists(raw: Path, cfg: Config) -> Codelists:
+    """Every codelist the configuration names, checked (one sentence for a missing, empty or broken file): read
+    before the extract's tables, so that a codelist fault stops the run before the long part of ingest."""
+    conditions, indicators, files = [], [], []
+    for c in cfg.conditions:
+        for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
+            if rel:
+                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
+                if not codes and kind == "diagnosis":
+                    raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
+                files.append(raw / rel)
+                conditions += [(c.id, kind, code) for code in codes]
     for ind in cfg.indicators:
         for number, crit in enumerate(ind.criteria, start=1):
             codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator")
             if not codes:
                 raise PipelineError(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
-            _file_hash(raw / crit.codelist, h)
-            rows += [(ind.id, number, code) for code in codes]
-    con.execute("create or replace table indicator_codelists (indicator varchar, criterion integer, code varchar)")
-    if rows:
-        con.executemany("insert into indicator_codelists values (?, ?, ?)", rows)
+            files.append(raw / crit.codelist)
+            indicators += [(ind.id, number, code) for code in codes]
+    return Codelists(conditions, indicators, files)
 
 
 def _check_header_repeats(con, s: Source, path: Path | None) -> None:
@@ -580,13 +722,12 @@ def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
     p = raw / rel
     if not p.exists():
         raise PipelineError(f"reference rates file {rel} is missing from the raw directory")
-    names = _header(p)
+    names = _header(p, label=f"reference rates file {rel}")
     for c in ("condition", "sex", "age_band", "rate"):
         if c not in names:
             raise PipelineError(f"reference rates file {rel} is missing the required column `{c}`")
     _file_hash(p, h)
-    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-                       convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+    t = read_small_csv(p, names, f"reference rates file {rel}").rename_columns(names)
     t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
     con.register("external_rates_arrow", t)
     period = "parse_date(period, '%Y-%m-%d')" if "period" in names else "cast(null as date)"
@@ -618,15 +759,15 @@ def read_lsoa_lookup(raw: Path, rel: str) -> pa.Table:
     if not p.is_file():
         raise PipelineError(f"the LSOA lookup {rel} (input.lsoa_lookup) is missing from the raw directory; "
                             f"it is the {LOOKUP_PUBLICATION}")
-    names = _header(p)
+    label = f"the LSOA lookup {Path(rel).name}"
+    names = _header(p, label=label)
     cols = {}
     for want, spellings in LOOKUP_COLUMNS.items():
         hit = next((names.index(s) for s in spellings if s in names), None)
         if hit is None and want != "change":
             raise PipelineError(f"the LSOA lookup {Path(rel).name} is missing the column `{spellings[0].upper()}`")
         cols[want] = hit
-    t = pacsv.read_csv(p, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1),
-                       convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(len(names))}))
+    t = read_small_csv(p, names, label)
     return pa.table({k: (t.column(i) if i is not None else pa.array([None] * t.num_rows, pa.string()))
                      for k, i in cols.items()})
 

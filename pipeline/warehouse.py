@@ -24,7 +24,16 @@ EXPORTED_TABLES = tuple(table.name for table in OUTPUT_TABLES)  # the output con
 def connect(path: Path | str = ":memory:", read_only: bool = False, settings=None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection. `settings` (config `[engine]`) caps its memory and names where it spills to disk, so a
     large extract runs within a fixed budget instead of DuckDB's default of 80% of the machine."""
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if str(path) == ":memory:":
+            raise
+        reason = str(e).replace(str(path), Path(path).name).split("Error: ", 1)[-1].splitlines()[0]
+        if "not a valid DuckDB database" in reason:
+            reason = "it is not a DuckDB database file: damaged, or written by another program"
+        raise PipelineError(f"the warehouse in the processed directory cannot be opened ({reason}); run the ingest "
+                            f"stage again to rebuild it") from None
     if not read_only:
         con.execute("set preserve_insertion_order = true")
         # FSST string compression costs more time to analyse and write than its smaller file is worth here
@@ -59,7 +68,12 @@ def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXP
         if not final.exists():
             raise PipelineError("there is no warehouse in the processed directory yet; run the ingest stage first")
         shutil.copyfile(final, tmp)
-    con = connect(tmp, settings=settings)
+    try:
+        con = connect(tmp, settings=settings)
+    except PipelineError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     spill = spill_directory(processed, settings)
     con.execute("set temp_directory = ?", [str(spill)])
     try:
@@ -84,6 +98,34 @@ def require_tables(con, needed, stage: str) -> None:
     lacking = [t for t in needed if t not in have]
     if lacking:
         raise PipelineError(f"the warehouse has no `{lacking[0]}` table yet; run the {stage} stage first")
+
+
+def require_same_configuration(con, cfg, stage: str) -> None:
+    """Stop with one sentence when the warehouse's counts were built (by the transform stage) for other periods or
+    conditions than the configuration gives: the statistics and packs would silently describe the old ones."""
+    have = tables(con)
+    again = ("run the transform stage with this configuration" if stage == "analyse" else
+             "run the transform and analyse stages with this configuration")
+    if "periods" in have:
+        built = sorted(read_table(con, "periods", ["period"])["period"].dt.date)
+        wanted = sorted(cfg.periods)
+        if built != wanted:
+            def words(dates):
+                return ", ".join(str(d) for d in dates)
+            raise PipelineError(f"the warehouse's counts are for the periods {words(built)}, but the configuration "
+                                f"gives {words(wanted)}; {again}")
+    if "conditions" in have:
+        built = {r.condition: r.min_age for r in read_table(con, "conditions", ["condition", "min_age"]).itertuples()}
+        for c in cfg.conditions:
+            if c.id not in built:
+                raise PipelineError(f"the warehouse's counts have no condition {c.id}; {again}")
+            if built[c.id] != c.min_age:
+                raise PipelineError(f"the warehouse's counts for condition {c.id} are for min_age {built[c.id]}, but "
+                                    f"the configuration gives {c.min_age}; {again}")
+        unknown = sorted(set(built) - {c.id for c in cfg.conditions})
+        if unknown:
+            raise PipelineError(f"the warehouse's counts have condition {unknown[0]}, which the configuration does not "
+                                f"give; {again}")
 
 
 def load_macros(con) -> None:

@@ -1,6 +1,7 @@
 -- Macros shared by the staging models: text is trimmed and an empty string means missing. Dates are read with
 -- the strftime pattern `fmt` (bound as the parameter $date_format: ISO %Y-%m-%d unless [input] date_format says
--- otherwise), optionally followed by a time part (as Parquet timestamps give); `label` is the pattern in words.
+-- otherwise), optionally followed by a time part after a space (as Parquet timestamps give) or a T (ISO 8601);
+-- `label` is the pattern in words.
 -- date_problem takes the cleaned text (clean(x)) and the date parse_date read from it (each value is parsed once).
 -- trim_whitespace(x) removes white space at either end as Python's str.strip() does (and the README says): spaces,
 -- tabs, line breaks (\n, \r, \x0b, \x0c, \x1c-\x1f, \x85, U+2028, U+2029) and the Unicode space separators
@@ -22,7 +23,8 @@ create or replace macro trimmed(x) as
          then trim_whitespace(x) else x end;
 create or replace macro clean(x) as nullif(trimmed(x), '');
 create or replace macro parse_date(x, fmt) as cast(coalesce(try_strptime(trimmed(x), fmt),
-                                                            try_strptime(trimmed(x), fmt || ' %H:%M:%S')) as date);
+                                                            try_strptime(trimmed(x), fmt || ' %H:%M:%S'),
+                                                            try_strptime(trimmed(x), fmt || 'T%H:%M:%S')) as date);
 create or replace macro date_problem(col, x, parsed, today, label) as
     case when x is not null and parsed is null then col || ' is not a valid date (expected ' || label || ')'
          when parsed > today then col || ' is after the day of the run' end;

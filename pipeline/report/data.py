@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -22,7 +21,7 @@ from pipeline.disclosure import PUBLISHED_COUNTS, Policy, publish
 from pipeline.errors import PipelineError
 from pipeline.report.published_trend import control_overlap
 from pipeline.schema import output_columns, source_columns
-from pipeline.warehouse import query, read_table
+from pipeline.warehouse import connect, query, read_table, require_same_configuration
 from pipeline.warehouse import tables as warehouse_tables
 
 from .publication import Published, protect_all
@@ -126,12 +125,13 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     if not db.exists():
         raise PipelineError("the processed directory has no warehouse.duckdb; run the earlier stages first")
     policy = Policy.from_config(cfg.disclosure)
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect(db, read_only=True)
     try:
         tables = warehouse_tables(con)
         for t in ("prevalence", "practices"):
             if t not in tables:
                 raise PipelineError(f"the warehouse has no `{t}` table; run the analyse stage first")
+        require_same_configuration(con, cfg, "report")
         prev = query(con, "published_prevalence").df()[list(PREV_COLS)]
         practices = read_table(con, "practices", PRACTICE_COLS).sort_values("practice_code", ignore_index=True)
         if "conditions" in tables:

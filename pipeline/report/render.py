@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline import paths, progress
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.lock import atomic_replace_dir
+from pipeline.lock import REPORT_ENTRIES, atomic_replace_dir, check_reports_folder, folder_problem
 
 from . import packs as P
 from .data import Inputs, load_inputs
@@ -45,17 +45,22 @@ def render_reports(processed: Path, reports: Path, cfg: Config, icbs: list[str] 
     t0 = time.perf_counter()
     inp = load_inputs(processed, cfg)
     log.debug("report inputs loaded and disclosure-controlled in %.2f s", time.perf_counter() - t0)
-    reports.parent.mkdir(parents=True, exist_ok=True)
+    check_reports_folder(reports)
     tmp = reports.parent / f".{reports.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    try:
+        reports.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as e:
+        raise PipelineError(f"the reports directory cannot be created or written ({folder_problem(e)})") from None
     try:
         jobs = pack_jobs(inp, icbs)
         for sub in {kind for kind, _ in jobs}:
             (tmp / sub).mkdir(parents=True)
         timings = run_jobs(inp, cfg, jobs, tmp, workers=default_workers(cfg, len(jobs)))
         _write_index(tmp, inp, timings)
-        atomic_replace_dir(tmp, reports)
+        atomic_replace_dir(tmp, reports, replaced=REPORT_ENTRIES)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -443,7 +443,7 @@ def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
     processed, reports = tmp_path / "processed", tmp_path / "reports"
     build_fake_warehouse(processed, optional_tables=False, boundaries=False)
     reports.mkdir()
-    (reports / "old.txt").write_text("previous run")
+    (reports / "README.txt").write_text("previous run")  # a previous run's file (a folder holding others is refused)
 
     def boom(*a, **k):
         raise RuntimeError("killed mid-run")
@@ -452,7 +452,7 @@ def test_failed_render_keeps_previous_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "default_workers", lambda *args: 1)  # boom is patched in this process only
     with pytest.raises(RuntimeError):
         render.render_reports(processed, reports, _config())
-    assert (reports / "old.txt").read_text() == "previous run"
+    assert (reports / "README.txt").read_text() == "previous run"
     assert not list(tmp_path.glob(".reports.tmp-*"))
 
 
