@@ -18,7 +18,7 @@ from .paths import SQL_DIR
 _MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+(\w+)\s*\(([^)]*)\)\s+as\s+(.*)", re.IGNORECASE | re.DOTALL)
 
 # strftime (DuckDB) -> Java DateTimeFormatter (Spark) for the directives a date pattern uses
-_STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%y": "yy", "%b": "MMM",
+_STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%b": "MMM",
              "%B": "MMMM", "%j": "DDD", "%%": "%"}
 # DuckDB's strptime reads these numeric fields with or without leading zeros (1980-1-5, 5/1/1980 as %d/%m/%Y); Spark's
 # `MM` demands two digits but `M` takes one or two, so a field set off by separators gets the one-letter form.
@@ -32,6 +32,9 @@ def strftime_to_java(pattern: str) -> str:
     out, i = [], 0
     while i < len(pattern):
         two = pattern[i:i + 2]
+        if two == "%y":  # Spark's `yy` reads 80 as 2080 (century 2000 always); DuckDB's %y as 1980 (69-99: 1900s)
+            raise ValueError("date pattern directive %y (a two-digit year) is not supported on Spark: Spark reads 80 "
+                             "as 2080 where DuckDB reads 1980; export four-digit years (%Y) or run on DuckDB")
         if two in _STRFTIME:
             touches = (i > 0 and pattern[i - 1:i + 1] != "%%" and pattern[i - 2:i - 1] == "%"
                        or pattern[i + 2:i + 3] == "%" and pattern[i + 2:i + 4] != "%%")

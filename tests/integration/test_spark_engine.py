@@ -335,6 +335,21 @@ def ingest_on_spark(tmp_path: Path, raw: Path, cfg: Path) -> tuple[int, str]:
     return rc, err.strip()
 
 
+def test_two_digit_years_are_refused_on_spark_in_one_sentence(spark, tmp_path):
+    """`date_format = "%d/%m/%y"` reads 05/01/80 as 1980-01-05 on DuckDB and as 2080-01-05 on Spark (whose `yy` is
+    always 20xx), so every birth of the last century would be rejected as after the day of the run on Spark only: the
+    stage stops with one sentence instead (an unsupported directive was a ValueError traceback)."""
+    from conftest import small_raw
+
+    raw, cfg = small_raw(tmp_path)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + '\n[input]\ndate_format = "%d/%m/%y"\n', encoding="utf-8")
+    rc, err = ingest_on_spark(tmp_path, raw, cfg)
+    assert rc == 2
+    assert err == ("error: [input] date_format '%d/%m/%y': date pattern directive %y (a two-digit year) is not "
+                   "supported on Spark: Spark reads 80 as 2080 where DuckDB reads 1980; export four-digit years (%Y) "
+                   "or run on DuckDB")
+
+
 def test_spark_storage_that_cannot_be_written_is_one_sentence(spark, tmp_path):
     """A storage no executor can write (here a file system Spark has no connector for; on a cluster a name node
     that does not resolve, or no permission) stops the stage with one sentence naming the setting, not a traceback."""
