@@ -3,7 +3,7 @@
 sqlglot parses each file as DuckDB SQL and writes it as Spark SQL. Three DuckDB-only things are handled here:
 - the macros of sql/macros.sql are expanded in place (their bodies parsed from the same file), so Spark needs no
   functions registered and the two engines evaluate the very same expressions;
-- `try_strptime(x, '%Y-%m-%d')` becomes `try_to_timestamp(x, 'yyyy-MM-dd')` (the strftime pattern translated);
+- `try_strptime(x, '%Y-%m-%d')` becomes `try_to_timestamp(x, 'y-M-d')` (the strftime pattern translated);
 - the macro `trim_whitespace(x)` (Python's str.strip: spaces, tabs, line breaks, Unicode spaces) becomes a
   `regexp_replace` of the same characters at either end (Spark's trim removes only ' ').
 Parameters (`$today`) become Spark named parameter markers (`:today`), bound by `spark.sql(text, args=...)`.
@@ -18,17 +18,27 @@ from .paths import SQL_DIR
 _MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+(\w+)\s*\(([^)]*)\)\s+as\s+(.*)", re.IGNORECASE | re.DOTALL)
 
 # strftime (DuckDB) -> Java DateTimeFormatter (Spark) for the directives a date pattern uses
-_STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%y": "yy", "%b": "MMM",
+_STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%b": "MMM",
              "%B": "MMMM", "%j": "DDD", "%%": "%"}
+# DuckDB's strptime reads these numeric fields with or without leading zeros (1980-1-5, 5/1/1980 as %d/%m/%Y); Spark's
+# `MM` demands two digits but `M` takes one or two, so a field set off by separators gets the one-letter form.
+# Fields that touch (%Y%m%d) keep their fixed widths: Java splits adjacent numbers by width.
+_UNPADDED = {"%Y": "y", "%m": "M", "%d": "d", "%H": "H", "%M": "m", "%S": "s"}
 
 
 def strftime_to_java(pattern: str) -> str:
-    """Translate a strftime date pattern (`%d/%m/%Y`) to Spark's datetime pattern (`dd/MM/yyyy`)."""
+    """Translate a strftime date pattern (`%d/%m/%Y`) to Spark's datetime pattern (`d/M/y`), reading what DuckDB's
+    strptime reads: numeric fields between separators with or without their leading zeros."""
     out, i = [], 0
     while i < len(pattern):
         two = pattern[i:i + 2]
+        if two == "%y":  # Spark's `yy` reads 80 as 2080 (century 2000 always); DuckDB's %y as 1980 (69-99: 1900s)
+            raise ValueError("date pattern directive %y (a two-digit year) is not supported on Spark: Spark reads 80 "
+                             "as 2080 where DuckDB reads 1980; export four-digit years (%Y) or run on DuckDB")
         if two in _STRFTIME:
-            out.append(_STRFTIME[two])
+            touches = (i > 0 and pattern[i - 1:i + 1] != "%%" and pattern[i - 2:i - 1] == "%"
+                       or pattern[i + 2:i + 3] == "%" and pattern[i + 2:i + 4] != "%%")
+            out.append(_STRFTIME[two] if touches or two not in _UNPADDED else _UNPADDED[two])
             i += 2
             continue
         if two.startswith("%"):
@@ -39,7 +49,6 @@ def strftime_to_java(pattern: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=1)
 def macros() -> dict:
     """name -> (parameter names, body expression) for every macro in sql/macros.sql."""
     import sqlglot

@@ -342,7 +342,10 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
     base = _uri(root, version)
     check_storage(spark, base)
     params = staging_params(cfg, today)
-    params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
+    try:
+        params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
+    except ValueError as e:
+        raise PipelineError(f"[input] date_format {params['date_format']!r}: {e}") from None
     summary = []
     for s in sources:
         path = files[s.stem]

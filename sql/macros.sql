@@ -2,7 +2,8 @@
 -- the strftime pattern `fmt` (bound as the parameter $date_format: ISO %Y-%m-%d unless [input] date_format says
 -- otherwise), optionally followed by a time part after a space (as Parquet timestamps give) or a T (ISO 8601);
 -- `label` is the pattern in words.
--- date_problem takes the cleaned text (clean(x)) and the date parse_date read from it (each value is parsed once).
+-- date_problem takes the cleaned text (clean(x)) and the date parse_date read from it (each value is parsed once);
+-- year 0, which both engines' parsers take (as 1 BC), is no date (Python and pandas refuse it too).
 -- trim_whitespace(x) removes white space at either end as Python's str.strip() does (and the README says): spaces,
 -- tabs, line breaks (\n, \r, \x0b, \x0c, \x1c-\x1f, \x85, U+2028, U+2029) and the Unicode space separators
 -- (no-break space, thin space, ideographic space, ...); DuckDB's one-argument trim removes only the space separators.
@@ -26,7 +27,7 @@ create or replace macro parse_date(x, fmt) as cast(coalesce(try_strptime(trimmed
                                                             try_strptime(trimmed(x), fmt || ' %H:%M:%S'),
                                                             try_strptime(trimmed(x), fmt || 'T%H:%M:%S')) as date);
 create or replace macro date_problem(col, x, parsed, today, label) as
-    case when x is not null and parsed is null then col || ' is not a valid date (expected ' || label || ')'
+    case when x is not null and (parsed is null or year(parsed) < 1) then col || ' is not a valid date (expected ' || label || ')'
          when parsed > today then col || ' is after the day of the run' end;
 -- ethnic_group takes the cleaned, upper-cased code (stg_patients' `ethnicity`)
 create or replace macro ethnic_group(code) as

@@ -8,6 +8,7 @@ and the hypothesis examples few, to keep it cheap.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -123,8 +124,9 @@ def test_sql_models_transpile_without_duckdb_only_constructs():
         text = spark_model(f"{path.parent.name}/{path.stem}").lower()
         for duckdb_only in ("try_strptime", "trimmed(", "trim_whitespace(", "clean(", "parse_date(", "date_problem(", "ethnic_group(", "sex_group(", "age_band(", "$"):
             assert duckdb_only not in text, f"{path.name}: {duckdb_only}"
-    assert strftime_to_java("%Y-%m-%d %H:%M:%S") == "yyyy-MM-dd HH:mm:ss"
-    assert strftime_to_java("%d/%m/%Y") == "dd/MM/yyyy"
+    assert strftime_to_java("%Y-%m-%d %H:%M:%S") == "y-M-d H:m:s"
+    assert strftime_to_java("%d/%m/%Y") == "d/M/y"
+    assert strftime_to_java("%Y%m%d") == "yyyyMMdd"
 
 
 def test_an_empty_duckdb_table_reaches_spark_with_its_columns(spark):
@@ -169,6 +171,46 @@ def test_text_is_trimmed_the_same_on_both_engines(spark):
     spark.createDataFrame(list(enumerate(samples)), "position int, text string").createOrReplaceTempView("samples")
     got = [row[0] for row in spark.sql(to_spark("select clean(text) from samples order by position")).collect()]
     assert got == expected
+
+
+DATE_SAMPLES = {
+    "%Y-%m-%d": ["1980-01-05", "1980-1-5", "1980-01-5", "1980-1-05", "2024-02-29", "2023-02-29", "1980-13-01",
+                 "1980-02-30", "1980-01-05x", "+1980-01-05", "0999-12-31", "999-12-31", "0000-01-01", "1980-01-05 10:30:00", "1980-1-5 1:2:3",
+                 "1980-01-05 24:00:00", "1980-01-05 10:30", "19800105", "05/01/1980", ""],
+    "%d/%m/%Y": ["05/01/1980", "5/1/1980", "31/1/1980", "5/12/1980", "31/02/1980", "5/1/1980 7:05:00", "1980-01-05"],
+    "%Y%m%d": ["19800105", "19801305", "1980-01-05"],
+}
+
+
+@pytest.mark.parametrize("pattern", list(DATE_SAMPLES))
+def test_dates_parse_the_same_on_both_engines(spark, pattern):
+    """A date loads as the same day on both engines, or is rejected on both: DuckDB's strptime takes a month, day or
+    time field without its leading zero (1980-1-5, 5/1/1980: as Excel writes dates on some machines), so Spark's
+    pattern must too (its `MM` demands two digits: those rows were rejected on Spark only). Patterns whose fields
+    touch (%Y%m%d) keep fixed widths, where a missing digit (1980015) still loads on DuckDB only. Year 0 (which
+    both engines' parsers take, as 1 BC) is no date: rejected on both."""
+    import duckdb
+
+    from pipeline.dialect import strftime_to_java, to_spark
+    from pipeline.warehouse import load_macros
+
+    samples = DATE_SAMPLES[pattern]
+    query = """select cast(parse_date(text, $date_format) as varchar) as parsed,
+                      date_problem('date', clean(text), parse_date(text, $date_format), $today, 'the pattern') as problem
+               from dates order by position"""
+    today = dt.date(2026, 1, 1)
+    duck = duckdb.connect()
+    load_macros(duck)
+    duck.execute("create table dates as select * from (select unnest(?) as text, generate_subscripts(?, 1) as position)",
+                 [samples, samples])
+    expected = duck.execute(query.replace("$date_format", "$1").replace("$today", "$2"), [pattern, today]).fetchall()
+    assert expected[0] == ("1980-01-05", None)
+    spark.createDataFrame(list(enumerate(samples)), "position int, text string").createOrReplaceTempView("dates")
+    got = [tuple(row) for row in spark.sql(to_spark(query), args={"date_format": strftime_to_java(pattern),
+                                                                  "today": today}).collect()]
+    # the day where the row loads (year 0 prints as 0000-01-01 on Spark, 0001-01-01 (BC) on DuckDB: both rejected)
+    assert {text: (problem, parsed if problem is None else "rejected") for text, (parsed, problem) in zip(samples, got)} == \
+        {text: (problem, parsed if problem is None else "rejected") for text, (parsed, problem) in zip(samples, expected)}
 
 
 def test_demo_data_same_on_both_engines(spark, tmp_path):
@@ -291,6 +333,21 @@ def ingest_on_spark(tmp_path: Path, raw: Path, cfg: Path) -> tuple[int, str]:
     rc, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--reports",
                           tmp_path / "reports", "--config", cfg, "--engine", "spark")
     return rc, err.strip()
+
+
+def test_two_digit_years_are_refused_on_spark_in_one_sentence(spark, tmp_path):
+    """`date_format = "%d/%m/%y"` reads 05/01/80 as 1980-01-05 on DuckDB and as 2080-01-05 on Spark (whose `yy` is
+    always 20xx), so every birth of the last century would be rejected as after the day of the run on Spark only: the
+    stage stops with one sentence instead (an unsupported directive was a ValueError traceback)."""
+    from conftest import small_raw
+
+    raw, cfg = small_raw(tmp_path)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + '\n[input]\ndate_format = "%d/%m/%y"\n', encoding="utf-8")
+    rc, err = ingest_on_spark(tmp_path, raw, cfg)
+    assert rc == 2
+    assert err == ("error: [input] date_format '%d/%m/%y': date pattern directive %y (a two-digit year) is not "
+                   "supported on Spark: Spark reads 80 as 2080 where DuckDB reads 1980; export four-digit years (%Y) "
+                   "or run on DuckDB")
 
 
 def test_spark_storage_that_cannot_be_written_is_one_sentence(spark, tmp_path):
