@@ -76,7 +76,7 @@ DEFAULT_MAX_REJECT_SHARE = 0.05
 # The `[input]` section's keys: (key, default, meaning). docs/configuration.md is generated from this.
 INPUT_KEYS = (
     ("date_format", '"%Y-%m-%d"', "strftime pattern of the extract's dates, e.g. \"%d/%m/%Y\" for 31/03/1980; a time part "
-     "after the date (\" %H:%M:%S\", or \"T%H:%M:%S\") is accepted. Undeclared, a file whose dates fail gets the format detected and named "
+     "after the date (\" %H:%M:%S\" or \"T%H:%M:%S\", with or without fractions of a second) is accepted. Undeclared, a file whose dates fail gets the format detected and named "
      "in the error and by `check`"),
     ("encoding", '"utf-8"', "text encoding of every CSV file, e.g. \"cp1252\" for files saved from Excel on Windows"),
     ("columns.<file>", "none", "a table per file (`[input.columns.patients]`): contract column = the export's header, "

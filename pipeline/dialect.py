@@ -19,7 +19,8 @@ _MACRO = re.compile(r"create\s+or\s+replace\s+macro\s+(\w+)\s*\(([^)]*)\)\s+as\s
 
 # strftime (DuckDB) -> Java DateTimeFormatter (Spark) for the directives a date pattern uses
 _STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%b": "MMM",
-             "%B": "MMMM", "%j": "DDD", "%%": "%"}
+             "%B": "MMMM", "%j": "DDD", "%%": "%",
+             "%f": "SSSSSS"}  # Spark parses 1 to 6 fraction digits for SSSSSS, as DuckDB's %f does
 # DuckDB's strptime reads these numeric fields with or without leading zeros (1980-1-5, 5/1/1980 as %d/%m/%Y); Spark's
 # `MM` demands two digits but `M` takes one or two, so a field set off by separators gets the one-letter form.
 # Fields that touch (%Y%m%d) keep their fixed widths: Java splits adjacent numbers by width.

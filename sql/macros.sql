@@ -1,7 +1,8 @@
 -- Macros shared by the staging models: text is trimmed and an empty string means missing. Dates are read with
 -- the strftime pattern `fmt` (bound as the parameter $date_format: ISO %Y-%m-%d unless [input] date_format says
--- otherwise), optionally followed by a time part after a space (as Parquet timestamps give) or a T (ISO 8601);
--- `label` is the pattern in words.
+-- otherwise), optionally followed by a time part after a space (as Parquet timestamps give) or a T (ISO 8601),
+-- with or without fractions of a second (1 to 6 digits: `2020-01-05 00:00:00.000`, as SQL Server exports print
+-- date-times); `label` is the pattern in words.
 -- date_problem takes the cleaned text (clean(x)) and the date parse_date read from it (each value is parsed once);
 -- year 0, which both engines' parsers take (as 1 BC), is no date (Python and pandas refuse it too).
 -- trim_whitespace(x) removes white space at either end as Python's str.strip() does (and the README says): spaces,
@@ -25,7 +26,9 @@ create or replace macro trimmed(x) as
 create or replace macro clean(x) as nullif(trimmed(x), '');
 create or replace macro parse_date(x, fmt) as cast(coalesce(try_strptime(trimmed(x), fmt),
                                                             try_strptime(trimmed(x), fmt || ' %H:%M:%S'),
-                                                            try_strptime(trimmed(x), fmt || 'T%H:%M:%S')) as date);
+                                                            try_strptime(trimmed(x), fmt || 'T%H:%M:%S'),
+                                                            try_strptime(trimmed(x), fmt || ' %H:%M:%S.%f'),
+                                                            try_strptime(trimmed(x), fmt || 'T%H:%M:%S.%f')) as date);
 create or replace macro date_problem(col, x, parsed, today, label) as
     case when x is not null and (parsed is null or year(parsed) < 1) then col || ' is not a valid date (expected ' || label || ')'
          when parsed > today then col || ' is after the day of the run' end;

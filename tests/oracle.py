@@ -40,7 +40,7 @@ ETHNIC_GROUP = {
     **dict.fromkeys(["R", "S"], "Other"),
 }
 VALID_SEX = ("F", "M", "I", "U")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2})?$")  # a date, or a date and time
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?)?$")  # a date, or a date and time (to microseconds)
 PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")                 # 140, 140.0, -1.5 (not 1,234 or 142 mmHg)
 INDICATOR_COLUMNS = ["period", "indicator", "kind"] + PREVALENCE_COLUMNS[2:]
 
@@ -84,7 +84,8 @@ def _parse_dates(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
                 try:
                     parsed = np.datetime64(date.fromisoformat(v[:10]), "D")
                     if len(v) > 10:
-                        datetime.strptime(v.replace("T", " "), "%Y-%m-%d %H:%M:%S")
+                        text = v.replace("T", " ", 1) if v[10:11] == "T" else v
+                        datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f" if "." in text[10:] else "%Y-%m-%d %H:%M:%S")
                 except ValueError:
                     parsed = None
             _date_cache[v] = parsed

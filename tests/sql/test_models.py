@@ -48,17 +48,19 @@ def test_stg_patients_trims_uppercases_and_rejects(con):
 
 def test_stg_patients_date_forms(con):
     """Fields without their leading zeros load (as on Spark, tests/integration/test_spark_engine.py); year 0, which
-    DuckDB's strptime takes as 1 BC, is no date (Python and pandas refuse it); an ISO 8601 time part after a T loads."""
+    DuckDB's strptime takes as 1 BC, is no date (Python and pandas refuse it); an ISO 8601 time part after a T loads, and fractions of a
+    second (SQL Server's `00:00:00.000`)."""
     cols = ["patient_id", "sex", "date_of_birth", "ethnicity", "lsoa_code", "date_of_death"]
-    births = ["1980-1-5", "1980-01-05 7:05:00", "0000-01-01", "0001-01-01", "1980-01-05T00:00:00"]
+    births = ["1980-1-5", "1980-01-05 7:05:00", "0000-01-01", "0001-01-01", "1980-01-05T00:00:00",
+              "1980-01-05 00:00:00.000", "1980-01-05T10:30:00.5"]
     raw(con, "patients", [dict(patient_id=f"p{i}", sex="F", date_of_birth=birth, ethnicity="", lsoa_code="",
                                date_of_death="0000-06-01" if i == 3 else "") for i, birth in enumerate(births)], cols)
     build(con, "staging/stg_patients", {"today": D(2026, 1, 1), "date_format": "%Y-%m-%d", "date_label": "YYYY-MM-DD"})
     got = con.execute("select cast(date_of_birth as varchar), reject_reason from stg_patients order by row_number").fetchall()
     invalid = "date_of_birth is not a valid date (expected YYYY-MM-DD)"
     assert [reason for _, reason in got] == [None, None, invalid,
-                                             "date_of_death is not a valid date (expected YYYY-MM-DD)", None]
-    assert [got[i][0] for i in (0, 1, 4)] == ["1980-01-05", "1980-01-05", "1980-01-05"]
+                                             "date_of_death is not a valid date (expected YYYY-MM-DD)", None, None, None]
+    assert [got[i][0] for i in (0, 1, 4, 5, 6)] == ["1980-01-05"] * 5
 
 
 def test_int_patients_registered_on_date(con):
