@@ -144,9 +144,15 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
                        key=lambda c: order.index(c["condition"]) if c["condition"] in order else 99)
         run_info = dict(read_table(con, "run_info", ["key", "value"]).itertuples(index=False)) \
             if "run_info" in tables else {}
-        ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS) if "load_summary" in tables else None
+        # every table the protection reads comes in key order (the queries order theirs): secondary suppression
+        # breaks ties by position, and the warehouse's row order is not fixed, so the same counts must always give
+        # the same publication (two runs that hid different cells would, read together, show more than either)
+        ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS).sort_values("source", ignore_index=True) \
+            if "load_summary" in tables else None
         dq, funnel, ineq = (read_table(con, name) if name in tables else None
                             for name in ("data_quality", "funnel", "inequality"))
+        if dq is not None:
+            dq = dq.sort_values(["period", "area_type", "area_code"], ignore_index=True)
         latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
         core20 = core20_split(con, latest) if {"stratified_counts", "reference_rates"} <= tables else None
         from .indicator_data import load_indicator_rows

@@ -32,3 +32,4 @@ select condition, area_code, group_type, group_value,
        coalesce(sum(case when core20 then expected end), 0) as core20_expected
 from cells_in_groups
 group by condition, area_code, group_type, group_value
+order by condition, area_code, group_type, group_value
