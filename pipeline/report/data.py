@@ -20,7 +20,7 @@ from pipeline.config import Config
 from pipeline.disclosure import PUBLISHED_COUNTS, Policy, publish
 from pipeline.errors import PipelineError
 from pipeline.report.published_trend import control_overlap
-from pipeline.schema import output_columns, source_columns
+from pipeline.schema import OUTPUT_TABLES, output_columns, source_columns
 from pipeline.warehouse import connect, query, read_table, require_same_configuration
 from pipeline.warehouse import tables as warehouse_tables
 
@@ -149,10 +149,9 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         # the same publication (two runs that hid different cells would, read together, show more than either)
         ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS).sort_values("source", ignore_index=True) \
             if "load_summary" in tables else None
-        dq, funnel, ineq = (read_table(con, name) if name in tables else None
+        keys = {table.name: list(table.key) for table in OUTPUT_TABLES}
+        dq, funnel, ineq = (read_table(con, name).sort_values(keys[name], ignore_index=True) if name in tables else None
                             for name in ("data_quality", "funnel", "inequality"))
-        if dq is not None:
-            dq = dq.sort_values(["period", "area_type", "area_code"], ignore_index=True)
         latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
         core20 = core20_split(con, latest) if {"stratified_counts", "reference_rates"} <= tables else None
         from .indicator_data import load_indicator_rows
