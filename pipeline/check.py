@@ -185,13 +185,11 @@ def _codelists(con, raw: Path, cfg: Config, rep: Report) -> None:
             if not rel:
                 continue
             try:
-                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
+                codes = read_codelist(raw, rel, c.id, cfg.input.encoding, required=kind == "diagnosis")
             except PipelineError as e:
                 rep.problem(str(e))
                 continue
-            if not codes:
-                if kind == "diagnosis":
-                    rep.problem(f"codelist {rel} (condition {c.id}) has no codes")
+            if not codes:  # an empty resolved codelist: nothing to match
                 continue
             con.register("codes_arrow", pa.table({"code": pa.array(codes, pa.string())}))
             # every event row of the file counts here, the rejected ones too (they are shown apart)
@@ -208,12 +206,9 @@ def _codelists(con, raw: Path, cfg: Config, rep: Report) -> None:
     for ind in cfg.indicators:   # the run reads these too, and stops on the same faults
         for crit in ind.criteria:
             try:
-                codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator")
+                read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator", required=True)
             except PipelineError as e:
                 rep.problem(str(e))
-                continue
-            if not codes:
-                rep.problem(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
     if cfg.reference.rates != "internal":
         try:
             load_external_rates(con, raw, cfg, hashlib.sha256())

@@ -156,16 +156,18 @@ CRITERION_KEYS = ("codelist", "min_value", "max_value")
 DISCLOSURE_KEYS = ("threshold", "rounding", "method", "community_threshold")
 REFERENCE_KEYS = ("rates", "extra_strata", "true_prevalence", "basis")
 FUNNEL_KEYS = ("overdispersion",)
+ENGINE_KEYS = ("memory_limit", "temp_directory", "threads", "spark_master", "spark_storage", "spark_conf")
 # [report] settings that must be whole numbers (at least 1)
 REPORT_WHOLE_NUMBERS = ("max_headlines", "max_system_gaps", "workers")
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|K|M|G|T)?\s*$", re.I)
 
 
-def _known_keys(name: str, where: str, table, known: tuple[str, ...]) -> dict:
-    """`table` as a dict whose keys are all in `known`; otherwise one sentence naming the first stranger."""
+def _known_keys(name: str, where: str, table, known: tuple[str, ...] | None) -> dict:
+    """`table` as a dict whose keys are all in `known` (None: any key); otherwise one sentence naming the first
+    stranger."""
     if not isinstance(table, dict):
         raise _error(name, f"{where} must be a table of settings")
-    unknown = [k for k in table if k not in known]
+    unknown = [k for k in table if known is not None and k not in known]
     if unknown:
         raise _error(name, f"{where} has an unknown key `{unknown[0]}` (known: {', '.join(known)})")
     return table
@@ -192,13 +194,7 @@ def raw_relative(name: str, where: str, rel) -> str:
 
 
 def _engine(raw: dict, name: str) -> Engine:
-    e = raw.get("engine", {})
-    if not isinstance(e, dict):
-        raise _error(name, "[engine] must be a table")
-    known = {"memory_limit", "temp_directory", "threads", "spark_master", "spark_storage", "spark_conf"}
-    unknown = sorted(set(e) - known)
-    if unknown:
-        raise _error(name, f"[engine] has an unknown key `{unknown[0]}`")
+    e = _known_keys(name, "[engine]", raw.get("engine", {}), ENGINE_KEYS)
     memory = e.get("memory_limit", Engine.memory_limit)
     if not isinstance(memory, str) or not _MEMORY.match(memory):
         raise _error(name, f"engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not {memory!r}")
@@ -208,7 +204,7 @@ def _engine(raw: dict, name: str) -> Engine:
     conf = e.get("spark_conf", {})
     if not isinstance(conf, dict):
         raise _error(name, "engine.spark_conf must be a table of Spark settings")
-    return Engine(memory_limit=str(e.get("memory_limit", Engine.memory_limit)),
+    return Engine(memory_limit=memory,
                   temp_directory=str(e["temp_directory"]) if e.get("temp_directory") else None, threads=threads,
                   spark_master=str(e.get("spark_master") or Engine.spark_master),
                   spark_storage=str(e["spark_storage"]) if e.get("spark_storage") else None,
@@ -315,7 +311,7 @@ def load_config(path: Path | str | None = None) -> Config:
     if ref.rates != "internal" and extra:
         raise _error(name, "reference.extra_strata works with internal reference rates only")
     od = str(_known_keys(name, "[funnel]", raw.get("funnel", {}), FUNNEL_KEYS).get("overdispersion", "none"))
-    report = _known_keys(name, "[report]", raw.get("report", {}), tuple(raw.get("report", {}) or ()))
+    report = _known_keys(name, "[report]", raw.get("report", {}), None)
     for key in REPORT_WHOLE_NUMBERS:
         if key in report and _number(name, "[report]", key, report[key], whole=True) < 1:
             raise _error(name, f"[report]: {key} must be 1 or more")

@@ -50,6 +50,7 @@ def strftime_to_java(pattern: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=1)
 def macros() -> dict:
     """name -> (parameter names, body expression) for every macro in sql/macros.sql."""
     import sqlglot

@@ -280,10 +280,7 @@ def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, st
             t = pacsv.read_csv(path, read_options=read_opts, convert_options=convert,
                                parse_options=pacsv.ParseOptions(invalid_row_handler=handler))
     except (pa.ArrowInvalid, UnicodeError) as e:
-        msg = str(e)
-        if isinstance(e, UnicodeError) or "UTF8" in msg or "UTF-8" in msg:
-            raise PipelineError(_not_text(path.name, inp.encoding)) from None
-        raise PipelineError(f"{path.name} could not be read as CSV: {msg.splitlines()[0][:160]}") from None
+        raise _unreadable_csv(path.name, inp.encoding, e) from None
     n_total = t.num_rows + len(bad)
     if bad:
         bad_numbers = {b["number"] - 1 for b in bad}  # pyarrow counts the header as row 1
@@ -354,6 +351,14 @@ def _file_hash(path: Path, h) -> None:
             h.update(block)
 
 
+def _unreadable_csv(label: str, encoding: str, e: Exception) -> PipelineError:
+    """The sentence for a CSV file Arrow could not read: text not in `encoding`, or Arrow's first line of reason."""
+    msg = str(e)
+    if isinstance(e, UnicodeError) or "UTF8" in msg or "UTF-8" in msg:
+        return PipelineError(_not_text(label, encoding))
+    return PipelineError(f"{label} could not be read as CSV: {msg.splitlines()[0][:160]}")
+
+
 def read_small_csv(path: Path, names: list[str], label: str, encoding: str = "utf-8") -> pa.Table:
     """A small reference CSV (a codelist, reference rates, the LSOA lookup) as text columns c0, c1, ... (in the order
     of `names`, its header). A row with the wrong number of fields, or text not in `encoding`, stops the run with one
@@ -371,9 +376,7 @@ def read_small_csv(path: Path, names: list[str], label: str, encoding: str = "ut
                            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
                            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}))
     except (pa.ArrowInvalid, UnicodeError) as e:
-        if isinstance(e, UnicodeError) or "UTF8" in str(e) or "UTF-8" in str(e):
-            raise PipelineError(_not_text(label, encoding)) from None
-        raise PipelineError(f"{label} could not be read as CSV: {str(e).splitlines()[0][:160]}") from None
+        raise _unreadable_csv(label, encoding, e) from None
     if bad:
         number, actual, expected = bad[0]
         raise PipelineError(f"{label} row {number - 1} has {actual} fields, expected {expected}; put a value that holds "
@@ -385,7 +388,10 @@ def read_small_csv(path: Path, names: list[str], label: str, encoding: str = "ut
 _SPREADSHEET_NUMBER = re.compile(r"^\d+\.0+$|^\d+(\.\d+)?[eE]\+?\d+$")
 
 
-def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8", owner: str = "condition") -> list[str]:
+def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8", owner: str = "condition",
+                  required: bool = False) -> list[str]:
+    """The codes of one codelist (trimmed, distinct, sorted); `required`: a codelist without codes stops the run (a
+    diagnosis or indicator codelist; a resolved codelist may be empty)."""
     p = raw / rel
     if not p.exists():
         raise PipelineError(f"codelist {rel} ({owner} {condition}) is missing from the raw directory")
@@ -399,7 +405,10 @@ def read_codelist(raw: Path, rel: str, condition: str, encoding: str = "utf-8", 
             raise PipelineError(f"codelist {rel} row {number}: code `{code.strip()}` is written as a spreadsheet writes "
                                 f"a number (SNOMED CT and dm+d ids are whole numbers written in full); download the "
                                 f"codelist again and save it without opening it in a spreadsheet")
-    return sorted({c.strip() for c in codes if c and c.strip()})
+    codes = sorted({c.strip() for c in codes if c and c.strip()})
+    if required and not codes:
+        raise PipelineError(f"codelist {rel} ({owner} {condition}) has no codes")
+    return codes
 
 
 def staging_params(cfg: Config, today: dt.date) -> dict:
@@ -686,16 +695,12 @@ def read_configured_codelists(raw: Path, cfg: Config) -> Codelists:
     for c in cfg.conditions:
         for kind, rel in (("diagnosis", c.codelist), ("resolved", c.resolved_codelist)):
             if rel:
-                codes = read_codelist(raw, rel, c.id, cfg.input.encoding)
-                if not codes and kind == "diagnosis":
-                    raise PipelineError(f"codelist {rel} (condition {c.id}) has no codes")
+                codes = read_codelist(raw, rel, c.id, cfg.input.encoding, required=kind == "diagnosis")
                 files.append(raw / rel)
                 conditions += [(c.id, kind, code) for code in codes]
     for ind in cfg.indicators:
         for number, crit in enumerate(ind.criteria, start=1):
-            codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator")
-            if not codes:
-                raise PipelineError(f"codelist {crit.codelist} (indicator {ind.id}) has no codes")
+            codes = read_codelist(raw, crit.codelist, ind.id, cfg.input.encoding, owner="indicator", required=True)
             files.append(raw / crit.codelist)
             indicators += [(ind.id, number, code) for code in codes]
     return Codelists(conditions, indicators, files)

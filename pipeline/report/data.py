@@ -147,9 +147,9 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         # every table the protection reads comes in key order (the queries order theirs): secondary suppression
         # breaks ties by position, and the warehouse's row order is not fixed, so the same counts must always give
         # the same publication (two runs that hid different cells would, read together, show more than either)
-        ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS).sort_values("source", ignore_index=True) \
-            if "load_summary" in tables else None
         keys = {table.name: list(table.key) for table in OUTPUT_TABLES}
+        ls = read_table(con, "load_summary", LOAD_SUMMARY_COLS).sort_values(keys["load_summary"], ignore_index=True) \
+            if "load_summary" in tables else None
         dq, funnel, ineq = (read_table(con, name).sort_values(keys[name], ignore_index=True) if name in tables else None
                             for name in ("data_quality", "funnel", "inequality"))
         latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
