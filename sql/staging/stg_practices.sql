@@ -10,7 +10,8 @@ with cleaned as (
     from raw_practices
 ),
 numbered as (
-    select *, row_number() over (partition by practice_code order by row_number) as occurrence
+    select *, row_number() over (partition by practice_code order by row_number) as occurrence,
+           first_value(row_number) over (partition by practice_code order by row_number) as first_row_number
     from cleaned
 )
 select row_number,
@@ -22,7 +23,7 @@ select row_number,
        coalesce(icb_name, icb_code) as icb_name,
        nullif(concat_ws('; ',
            case when practice_code is null then 'practice_code is empty' end,
-           case when practice_code is not null and occurrence > 1 then 'practice_code is duplicated (its first row is kept)' end,
+           case when practice_code is not null and occurrence > 1 then 'practice_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
            case when pcn_code is null then 'pcn_code is empty' end,
            case when icb_code is null then 'icb_code is empty' end
        ), '') as reject_reason

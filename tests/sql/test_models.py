@@ -32,15 +32,20 @@ def test_stg_patients_trims_uppercases_and_rejects(con):
         dict(patient_id="", sex="F", date_of_birth="1980-01-01", ethnicity="A", lsoa_code="L1", date_of_death=""),
         dict(patient_id="p3", sex="Q", date_of_birth="1980-02-30", ethnicity="", lsoa_code="", date_of_death="2999-01-01"),
         dict(patient_id="p4", sex="u", date_of_birth="2000-06-01", ethnicity="99", lsoa_code="L2", date_of_death="2020-01-01"),
+        dict(patient_id="p5", sex="X", date_of_birth="1990-01-01", ethnicity="A", lsoa_code="L1", date_of_death=""),
+        dict(patient_id="p5", sex="F", date_of_birth="1990-01-01", ethnicity="A", lsoa_code="L1", date_of_death=""),
     ], cols)
     build(con, "staging/stg_patients", {"today": D(2026, 1, 1), "date_format": "%Y-%m-%d", "date_label": "YYYY-MM-DD"})
     got = con.execute("select * from stg_patients order by row_number").df()
     assert got["patient_id"].tolist()[0] == "p1" and got["sex"].tolist()[0] == "F"
-    assert got["ethnic_group"].tolist() == ["Black", "White", "White", "Unknown", "Unknown"]
+    assert got["ethnic_group"].tolist() == ["Black", "White", "White", "Unknown", "Unknown", "White", "White"]
     assert pd.isna(got.loc[0, "lsoa_code"])
     reasons = got["reject_reason"].tolist()
     assert pd.isna(reasons[0]) and pd.isna(reasons[4])
-    assert reasons[1] == "patient_id is duplicated (its first row is kept)"
+    assert reasons[1] == "patient_id is duplicated (first in row 1)"
+    # the first row is rejected too: the later row's reason still names where the id is first, nothing untrue
+    assert reasons[5] == "sex is not a known code (expected F, M, I or U)"
+    assert reasons[6] == "patient_id is duplicated (first in row 6)"
     assert reasons[2] == "patient_id is empty"
     assert reasons[3] == ("sex is not a known code (expected F, M, I or U); "
                           "date_of_birth is not a valid date (expected YYYY-MM-DD); date_of_death is after the day of the run")
@@ -168,7 +173,7 @@ def test_stg_deprivation_deciles_must_be_whole_numbers_1_to_10(con):
     assert got[2][3] == ("imd_decile is not a whole number from 1 to 10; imd_score is not a number; "
                          "imd_rank is not a whole number")
     assert got[3][3] == "imd_decile is not a whole number from 1 to 10"
-    assert got[4][3] == "lsoa_code is duplicated (its first row is kept)"
+    assert got[4][3] == "lsoa_code is duplicated (first in row 1)"
 
 
 def test_trend_transitions_counts_patients_in_the_cell_on_both_dates(con):
