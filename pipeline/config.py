@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -72,6 +73,15 @@ ISO_DATE = "%Y-%m-%d"
 _DATE_WORDS = {"%Y": "YYYY", "%y": "YY", "%m": "MM", "%d": "DD", "%b": "Mon", "%B": "Month", "%H": "HH", "%M": "MM",
                "%S": "SS", "%-m": "M", "%-d": "D"}
 DEFAULT_MAX_REJECT_SHARE = 0.05
+# Plausible ranges: a value outside them is a slip (an age of 300, a window of 100,000 months, a period in the year
+# 9999) that would otherwise end in a traceback from a date or integer overflow, or in silently empty tables.
+MAX_AGE = 150
+MAX_MONTHS = 1200            # a 100-year look-back window
+MAX_MIN_COUNT = 10_000
+FIRST_PERIOD, LAST_PERIOD = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+# The indicator keys that only one kind reads: on another kind they would be silently ignored.
+KIND_ONLY_KEYS = {"criteria": "outcome", "codelist": "care_process", "evidence_codelist": "case_finding",
+                  "min_count": "case_finding", "min_value": "case_finding"}
 
 # The `[input]` section's keys: (key, default, meaning). docs/configuration.md is generated from this.
 INPUT_KEYS = (
@@ -264,6 +274,10 @@ def load_config(path: Path | str | None = None) -> Config:
             raise _error(name, f"period {v!r} is not an ISO date (YYYY-MM-DD)") from None
     if len(set(periods)) != len(periods):
         raise _error(name, "`periods` has a repeated date")
+    for period in periods:
+        if not FIRST_PERIOD <= period <= LAST_PERIOD:
+            raise _error(name, f"period {period.isoformat()} is outside the years {FIRST_PERIOD.year} to "
+                         f"{LAST_PERIOD.year}")
     conds = []
     for i, c in enumerate(_table_list(name, raw, "conditions"), start=1):
         for key in ("id", "codelist"):
@@ -272,8 +286,8 @@ def load_config(path: Path | str | None = None) -> Config:
         where = f"condition {c['id']}"
         _known_keys(name, where, c, CONDITION_KEYS)
         min_age = _number(name, where, "min_age", c.get("min_age", 0), whole=True)
-        if min_age < 0:
-            raise _error(name, f"{where}: min_age must be 0 or more")
+        if not 0 <= min_age <= MAX_AGE:
+            raise _error(name, f"{where}: min_age must be from 0 to {MAX_AGE}")
         resolved = c.get("resolved_codelist") or None
         conds.append(Condition(id=str(c["id"]), label=str(c.get("label", c["id"])),
                                codelist=raw_relative(name, f"{where}: codelist", c["codelist"]),
@@ -382,6 +396,8 @@ def _number(name: str, where: str, key: str, v, whole: bool = False):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (whole and not isinstance(v, int)):
         kind = "a whole number" if whole else "a number"
         raise _error(name, f"{where}: {key} must be {kind}")
+    if not math.isfinite(v):   # TOML's nan and inf: every comparison with nan is false, a silent empty numerator
+        raise _error(name, f"{where}: {key} must be a finite number, not {v}")
     return v
 
 
@@ -404,8 +420,20 @@ def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
     min_count = _number(name, where, "min_count", v.get("min_count", 1), whole=True)
     if min_age < 0 or (max_age is not None and max_age < min_age):
         raise _error(name, f"{where}: max_age must be at least min_age (and min_age >= 0)")
+    if max(min_age, max_age or 0) > MAX_AGE:
+        raise _error(name, f"{where}: min_age and max_age must be from 0 to {MAX_AGE}")
     if months < 1 or min_count < 1:
         raise _error(name, f"{where}: months and min_count must be at least 1")
+    if months > MAX_MONTHS or min_count > MAX_MIN_COUNT:
+        raise _error(name, f"{where}: months must be at most {MAX_MONTHS} and min_count at most {MAX_MIN_COUNT}")
+    for key, only in KIND_ONLY_KEYS.items():
+        if key in v and kind != only:
+            raise _error(name, f"{where}: `{key}` applies to {only} indicators only, not to {kind} (it would be "
+                         f"ignored)")
+    register = next(c for c in conds if c.id == str(v["denominator"]))
+    if kind != "case_finding" and max_age is not None and max_age < register.min_age:
+        raise _error(name, f"{where}: max_age {max_age} is below the min_age {register.min_age} of its denominator "
+                     f"{register.id}, so its denominator would always be empty")
     if kind == "outcome":
         raw_criteria = v.get("criteria") or []
         if not raw_criteria or not all(isinstance(c, dict) and c.get("codelist") for c in raw_criteria):
@@ -418,6 +446,9 @@ def _indicator(name: str, i: int, v: dict, conds: list[Condition]) -> Indicator:
             hi = _number(name, where, "max_value", c.get("max_value"))
             if lo is None and hi is None:
                 raise _error(name, f"{where}: criterion {c['codelist']} has no min_value or max_value")
+            if lo is not None and hi is not None and lo > hi:
+                raise _error(name, f"{where}: criterion {c['codelist']} has min_value {lo} above max_value {hi}, "
+                             f"so no reading could meet it")
             criteria.append(Criterion(str(c["codelist"]), lo, hi))
         criteria = tuple(criteria)
     else:

@@ -126,7 +126,8 @@ def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: b
     Counts are rounded (NaN where hidden, with `<column>_redacted` flags). Every derived value is computed from
     the published counts only, so that it tells a reader nothing the counts do not: `expected` is rounded like
     a count and hidden with the recorded or registered count; `missing` = published expected - published
-    recorded (hidden with them, or when it is itself 1..threshold); the rate and its Wilson interval come from
+    recorded, rounded like a count (which changes it only under midpoint6; hidden with them, or when it is itself
+    1..threshold); the rate and its Wilson interval come from
     the published recorded and registered counts; the ratio is published recorded / published expected with
     its exact (below 10) or Byar interval of the published recorded count."""
     from pipeline.stats import isr, wilson_ci
@@ -148,7 +149,10 @@ def publish(df: pd.DataFrame, policy: Policy, redacted: dict, recompute_rates: b
         exp_red = obs_red | pop_red
         hide("expected", round_count(out["expected"].to_numpy(), policy), exp_red)
         if "missing" in out.columns and "observed" in out.columns:
-            miss = out["expected"].to_numpy() - out["observed"].to_numpy(dtype=float)
+            # published expected - published recorded is already on the grid of "round" (both are multiples of
+            # `rounding`), but with midpoint6 it is a multiple of 6, never a published count (3 mod 6): it is
+            # rounded like every other count
+            miss = round_count(out["expected"].to_numpy() - out["observed"].to_numpy(dtype=float), policy)
             hide("missing", miss + 0.0, exp_red | np.isnan(miss) | is_small(miss, policy))
     else:  # already-public counts (or no `expected`): ratios, `missing` as calculated, hidden with recorded
         if "expected" in out.columns:

@@ -28,7 +28,7 @@ from . import __version__, progress
 from .config import ISO_DATE, Config, Input, date_format_label
 from .errors import PipelineError
 from .schema import SOURCE_BY_STEM, SOURCES, Source
-from .warehouse import build, remove_stale_exports, staged
+from .warehouse import build, query, remove_stale_exports, staged
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -734,18 +734,19 @@ def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
     _file_hash(p, h)
     t = read_small_csv(p, names, f"reference rates file {rel}").rename_columns(names)
     t = t.append_column("_row_number", pa.array(range(1, t.num_rows + 1), pa.int64()))
+    if "period" not in names:   # rates for every date
+        t = t.append_column("period", pa.array([None] * t.num_rows, pa.string()))
     con.register("external_rates_arrow", t)
-    period = "parse_date(period, '%Y-%m-%d')" if "period" in names else "cast(null as date)"
-    bad = con.execute("""
-        select _row_number from external_rates_arrow
-        where try_cast(clean(rate) as double) is null or try_cast(clean(rate) as double) not between 0 and 1
-           or upper(clean(sex)) not in ('F', 'M', 'I', 'U') or clean(age_band) is null
-        order by 1 limit 1""").fetchone()
+    bad = query(con, "external_rates_problems").fetchone()
     if bad:
-        raise PipelineError(f"reference rates file {rel} row {bad[0]}: sex must be F, M, I or U, age_band a band such as 40-44, "
-                            f"and rate a proportion from 0 to 1")
-    con.execute(f"""insert into external_rates
-        select {period}, clean(condition), upper(clean(sex)), clean(age_band), cast(clean(rate) as double)
+        row, problem, first = bad
+        why = {"value": "sex must be F, M, I or U, age_band a band such as 40-44, and rate a proportion from 0 to 1",
+               "period": "period must be an ISO date (YYYY-MM-DD), or empty for every date",
+               "repeated": f"gives a second rate for the same condition, sex, age band and period as row {first}"}
+        raise PipelineError(f"reference rates file {rel} row {row}: {why[problem]}")
+    con.execute("""insert into external_rates
+        select parse_date(period, '%Y-%m-%d'), clean(condition), upper(clean(sex)),
+               replace(replace(replace(clean(age_band), '–', '-'), '—', '-'), ' ', ''), cast(clean(rate) as double)
         from external_rates_arrow""")
     con.unregister("external_rates_arrow")
 

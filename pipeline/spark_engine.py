@@ -17,6 +17,7 @@ on the driver, as the DuckDB engine does, when the file is on a local path.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import progress
+from .config import Input
 from .dialect import WHITESPACE_AT_EDGES, spark_model, strftime_to_java
 from .errors import PipelineError
 from .schema import Source
@@ -46,6 +48,9 @@ SQL_CONF = {
     # inferring filters from a union's constraints fails inside Spark on int_indicator_numerators ("key not found:
     # indicator#..." in UnionBase.rewriteConstraints); the optimisation only adds filters, results are the same
     "spark.sql.constraintPropagation.enabled": "false",
+    # the CSV reader takes the JDK's charsets ([input] encoding = "cp1252" for files saved from Excel), not only the
+    # seven Spark 4 lists (utf-8, utf-16, iso-8859-1, ...)
+    "spark.sql.legacy.javaCharsets": "true",
 }
 
 
@@ -278,26 +283,39 @@ def from_duckdb(spark, con, table: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------- ingest
 
+def java_charset(encoding: str) -> str:
+    """A Python text encoding ([input] encoding) as a charset name Java knows: Python's canonical name ("cp1252",
+    "iso8859-1", "utf-16"; aliases such as "latin-1" and "windows-1252" resolved), which Java accepts as an alias.
+    UTF-8 with a byte-order mark is UTF-8 (the mark is on the header line, which is skipped)."""
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name == "utf-8-sig" else name.upper()
+
+
 def _file_uri(path: Path) -> str:
     """A raw file as an explicit `file://` URI: on a cluster a bare path would be looked up on the cluster's default
     file system (HDFS), not on the shared mount where the raw extract is."""
     return "file://" + str(Path(path).resolve())  # not as_uri(): Hadoop paths take the characters as they are
 
 
-def read_raw(spark, path: Path, source: Source):
+def read_raw(spark, path: Path, source: Source, inp: Input | None = None, date_pattern: str = "yyyy-MM-dd"):
     """A raw file as a DataFrame of text columns (the contract's names, lower case) plus `_row_number` (1-based data
-    row) and `_malformed` (the row's text when it has the wrong number of fields; CSV only)."""
+    row) and `_malformed` (the row's text when it has the wrong number of fields; CSV only). `inp` ([input]) gives
+    the export's own headers and the CSV files' encoding, as on DuckDB (ingest.read_table); `date_pattern` (the
+    declared date format as a Java pattern, zero-padded: dialect.strftime_to_java(..., padded=True)) is how typed
+    Parquet dates are written as text for the staging models, which read that format."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    from .ingest import _check_columns, _header
+    from .ingest import _check_columns, _header, _map_headers
 
+    inp = inp or Input()
+    header_map = inp.header_map(source.stem)
     if path.suffix == ".parquet":
         with open(path, "rb") as fh:
             if fh.read(4) != b"PAR1":
                 raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
         df = spark.read.parquet(_file_uri(path))
-        names = [n.strip().lower() for n in df.columns]
+        names = _map_headers(path.name, [n.strip().lower() for n in df.columns], source, header_map)
         _check_columns(path.name, names, source)
         cols, seen = [], set()
         for orig, n, (_, typ) in zip(df.columns, names, df.dtypes):
@@ -305,18 +323,28 @@ def read_raw(spark, path: Path, source: Source):
                 continue
             seen.add(n)
             c = F.col(f"`{orig}`")
-            c = F.date_format(c, "yyyy-MM-dd HH:mm:ss") if typ.startswith("timestamp") else c.cast("string")
+            if typ.startswith("timestamp"):
+                c = F.date_format(c, date_pattern + " HH:mm:ss")
+            elif typ == "date":
+                c = F.date_format(c, date_pattern)
+            else:
+                c = c.cast("string")
             cols.append(c.alias(n))
         return df.select(*cols, (F.col("_metadata.row_index") + 1).alias("_row_number"), F.lit(None).cast("string").alias("_malformed"))
 
-    names = _header(path)
+    names = _map_headers(path.name, _header(path, inp.encoding), source, header_map)
     _check_columns(path.name, names, source)
     unique = []
     for i, n in enumerate(names):
         unique.append(n if n not in unique else f"{n}__{i}")
     schema = StructType([StructField(n, StringType()) for n in unique] + [StructField("_malformed", StringType())])
     df = (spark.read.schema(schema).option("header", "false").option("mode", "PERMISSIVE")
-          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"').option("encoding", "UTF-8").csv(_file_uri(path)))
+          .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"')
+          .option("encoding", java_charset(inp.encoding))
+          # Spark splits lines on the byte 0x0A before decoding, which cuts UTF-16/32 text mid-character: such files
+          # are read whole (one partition, as the row numbers below need anyway)
+          .option("multiLine", java_charset(inp.encoding).startswith("UTF-16") or java_charset(inp.encoding).startswith("UTF-32"))
+          .csv(_file_uri(path)))
     # 1-based row numbers in file order: the position within each partition plus the rows of earlier partitions
     df = df.withColumn("_part", F.spark_partition_id()).withColumn("_id", F.monotonically_increasing_id())
     from pyspark.sql import Window
@@ -346,11 +374,12 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
         params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
     except ValueError as e:
         raise PipelineError(f"[input] date_format {params['date_format']!r}: {e}") from None
+    written = strftime_to_java(cfg.input.date_format, padded=True)   # typed Parquet dates, as DuckDB writes them
     summary = []
     for s in sources:
         path = files[s.stem]
         try:
-            n_read, n_loaded, n_rej = _ingest_source(spark, con, s, path, base, params)
+            n_read, n_loaded, n_rej = _ingest_source(spark, con, s, path, base, params, cfg.input, written)
         except Exception as e:  # a file the driver sees but an executor does not: the extract is not on a shared mount
             if path is not None and _file_missing(e):
                 raise PipelineError(f"the Spark executors cannot read {path.name}: the raw extract must be at the same "
@@ -372,7 +401,8 @@ def _trimmed(column: str):
     return F.regexp_replace(F.col(column), WHITESPACE_AT_EDGES, "")
 
 
-def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: dict) -> tuple[int, int, int]:
+def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: dict,
+                   inp: Input | None = None, date_pattern: str = "yyyy-MM-dd") -> tuple[int, int, int]:
     """One source file (or, when `path` is None, an empty table of its columns) through its staging model on Spark:
     the loaded rows to the storage, its rejects to DuckDB. Returns (rows read, loaded, rejected)."""
     from pyspark.sql import functions as F
@@ -385,7 +415,7 @@ def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: 
                                                      StructField("_malformed", StringType())]))
         in_file = len(s.columns)
     else:
-        df = read_raw(spark, path, s)
+        df = read_raw(spark, path, s, inp, date_pattern)
         in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
         for col in s.optional_columns:  # an optional column the file leaves out reads as empty
             if col not in df.columns:

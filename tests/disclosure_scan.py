@@ -103,6 +103,14 @@ def on_grid(x: float, rounding: int = 5, method: str = "round") -> bool:
     return rounding <= 1 or a % rounding == 0
 
 
+def _rounded(x: float, rounding: int, method: str) -> float:
+    """A whole count rounded as the policy publishes it, keeping its sign (midpoint6: 1-6 -> 3, 7-12 -> 9)."""
+    a = abs(x)
+    out = math.ceil(a / 6) * 6 - 3 if method == "midpoint6" and a else (math.floor(a / rounding + 0.5) * rounding
+                                                                        if method != "midpoint6" else 0)
+    return math.copysign(out, x) if out else 0.0
+
+
 def count_problem(x: float, threshold: int, rounding: int, method: str) -> str | None:
     """Why a published count breaks the policy, or None."""
     a = abs(x)
@@ -147,7 +155,8 @@ def _scan_csv(path: Path, rel: str, res: ScanResult, thr: int, rnd: int, method:
             if x is not None and not on_grid(x, rnd, method):
                 res.problems.append(f"{where}: `expected` {x:g} not rounded like a count")
             o, m = _num(row.get("observed")), _num(row.get("missing"))
-            if x is not None and o is not None and m is not None and abs(m - (x - o)) > 1e-9:
+            # published expected - published observed, rounded like a count (a change under midpoint6 only)
+            if x is not None and o is not None and m is not None and abs(m - _rounded(x - o, rnd, method)) > 1e-9:
                 res.problems.append(f"{where}: `missing` {m:g} is not published expected - published observed")
             if red.get("observed") and x is not None:
                 res.problems.append(f"{where}: `observed` hidden but `expected` shown")

@@ -21,10 +21,19 @@ def indicator_meta(con, cfg_indicators=()) -> list[dict]:
     for r in d.to_dict("records"):
         r["met"] = met.get(r["indicator"]) or f"met '{r['label']}'"
         max_age = None if pd.isna(r["max_age"]) else int(r["max_age"])
-        low = max(int(r["min_age"]), int(r["condition_min_age"]))
-        r.update(min_age=int(r["min_age"]), max_age=max_age, months=int(r["months"]),
+        own_low, register_low = int(r["min_age"]), int(r["condition_min_age"])
+        low = max(own_low, register_low)
+        case_finding = r["kind"] == "case_finding"
+        # `slice`: the register's patients the indicator reaches (its ages within the register's); `own_slice`: the
+        # indicator's own ages, which a case-finding denominator covers whatever the register's min_age (DESIGN.md),
+        # so two case-finding indicators of one register with different min_ages below its own are different
+        # cells. A register indicator whose ages start at or below the register's is its whole recorded count; a
+        # case-finding one only when they start at the register's (younger diagnosed people are on no register).
+        r.update(min_age=own_low, max_age=max_age, months=int(r["months"]),
                  slice=f"{low}-{max_age}" if max_age is not None else f"{low}+",
-                 full_register=(int(r["min_age"]) == int(r["condition_min_age"]) and max_age is None))
+                 own_slice=f"{own_low}-{max_age}" if max_age is not None else f"{own_low}+",
+                 full_register=max_age is None and (own_low == register_low if case_finding
+                                                    else own_low <= register_low))
         out.append(r)
     return sorted(out, key=lambda r: order.index(r["indicator"]) if r["indicator"] in order else 99)
 
@@ -42,6 +51,7 @@ def load_indicator_rows(con, tables: set[str], practices: pd.DataFrame, cfg_indi
     info = pd.DataFrame(meta).set_index("indicator")
     rows["denominator"] = rows["condition"].map(info["denominator"])
     rows["slice"] = rows["condition"].map(info["slice"])
+    rows["own_slice"] = rows["condition"].map(info["own_slice"])
     rows["full_register"] = rows["condition"].map(info["full_register"]).astype(bool)
     slices = query(con, "indicator_case_finding_slices").df() if "indicator_counts" in tables else pd.DataFrame()
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]

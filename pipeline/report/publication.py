@@ -16,7 +16,8 @@ all the files together can use:
 * indicators (care, outcome, case-finding): numerator <= denominator; their groups, practices and PCNs add up like
   registers'; a denominator that is a register's recorded count is the same cell as that count (one key), a
   register's age slice is at most its recorded count, and a case-finding denominator (people in an age range not on
-  the register) plus the register in that range is the registered population of that range; an indicator has a
+  the register) plus the diagnosed people in that range is the registered population of that range (the range is
+  the indicator's own ages, which may start below the register's minimum age); an indicator has a
   row (hidden when its counts are 0) for every group its register has within the indicator's ages, since a missing
   row would say that the register has nobody there.
 
@@ -291,8 +292,11 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     full = ind["full_register"].to_numpy(dtype=bool) | _band_inside_slice(ind)
     case_finding = (ind["kind"] == "case_finding").to_numpy()
     slice_detail = ind["denominator"].astype(str) + ":" + ind["slice"].astype(str)
+    # a case-finding denominator covers the indicator's own ages (not the register's slice of them)
+    own = ind["own_slice"] if "own_slice" in ind else ind["slice"]
+    own_detail = ind["denominator"].astype(str) + ":" + own.astype(str)
     den_kind = np.where(case_finding, "not-register", np.where(full, "observed", "register"))
-    den_detail = np.where(full & ~case_finding, ind["denominator"].astype(str), slice_detail)
+    den_detail = np.where(case_finding, own_detail, np.where(full, ind["denominator"].astype(str), slice_detail))
     keys = _key_frame(ind, "", den_detail)
     keys["kind"] = den_kind
     den = space.add(keys, ind["population"])
@@ -324,8 +328,12 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
         in_range = rows["register_in_range"].to_numpy(dtype=float)
         population = rows["population_in_range"].to_numpy(dtype=float)
         whole = full[cf]
-        reg_keys = _key_frame(rows, "", np.where(whole, rows["denominator"].astype(str), slice_detail[cf]))
-        reg_keys["kind"] = np.where(whole, "observed", "register")
+        # the diagnosed people in the indicator's own ages are the register's slice only where those ages start
+        # at or above the register's minimum; younger ones make it a count of its own
+        on_register = (own[cf].astype(str) == rows["slice"].astype(str)).to_numpy()
+        reg_keys = _key_frame(rows, "", np.where(whole, rows["denominator"].astype(str),
+                                                 np.where(on_register, slice_detail[cf], own_detail[cf])))
+        reg_keys["kind"] = np.where(whole, "observed", np.where(on_register, "register", "diagnosed"))
         reg = space.add(reg_keys, in_range, publishable=False)
         pop = space.add(_key_frame(rows, "population", _value_detail(population)), population, publishable=False)
         space.add_leq(reg, pop)

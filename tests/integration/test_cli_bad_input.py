@@ -258,7 +258,7 @@ PERIODS = 'periods = ["2024-03-31", "2025-03-31"]\n'
     (PERIODS + CONDITION + '[disclosre]\nthreshold = 10\n',
      "the top level has an unknown key `disclosre` (known: periods, conditions, indicators, disclosure, report, "
      "reference, input, funnel, engine)"),
-    (PERIODS + CONDITION.replace("min_age = 18", "min_age = -5"), "condition dep: min_age must be 0 or more"),
+    (PERIODS + CONDITION.replace("min_age = 18", "min_age = -5"), "condition dep: min_age must be from 0 to 150"),
     (PERIODS + CONDITION.replace("min_age = 18", "min_age = 18.5"), "condition dep: min_age must be a whole number"),
     (PERIODS + CONDITION + '[disclosure]\nthreshold = "seven"\n', "[disclosure]: threshold must be a whole number"),
     (PERIODS + CONDITION + '[disclosure]\nthreshold = -1\n',

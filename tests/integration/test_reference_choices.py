@@ -1,10 +1,18 @@
 """Reference choices (configuration `[reference]`): external rates and extra standardisation strata."""
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import run_cli, run_pipeline, small_raw
+
+from pipeline.config import Config, Reference
+from pipeline.errors import PipelineError
+from pipeline.ingest import load_external_rates
+from pipeline.warehouse import load_macros
 
 
 def _run(tmp_path, raw, cfg):
@@ -41,6 +49,34 @@ def test_external_rates_missing_a_stratum_is_one_sentence(tmp_path):
     code, _, err = run_cli("run", "--raw", raw, "--processed", tmp_path / "p", "--reports", tmp_path / "r", "--config", cfg)
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("error: reference rates file r.csv has no rate for condition dep, sex F")
+
+
+@pytest.mark.parametrize("lines, words", [
+    (["dep,F,40-44,0.1,31/03/2024"], "row 1: period must be an ISO date"),
+    (["dep,F,40-44,0.1,", "dep,M,40-44,0.2,", "dep,F, 40 - 44 ,0.3,"], "row 3: gives a second rate for the same "
+                                                                      "condition, sex, age band and period as row 1"),
+])
+def test_external_rates_a_bad_period_or_a_repeated_stratum_is_one_sentence(tmp_path, lines, words):
+    """Before, an unreadable period made the row apply to every date, and a stratum given twice took the larger
+    rate, both silently (found by fuzzing configurations)."""
+    (tmp_path / "r.csv").write_text("condition,sex,age_band,rate,period\n" + "\n".join(lines) + "\n")
+    con = duckdb.connect()
+    load_macros(con)
+    with pytest.raises(PipelineError, match=words):
+        load_external_rates(con, tmp_path, Config(periods=(), conditions=(), reference=Reference(rates="r.csv")),
+                            hashlib.sha256())
+
+
+def test_external_rates_read_age_bands_written_with_an_en_dash(tmp_path):
+    """DESIGN.md writes the bands "0–4, 5–9, …": a file that copies it gives the same rates as "0-4"."""
+    (tmp_path / "r.csv").write_text("condition,sex,age_band,rate\ndep,F,40–44,0.1\ndep,F, 90 + ,0.2\n",
+                                    encoding="utf-8")
+    con = duckdb.connect()
+    load_macros(con)
+    load_external_rates(con, tmp_path, Config(periods=(), conditions=(), reference=Reference(rates="r.csv")),
+                        hashlib.sha256())
+    assert con.execute("select age_band, rate from external_rates order by 1").fetchall() == [("40-44", 0.1),
+                                                                                            ("90+", 0.2)]
 
 
 def test_extra_imd_stratum_changes_expected_but_not_counts(tmp_path):

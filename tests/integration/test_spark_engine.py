@@ -400,8 +400,8 @@ def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monk
     raw, cfg = small_raw(tmp_path)
     plan = spark_engine.read_raw
 
-    def read_then_lose(session, path, source):
-        frame = plan(session, path, source)
+    def read_then_lose(session, path, source, *options):
+        frame = plan(session, path, source, *options)
         if path.name == "registrations.csv":
             path.unlink()
         return frame
@@ -412,3 +412,38 @@ def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monk
     assert err == ("error: the Spark executors cannot read registrations.csv: the raw extract must be at the same "
                            "absolute path on the driver and on every node (a shared mount; see the README's steps for "
                            "a cluster)")
+
+
+def test_input_options_are_read_on_spark_as_on_duckdb(spark, tmp_path):
+    """[input] encoding and [input.columns] reach the Spark engine's reader, and typed Parquet dates are written in
+    the declared date_format (which the staging models read). Before, Spark read every CSV as UTF-8 and with the
+    file's own headers, so a cp1252 extract stopped the run ('practices.csv is not UTF-8 text') and a column map
+    ('missing the column'), and a declared format rejected every typed Parquet date (found by fuzzing
+    configurations)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.config import Input
+    from pipeline.dialect import strftime_to_java
+    from pipeline.ingest import read_table
+    from pipeline.schema import SOURCE_BY_STEM
+    from pipeline.spark_engine import read_raw
+
+    written = strftime_to_java("%d/%m/%Y", padded=True)   # typed dates as DuckDB writes them: 05/01/1980, not 5/1/1980
+    assert written == "dd/MM/yyyy"
+
+    inp = Input(date_format="%d/%m/%Y", date_format_declared=True, encoding="cp1252",
+                columns={"practices": {"practice_name": "Surgery Name"}, "patients": {"date_of_birth": "DOB"}})
+    (tmp_path / "practices.csv").write_bytes(
+        "practice_code,Surgery Name,pcn_code,pcn_name,icb_code,icb_name\nA1,Café Ærø,P1,North,Q1,ICB\n".encode("cp1252"))
+    pq.write_table(pa.table({"patient_id": ["p1"], "sex": ["F"], "DOB": pa.array([dt.date(1980, 1, 5)], pa.date32()),
+                             "ethnicity": ["A"], "lsoa_code": ["E1"],
+                             "date_of_death": pa.array([dt.datetime(2024, 3, 31, 10)], pa.timestamp("s"))}),
+                   tmp_path / "patients.parquet")
+    for stem in ("practices", "patients"):
+        path = next(tmp_path.glob(f"{stem}.*"))
+        source = SOURCE_BY_STEM[stem]
+        duck = read_table(path, source, inp)[0].to_pylist()[0]
+        row = read_raw(spark, path, source, inp, written).collect()[0].asDict()
+        assert {c: row[c] for c in duck if c != "_row_number"} == {c: v for c, v in duck.items() if c != "_row_number"}
+    assert duck["date_of_birth"] == "05/01/1980" and row["date_of_death"] == "31/03/2024 10:00:00"

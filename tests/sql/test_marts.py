@@ -106,6 +106,14 @@ def test_reference_rates_internal_external_and_by_imd(con, three_strata):
         ("F", "1", 4, 1, 0.25), ("F", "Unknown", 6, 2, 1 / 3), ("M", "Unknown", 5, 0, 0.0)]
 
 
+def test_external_rate_for_the_date_wins_over_the_rate_for_every_date(con, three_strata):
+    """A file may give a stratum's rate for every date (empty period) and for one date: that date's rate applies
+    there, whatever the two values (the old code took the larger; found by fuzzing configurations)."""
+    con.execute("insert into external_rates values (?, 'dep', 'F', '40-44', 0.05)", [DATE_0])
+    build(con, "marts/reference_rates", {**NO_STRATA, "use_external": True})
+    assert rows(con, "select sex, rate from reference_rates order by sex") == [("F", 0.05), ("M", 0.1)]
+
+
 def test_area_group_rate_strata_sums_cells_per_area_group_and_rate_stratum(con):
     practices(con)
     given(con, "stratified_counts", STRATIFIED, [

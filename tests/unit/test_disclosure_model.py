@@ -167,3 +167,26 @@ def test_an_indicator_group_with_nobody_on_the_register_is_published_hidden():
     assert ("A", "80-84") not in keyed.index and ("Q", "80-84") not in keyed.index   # outside the indicator's ages
     assert len(out) == len(ind) + 2
     assert (out["kind"] == "outcome").all() and (out["denominator"] == "hyp").all()
+
+
+def test_case_finding_denominators_of_different_ages_are_different_cells():
+    """Two case-finding indicators of one register (min_age 45) reaching down to 0 and to 11: 'not on the register'
+    holds at every age, so their denominators differ (30 and 6 people here). They were keyed by the register's
+    slice (45+) and merged into one cell, so the 6 was judged as the 30 and published (found by fuzzing
+    configurations: a true 6 printed as 5 in an ICS and a PCN indicators CSV)."""
+    from pipeline.report.publication import protect_all
+
+    prev = _rows([("icb", "Q", None, "all", "All", 40, 200), ("icb", "Q", None, "ethnicity", "White", 30, 120),
+                  ("icb", "Q", None, "ethnicity", "Unknown", 10, 80)], condition="c0")
+    common = dict(kind="case_finding", denominator="c0", slice="45+", full_register=False)
+    wide = _rows([("icb", "Q", None, "all", "All", 0, 150), ("icb", "Q", None, "ethnicity", "White", 0, 120),
+                  ("icb", "Q", None, "ethnicity", "Unknown", 0, 30)], condition="cf_from_0", own_slice="0+",
+                 register_in_range=[40.0, 30.0, 10.0], population_in_range=[190.0, 150.0, 40.0], **common)
+    narrow = _rows([("icb", "Q", None, "all", "All", 0, 126), ("icb", "Q", None, "ethnicity", "White", 0, 120),
+                    ("icb", "Q", None, "ethnicity", "Unknown", 0, 6)], condition="cf_from_11", own_slice="11+",
+                   register_in_range=[40.0, 30.0, 10.0], population_in_range=[166.0, 150.0, 16.0], **common)
+    out = protect_all(prev, POLICY, indicators=pd.concat([wide, narrow], ignore_index=True)).indicators
+    cell = out.set_index(["condition", "group_value"])
+    assert cell.loc[("cf_from_11", "Unknown"), "population_redacted"]
+    assert not cell.loc[("cf_from_0", "Unknown"), "population_redacted"]
+    assert cell.loc[("cf_from_0", "Unknown"), "population"] == 30

@@ -14,6 +14,7 @@ BASE = '''periods = ["2024-03-31"]
 [[conditions]]
 id = "htn"
 codelist = "codelists/htn.csv"
+min_age = 18
 '''
 
 
@@ -50,10 +51,50 @@ def test_default_configuration_has_the_five_indicators():
     ('[[indicators]]\nid = "x"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\nmonths = 1.5\n',
      "months must be a whole number"),
     ('[[indicators]]\nid = "htn"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\n', "share an id"),
+    # found by fuzzing configurations (branch config-fuzz): each of these ran on, giving a traceback or numbers
+    # that silently meant something else than the configuration says
+    ('[[indicators]]\nid = "x"\nkind = "outcome"\ndenominator = "htn"\n'
+     'criteria = [{ codelist = "a.csv", min_value = 150, max_value = 140 }]\n', "min_value 150 above max_value 140"),
+    ('[[indicators]]\nid = "x"\nkind = "outcome"\ndenominator = "htn"\ncriteria = [{ codelist = "a.csv", max_value = nan }]\n',
+     "max_value must be a finite number"),
+    ('[[indicators]]\nid = "x"\nkind = "case_finding"\ndenominator = "htn"\nevidence_codelist = "a.csv"\n'
+     'min_value = inf\n', "min_value must be a finite number"),
+    ('[[indicators]]\nid = "x"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\nmin_value = 140\n',
+     "`min_value` applies to case_finding indicators only"),
+    ('[[indicators]]\nid = "x"\nkind = "outcome"\ndenominator = "htn"\nmin_count = 2\n'
+     'criteria = [{ codelist = "a.csv", max_value = 140 }]\n', "`min_count` applies to case_finding"),
+    ('[[indicators]]\nid = "x"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\n'
+     'criteria = [{ codelist = "a.csv", max_value = 140 }]\n', "`criteria` applies to outcome indicators only"),
+    ('[[indicators]]\nid = "x"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\nmonths = 100000\n',
+     "months must be at most 1200"),
+    ('[[indicators]]\nid = "x"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\nmin_age = 200\n',
+     "min_age and max_age must be from 0 to 150"),
+    ('[[indicators]]\nid = "x"\nkind = "care_process"\ndenominator = "htn"\ncodelist = "a.csv"\nmax_age = 10\n',
+     "max_age 10 is below the min_age 18 of its denominator htn"),
 ])
 def test_bad_indicator_configuration_stops_with_one_sentence(tmp_path, text, words):
     with pytest.raises(PipelineError, match=words):
         _load(tmp_path, text)
+
+
+def test_case_finding_may_reach_below_the_registers_min_age(tmp_path):
+    """"Not on the register" holds whatever the condition's min_age, so a case-finding band below it is sound."""
+    cfg = _load(tmp_path, '[[indicators]]\nid = "x"\nkind = "case_finding"\ndenominator = "htn"\n'
+                          'evidence_codelist = "a.csv"\nmax_age = 10\n')
+    assert cfg.indicator("x").max_age == 10
+
+
+@pytest.mark.parametrize("text, words", [
+    ('periods = ["9999-12-31"]\n[[conditions]]\nid = "a"\ncodelist = "a.csv"\n', "outside the years 1900 to 2200"),
+    ('periods = [0001-01-01]\n[[conditions]]\nid = "a"\ncodelist = "a.csv"\n', "outside the years 1900 to 2200"),
+    ('periods = ["2024-03-31"]\n[[conditions]]\nid = "a"\ncodelist = "a.csv"\nmin_age = 10000000000\n',
+     "min_age must be from 0 to 150"),
+])
+def test_implausible_periods_and_ages_stop_with_one_sentence(tmp_path, text, words):
+    p = tmp_path / "c.toml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(PipelineError, match=words):
+        load_config(p)
 
 
 def test_configuration_without_indicators_has_none(tmp_path):
