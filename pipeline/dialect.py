@@ -27,9 +27,16 @@ _STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S":
 _UNPADDED = {"%Y": "y", "%m": "M", "%d": "d", "%H": "H", "%M": "m", "%S": "s"}
 
 
-def strftime_to_java(pattern: str) -> str:
+def strftime_to_java_format(pattern: str) -> str:
+    """A strftime date pattern (`%d/%m/%Y`) as Spark's pattern for writing a date as DuckDB's strftime writes it, every
+    numeric field zero-padded (`dd/MM/yyyy`)."""
+    return strftime_to_java(pattern, padded=True)
+
+
+def strftime_to_java(pattern: str, padded: bool = False) -> str:
     """Translate a strftime date pattern (`%d/%m/%Y`) to Spark's datetime pattern (`d/M/y`), reading what DuckDB's
-    strptime reads: numeric fields between separators with or without their leading zeros."""
+    strptime reads: numeric fields between separators with or without their leading zeros (`padded`: every field
+    at its fixed width, for writing)."""
     out, i = [], 0
     while i < len(pattern):
         two = pattern[i:i + 2]
@@ -39,7 +46,7 @@ def strftime_to_java(pattern: str) -> str:
         if two in _STRFTIME:
             touches = (i > 0 and pattern[i - 1:i + 1] != "%%" and pattern[i - 2:i - 1] == "%"
                        or pattern[i + 2:i + 3] == "%" and pattern[i + 2:i + 4] != "%%")
-            out.append(_STRFTIME[two] if touches or two not in _UNPADDED else _UNPADDED[two])
+            out.append(_STRFTIME[two] if padded or touches or two not in _UNPADDED else _UNPADDED[two])
             i += 2
             continue
         if two.startswith("%"):

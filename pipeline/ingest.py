@@ -176,7 +176,7 @@ def _ident(name: str) -> str:
 def _check_duplicates(name: str, cols: list[str], source: Source) -> set[str]:
     seen = set()
     for c in cols:
-        if c in seen and c in source.columns:
+        if c in seen and (c in source.columns or c in source.optional_columns):
             raise PipelineError(f"{name} has the column `{c}` twice in its header")
         seen.add(c)
     return seen
