@@ -419,6 +419,8 @@ def read_raw(spark, path: Path, source: Source, inp=None, multi_line: bool = Fal
 
     names = _map_headers(path.name, _header(path, inp.encoding), source, header_map)
     _check_columns(path.name, names, source)
+    # Spark splits lines at the byte \n: text whose line break is other bytes (UTF-16, UTF-32) is read whole
+    multi_line = multi_line or "\n".encode(inp.encoding) != b"\n"
     unique = []
     for i, n in enumerate(names):
         unique.append(n if n not in unique else f"{n}__{i}")
