@@ -400,8 +400,8 @@ def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monk
     raw, cfg = small_raw(tmp_path)
     plan = spark_engine.read_raw
 
-    def read_then_lose(session, path, source):
-        frame = plan(session, path, source)
+    def read_then_lose(session, path, source, *options):
+        frame = plan(session, path, source, *options)
         if path.name == "registrations.csv":
             path.unlink()
         return frame
