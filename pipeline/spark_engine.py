@@ -300,7 +300,7 @@ def _java_charset(spark, encoding: str) -> str:
     import codecs
 
     name = codecs.lookup(encoding).name  # Python's canonical name: cp1252, iso8859-1, utf-8, utf-16, mac-roman ...
-    java = {"mac-roman": "x-MacRoman", "utf-8": "UTF-8"}.get(name, name)
+    java = {"mac-roman": "x-MacRoman", "utf-8": "UTF-8", "utf-8-sig": "UTF-8"}.get(name, name)
     try:
         supported = bool(spark._jvm.java.nio.charset.Charset.isSupported(java))
     except Exception:  # Spark Connect: no JVM here; Spark says so if it cannot read the charset
@@ -367,37 +367,39 @@ def _read_parquet(spark, path: Path, source: Source, inp, header_map: dict):
                 continue
             raise PipelineError(f"{path.name}: column `{n}` has a type that cannot be read as text ({typ})")
         seen.add(n)
-        c = F.col("`" + field.name.replace("`", "``") + "`")
+        value = F.col("`" + field.name.replace("`", "``") + "`")
         if pa.types.is_timestamp(typ):
             if typ.tz is not None:  # a moment in a time zone: the date on that zone's clock (the session is UTC)
-                c = F.from_utc_timestamp(c, typ.tz)
-            c = F.date_format(c, (declared or "yyyy-MM-dd") + " HH:mm:ss")
+                value = F.from_utc_timestamp(value, typ.tz)
+            value = F.date_format(value, (declared or "yyyy-MM-dd") + " HH:mm:ss")
         elif pa.types.is_date(typ):
-            c = F.date_format(c, declared) if declared else c.cast("string")
+            value = F.date_format(value, declared) if declared else value.cast("string")
         elif pa.types.is_floating(typ):
-            c = _float_text(c)
+            value = _float_text(value)
         else:
-            c = c.cast("string")
-        cols.append(c.alias(n))
+            value = value.cast("string")
+        cols.append(value.alias(n))
     return df.select(*cols, (F.col("_metadata.row_index") + 1).alias("_row_number"),
                      F.lit(None).cast("string").alias("_malformed"))
 
 
-def _float_text(c):
+def _float_text(number):
     """A float column as text, as the DuckDB engine writes it (pipeline.ingest._float_text): a whole number below 10^10
     without '.0' (140.0 -> '140'), others as Python's repr writes them (7.5, 1500000000000.0, 1e-05, 1.5e+16), not in
     Java's forms (1.5E12, 1.0E-5), so that a value loads, or is rejected with the same text, as on DuckDB."""
     from pyspark.sql import functions as F
 
-    java = c.cast("string")  # the shortest digits that read back the same, in Java's form (d.dddE[-]n outside 10^-3..10^7)
+    java = number.cast("string")  # the shortest digits that read back the same, in Java's form (d.dddE[-]n outside 10^-3..10^7)
     fixed = F.regexp_replace(java.cast("decimal(38,18)").cast("string"), "0+$", "")
     fixed = F.when(fixed.endswith("."), F.concat(fixed, F.lit("0"))).otherwise(fixed)
     exponent = F.regexp_extract(java, r"E(-?[0-9]+)$", 1).cast("int")
     scientific = F.concat(F.regexp_replace(F.regexp_extract(java, r"^(-?[0-9.]+)E", 1), r"\.0$", ""), F.lit("e"),
                           F.when(exponent < 0, F.lit("-")).otherwise(F.lit("+")), F.lpad(F.abs(exponent).cast("string"), 2, "0"))
-    return (F.when(F.isnan(c), F.lit("nan")).when(c == float("inf"), F.lit("inf")).when(c == float("-inf"), F.lit("-inf"))
-            .when((F.abs(c) < 1e10) & (c == c.cast("long")), c.cast("long").cast("string"))
-            .when((F.abs(c) >= 1e16) | (F.abs(c) < 1e-4), scientific)
+    size = F.abs(number)
+    return (F.when(F.isnan(number), F.lit("nan")).when(number == float("inf"), F.lit("inf"))
+            .when(number == float("-inf"), F.lit("-inf"))
+            .when((size < 1e10) & (number == number.cast("long")), number.cast("long").cast("string"))
+            .when((size >= 1e16) | (size < 1e-4), scientific)
             .otherwise(fixed))
 
 
@@ -420,7 +422,7 @@ def read_raw(spark, path: Path, source: Source, inp=None, multi_line: bool = Fal
     names = _map_headers(path.name, _header(path, inp.encoding), source, header_map)
     _check_columns(path.name, names, source)
     # Spark splits lines at the byte \n: text whose line break is other bytes (UTF-16, UTF-32) is read whole
-    multi_line = multi_line or "\n".encode(inp.encoding) != b"\n"
+    multi_line = multi_line or not "\n\n".encode(inp.encoding).endswith(b"\n\n")
     unique = []
     for i, n in enumerate(names):
         unique.append(n if n not in unique else f"{n}__{i}")
@@ -555,9 +557,9 @@ def _scan(df, s: Source, path: Path | None) -> tuple:
     a, b = s.columns[:2]
     header_again = (F.lower(_trimmed(a)) == a) & (F.lower(_trimmed(b)) == b) & F.col("_malformed").isNull()
     replaced = F.lit(False)
-    for c in df.columns if path is not None and path.suffix == ".csv" else ():
-        if c != "_row_number":
-            replaced = replaced | F.coalesce(F.col(c).contains("\ufffd"), F.lit(False))
+    for name in df.columns if path is not None and path.suffix == ".csv" else ():
+        if name != "_row_number":
+            replaced = replaced | F.coalesce(F.col(name).contains("\ufffd"), F.lit(False))
     return tuple(df.agg(F.count(F.lit(1)), F.count("_malformed"), F.min(F.when(header_again, F.col("_row_number"))),
                         F.max(replaced.cast("int"))).first())
 
