@@ -176,7 +176,7 @@ def _ident(name: str) -> str:
 def _check_duplicates(name: str, cols: list[str], source: Source) -> set[str]:
     seen = set()
     for c in cols:
-        if c in seen and c in source.columns:
+        if c in seen and (c in source.columns or c in source.optional_columns):
             raise PipelineError(f"{name} has the column `{c}` twice in its header")
         seen.add(c)
     return seen
@@ -495,6 +495,11 @@ def ingest(raw: Path, processed: Path, cfg: Config, con=None, engine: str = "duc
         return None
 
     today = run_date()
+    later = [p.isoformat() for p in cfg.periods if p > today]
+    if later:  # no event or registration can be dated then (rows dated after today are rejected)
+        log.warning("the period%s %s %s after the day of the run (%s): %s counts are today's registers and codes, "
+                    "the patients aged on to that date, not a measurement", "s" * (len(later) > 1), ", ".join(later),
+                    "are" if len(later) > 1 else "is", today.isoformat(), "their" if len(later) > 1 else "its")
     _prewarm_expectations()
     files = {s.stem: find_file(raw, s.stem, s.optional_file) for s in SOURCES}
     codelists = read_configured_codelists(raw, cfg)

@@ -17,7 +17,6 @@ on the driver, as the DuckDB engine does, when the file is on a local path.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import logging
 import os
@@ -28,7 +27,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import progress
-from .config import Input
 from .dialect import WHITESPACE_AT_EDGES, spark_model, strftime_to_java
 from .errors import PipelineError
 from .schema import Source
@@ -45,12 +43,12 @@ SQL_CONF = {
     "spark.sql.ansi.enabled": "true",
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
     "spark.sql.csv.parser.columnPruning.enabled": "false",  # else a row with too few fields is not always flagged
+    # [input] encoding names any charset Java reads (cp1252, as Excel on Windows saves), as on DuckDB; Spark 4 allows
+    # only a few UTF and ISO names in its CSV reader otherwise
+    "spark.sql.legacy.javaCharsets": "true",
     # inferring filters from a union's constraints fails inside Spark on int_indicator_numerators ("key not found:
     # indicator#..." in UnionBase.rewriteConstraints); the optimisation only adds filters, results are the same
     "spark.sql.constraintPropagation.enabled": "false",
-    # the CSV reader takes the JDK's charsets ([input] encoding = "cp1252" for files saved from Excel), not only the
-    # seven Spark 4 lists (utf-8, utf-16, iso-8859-1, ...)
-    "spark.sql.legacy.javaCharsets": "true",
 }
 
 
@@ -104,6 +102,13 @@ def _file_missing(error: Exception) -> bool:
     """Whether a Spark error says that a file does not exist where an executor looked."""
     text = _error_text(error)
     return "FILE_NOT_EXIST" in text or "FileNotFoundException" in text
+
+
+def _unreadable_file(error: Exception) -> bool:
+    """Whether a Spark error says that an executor could not read a raw file's contents (a damaged Parquet page, a
+    truncated file): Spark's FAILED_READ_FILE error class, or Parquet's decoding errors."""
+    text = _error_text(error)
+    return any(k in text for k in ("FAILED_READ_FILE", "ParquetDecodingException", "CANNOT_READ_FILE_FOOTER"))
 
 
 def session(settings=None):
@@ -283,68 +288,148 @@ def from_duckdb(spark, con, table: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------- ingest
 
-def java_charset(encoding: str) -> str:
-    """A Python text encoding ([input] encoding) as a charset name Java knows: Python's canonical name ("cp1252",
-    "iso8859-1", "utf-16"; aliases such as "latin-1" and "windows-1252" resolved), which Java accepts as an alias.
-    UTF-8 with a byte-order mark is UTF-8 (the mark is on the header line, which is skipped)."""
-    name = codecs.lookup(encoding).name
-    return "UTF-8" if name == "utf-8-sig" else name.upper()
-
-
 def _file_uri(path: Path) -> str:
     """A raw file as an explicit `file://` URI: on a cluster a bare path would be looked up on the cluster's default
     file system (HDFS), not on the shared mount where the raw extract is."""
     return "file://" + str(Path(path).resolve())  # not as_uri(): Hadoop paths take the characters as they are
 
 
-def read_raw(spark, path: Path, source: Source, inp: Input | None = None, date_pattern: str = "yyyy-MM-dd"):
-    """A raw file as a DataFrame of text columns (the contract's names, lower case) plus `_row_number` (1-based data
-    row) and `_malformed` (the row's text when it has the wrong number of fields; CSV only). `inp` ([input]) gives
-    the export's own headers and the CSV files' encoding, as on DuckDB (ingest.read_table); `date_pattern` (the
-    declared date format as a Java pattern, zero-padded: dialect.strftime_to_java(..., padded=True)) is how typed
-    Parquet dates are written as text for the staging models, which read that format."""
+def _java_charset(spark, encoding: str) -> str:
+    """The Java name of the configuration's text encoding (a Python codec name: "cp1252", "latin-1", "utf-8"), for
+    Spark's CSV reader; one sentence when the JVM has no such charset."""
+    import codecs
+
+    name = codecs.lookup(encoding).name  # Python's canonical name: cp1252, iso8859-1, utf-8, utf-16, mac-roman ...
+    java = {"mac-roman": "x-MacRoman", "utf-8": "UTF-8", "utf-8-sig": "UTF-8"}.get(name, name)
+    try:
+        supported = bool(spark._jvm.java.nio.charset.Charset.isSupported(java))
+    except Exception:  # Spark Connect: no JVM here; Spark says so if it cannot read the charset
+        supported = True
+    if not supported:
+        raise PipelineError(f"[input] encoding {encoding!r} cannot be read on Spark (Java has no charset of that name); "
+                            f"save the files as UTF-8, or run on DuckDB")
+    return java
+
+
+def _read_parquet(spark, path: Path, source: Source, inp, header_map: dict):
+    """A raw Parquet file as text columns, each value written as the DuckDB engine writes it (pipeline.ingest): dates
+    ISO (or in the declared date_format), timestamps with their time, on their zone's clock when they carry a time
+    zone, whole floats without '.0'. The file's schema (with Arrow's types and time zones) is read on the driver."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from .config import ISO_DATE
+    from .dialect import strftime_to_java_format
+    from .ingest import _check_columns, _check_parquet_magic, _damaged_parquet, _map_headers
+
+    _check_parquet_magic(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        raise PipelineError(_damaged_parquet(path)) from None
+    names = _map_headers(path.name, [n.strip().lower() for n in schema.names], source, header_map)
+    _check_columns(path.name, names, source)
+    known = set(source.columns) | set(source.optional_columns)
+    # Spark cannot read a file holding two columns of one name (its names ignore case): the file is read with the
+    # other columns' schema, and such a column, which the contract does not know, is left out
+    spark_names = [f.name.lower() for f in schema]
+    repeated = {n for n in spark_names if spark_names.count(n) > 1}
+    reader = spark.read
+    if repeated:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        keep = [i for i, n in enumerate(spark_names) if n not in repeated]
+        for i, n in enumerate(spark_names):
+            if n in repeated and names[i] in known:
+                raise PipelineError(f"{path.name} has the column `{names[i]}` twice in its header")
+        log.info("%s: %d columns that the input contract does not know share a name (ignoring case); ignored",
+                 path.name, len(spark_names) - len(keep))
+        schema = pa.schema([schema.field(i) for i in keep])
+        names = [names[i] for i in keep]
+        reader = reader.schema(from_arrow_schema(schema))
+    try:
+        df = reader.parquet(_file_uri(path))
+    except Exception as e:
+        if _file_missing(e):
+            raise
+        raise PipelineError(_damaged_parquet(path)) from None
+    declared = None if inp.date_format == ISO_DATE else strftime_to_java_format(inp.date_format)
+    cols, seen = [], set()
+    for field, n in zip(schema, names):
+        if n in seen:
+            continue
+        typ = field.type
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        if pa.types.is_nested(typ):
+            if n not in known:  # a column the contract does not know is ignored, whatever its type
+                log.info("%s: column `%s` (%s) is not in the input contract and is not text; ignored", path.name, n, typ)
+                continue
+            raise PipelineError(f"{path.name}: column `{n}` has a type that cannot be read as text ({typ})")
+        seen.add(n)
+        value = F.col("`" + field.name.replace("`", "``") + "`")
+        if pa.types.is_timestamp(typ):
+            if typ.tz is not None:  # a moment in a time zone: the date on that zone's clock (the session is UTC)
+                value = F.from_utc_timestamp(value, typ.tz)
+            value = F.date_format(value, (declared or "yyyy-MM-dd") + " HH:mm:ss")
+        elif pa.types.is_date(typ):
+            value = F.date_format(value, declared) if declared else value.cast("string")
+        elif pa.types.is_floating(typ):
+            value = _float_text(value)
+        else:
+            value = value.cast("string")
+        cols.append(value.alias(n))
+    return df.select(*cols, (F.col("_metadata.row_index") + 1).alias("_row_number"),
+                     F.lit(None).cast("string").alias("_malformed"))
+
+
+def _float_text(number):
+    """A float column as text, as the DuckDB engine writes it (pipeline.ingest._float_text): a whole number below 10^10
+    without '.0' (140.0 -> '140'), others as Python's repr writes them (7.5, 1500000000000.0, 1e-05, 1.5e+16), not in
+    Java's forms (1.5E12, 1.0E-5), so that a value loads, or is rejected with the same text, as on DuckDB."""
+    from pyspark.sql import functions as F
+
+    java = number.cast("string")  # the shortest digits that read back the same, in Java's form (d.dddE[-]n outside 10^-3..10^7)
+    fixed = F.regexp_replace(java.cast("decimal(38,18)").cast("string"), "0+$", "")
+    fixed = F.when(fixed.endswith("."), F.concat(fixed, F.lit("0"))).otherwise(fixed)
+    exponent = F.regexp_extract(java, r"E(-?[0-9]+)$", 1).cast("int")
+    scientific = F.concat(F.regexp_replace(F.regexp_extract(java, r"^(-?[0-9.]+)E", 1), r"\.0$", ""), F.lit("e"),
+                          F.when(exponent < 0, F.lit("-")).otherwise(F.lit("+")), F.lpad(F.abs(exponent).cast("string"), 2, "0"))
+    size = F.abs(number)
+    return (F.when(F.isnan(number), F.lit("nan")).when(number == float("inf"), F.lit("inf"))
+            .when(number == float("-inf"), F.lit("-inf"))
+            .when((size < 1e10) & (number == number.cast("long")), number.cast("long").cast("string"))
+            .when((size >= 1e16) | (size < 1e-4), scientific)
+            .otherwise(fixed))
+
+
+def read_raw(spark, path: Path, source: Source, inp=None, multi_line: bool = False):
+    """A raw file as a DataFrame of text columns (the contract's names, lower case, the export's own headers mapped by
+    `[input.columns]`) plus `_row_number` (1-based data row) and `_malformed` (the row's text when it has the wrong
+    number of fields; CSV only). The file-level checks and the text of each value are the DuckDB engine's
+    (pipeline.ingest): `inp` is the configuration's [input]."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
+    from .config import Input
     from .ingest import _check_columns, _header, _map_headers
 
     inp = inp or Input()
     header_map = inp.header_map(source.stem)
     if path.suffix == ".parquet":
-        with open(path, "rb") as fh:
-            if fh.read(4) != b"PAR1":
-                raise PipelineError(f"{path.name} is not a Parquet file (it looks like text; is it CSV with a .parquet name?)")
-        df = spark.read.parquet(_file_uri(path))
-        names = _map_headers(path.name, [n.strip().lower() for n in df.columns], source, header_map)
-        _check_columns(path.name, names, source)
-        cols, seen = [], set()
-        for orig, n, (_, typ) in zip(df.columns, names, df.dtypes):
-            if n in seen:
-                continue
-            seen.add(n)
-            c = F.col(f"`{orig}`")
-            if typ.startswith("timestamp"):
-                c = F.date_format(c, date_pattern + " HH:mm:ss")
-            elif typ == "date":
-                c = F.date_format(c, date_pattern)
-            else:
-                c = c.cast("string")
-            cols.append(c.alias(n))
-        return df.select(*cols, (F.col("_metadata.row_index") + 1).alias("_row_number"), F.lit(None).cast("string").alias("_malformed"))
+        return _read_parquet(spark, path, source, inp, header_map)
 
     names = _map_headers(path.name, _header(path, inp.encoding), source, header_map)
     _check_columns(path.name, names, source)
+    # Spark splits lines at the byte \n: text whose line break is other bytes (UTF-16, UTF-32) is read whole
+    multi_line = multi_line or not "\n\n".encode(inp.encoding).endswith(b"\n\n")
     unique = []
     for i, n in enumerate(names):
         unique.append(n if n not in unique else f"{n}__{i}")
     schema = StructType([StructField(n, StringType()) for n in unique] + [StructField("_malformed", StringType())])
     df = (spark.read.schema(schema).option("header", "false").option("mode", "PERMISSIVE")
           .option("columnNameOfCorruptRecord", "_malformed").option("escape", '"')
-          .option("encoding", java_charset(inp.encoding))
-          # Spark splits lines on the byte 0x0A before decoding, which cuts UTF-16/32 text mid-character: such files
-          # are read whole (one partition, as the row numbers below need anyway)
-          .option("multiLine", java_charset(inp.encoding).startswith("UTF-16") or java_charset(inp.encoding).startswith("UTF-32"))
-          .csv(_file_uri(path)))
+          .option("encoding", _java_charset(spark, inp.encoding)).option("multiLine", multi_line).csv(_file_uri(path)))
     # 1-based row numbers in file order: the position within each partition plus the rows of earlier partitions
     df = df.withColumn("_part", F.spark_partition_id()).withColumn("_id", F.monotonically_increasing_id())
     from pyspark.sql import Window
@@ -374,17 +459,22 @@ def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, tod
         params["date_format"] = strftime_to_java(params["date_format"])  # Spark reads Java datetime patterns
     except ValueError as e:
         raise PipelineError(f"[input] date_format {params['date_format']!r}: {e}") from None
-    written = strftime_to_java(cfg.input.date_format, padded=True)   # typed Parquet dates, as DuckDB writes them
     summary = []
     for s in sources:
         path = files[s.stem]
         try:
-            n_read, n_loaded, n_rej = _ingest_source(spark, con, s, path, base, params, cfg.input, written)
+            n_read, n_loaded, n_rej = _ingest_source(spark, con, s, path, base, params, cfg.input)
+        except PipelineError:
+            raise
         except Exception as e:  # a file the driver sees but an executor does not: the extract is not on a shared mount
             if path is not None and _file_missing(e):
                 raise PipelineError(f"the Spark executors cannot read {path.name}: the raw extract must be at the same "
                                     "absolute path on the driver and on every node (a shared mount; see the README's "
                                     "steps for a cluster)") from None
+            if path is not None and path.suffix == ".parquet" and _unreadable_file(e):
+                from .ingest import _damaged_parquet
+
+                raise PipelineError(_damaged_parquet(path)) from None
             raise
         if path is not None:
             summary.append((s.stem, path.name, n_read, n_loaded, n_rej))
@@ -402,7 +492,7 @@ def _trimmed(column: str):
 
 
 def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: dict,
-                   inp: Input | None = None, date_pattern: str = "yyyy-MM-dd") -> tuple[int, int, int]:
+                   inp) -> tuple[int, int, int]:
     """One source file (or, when `path` is None, an empty table of its columns) through its staging model on Spark:
     the loaded rows to the storage, its rejects to DuckDB. Returns (rows read, loaded, rejected)."""
     from pyspark.sql import functions as F
@@ -415,19 +505,26 @@ def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: 
                                                      StructField("_malformed", StringType())]))
         in_file = len(s.columns)
     else:
-        df = read_raw(spark, path, s, inp, date_pattern)
+        df = read_raw(spark, path, s, inp)
         in_file = len([c for c in df.columns if c not in ("_row_number", "_malformed")])
-        for col in s.optional_columns:  # an optional column the file leaves out reads as empty
-            if col not in df.columns:
-                df = df.withColumn(col, F.lit(None).cast("string"))
-    good = df.where(F.col("_malformed").isNull()).drop("_malformed")
-    good.createOrReplaceTempView(f"raw_{s.stem}")
-    a, b = s.columns[:2]
-    header_again = (F.lower(_trimmed(a)) == a) & (F.lower(_trimmed(b)) == b) & F.col("_malformed").isNull()
-    n_read, n_malformed, repeat = df.agg(F.count(F.lit(1)), F.count("_malformed"),
-                                         F.min(F.when(header_again, F.col("_row_number")))).first()
+    n_read, n_malformed, repeat, undecoded = _scan(df, s, path)
+    bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect() if n_malformed else []
+    # (whole rows: Spark refuses a query of the malformed-record column alone)
+    if any((r["_malformed"] or "").count('"') % 2 for r in bad):
+        # a quoted value holding a line break (a practice name): Spark read the file line by line and cut the row in
+        # two; read it again as DuckDB reads it, records across lines (one task for the file: only when needed)
+        df = read_raw(spark, path, s, inp, multi_line=True)
+        n_read, n_malformed, repeat, undecoded = _scan(df, s, path)
+        bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect() if n_malformed else []
+    if undecoded:
+        _require_text(path, inp.encoding)
     if repeat is not None and path is not None:
         raise PipelineError(f"{path.name} repeats its header as data row {repeat}; remove the extra header line")
+    for col in s.optional_columns:  # an optional column the file leaves out reads as empty
+        if col not in df.columns:
+            df = df.withColumn(col, F.lit(None).cast("string"))
+    good = df.where(F.col("_malformed").isNull()).drop("_malformed")
+    good.createOrReplaceTempView(f"raw_{s.stem}")
     stg = save(spark, run_model(spark, f"staging/stg_{s.stem}", params), base, f"stg_{s.stem}")
     keep = [c for c in stg.columns if c not in ("row_number", "reject_reason")]
     loaded = save(spark, stg.where(F.col("reject_reason").isNull()).select(*keep), base, s.stem, keep=True)
@@ -437,8 +534,6 @@ def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: 
            .select(F.lit(s.stem).alias("source"), "row_number", "reason", *raw_cols))
     n_rej = to_duckdb(con, rej, f"rejects_{s.stem}", temp=True)
     if n_malformed:
-        # (whole rows: Spark refuses a query of the malformed-record column alone)
-        bad = df.where(F.col("_malformed").isNotNull()).orderBy("_row_number").collect()
         rows = [{"source": s.stem, "row_number": r["_row_number"],
                  "reason": f"row has {_fields(r['_malformed'])} fields, expected {in_file}"} for r in bad]
         con.register("bad_rows_arrow", pa.Table.from_pylist(rows))
@@ -451,6 +546,39 @@ def _ingest_source(spark, con, s: Source, path: Path | None, base: str, params: 
     if s.stem in ("practices", "deprivation", "neighbourhoods"):
         to_duckdb(con, loaded, s.stem)
     return n_read, n_loaded, n_rej
+
+
+def _scan(df, s: Source, path: Path | None) -> tuple:
+    """One pass over a raw file's rows: (rows, malformed rows, the first data row that repeats the header, whether
+    any value holds U+FFFD (CSV only: Spark's reader writes it for a byte that is not text in the file's encoding,
+    where DuckDB's stops; the driver then reads the file to tell such a byte from a U+FFFD written in it))."""
+    from pyspark.sql import functions as F
+
+    a, b = s.columns[:2]
+    header_again = (F.lower(_trimmed(a)) == a) & (F.lower(_trimmed(b)) == b) & F.col("_malformed").isNull()
+    replaced = F.lit(False)
+    for name in df.columns if path is not None and path.suffix == ".csv" else ():
+        if name != "_row_number":
+            replaced = replaced | F.coalesce(F.col(name).contains("\ufffd"), F.lit(False))
+    return tuple(df.agg(F.count(F.lit(1)), F.count("_malformed"), F.min(F.when(header_again, F.col("_row_number"))),
+                        F.max(replaced.cast("int"))).first())
+
+
+def _require_text(path: Path, encoding: str) -> None:
+    """Stop with the DuckDB engine's sentence when a CSV file is not text in `encoding` (read on the driver, in blocks;
+    the extract is at the same path on the driver and every node)."""
+    import codecs
+
+    from .ingest import _is_utf8, _not_text
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if _is_utf8(encoding) else encoding)()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeError:
+        raise PipelineError(_not_text(path.name, encoding)) from None
 
 
 def _fields(text: str | None) -> int:

@@ -381,3 +381,18 @@ def test_guard_names_a_word_written_for_missing_dates(tmp_path):
         "YYYY-MM-DD)\" (60 rows, e.g. row 1); 60 of them hold the text NULL where the value is missing: write a "
         "missing value as an empty field; run `python -m pipeline check --raw <raw directory>` for the full picture "
         "(rejects and load_summary are in the warehouse)")
+
+
+def test_a_period_after_the_day_of_the_run_is_named_in_the_log(tmp_path, caplog):
+    """A reference date after the day of the run loaded silently on both engines (the same tables): its counts are
+    today's registers aged on to that date, which a reader would take for a measurement. The run goes on (a plan may
+    want them), with one warning naming the period."""
+    raw, cfg = small_raw(tmp_path)
+    cfg.write_text(cfg.read_text().replace('"2025-03-31"', '"2027-03-31"'))
+    with caplog.at_level("WARNING", logger="pipeline"):
+        code, _, err = run_main("ingest", "--raw", raw, "--processed", tmp_path / "processed", "--config", cfg,
+                                env={"PIPELINE_TODAY": "2026-11-29"})
+    assert code == 0, err
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "the period 2027-03-31 is after the day of the run (2026-11-29): its counts are today's registers and codes, "
+        "the patients aged on to that date, not a measurement"]

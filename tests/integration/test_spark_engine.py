@@ -400,8 +400,8 @@ def test_raw_file_the_executors_cannot_see_is_one_sentence(spark, tmp_path, monk
     raw, cfg = small_raw(tmp_path)
     plan = spark_engine.read_raw
 
-    def read_then_lose(session, path, source, *options):
-        frame = plan(session, path, source, *options)
+    def read_then_lose(session, path, source, *options, **keywords):
+        frame = plan(session, path, source, *options, **keywords)
         if path.name == "registrations.csv":
             path.unlink()
         return frame
@@ -444,6 +444,199 @@ def test_input_options_are_read_on_spark_as_on_duckdb(spark, tmp_path):
         path = next(tmp_path.glob(f"{stem}.*"))
         source = SOURCE_BY_STEM[stem]
         duck = read_table(path, source, inp)[0].to_pylist()[0]
-        row = read_raw(spark, path, source, inp, written).collect()[0].asDict()
+        row = read_raw(spark, path, source, inp).collect()[0].asDict()
         assert {c: row[c] for c in duck if c != "_row_number"} == {c: v for c, v in duck.items() if c != "_row_number"}
     assert duck["date_of_birth"] == "05/01/1980" and row["date_of_death"] == "31/03/2024 10:00:00"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input and unusual extracts: the same outcome on both engines (the CLI's ingest, in this process)
+
+def _ingest_both(tmp_path: Path, raw: Path, cfg: Path) -> dict:
+    """`ingest` on each engine through the command line's main -> {engine: (exit status, error lines, tables)}: the
+    tables are rejects and load_summary (the Parquet exports) and the loaded patients, registrations and events (the
+    DuckDB warehouse's, or the Spark storage its run_info names), sorted, every value as text."""
+    import duckdb
+    from conftest import run_main
+
+    def text(frame: pd.DataFrame) -> list:
+        rows = [tuple(None if v is None or (not isinstance(v, str) and pd.isna(v)) else
+                      (v.strftime("%Y-%m-%d") if hasattr(v, "strftime") else str(v)) for v in row)
+                for row in frame[sorted(frame.columns)].itertuples(index=False)]
+        return [sorted(frame.columns), sorted(rows, key=lambda r: tuple("" if v is None else v for v in r))]
+
+    out = {}
+    for engine in ("duckdb", "spark"):
+        processed = tmp_path / f"processed_{engine}"
+        rc, _, err = run_main("ingest", "--raw", raw, "--processed", processed, "--reports", tmp_path / "reports",
+                              "--config", cfg, "--engine", engine)
+        tables = {t: text(pd.read_parquet(processed / f"{t}.parquet")) for t in ("rejects", "load_summary")
+                  if (processed / f"{t}.parquet").exists()}
+        if rc == 0:
+            with duckdb.connect(str(processed / "warehouse.duckdb"), read_only=True) as con:
+                stored = con.execute("select value from run_info where key = 'spark_ingest'").fetchone()
+                for t in ("patients", "registrations", "events"):
+                    frame = pd.read_parquet(processed / "spark" / stored[0] / t) if stored else con.table(t).df()
+                    tables[t] = text(frame)
+        out[engine] = (rc, [ln for ln in err.splitlines() if ln.startswith("error:")], tables)
+    return out
+
+
+def _parquet(raw: Path, stem: str, **columns) -> None:
+    """Replace raw/<stem>.csv by <stem>.parquet: the CSV's columns as text, then `columns` (arrays) set or added."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(pd.read_csv(raw / f"{stem}.csv", dtype=str, keep_default_na=False),
+                                 preserve_index=False)
+    for name, values in columns.items():
+        table = (table.set_column(table.column_names.index(name), name, values) if name in table.column_names
+                 else table.append_column(name, values))
+    (raw / f"{stem}.csv").unlink()
+    pq.write_table(table, raw / f"{stem}.parquet", compression="zstd")
+
+
+def _typed_parquet_dmy_cp1252(raw: Path, cfg: Path) -> str:
+    """An extract as real exports write it: typed Parquet (registration dates as timestamps in Europe/London at local
+    midnight, stored as 23:00 UTC the day before in summer, beside a nested column the contract does not know; event
+    dates as dates; readings as floats: 140.0, 7.5, 12345678.5, 0.0001, rows of a patient not in patients, so that
+    their text is in rejects), text dates as 05/01/1980 (date_format %d/%m/%Y), an export's own header for
+    date_of_birth ([input.columns]), and cp1252 text with non-ASCII practice names, one holding a line break in its
+    quotes. Before, Spark: registrations a day early; typed dates written as YYYY-MM-DD (every row rejected, the guard
+    stopped the run on Spark only); 140.0 and 1.2345678E7 where DuckDB writes 140 and 12345678.5 (a reading DuckDB
+    loads rejected); the nested column kept; the column map ignored ('missing the required column'); the files read
+    as UTF-8 ('not UTF-8 text'); the quoted name cut into two rows."""
+    import pyarrow as pa
+
+    patients = raw / "patients.csv"
+    patients.write_text(re.sub(r"(\d{4})-(\d\d)-(\d\d)", r"\3/\2/\1", patients.read_text()).replace("date_of_birth", "DOB", 1))
+    n = len(pd.read_csv(raw / "registrations.csv", dtype=str))
+    london = pa.array([pd.Timestamp("2000-06-01", tz="Europe/London")] * n, pa.timestamp("ms", tz="Europe/London"))
+    _parquet(raw, "registrations", registered_from=london, flags=pa.array([[1, 2]] * n, pa.list_(pa.int32())))
+    events = pd.read_csv(raw / "events.csv", dtype=str)
+    values = [140.0, 7.5, 12345678.5, 0.0001, None, -0.5]
+    n = len(events)
+    _parquet(raw, "events", patient_id=pa.array([("nobody" if i < len(values) else pid) for i, pid in
+                                                 enumerate(events["patient_id"])]),
+             date=pa.array(list(pd.to_datetime(events["date"]).dt.date), pa.date32()),
+             value=pa.array((values + [None] * n)[:n], pa.float64()))
+    practices = raw / "practices.csv"
+    text = practices.read_text().replace("Practice 0", "Pr\u00e4ctice Caf\u00e9").replace("Practice 1", '"Practice\nOne, Upper"')
+    practices.write_bytes(text.encode("cp1252"))
+    return ('[input]\ndate_format = "%d/%m/%Y"\nencoding = "cp1252"\nmax_reject_share = 1.0\n'
+            '[input.columns.patients]\ndate_of_birth = "DOB"\n')
+
+
+def _damaged_pages(raw: Path, cfg: Path) -> None:
+    """Damaged Parquet pages (the footer intact): before, a Spark traceback naming the file's full path."""
+    import pyarrow.parquet as pq
+
+    practices = raw / "practices.csv"  # rows enough for a data page worth damaging (a damaged file is never loaded)
+    practices.write_text(practices.read_text() + "".join(f"Z{i},Name {i},P0,PCN 0,I1,ICB One\n" for i in range(3000)))
+    _parquet(raw, "practices")
+    path = raw / "practices.parquet"
+    chunk = pq.read_metadata(path).row_group(0).column(0)
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + 12: start + chunk.total_compressed_size - 2] = b"\xaa" * (chunk.total_compressed_size - 14)
+    path.write_bytes(bytes(data))
+
+
+def _zero_byte_parquet(raw: Path, cfg: Path) -> None:
+    """Before: Spark said the 0-byte file 'looks like text'."""
+    (raw / "practices.csv").unlink()
+    (raw / "practices.parquet").write_bytes(b"")
+
+
+def _not_utf8_after_the_first_block(raw: Path, cfg: Path) -> None:
+    """A byte that is not UTF-8 beyond the first 64 KiB (which the header check reads): DuckDB stops; before, Spark
+    read it as U+FFFD and loaded the row."""
+    practices = raw / "practices.csv"
+    practices.write_bytes((practices.read_text() + "".join(f"Z{i},Name {i},P0,PCN 0,I1,ICB One\n" for i in range(3000))).encode()
+                          + "Z,Caf\u00e9,P0,PCN 0,I1,ICB One\n".encode("cp1252"))
+
+
+def test_a_contract_column_twice_stops_both_engines(spark, tmp_path):
+    """events with `value` twice (Value, value): which is meant is unknown, so both engines stop with one sentence;
+    before, DuckDB read the first and Spark ended in a traceback (COLUMN_ALREADY_EXISTS)."""
+    import pyarrow as pa
+    from conftest import small_raw
+
+    from pipeline import spark_engine
+    from pipeline.errors import PipelineError
+    from pipeline.ingest import read_table
+    from pipeline.schema import SOURCE_BY_STEM
+
+    raw, _ = small_raw(tmp_path)
+    n = len(pd.read_csv(raw / "events.csv", dtype=str))
+    _parquet(raw, "events", Value=pa.array([1.0] * n), value=pa.array([2.0] * n))
+    for read in (lambda: read_table(raw / "events.parquet", SOURCE_BY_STEM["events"]),
+                 lambda: spark_engine.read_raw(spark, raw / "events.parquet", SOURCE_BY_STEM["events"])):
+        with pytest.raises(PipelineError) as stop:
+            read()
+        assert str(stop.value) == "events.parquet has the column `value` twice in its header"
+
+
+BAD_INPUT = {
+    "typed_parquet_dmy_cp1252": (_typed_parquet_dmy_cp1252, None),
+    "damaged_pages": (_damaged_pages, "error: practices.parquet could not be read as Parquet: it is truncated or "
+                                      "damaged; export the table again"),
+    "zero_byte_parquet": (_zero_byte_parquet, "error: practices.parquet is empty (0 bytes)"),
+    "not_utf8_after_the_first_block": (_not_utf8_after_the_first_block, "error: practices.csv is not UTF-8 text; save "
+                                       "it as UTF-8, or declare its encoding in the configuration (e.g. encoding = "
+                                       "\"cp1252\" under [input])"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_gives_the_same_outcome_on_both_engines(spark, tmp_path, case):
+    """Each case through `ingest` on DuckDB and on Spark: the same exit status and error sentence (no traceback), or,
+    when it loads, the same rejects, load_summary and loaded rows, value for value (the audit of 29 Nov 2026 redone
+    with --engine spark; each case failed on the old Spark reader, see the builders' notes)."""
+    from conftest import small_raw
+
+    raw, cfg = small_raw(tmp_path)
+    build, expected = BAD_INPUT[case]
+    extra = build(raw, cfg)
+    if extra:
+        cfg.write_text(cfg.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
+    got = _ingest_both(tmp_path, raw, cfg)
+    duck, on_spark = got["duckdb"], got["spark"]
+    if expected is None:
+        assert duck[:2] == (0, []), duck[1]
+        assert on_spark[:2] == (0, []), on_spark[1]
+        assert duck[2].keys() == on_spark[2].keys() == {"rejects", "load_summary", "patients", "registrations", "events"}
+        for table in duck[2]:
+            assert on_spark[2][table] == duck[2][table], table
+    else:
+        assert duck[:2] == (2, [expected]), duck[1]
+        assert on_spark[:2] == (2, [expected]), on_spark[1]
+
+
+def test_failed_spark_tasks_print_no_stack_trace(spark):
+    """A task that fails on a damaged raw file was logged by Spark's executor with its Java stack trace and the file's
+    full path (and by the scheduler), before the one-sentence error: those two loggers are off."""
+    log_manager = spark._jvm.org.apache.logging.log4j.LogManager
+    for name in ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager"):
+        assert str(log_manager.getLogger(name).getLevel()) == "OFF", name
+
+
+def test_utf16_text_reads_the_same_rows_on_both_engines(spark, tmp_path):
+    """`encoding = "utf-16"` (as some Windows tools save text): Spark split lines at the byte \\n, which in UTF-16 is
+    half a character, so every row was broken (each reference file lost all its rows); the file is now read whole.
+    Spark's rows equal DuckDB's reader's, value for value."""
+    from conftest import small_raw
+
+    from pipeline import spark_engine
+    from pipeline.config import Input
+    from pipeline.ingest import read_table
+    from pipeline.schema import SOURCE_BY_STEM
+
+    raw, _ = small_raw(tmp_path)
+    practices = raw / "practices.csv"
+    practices.write_bytes(practices.read_text().replace("Practice 1", '"Pr\u00e4ctice\nOne"').encode("utf-16"))
+    source, inp = SOURCE_BY_STEM["practices"], Input(encoding="utf-16")
+    duck = read_table(practices, source, inp)[0].to_pandas()
+    on_spark = spark_engine.read_raw(spark, practices, source, inp).drop("_malformed").toPandas()
+    assert len(duck) == 3 and "Pr\u00e4ctice\nOne" in set(duck["practice_name"])
+    assert on_spark.to_dict("records") == duck.to_dict("records")
