@@ -210,18 +210,25 @@ def read_table(path: Path, source: Source, inp: Input | None = None,
     return t, bad, found
 
 
+def parquet_header(path: Path, source: Source, header_map: dict[str, str]) -> tuple[pa.Schema, list[str]]:
+    """A raw Parquet file's schema and its columns' names as the contract's (trimmed, lower case, the export's own
+    headers mapped by `[input.columns]`); one sentence when the file is not Parquet or is damaged. Both engines' readers
+    start here."""
+    _check_parquet_magic(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        raise PipelineError(_damaged_parquet(path)) from None
+    return schema, _map_headers(path.name, [n.strip().lower() for n in schema.names], source, header_map)
+
+
 def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, str],
                 lenient: bool) -> tuple[pa.Table, list[dict]]:
     bad: list[dict] = []
     check = (lambda name, cols, src: _check_duplicates(name, cols, src)) if lenient else _check_columns
     if path.suffix == ".parquet":
-        _check_parquet_magic(path)
-        try:
-            schema = pq.read_schema(path)
-        except (pa.ArrowException, OSError):
-            raise PipelineError(_damaged_parquet(path)) from None
         # the header first: a missing or repeated column is named before the rows are read
-        names = _map_headers(path.name, [n.strip().lower() for n in schema.names], source, header_map)
+        schema, names = parquet_header(path, source, header_map)
         check(path.name, names, source)
         try:
             t = pq.read_table(path)

@@ -315,19 +315,13 @@ def _read_parquet(spark, path: Path, source: Source, inp, header_map: dict):
     """A raw Parquet file as text columns, each value written as the DuckDB engine writes it (pipeline.ingest): dates
     ISO (or in the declared date_format), timestamps with their time, on their zone's clock when they carry a time
     zone, whole floats without '.0'. The file's schema (with Arrow's types and time zones) is read on the driver."""
-    import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
     from .config import ISO_DATE
     from .dialect import strftime_to_java_format
-    from .ingest import _check_columns, _check_parquet_magic, _damaged_parquet, _map_headers
+    from .ingest import _check_columns, _damaged_parquet, parquet_header
 
-    _check_parquet_magic(path)
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError):
-        raise PipelineError(_damaged_parquet(path)) from None
-    names = _map_headers(path.name, [n.strip().lower() for n in schema.names], source, header_map)
+    schema, names = parquet_header(path, source, header_map)
     _check_columns(path.name, names, source)
     known = set(source.columns) | set(source.optional_columns)
     # Spark cannot read a file holding two columns of one name (its names ignore case): the file is read with the
