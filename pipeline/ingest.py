@@ -247,6 +247,8 @@ def _read_table(path: Path, source: Source, inp: Input, header_map: dict[str, st
                 # a typed date is unambiguous: write it in the declared format, which the staging SQL reads
                 time_part = " %H:%M:%S" if pa.types.is_timestamp(col.type) else ""
                 col = pc.strftime(col.cast(pa.timestamp("s")), format=inp.date_format + time_part)
+            if pa.types.is_floating(col.type):
+                col = _float_column_text(col)
             try:
                 cols[n] = col.cast(pa.string())
             except pa.ArrowException:
@@ -309,12 +311,19 @@ def _streamable(t: pa.DataType) -> bool:
 
 def _float_text(ident: str) -> str:
     """A float column as text, as pyarrow writes it for every value a reading can take: a whole number without '.0'
-    (140.0 -> '140'), others as the shortest decimal that reads back the same (7.5 -> '7.5'). The two writers differ
-    only outside 0.0001 <= |x| < 10^10 (one may use an exponent where the other does not: such a value may be
-    rejected by one reader's `value` check and not the other's; no reading is that large or small) and in the sign of
-    a negative zero."""
+    (140.0 -> '140'), others as DuckDB writes a double: the shortest decimal that reads back the same (7.5 -> '7.5'),
+    with an exponent for very small values (1e-05, which the `value` check then rejects as not a plain number). The
+    in-memory reader writes its float columns with this too (`_float_column_text`)."""
     return (f"case when isfinite({ident}) and {ident} = trunc({ident}) and abs({ident}) < 1e10 "
             f"then cast(cast({ident} as bigint) as varchar) else cast({ident} as varchar) end")
+
+
+def _float_column_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A float column as the streamed reader writes it (`_float_text`, run by DuckDB here too), so that a value loads,
+    or is rejected with the same text, whichever reader reads its file (and as Spark writes it: spark_engine)."""
+    with duckdb.connect() as con:
+        con.register("floats", pa.table({"value": column}))
+        return con.sql(f"select {_float_text('value')} as value from floats").arrow().read_all().column(0)
 
 
 def scan_parquet(con, path: Path, source: Source):
