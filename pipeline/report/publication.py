@@ -265,6 +265,7 @@ def _complete_indicator_rows(ind: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFr
     missing = missing.assign(
         kind=missing["condition"].map(first["kind"]).to_numpy(),
         slice=missing["condition"].map(first["slice"]).to_numpy(),
+        own_slice=missing["condition"].map(first["own_slice"]).to_numpy(),
         full_register=missing["condition"].map(first["full_register"]).astype(bool).to_numpy(),
         observed=0.0, population=0.0, expected=0.0)
     # period values keep the indicator rows' type (dates)
@@ -283,9 +284,10 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     """Indicator numerators and denominators as cells, with their relations (see the module docstring).
 
     `ind` is prevalence-shaped (`condition` = the indicator id) with `kind`, `denominator` (the register's condition
-    id), `slice` (the register's age range, e.g. '18-79' or '18+') and `full_register` (the denominator is the
-    register's whole recorded count), and `register_in_range` / `population_in_range` (true counts of the
-    register and of the registered population in the indicator's age range) for case-finding rows."""
+    id), `slice` (the register's age range, e.g. '18-79' or '18+'), `own_slice` (the indicator's own age range, which
+    a case-finding denominator covers) and `full_register` (the denominator is the register's whole recorded count),
+    and `register_in_range` / `population_in_range` (true counts of the register and of the registered population in
+    the indicator's age range) for case-finding rows."""
     obs = space.add(_key_frame(ind, "observed", ind["condition"].astype(str)), ind["observed"])
     # the register's patients in the indicator's age range are its recorded cell when the range is the whole
     # register, and in an age band that lies wholly inside the range
@@ -293,7 +295,7 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     case_finding = (ind["kind"] == "case_finding").to_numpy()
     slice_detail = ind["denominator"].astype(str) + ":" + ind["slice"].astype(str)
     # a case-finding denominator covers the indicator's own ages (not the register's slice of them)
-    own = ind["own_slice"] if "own_slice" in ind else ind["slice"]
+    own = ind["own_slice"]
     own_detail = ind["denominator"].astype(str) + ":" + own.astype(str)
     den_kind = np.where(case_finding, "not-register", np.where(full, "observed", "register"))
     den_detail = np.where(case_finding, own_detail, np.where(full, ind["denominator"].astype(str), slice_detail))

@@ -158,7 +158,8 @@ def test_an_indicator_group_with_nobody_on_the_register_is_published_hidden():
     # bp (18-79): the register's patients aged 18-79 are its 20-24 patients here; none in PCN A
     care = [("icb", "Q", None, "all", "All", 12, 20), ("icb", "Q", None, "age_band", "20-24", 12, 20),
             ("pcn", "B", "Q", "all", "All", 12, 20), ("pcn", "B", "Q", "age_band", "20-24", 12, 20)]
-    ind = _rows(care, condition="bp", kind="outcome", denominator="hyp", slice="18-79", full_register=False,
+    ind = _rows(care, condition="bp", kind="outcome", denominator="hyp", slice="18-79", own_slice="18-79",
+                full_register=False,
                 register_in_range=np.nan, population_in_range=np.nan)
     out = protect_all(prev, POLICY, indicators=ind).indicators
     keyed = out.set_index(["area_code", "group_value"])
