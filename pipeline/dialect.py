@@ -27,16 +27,10 @@ _STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S":
 _UNPADDED = {"%Y": "y", "%m": "M", "%d": "d", "%H": "H", "%M": "m", "%S": "s"}
 
 
-def strftime_to_java_format(pattern: str) -> str:
-    """A strftime date pattern (`%d/%m/%Y`) as Spark's pattern for writing a date as DuckDB's strftime writes it, every
-    numeric field zero-padded (`dd/MM/yyyy`)."""
-    return strftime_to_java(pattern, padded=True)
-
-
 def strftime_to_java(pattern: str, padded: bool = False) -> str:
     """Translate a strftime date pattern (`%d/%m/%Y`) to Spark's datetime pattern (`d/M/y`), reading what DuckDB's
     strptime reads: numeric fields between separators with or without their leading zeros (`padded`: every field
-    at its fixed width, for writing)."""
+    at its fixed width, `dd/MM/yyyy`, for writing a date as DuckDB's strftime writes it)."""
     out, i = [], 0
     while i < len(pattern):
         two = pattern[i:i + 2]

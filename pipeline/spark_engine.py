@@ -318,7 +318,6 @@ def _read_parquet(spark, path: Path, source: Source, inp, header_map: dict):
     from pyspark.sql import functions as F
 
     from .config import ISO_DATE
-    from .dialect import strftime_to_java_format
     from .ingest import _check_columns, _damaged_parquet, parquet_header
 
     schema, names = parquet_header(path, source, header_map)
@@ -347,7 +346,7 @@ def _read_parquet(spark, path: Path, source: Source, inp, header_map: dict):
         if _file_missing(e):
             raise
         raise PipelineError(_damaged_parquet(path)) from None
-    declared = None if inp.date_format == ISO_DATE else strftime_to_java_format(inp.date_format)
+    declared = None if inp.date_format == ISO_DATE else strftime_to_java(inp.date_format, padded=True)
     cols, seen = [], set()
     for field, n in zip(schema, names):
         if n in seen:
