@@ -767,7 +767,7 @@ def load_external_rates(con, raw: Path, cfg: Config, h) -> None:
         raise PipelineError(f"reference rates file {rel} row {row}: {why[problem]}")
     con.execute("""insert into external_rates
         select parse_date(period, '%Y-%m-%d'), clean(condition), upper(clean(sex)),
-               replace(replace(replace(clean(age_band), '–', '-'), '—', '-'), ' ', ''), cast(clean(rate) as double)
+               age_band_text(age_band), cast(clean(rate) as double)
         from external_rates_arrow""")
     con.unregister("external_rates_arrow")
 

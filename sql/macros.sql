@@ -24,6 +24,8 @@ create or replace macro trimmed(x) as
               or x like ('%' || chr(29)) or x like ('%' || chr(30)) or x like ('%' || chr(31))
          then trim_whitespace(x) else x end;
 create or replace macro clean(x) as nullif(trimmed(x), '');
+-- an age band as the transform writes it ("40-44"): an en or em dash and spaces, as in "40 – 44", are the same band
+create or replace macro age_band_text(x) as replace(replace(replace(clean(x), '–', '-'), '—', '-'), ' ', '');
 create or replace macro parse_date(x, fmt) as cast(coalesce(try_strptime(trimmed(x), fmt),
                                                             try_strptime(trimmed(x), fmt || ' %H:%M:%S'),
                                                             try_strptime(trimmed(x), fmt || 'T%H:%M:%S'),

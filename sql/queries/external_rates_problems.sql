@@ -2,12 +2,12 @@
 -- sex, age_band, rate, period, and _row_number) that the rates cannot be read from: a rate that is not a
 -- proportion, a sex other than F/M/I/U, no age band, a period that is not an ISO date, or a second rate for the
 -- same condition x sex x age band (x period) as an earlier row, which would otherwise be chosen between silently.
--- Age bands are compared as the transform writes them ("40-44"; an en dash or spaces as in "40 – 44" are the same).
+-- Age bands are compared as the transform writes them (age_band_text).
 with cleaned as (
     select _row_number,
            clean(condition) as condition,
            upper(clean(sex)) as sex,
-           replace(replace(replace(clean(age_band), '–', '-'), '—', '-'), ' ', '') as age_band,
+           age_band_text(age_band) as age_band,
            clean(rate) as rate,
            clean(period) as period
     from external_rates_arrow

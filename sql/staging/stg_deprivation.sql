@@ -13,8 +13,7 @@ with cleaned as (
     from raw_deprivation
 ),
 numbered as (
-    select *, row_number() over (partition by lsoa_code order by row_number) as occurrence,
-           first_value(row_number) over (partition by lsoa_code order by row_number) as first_row_number
+    select *, min(row_number) over (partition by lsoa_code) as first_row_number
     from cleaned
 )
 select row_number,
@@ -25,7 +24,8 @@ select row_number,
        cast(ceil(imd_decile / 2.0) as integer) as imd_quintile,
        nullif(concat_ws('; ',
            case when lsoa_code is null then 'lsoa_code is empty' end,
-           case when lsoa_code is not null and occurrence > 1 then 'lsoa_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
+           case when lsoa_code is not null and row_number > first_row_number
+                then 'lsoa_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
            case when imd_decile_text is null then 'imd_decile is empty'
                 when imd_decile is null or imd_decile not between 1 and 10 then 'imd_decile is not a whole number from 1 to 10' end,
            case when imd_score_text is not null and imd_score is null then 'imd_score is not a number' end,

@@ -7,8 +7,7 @@ with cleaned as (
     from raw_neighbourhoods
 ),
 numbered as (
-    select *, row_number() over (partition by lsoa_code order by row_number) as occurrence,
-           first_value(row_number) over (partition by lsoa_code order by row_number) as first_row_number
+    select *, min(row_number) over (partition by lsoa_code) as first_row_number
     from cleaned
 )
 select row_number,
@@ -17,7 +16,8 @@ select row_number,
        coalesce(neighbourhood_name, neighbourhood_code) as neighbourhood_name,
        nullif(concat_ws('; ',
            case when lsoa_code is null then 'lsoa_code is empty' end,
-           case when lsoa_code is not null and occurrence > 1 then 'lsoa_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
+           case when lsoa_code is not null and row_number > first_row_number
+                then 'lsoa_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
            case when neighbourhood_code is null then 'neighbourhood_code is empty' end
        ), '') as reject_reason
 from numbered

@@ -12,8 +12,7 @@ with cleaned as (
     from raw_patients
 ),
 numbered as (
-    select *, row_number() over (partition by patient_id order by row_number) as occurrence,
-           first_value(row_number) over (partition by patient_id order by row_number) as first_row_number
+    select *, min(row_number) over (partition by patient_id) as first_row_number
     from cleaned
 )
 select row_number,
@@ -26,7 +25,8 @@ select row_number,
        date_of_death,
        nullif(concat_ws('; ',
            case when patient_id is null then 'patient_id is empty' end,
-           case when patient_id is not null and occurrence > 1 then 'patient_id is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
+           case when patient_id is not null and row_number > first_row_number
+                then 'patient_id is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
            case when sex is null then 'sex is empty (expected F, M, I or U)'
                 when sex not in ('F', 'M', 'I', 'U') then 'sex is not a known code (expected F, M, I or U)' end,
            case when date_of_birth_text is null then 'date_of_birth is empty' end,

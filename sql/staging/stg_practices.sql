@@ -10,8 +10,7 @@ with cleaned as (
     from raw_practices
 ),
 numbered as (
-    select *, row_number() over (partition by practice_code order by row_number) as occurrence,
-           first_value(row_number) over (partition by practice_code order by row_number) as first_row_number
+    select *, min(row_number) over (partition by practice_code) as first_row_number
     from cleaned
 )
 select row_number,
@@ -23,7 +22,8 @@ select row_number,
        coalesce(icb_name, icb_code) as icb_name,
        nullif(concat_ws('; ',
            case when practice_code is null then 'practice_code is empty' end,
-           case when practice_code is not null and occurrence > 1 then 'practice_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
+           case when practice_code is not null and row_number > first_row_number
+                then 'practice_code is duplicated (first in row ' || cast(first_row_number as varchar) || ')' end,
            case when pcn_code is null then 'pcn_code is empty' end,
            case when icb_code is null then 'icb_code is empty' end
        ), '') as reject_reason
