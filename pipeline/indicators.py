@@ -215,7 +215,8 @@ def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: p
     * `p_value` for "the gap narrowed / widened" (distance from 1, intersection-union test), `q_value` its
       Benjamini-Hochberg adjustment over the cells one pack shows about one area (every condition and group of
       the area for the same pair of dates), and `label`: `narrowed` / `widened` where `q_value <= alpha`,
-      `no clear change` otherwise ('' where a date has no cases: no claim can be made)."""
+      `no clear change` otherwise, also where no test can be made (no case on a date: `ratio_from`, `ratio_to`
+      and `change` are still given, the interval and `p_value` are NaN)."""
     periods = sorted(prev["period"].unique())
     if len(periods) < 2 or transitions is None or fixed_expected is None or fixed_expected.empty:
         return pd.DataFrame(columns=TREND_COLUMNS)
@@ -250,14 +251,24 @@ def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: p
                                     cells["cases_both"].to_numpy(float), cells["comparator_from"].to_numpy(float),
                                     cells["comparator_to"].to_numpy(float))
     out = cells[TREND_KEY + ["observed_from", "observed_to", "expected_from", "expected_to", "cases_both"]].copy()
-    for name in ("ratio_from", "ratio_to", "change", "change_lower", "change_upper", "gap_from", "gap_to",
-                 "gap_change", "gap_change_lower", "gap_change_upper", "p_value"):
+    for name in ("change_lower", "change_upper", "gap_change_lower", "gap_change_upper", "p_value"):
         out[name] = np.asarray(getattr(res, name), dtype=float)
+    # the ratios and their changes are defined whenever the expected counts are, also where a date has no cases
+    # (the paired interval and the test need a case on both dates: NaN there, and no claim is made)
+    observed_from, observed_to = cells["observed_from"].to_numpy(float), cells["observed_to"].to_numpy(float)
+    out["ratio_from"] = stats.divide(observed_from, cells["expected_from"].to_numpy(float))
+    out["ratio_to"] = stats.divide(observed_to, cells["expected_to"].to_numpy(float))
+    out["change"] = stats.divide(out["ratio_to"].to_numpy(float), out["ratio_from"].to_numpy(float))
+    out["gap_from"] = stats.divide(out["ratio_from"].to_numpy(float), cells["comparator_from"].to_numpy(float))
+    out["gap_to"] = stats.divide(out["ratio_to"].to_numpy(float), cells["comparator_to"].to_numpy(float))
+    out["gap_change"] = stats.divide(out["gap_to"].to_numpy(float), out["gap_from"].to_numpy(float))
     out["comparator_change"] = stats.divide(cells["comparator_to"].to_numpy(float),
                                             cells["comparator_from"].to_numpy(float))
     family = out.groupby(TREND_FAMILY, sort=False).ngroup().to_numpy()
     out["q_value"] = stats.benjamini_hochberg(out["p_value"].to_numpy(float), family)
-    out["label"] = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float), alpha)
+    labels = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float), alpha)
+    # the contract's three labels only: where no test could be made (no case on a date), no change is claimed
+    out["label"] = np.where(labels == "", stats.CHANGE_NONE, labels)
     out["period_from"] = out["period_from"].dt.date
     out["period_to"] = out["period_to"].dt.date
     return sort_trend(out[TREND_COLUMNS])

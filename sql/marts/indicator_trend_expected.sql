@@ -14,6 +14,8 @@ with groups_on_fixed_rates as (
 )
 select period_from, period_to, indicator, area_type, area_code, group_type, group_value,
        cast(sum(expected) filter (where period = period_from) as double) as expected_from,
-       cast(sum(expected) filter (where period = period_to) as double) as expected_to
+       -- a cell whose later-date people all sit in strata with nobody in them on the earlier date: those strata
+       -- have no earlier rate and add nothing (0, not NULL; README "Change over time")
+       coalesce(cast(sum(expected) filter (where period = period_to) as double), 0) as expected_to
 from groups_on_fixed_rates
 group by period_from, period_to, indicator, area_type, area_code, group_type, group_value

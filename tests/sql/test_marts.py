@@ -217,6 +217,32 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
     assert sorted(got, key=str) == sorted(expected, key=str)
 
 
+def test_trend_expected_is_zero_where_the_later_dates_people_have_no_earlier_rate(con):
+    """README "Change over time": a stratum with nobody in it on the earlier date has no earlier rate, so its people
+    on the later date add nothing: a cell made only of them has expected_to 0 (it was NULL)."""
+    practices(con)
+    given(con, "periods", ["period"], [(DATE_0,), (DATE_1,)])
+    given(con, "stratified_counts", STRATIFIED, [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 1),
+        (DATE_1, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 1),
+        (DATE_0, "dep", "A", "N1", "White", "1", "I", "Unknown", "40-44", 4, 2),
+        (DATE_1, "dep", "A", "N1", "White", "1", "U", "Unknown", "40-44", 3, 0),  # sex U: nobody on the earlier date
+    ])
+    given(con, "reference_rates", RATES, [
+        (DATE_0, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, None, 0.1),
+        (DATE_0, "dep", "I", "40-44", "*", "*", 4, 2, 0.5, None, 0.5),
+        (DATE_1, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, None, 0.1),
+        (DATE_1, "dep", "U", "40-44", "*", "*", 3, 0, 0.0, None, 0.0),
+    ])
+    build(con, "intermediate/int_period_pairs")
+    build(con, "marts/area_group_rate_strata", NO_STRATA)
+    build(con, "marts/trend_expected")
+    got = rows(con, "select area_type, group_type, group_value, expected_from, expected_to from trend_expected "
+                    "where area_type = 'practice' and group_type in ('all', 'sex')")
+    assert sorted(got, key=str) == [("practice", "all", "All", 3.0, 1.0), ("practice", "sex", "F", 1.0, 1.0),
+                                    ("practice", "sex", "Unknown", 2.0, 0.0)]
+
+
 INDICATOR_SETTINGS = ["indicator", "label", "kind", "denominator", "min_age", "max_age", "months", "min_count"]
 
 

@@ -103,6 +103,21 @@ def test_trend_table_keeps_a_change_shared_by_the_whole_dataset():
     assert ext.loc["A", "comparator_change"] == 1.0 and ext.loc["A", "label"] == "narrowed"
 
 
+def test_trend_table_gives_ratios_and_a_contract_label_where_a_date_has_no_cases():
+    """A cell with no case on one date: its ratios are still observed / expected (0 on that date), the change is
+    0 when the later date has none (undefined when the earlier has none), no interval or test can be made, and the
+    label is one of the contract's three ("no clear change"), not an empty string."""
+    for (o0, o1), change in (((12, 0), 0.0), ((0, 5), np.nan)):
+        prev, moves, fixed = _trend_inputs({"I": (1_000, 1_000), "A": (o0, o1)},
+                                           {"I": (1_000.0, 1_000.0), "A": (10.0, 8.0)}, {"I": 900, "A": 0})
+        row = indicators.trend_table(prev, moves, fixed).set_index("area_code").loc["A"]
+        assert row["ratio_from"] == pytest.approx(o0 / 10.0) and row["ratio_to"] == pytest.approx(o1 / 8.0)
+        assert row["gap_from"] == pytest.approx(o0 / 10.0) and row["gap_to"] == pytest.approx(o1 / 8.0)
+        np.testing.assert_equal([row["change"], row["gap_change"]], [change, change])
+        assert np.isnan(row["change_lower"]) and np.isnan(row["p_value"]) and np.isnan(row["q_value"])
+        assert row["label"] == "no clear change"
+
+
 # ------------------------------------------------------------------------------------------ simulation
 
 def simulate_practices(n_practices, rng, change=1.0, adults=3000, true_rate=0.10, recorded_share=0.80,
