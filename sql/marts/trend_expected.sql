@@ -1,20 +1,30 @@
 -- Expected counts for the trend table on fixed reference rates: per pair of reference dates (as in
 -- trend_transitions) x condition x area x group, the expected count on each date with the EARLIER date's
 -- reference rates applied to both dates' populations, so that a change shared by the whole dataset shows as a
--- change instead of being absorbed by each date's own average.
+-- change instead of being absorbed by each date's own average. With external rates ($use_external) the file's rate
+-- for the earlier date (else its rate for every date) applies to every stratum of both dates, also to a stratum
+-- that has nobody in it on the earlier date (reference_rates holds only the strata present on each date).
 with groups_on_fixed_rates as (
     select pp.period_from, pp.period_to, g.period, g.condition, g.area_type, g.area_code, g.group_type, g.group_value,
-           cast(g.population as decimal(38, 0)) * cast(rr.rate as decimal(38, 18)) as expected
+           cast(g.population as decimal(38, 0))
+           * cast(case when $use_external then coalesce(on_date.rate, any_date.rate) else rr.rate end
+                  as decimal(38, 18)) as expected
     from int_period_pairs as pp
     join area_group_rate_strata as g on g.period in (pp.period_from, pp.period_to)
-    join reference_rates as rr
+    left join reference_rates as rr
       on rr.period = pp.period_from and rr.condition = g.condition and rr.sex = g.sex and rr.age_band = g.age_band
      and rr.imd_stratum = g.imd_stratum and rr.ethnicity_stratum = g.ethnicity_stratum
+    left join external_rates as on_date
+      on on_date.period = pp.period_from and on_date.condition = g.condition and on_date.sex = g.sex
+     and on_date.age_band = g.age_band
+    left join external_rates as any_date
+      on any_date.period is null and any_date.condition = g.condition and any_date.sex = g.sex
+     and any_date.age_band = g.age_band
 )
 select period_from, period_to, condition, area_type, area_code, group_type, group_value,
        cast(sum(expected) filter (where period = period_from) as double) as expected_from,
-       -- a cell whose later-date people all sit in strata with nobody in them on the earlier date: those strata
-       -- have no earlier rate and add nothing (0, not NULL; README "Change over time")
+       -- a stratum without an earlier rate (internal rates: nobody in it on the earlier date) adds nothing: a cell
+       -- made only of such strata on the later date has 0, not NULL (README "Change over time")
        coalesce(cast(sum(expected) filter (where period = period_to) as double), 0) as expected_to
 from groups_on_fixed_rates
 group by period_from, period_to, condition, area_type, area_code, group_type, group_value

@@ -208,7 +208,9 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
     ])
     build(con, "intermediate/int_period_pairs")
     build(con, "marts/area_group_rate_strata", NO_STRATA)
-    build(con, "marts/trend_expected")
+    con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
+                "rate double)")  # internal rates: the ingest leaves it empty
+    build(con, "marts/trend_expected", {"use_external": False})
     got = rows(con, "select * from trend_expected")
     expected = [(DATE_0, DATE_1, "dep", area_type, code, group_type, value, 1.0, 2.0)
                 for (area_type, code), (group_type, value) in itertools.product(
@@ -236,11 +238,39 @@ def test_trend_expected_is_zero_where_the_later_dates_people_have_no_earlier_rat
     ])
     build(con, "intermediate/int_period_pairs")
     build(con, "marts/area_group_rate_strata", NO_STRATA)
-    build(con, "marts/trend_expected")
+    con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
+                "rate double)")  # internal rates: the ingest leaves it empty
+    build(con, "marts/trend_expected", {"use_external": False})
     got = rows(con, "select area_type, group_type, group_value, expected_from, expected_to from trend_expected "
                     "where area_type = 'practice' and group_type in ('all', 'sex')")
     assert sorted(got, key=str) == [("practice", "all", "All", 3.0, 1.0), ("practice", "sex", "F", 1.0, 1.0),
                                     ("practice", "sex", "Unknown", 2.0, 0.0)]
+
+
+def test_trend_expected_applies_external_rates_to_strata_absent_on_the_earlier_date(con):
+    """External reference rates are known for every stratum: a stratum with nobody in it on the earlier date still
+    has the file's rate (for the earlier date, else for every date), so expected_to equals the later date's own
+    expected when the file gives one rate for every date (it counted such people as 0)."""
+    practices(con)
+    given(con, "periods", ["period"], [(DATE_0,), (DATE_1,)])
+    given(con, "stratified_counts", STRATIFIED, [
+        (DATE_0, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 1),
+        (DATE_1, "dep", "A", "N1", "White", "1", "F", "F", "40-44", 10, 1),
+        (DATE_1, "dep", "A", "N1", "White", "1", "M", "M", "40-44", 4, 0),  # no man on the earlier date
+    ])
+    given(con, "external_rates", ["period", "condition", "sex", "age_band", "rate"], [
+        (None, "dep", "F", "40-44", 0.1), (None, "dep", "M", "40-44", 0.25)])
+    given(con, "reference_rates", RATES, [
+        (DATE_0, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, 0.1, 0.1),
+        (DATE_1, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, 0.1, 0.1),
+        (DATE_1, "dep", "M", "40-44", "*", "*", 4, 0, 0.0, 0.25, 0.25),
+    ])
+    build(con, "intermediate/int_period_pairs")
+    build(con, "marts/area_group_rate_strata", NO_STRATA)
+    build(con, "marts/trend_expected", {"use_external": True})
+    got = rows(con, "select group_type, group_value, expected_from, expected_to from trend_expected "
+                    "where area_type = 'practice' and group_type in ('all', 'sex')")
+    assert sorted(got, key=str) == [("all", "All", 1.0, 2.0), ("sex", "F", 1.0, 1.0), ("sex", "M", None, 1.0)]
 
 
 INDICATOR_SETTINGS = ["indicator", "label", "kind", "denominator", "min_age", "max_age", "months", "min_count"]
