@@ -236,8 +236,15 @@ def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: p
     cells = cells.merge(moves, on=TREND_KEY, how="left")
     cells["cases_both"] = cells["cases_both"].fillna(0).astype("int64")
     if internal_reference:
-        # the comparator: the whole dataset (the sum of the ICB `all` rows) on the same fixed rates
-        top = cells[(cells["area_type"] == "icb") & (cells["group_type"] == "all")]
+        # the comparator: the whole dataset (the sum of the ICB `all` rows) on the same fixed rates, on each date
+        # every ICB with people on that date (not only the ICBs with people on both, which `cells` keeps)
+        top = fixed_expected[(fixed_expected["area_type"] == "icb") & (fixed_expected["group_type"] == "all")].copy()
+        for column in ("period_from", "period_to"):
+            top[column] = pd.to_datetime(top[column])
+        for side in ("from", "to"):
+            top = top.merge(obs.rename(columns={"period": f"period_{side}", "observed": f"observed_{side}"}),
+                            on=[f"period_{side}"] + cell_key, how="left")
+        top = top.fillna({"observed_from": 0, "observed_to": 0, "expected_from": 0.0, "expected_to": 0.0})
         comp = top.groupby(["period_from", "period_to", "condition"])[
             ["observed_from", "observed_to", "expected_from", "expected_to"]].sum()
         comp = pd.DataFrame({"comparator_from": stats.divide(comp["observed_from"], comp["expected_from"]),

@@ -118,6 +118,22 @@ def test_trend_table_gives_ratios_and_a_contract_label_where_a_date_has_no_cases
         assert row["label"] == "no clear change"
 
 
+def test_trend_comparator_is_the_whole_dataset_on_each_date():
+    """The comparator is the dataset's own ratio on each date: an ICB with people on the earlier date only (its
+    practices' patients all left) still counts on that date (it was left out with the cells not on both dates)."""
+    prev, moves, fixed = _trend_inputs({"I": (100, 120), "A": (50, 60)}, {"I": (110.0, 110.0), "A": (55.0, 55.0)},
+                                       {"I": 90, "A": 45})
+    gone = dict(condition="dep", area_type="icb", area_code="J", group_type="all", group_value="All")
+    prev = pd.concat([prev, pd.DataFrame([{**gone, "period": P1, "observed": 30}])], ignore_index=True)
+    fixed = pd.concat([fixed, pd.DataFrame([{**gone, "period_from": P1, "period_to": P2, "expected_from": 20.0,
+                                             "expected_to": 0.0}])], ignore_index=True)
+    row = indicators.trend_table(prev, moves, fixed).set_index("area_code").loc["A"]
+    comparator_from, comparator_to = (100 + 30) / (110.0 + 20.0), 120 / 110.0
+    assert row["comparator_change"] == pytest.approx(comparator_to / comparator_from)
+    assert row["gap_from"] == pytest.approx((50 / 55.0) / comparator_from)
+    assert row["gap_to"] == pytest.approx((60 / 55.0) / comparator_to)
+
+
 # ------------------------------------------------------------------------------------------ simulation
 
 def simulate_practices(n_practices, rng, change=1.0, adults=3000, true_rate=0.10, recorded_share=0.80,
