@@ -989,7 +989,11 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
         gap_change = gap_to / gap_from
         d = np.log(gap_to) - np.log(gap_from)
         s = np.log(gap_to) + np.log(gap_from)
-        p_d = np.where(var_d > 0, 2.0 * special.ndtr(-np.abs(d) / np.sqrt(var_d)), np.where(d == 0, 1.0, 0.0))
+        # var_d = 0 (the same patients are the cases on both dates): the gap moved only if the expected counts or the
+        # comparator did; a |d| of rounding size (a comparator change of 1 - 2e-16) is no movement, else p_d would be
+        # 0 and the cell could be labelled on the sign of a rounding error
+        p_d = np.where(var_d > 0, 2.0 * special.ndtr(-np.abs(d) / np.sqrt(var_d)),
+                       np.where(np.abs(d) <= 1e-12, 1.0, 0.0))
         p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
         direction = np.sign(d * s)
         return PairedChange(*(_keep(valid, a) for a in (

@@ -103,6 +103,17 @@ def test_trend_table_keeps_a_change_shared_by_the_whole_dataset():
     assert ext.loc["A", "comparator_change"] == 1.0 and ext.loc["A", "label"] == "narrowed"
 
 
+def test_no_claim_from_a_rounding_error_when_the_same_patients_are_the_cases_on_both_dates():
+    """O0 = O1 = cases_both and the same expected: nothing moved. A comparator whose change is 1 - 2e-16 (the sum
+    of the dataset's cells in another order) must not turn that into a certain movement (p_d was 0, so p = p_s and
+    a cell far from the comparator was labelled narrowed/widened on the sign of the rounding error)."""
+    res = stats.paired_ratio_change(400, 200.0, 400, 200.0, 400, comparator_from=1.0, comparator_to=1.0 - 2.2e-16)
+    assert float(res.p_value) == 1.0
+    assert list(stats.change_labels([float(res.direction)], [float(res.p_value)])) == ["no clear change"]
+    moved = stats.paired_ratio_change(400, 200.0, 400, 250.0, 400)  # expected moved: a real (fixed-rate) change
+    assert float(moved.p_value) < 0.05
+
+
 def test_trend_table_gives_ratios_and_a_contract_label_where_a_date_has_no_cases():
     """A cell with no case on one date: its ratios are still observed / expected (0 on that date), the change is
     0 when the later date has none (undefined when the earlier has none), no interval or test can be made, and the
