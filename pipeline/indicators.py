@@ -339,8 +339,9 @@ def comparisons_table(prev: pd.DataFrame, parents: pd.DataFrame, reference_group
 def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
     """Directly standardised rates per 100,000 (2013 European Standard Population, Dobson limits) for every
     period x condition x area x group (not by age band). The standard is restricted to the condition's ages: the band
-    holding `min_age` gets the share of its five years at or above it. NA when the total count is below 10 or when
-    any standard band has no population in the cell (its rate would be undefined)."""
+    holding `min_age` gets the share of its five years at or above it (a min_age above 90 leaves no band: NA). NA
+    when the total count is below 10 or when any standard band has no population in the cell (its rate would be
+    undefined); `note` says which."""
     cols = output_columns("dsr")
     df = query(con, "dsr_counts").df()
     if df.empty:
@@ -374,8 +375,11 @@ def dsr_table(con, min_ages: dict[str, int]) -> pd.DataFrame:
     val = np.full(len(cells), np.nan)
     lower, upper = val.copy(), val.copy()
     val[order], lower[order], upper[order] = res.value, res.lower, res.upper
-    shown = complete & (total >= 10)
+    weighted = used.any(axis=1)  # min_age above 90: the open 90+ band cannot be split, the standard has no weight
+    shown = complete & weighted & (total >= 10)
     out["dsr"], out["dsr_lower"], out["dsr_upper"] = (np.where(shown, values, np.nan) for values in (val, lower, upper))
     out["standard"] = "ESP2013"
-    out["note"] = np.where(shown, "", np.where(total < 10, "fewer than 10 cases", "an age band has no population"))
+    out["note"] = np.where(shown, "", np.where(~weighted, "min_age above 90: no standard band to weight",
+                                               np.where(total < 10, "fewer than 10 cases",
+                                                        "an age band has no population")))
     return out[cols].sort_values(cell_key, kind="stable").reset_index(drop=True)
