@@ -1,7 +1,7 @@
 -- Expected counts for the trend table on fixed reference rates: per pair of reference dates (as in
 -- trend_transitions) x condition x area x group, the expected count on each date with the EARLIER date's
 -- reference rates applied to both dates' populations, so that a change shared by the whole dataset shows as a
--- change instead of being absorbed by each date's own average. With external rates ($use_external) the file's rate
+-- change instead of being absorbed by each date's own average. With external rates (use_external) the file's rate
 -- for the earlier date (else its rate for every date) applies to every stratum of both dates, also to a stratum
 -- that has nobody in it on the earlier date (reference_rates holds only the strata present on each date).
 with groups_on_fixed_rates as (
