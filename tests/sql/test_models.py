@@ -358,3 +358,26 @@ def test_indicator_denominators_are_counted_as_the_listed_patients(con):
                                         ["B", "M", "40-44", 0, 2]]
     assert set(con.execute("select patient_id from int_indicator_numerators").df()["patient_id"]) == {
         "htn_18", "htn_b", "adult_18", "adult_85"}
+
+
+def test_area_parents_neighbourhoods_breaks_a_tie_by_icb_code(con):
+    """A neighbourhood with as many patients in two ICBs is compared with the first ICB code, whatever order the
+    counts come in (an arbitrary pick made two runs, or the two engines, disagree)."""
+    from pipeline.warehouse import query
+
+    table(con, "practices", [
+        dict(practice_code="B1", pcn_code="PB", icb_code="ICB_B"),
+        dict(practice_code="A1", pcn_code="PA", icb_code="ICB_A"),
+        dict(practice_code="C1", pcn_code="PC", icb_code="ICB_C"),
+    ], ["practice_code", "pcn_code", "icb_code"])
+    table(con, "stratified_counts", [  # the larger code first: a first-come pick would choose it
+        dict(practice_code="B1", neighbourhood_code="N1", population=40),
+        dict(practice_code="A1", neighbourhood_code="N1", population=25),
+        dict(practice_code="A1", neighbourhood_code="N1", population=15),
+        dict(practice_code="C1", neighbourhood_code="N1", population=39),
+        dict(practice_code="C1", neighbourhood_code="N2", population=5),
+        dict(practice_code="C1", neighbourhood_code=None, population=99),
+    ], ["practice_code", "neighbourhood_code", "population"])
+    assert sorted(query(con, "area_parents_neighbourhoods").fetchall()) == [
+        ("neighbourhood", "N1", "icb", "ICB_A"), ("neighbourhood", "N2", "icb", "ICB_C"),
+    ]
