@@ -133,7 +133,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("denominator", "population (proportion) or expected (ratio)"), ("value", "the area's rate or ratio"),
         ("parent_value", "the parent's rate (proportion) or its own ratio (ratio)"), ("lower_95", "95% funnel limit at this denominator"),
         ("upper_95", "95% funnel limit"), ("lower_998", "99.8% funnel limit"), ("upper_998", "99.8% funnel limit"),
-        ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001)")),
+        ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001); empty on a ratio "
+                         "row whose expected count or parent ratio is 0 (no ratio to judge, as PHE's method gives NA)")),
         key=("period", "condition", "area_type", "area_code", "statistic"), optional=(
         ("od_method", "additive or multiplicative"), ("od_phi", "overdispersion factor"),
         ("od_tau2", "between-area variance (additive)"), ("od_lower_95", "95% limit allowing for overdispersion"),
