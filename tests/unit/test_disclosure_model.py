@@ -269,3 +269,30 @@ def test_the_register_in_a_case_finding_range_is_at_most_the_register():
         assert low <= register.set_index("group_value").loc[sex, "observed"] <= high
         hidden = bool(prev[(prev["condition"] == "hyp") & (prev["group_value"] == sex)]["observed_redacted"].iloc[0])
         assert high - low >= (4 if hidden else 1), (sex, low, high)
+
+
+def test_a_hidden_denominator_pinned_by_its_numerator_gets_the_numerator_hidden():
+    """A practice's bp_control denominator (9) was hidden for its sibling's sake while its numerator (9) was printed
+    as 10, so the denominator was at least 8; the adults less the people not on the register made the register's
+    18+ patients (denominator + the 80+ slice) at most 9: pinned to 8..9 (found by an independent attacker on a
+    3,000-patient demo extract, seed 13). The audit only hid cells sharing a *set* with the pinned cell, and the
+    numerator shares an inequality with it, so it ran out of candidates and published the pin; it now also
+    considers the cells an inequality ties to the pinned one."""
+    space = CellSpace()
+
+    def cell(name, value, publishable=True):
+        return space.add(pd.DataFrame(dict(kind=[name])), [value], publishable=publishable)
+    numerator, denominator, sibling, total = cell("num", 9), cell("den", 9), cell("sib", 3), cell("total", 12)
+    older, register_18, not_on, adults = cell("80+", 0), cell("reg18+", 9, False), cell("not-on", 33), cell("adults", 42)
+    for name, parts, whole in (("a", [denominator, sibling], total), ("b", [denominator, older], register_18),
+                               ("c", [not_on, register_18], adults)):
+        handles = np.r_[tuple(parts) + (whole,)]
+        space.add_sets(name, handles, pd.DataFrame(dict(k=[name] * len(handles))),
+                       np.r_[np.zeros(len(parts), bool), True])
+    space.add_leq(numerator, denominator)
+    cells = space.finalize()
+    result = protect(cells, POLICY)
+    low, high = reader_bounds(cells, result.hidden, result.published, POLICY)
+    assert ((low <= cells.values) & (cells.values <= high)).all()
+    assert result.hidden[cells.handle_to_cell[denominator]][0]
+    assert (high[result.hidden] - low[result.hidden] >= 5).all(), (low[result.hidden], high[result.hidden])
