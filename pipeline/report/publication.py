@@ -6,8 +6,8 @@ returns, so one cell is hidden or shown alike everywhere, and the protection kno
 all the files together can use:
 
 * the groups of each breakdown add up to the area's total (recorded and registered, per condition and date); an
-  ICB or PCN breakdown has a row (hidden when its counts are 0) for every group, since a missing row would say that
-  nobody is in the group;
+  ICB or PCN breakdown has a row (hidden when its counts are 0) for every group another ICB or PCN breakdown of the
+  condition has, since a missing row would say that nobody is in the group;
 * practices add up to their PCN, PCNs to their ICB (every group);
 * neighbourhoods plus the people with no neighbourhood add up to the whole dataset (the ICBs together);
 * registers with the same minimum age share their registered populations; the data-quality 'registered' and
@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from pipeline.disclosure import CellSpace, Policy, protect, publish, round_count
-from pipeline.schema import GROUP_ORDER
 
 DQ_COLUMNS = ("population", "ethnicity_not_recorded", "lsoa_missing", "lsoa_unmatched", "no_neighbourhood")
 
@@ -264,10 +263,11 @@ def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray, prev: pd.
 
 def _complete_group_rows(prev: pd.DataFrame) -> pd.DataFrame:
     """Every group of every ICB and PCN breakdown: the prevalence table has no row for a group with nobody in it,
-    and a row missing where the other areas have one tells a reader that the group is empty (an exact 0, and 'at
-    least 1' for every hidden row that is there). So each ICB and PCN breakdown (date, condition) gets a row for
-    every group of its kind (age bands from the condition's youngest band up), with counts of 0 that the
-    protection hides like any other small count."""
+    and a row missing where other areas or dates have one tells a reader that the group is empty (an exact 0, and
+    'at least 1' for every hidden row that is there). So each ICB and PCN breakdown (date, condition) gets a row for
+    every group that any of the condition's ICB or PCN breakdowns has at any date, with counts of 0 that the
+    protection hides like any other small count. (A group no area has at any date is left out: inventing it would
+    only add cells pinned near 0, which the audit would then have to cover by hiding real counts.)"""
     grouped = prev["area_type"].isin(["icb", "pcn"]).to_numpy() & \
         prev["group_type"].isin(["ethnicity", "imd_quintile", "sex", "age_band"]).to_numpy()
     if not grouped.any():
@@ -275,17 +275,8 @@ def _complete_group_rows(prev: pd.DataFrame) -> pd.DataFrame:
     place = ["period", "condition", "area_type", "area_code", "group_type"]
     carried = [c for c in ("area_name", "parent_code") if c in prev.columns]
     shapes = prev.loc[grouped, place + carried].drop_duplicates(place)
-    bands = list(GROUP_ORDER["age_band"])
-    band_rows = prev[(prev["group_type"] == "age_band").to_numpy()]
-    youngest = band_rows.groupby("condition")["group_value"].agg(lambda v: min(bands.index(b) for b in v))
-    values = pd.DataFrame([(group_type, value) for group_type in ("ethnicity", "imd_quintile", "sex")
-                           for value in GROUP_ORDER[group_type]], columns=["group_type", "group_value"])
-    wanted = shapes[shapes["group_type"] != "age_band"].merge(values, on="group_type")
-    aged = shapes[shapes["group_type"] == "age_band"]
-    if len(aged):
-        band_grid = pd.DataFrame([(condition, band) for condition, first in youngest.items() for band in bands[first:]],
-                                 columns=["condition", "group_value"])
-        wanted = pd.concat([wanted, aged.merge(band_grid, on="condition")], ignore_index=True)
+    values = prev.loc[grouped, ["condition", "group_type", "group_value"]].drop_duplicates()
+    wanted = shapes.merge(values, on=["condition", "group_type"])
     key = place + ["group_value"]
     have = prev[key].astype(str).assign(_have=True)
     hit = wanted[key].astype(str).merge(have, on=key, how="left")["_have"]
