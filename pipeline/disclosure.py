@@ -471,12 +471,17 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
         bad = narrow_hidden | exact_rounded
         if not bad.any():
             break
-        # hide the smallest still-published cell sharing a set with each offending cell
+        # hide the smallest still-published cell sharing a set or an inequality with each offending cell (a hidden
+        # denominator is pinned from below by its published numerator, which shares no set with it)
         bad_entries = bad[cell]
         sets_of_bad = pd.DataFrame(dict(bad_cell=cell[bad_entries], s=sid[bad_entries]))
         members = pd.DataFrame(dict(s=sid, c=cell))
         members = members[~(hidden | ~cells.publishable)[cell]]
-        cand = sets_of_bad.merge(members, on="s")
+        cand = sets_of_bad.merge(members, on="s")[["bad_cell", "c"]]
+        partners = pd.DataFrame(dict(bad_cell=np.r_[cells.leq_small, cells.leq_large],
+                                     c=np.r_[cells.leq_large, cells.leq_small]))
+        partners = partners[bad[partners["bad_cell"].to_numpy()] & ~(hidden | ~cells.publishable)[partners["c"].to_numpy()]]
+        cand = pd.concat([cand, partners], ignore_index=True)
         cand = cand[cand["c"] != cand["bad_cell"]]
         if not cand.empty:
             cand["r"] = rank[cand["c"].to_numpy()]

@@ -201,11 +201,15 @@ def indicator_relations(model: Model, cells: set[tuple]) -> None:
         kind, condition, low, high = model.indicators[indicator]
         place = (at, code, gt, gv)
         own = model.cell(indicator_population_key(model, period, indicator, *place))
-        if kind == "case_finding":
-            model.sums.append((model.cell(population_range_key(model, period, low, high, *place)),
-                               [own, model.cell(register_range_key(model, period, condition, low, high, *place))]))
-            continue
         recorded = model.cell(("observed", period, condition, *place))
+        if kind == "case_finding":
+            on_register = model.cell(register_range_key(model, period, condition, low, high, *place))
+            model.sums.append((model.cell(population_range_key(model, period, low, high, *place)), [own, on_register]))
+            # the register's patients in the range are at most all of them (younger diagnosed people, below the
+            # register's minimum age, are on no register)
+            if on_register != recorded and low >= model.min_ages.get(condition, 0):
+                model.leq.append((on_register, recorded))
+            continue
         if own != recorded:
             model.leq.append((own, recorded))
         # slices tiling the register's ages from their lowest age up add up to the register from that age
@@ -216,6 +220,8 @@ def indicator_relations(model: Model, cells: set[tuple]) -> None:
             whole = model.cell(register_range_key(model, period, condition, ranges[0][0], None, *place))
             if [whole] != members:
                 model.sums.append((whole, members))
+            if whole != recorded:   # the register's patients from that age up are at most all of them
+                model.leq.append((whole, recorded))
 
 
 def read_reports(reports: Path, model: Model) -> list[dict]:
@@ -533,7 +539,27 @@ class Outcome:
     unsound: int = 0
     conflicts: int = 0
     inverted_rows: int = 0
+    absent_rows: int = 0
     examples: list = field(default_factory=list)
+
+
+def absent_rows(reports: Path) -> list[tuple]:
+    """Rows a file leaves out of its own grid: a breakdown (date, condition or indicator, area, group type) that
+    lacks a group the same file shows for another area of that type. A reader who knows that the warehouse has no
+    row for an empty group reads the gap as an exact 0 (and every hidden row that is there as 'at least 1')."""
+    missing = []
+    for path in sorted(Path(reports).rglob("*.csv")):
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if "group_type" in r and "observed" in r]
+        measure = "indicator" if rows and "indicator" in rows[0] else "condition"
+        grid, present = defaultdict(set), defaultdict(set)
+        for r in rows:
+            grid[(r[measure], r["area_type"], r["group_type"])].add(r["group_value"])
+            present[(r["period"], r[measure], r["area_type"], r["area_code"], r["group_type"])].add(r["group_value"])
+        for (period, name, area_type, code, group_type), values in present.items():
+            for value in sorted(grid[(name, area_type, group_type)] - values):
+                missing.append((path.name, period, name, area_type, code, group_type, value))
+    return missing
 
 
 def keys_kind(model: Model, cid: int) -> str:
@@ -564,6 +590,9 @@ def attack(reports: Path, truth: dict, threshold: int = 7, rounding: int = 5, mi
     keys = {cid: k for k, cid in model.index.items()}
     out.conflicts = model.conflicts
     out.inverted_rows = model.inverted_rows
+    absent = absent_rows(Path(reports))
+    out.absent_rows = len(absent)
+    out.examples += absent[:5]
     for cid in model.hidden:
         true = truth.get(keys[cid])
         out.hidden += 1

@@ -5,7 +5,9 @@ The packs, the ICS summary, the community summaries and their CSVs all print fro
 returns, so one cell is hidden or shown alike everywhere, and the protection knows every relation a reader of
 all the files together can use:
 
-* the groups of each breakdown add up to the area's total (recorded and registered, per condition and date);
+* the groups of each breakdown add up to the area's total (recorded and registered, per condition and date); an
+  ICB or PCN breakdown has a row (hidden when its counts are 0) for every group another ICB or PCN breakdown of the
+  condition has, since a missing row would say that nobody is in the group;
 * practices add up to their PCN, PCNs to their ICB (every group);
 * neighbourhoods plus the people with no neighbourhood add up to the whole dataset (the ICBs together);
 * registers with the same minimum age share their registered populations; the data-quality 'registered' and
@@ -17,7 +19,9 @@ all the files together can use:
   registers'; a denominator that is a register's recorded count is the same cell as that count (one key), a
   register's age slice is at most its recorded count, and a case-finding denominator (people in an age range not on
   the register) plus the diagnosed people in that range is the registered population of that range (the range is
-  the indicator's own ages, which may start below the register's minimum age); an indicator has a
+  the indicator's own ages, which may start below the register's minimum age); the register's patients in such a
+  range, or in the age slices that tile it (18-79 and 80+), plus those outside it are its recorded count; an
+  indicator has a
   row (hidden when its counts are 0) for every group its register has within the indicator's ages, since a missing
   row would say that the register has nobody there.
 
@@ -202,7 +206,31 @@ def _slice_range(text: str) -> tuple[int, float]:
     return int(low), (float(high) if high else np.inf)
 
 
-def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray) -> None:
+def _within_register(space: CellSpace, prev: pd.DataFrame, rows: pd.DataFrame, part: np.ndarray, values,
+                     detail: pd.Series, protected: bool) -> None:
+    """The register's patients in part of its ages (the cells `part`, one per row of `rows`, with true `values`)
+    and its patients outside that part add up to its recorded count. Without this a reader who pins the part (e.g.
+    people aged 18+ less those not on the register) learns a lower bound on the recorded count, and with its
+    siblings un-rounds it. The people outside the part are a count no table prints: `protected` where the part
+    starts above the register's minimum age (so that count is of real people, not empty by definition)."""
+    register_obs = _register_lookup(prev, rows, rows["denominator"], "observed")
+    known = ~np.isnan(register_obs)
+    if not known.any():
+        return
+    rows = rows[known]
+    reg = space.add(_key_frame(rows, "observed", rows["denominator"].astype(str)), register_obs[known],
+                    publishable=False)
+    out_keys = _key_frame(rows, "", ("outside:" + detail[known].astype(str)).to_numpy())
+    out_keys["kind"] = "register"
+    outside = space.add(out_keys, register_obs[known] - np.asarray(values, dtype=float)[known], publishable=False,
+                        protected=protected)
+    set_keys = pd.concat([rows[["period", "area_type", "area_code", "group_type", "group_value"]].astype(str)
+                          .assign(detail=detail[known].astype(str).to_numpy(),
+                                  register=rows["denominator"].astype(str).to_numpy())] * 3, ignore_index=True)
+    _add_sums(space, "register-part", np.r_[np.asarray(part)[known], outside], reg, set_keys)
+
+
+def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray, prev: pd.DataFrame) -> None:
     """The age slices of one register's care and outcome indicators (e.g. 18-79 and 80+) that tile its ages from
     some age up add up to the register's patients from that age (the cell a case-finding complement uses, or the
     register's recorded cell when that age is the register's own minimum)."""
@@ -226,6 +254,40 @@ def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray) -> None:
         set_keys = pd.concat([rows[place].astype(str), totals[place].astype(str)], ignore_index=True)
         set_keys["condition"] = f"tiling:{register}"
         _add_sums(space, "indicator-tiling", den[mask], total, set_keys)
+        # the tiled slices are the register's patients from `lowest` up: at most its recorded count (whether any of
+        # its patients are younger is not known here, so those are a plain difference; a case-finding indicator
+        # over the same ages protects them)
+        _within_register(space, prev, totals.assign(denominator=register), total, totals["population"],
+                         pd.Series(np.full(len(totals), f"{register}:{lowest}+")), protected=False)
+
+
+def _complete_group_rows(prev: pd.DataFrame) -> pd.DataFrame:
+    """Every group of every ICB and PCN breakdown: the prevalence table has no row for a group with nobody in it,
+    and a row missing where other areas or dates have one tells a reader that the group is empty (an exact 0, and
+    'at least 1' for every hidden row that is there). So each ICB and PCN breakdown (date, condition) gets a row for
+    every group that any of the condition's ICB or PCN breakdowns has at any date, with counts of 0 that the
+    protection hides like any other small count. (A group no area has at any date is left out: inventing it would
+    only add cells pinned near 0, which the audit would then have to cover by hiding real counts.)"""
+    grouped = prev["area_type"].isin(["icb", "pcn"]).to_numpy() & \
+        prev["group_type"].isin(["ethnicity", "imd_quintile", "sex", "age_band"]).to_numpy()
+    if not grouped.any():
+        return prev
+    place = ["period", "condition", "area_type", "area_code", "group_type"]
+    carried = [c for c in ("area_name", "parent_code") if c in prev.columns]
+    shapes = prev.loc[grouped, place + carried].drop_duplicates(place)
+    values = prev.loc[grouped, ["condition", "group_type", "group_value"]].drop_duplicates()
+    wanted = shapes.merge(values, on=["condition", "group_type"])
+    key = place + ["group_value"]
+    have = prev[key].astype(str).assign(_have=True)
+    hit = wanted[key].astype(str).merge(have, on=key, how="left")["_have"]
+    missing = wanted[hit.isna().to_numpy()]
+    if missing.empty:
+        return prev
+    missing = missing.assign(observed=0.0, population=0.0, expected=0.0, missing=0.0)
+    rows = pd.concat([prev, missing[[c for c in missing.columns if c in prev.columns]]], ignore_index=True)
+    # the protection breaks ties by position: the rows keep the key order the warehouse query gives
+    order = rows[key].astype(str).assign(_period=rows["period"])
+    return rows.loc[order.sort_values(["_period"] + key[1:], kind="stable").index].reset_index(drop=True)
 
 
 def _complete_indicator_rows(ind: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFrame:
@@ -322,7 +384,7 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
         out_keys["kind"] = "register"
         rest = space.add(out_keys, outside, publishable=False)
         _add_sums(space, "indicator-slice", np.r_[den[sliced], rest], reg, _cell_keys(rows, 3))
-    _tiling_sets(space, ind, den)
+    _tiling_sets(space, ind, den, prev)
     # case finding: population in the age range = register in the range + the people not on it
     cf = case_finding & ind["register_in_range"].notna().to_numpy() & ind["population_in_range"].notna().to_numpy()
     if cf.any():
@@ -340,6 +402,11 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
         pop = space.add(_key_frame(rows, "population", _value_detail(population)), population, publishable=False)
         space.add_leq(reg, pop)
         _add_sums(space, "indicator-complement", np.r_[den[cf], reg], pop, _cell_keys(rows, 3))
+        # the register's patients in the range are at most its recorded count (the rest are outside the range)
+        part = ~whole & on_register
+        if part.any():
+            _within_register(space, prev, rows[part], reg[part], in_range[part],
+                             pd.Series(slice_detail[cf][part].to_numpy()), protected=True)
     return obs, den
 
 
@@ -350,7 +417,7 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
 
     `prev` holds the published prevalence rows with `parent_code` (practice -> PCN, PCN -> ICB); `indicators` the
     published indicator rows (see :func:`_indicator_cells`)."""
-    prev = prev.reset_index(drop=True)
+    prev = _complete_group_rows(prev.reset_index(drop=True))
     space = CellSpace()
     obs = space.add(_key_frame(prev, "observed", prev["condition"].astype(str)), prev["observed"])
     pop = space.add(_key_frame(prev, "population", _value_detail(prev["population"])), prev["population"])

@@ -105,6 +105,7 @@ def test_attacker_recovers_nothing(tmp_path, patients, practices, seed):
     assert outcome.hidden > 0 and outcome.published > 0
     assert outcome.unsound == 0, "the attacker's bounds exclude a true value: the attacker is wrong"
     assert outcome.conflicts == 0, "one cell is published with two different values"
+    assert outcome.absent_rows == 0, f"rows left out of a breakdown (each says: this group is empty): {outcome.examples[:5]}"
     assert outcome.exact == 0, f"hidden cells recovered exactly: {outcome.examples[:5]}"
     assert outcome.unrounded == 0, f"rounded counts un-rounded: {outcome.examples[:5]}"
     assert outcome.within2 <= outcome.within2_baseline

@@ -191,3 +191,104 @@ def test_case_finding_denominators_of_different_ages_are_different_cells():
     assert cell.loc[("cf_from_11", "Unknown"), "population_redacted"]
     assert not cell.loc[("cf_from_0", "Unknown"), "population_redacted"]
     assert cell.loc[("cf_from_0", "Unknown"), "population"] == 30
+
+
+def test_an_empty_group_of_a_pcn_is_published_hidden_not_left_out():
+    """The prevalence table has no row for a group with nobody in it; a PCN breakdown that lacked the row while its
+    neighbours had it told a reader the group was exactly empty (and every hidden row that was there, 'at least 1').
+    Found by an attacker reading which rows each CSV has: on 3,000-patient demo extracts, PCNs with nobody of
+    unknown sex, nobody aged 90+ or nobody in IMD quintile 5 had no such rows. Every ICB and PCN breakdown now has
+    every group some ICB or PCN breakdown of the condition has, the added ones hidden like other small counts."""
+    from pipeline.report.publication import protect_all
+
+    spec = [("icb", "Q", None, "all", "All", 60, 400), ("icb", "Q", None, "sex", "F", 30, 200),
+            ("icb", "Q", None, "sex", "M", 28, 195), ("icb", "Q", None, "sex", "Unknown", 2, 5),
+            ("icb", "Q", None, "age_band", "80-84", 58, 395), ("icb", "Q", None, "age_band", "90+", 2, 5),
+            ("pcn", "A", "Q", "all", "All", 30, 200), ("pcn", "A", "Q", "sex", "F", 15, 100),
+            ("pcn", "A", "Q", "sex", "M", 13, 95), ("pcn", "A", "Q", "sex", "Unknown", 2, 5),
+            ("pcn", "A", "Q", "age_band", "80-84", 28, 195), ("pcn", "A", "Q", "age_band", "90+", 2, 5),
+            ("pcn", "B", "Q", "all", "All", 30, 200), ("pcn", "B", "Q", "sex", "F", 15, 100),
+            ("pcn", "B", "Q", "sex", "M", 15, 100), ("pcn", "B", "Q", "age_band", "80-84", 30, 200)]
+    out = protect_all(_rows(spec, condition="hyp"), POLICY).prev
+    keyed = out.set_index(["area_code", "group_type", "group_value"])
+    for area in ("A", "B", "Q"):
+        for value in ("F", "M", "Unknown"):
+            assert (area, "sex", value) in keyed.index
+        for band in ("80-84", "90+"):
+            assert (area, "age_band", band) in keyed.index
+        assert (area, "age_band", "85-89") not in keyed.index   # no area has it: nothing to say
+        for group_type in ("ethnicity", "imd_quintile"):  # breakdowns no area publishes are not invented
+            assert (area, group_type, "Unknown") not in keyed.index
+    for group in (("sex", "Unknown"), ("age_band", "90+")):
+        assert keyed.loc[("B", *group), "observed_redacted"] and keyed.loc[("B", *group), "population_redacted"]
+        assert keyed.loc[("A", *group), "population_redacted"]   # the same "[c]" for 5 people and for none
+    assert len(out) == len(spec) + 2
+
+
+def test_the_register_in_a_case_finding_range_is_at_most_the_register():
+    """People aged 18+ less those 18+ not on the hypertension register is the register's patients aged 18+, which
+    is at most its recorded count (all ages). The model had the first relation but not the second, so a reader
+    could pin the recorded count from below: with these counts it printed hypertension's recorded men as 35 while
+    the adults (175: 173..177) less the men not on the register (135: 133..137) say at least 36, and the women's
+    the same way at least 31 of at most 67 in all, so exactly 36 (found by an independent attacker on a 3,000-patient
+    demo extract, seed 13, PCN U99006 in 2024). The register's patients outside the range now complete the sum."""
+    from pipeline.report.publication import protect_all
+
+    register = _rows([("icb", "Q", None, "all", "All", 67, 440), ("icb", "Q", None, "sex", "F", 31, 225),
+                      ("icb", "Q", None, "sex", "M", 36, 215)], condition="hyp")
+    adults = _rows([("icb", "Q", None, "all", "All", 35, 356), ("icb", "Q", None, "sex", "F", 25, 183),
+                    ("icb", "Q", None, "sex", "M", 10, 173)], condition="dep")
+    case_finding = _rows([("icb", "Q", None, "all", "All", 0, 289), ("icb", "Q", None, "sex", "F", 0, 152),
+                          ("icb", "Q", None, "sex", "M", 0, 137)], condition="possible_hyp", kind="case_finding",
+                         denominator="hyp", slice="18+", own_slice="18+", full_register=False,
+                         register_in_range=[67.0, 31.0, 36.0], population_in_range=[356.0, 183.0, 173.0])
+    out = protect_all(pd.concat([register, adults], ignore_index=True), POLICY, indicators=case_finding)
+
+    def band(frame, condition, column, sex):
+        """What a reader knows of a count from its printed value: 5-wide when rounded, [0, inf) when hidden."""
+        row = frame[(frame["condition"] == condition) & (frame["group_value"] == sex)].iloc[0]
+        if row[f"{column}_redacted"]:
+            return 0.0, np.inf
+        return row[column] - 2, row[column] + 2
+
+    prev, ind = out.prev, out.indicators
+    known = {}
+    for sex in ("F", "M"):
+        adults_low, _ = band(prev, "dep", "population", sex)
+        _, not_on_high = band(ind, "possible_hyp", "population", sex)
+        low, high = band(prev, "hyp", "observed", sex)
+        known[sex] = [max(low, adults_low - not_on_high), high]
+    _, all_high = band(prev, "hyp", "observed", "All")
+    known["M"][1] = min(known["M"][1], all_high - known["F"][0])
+    known["F"][1] = min(known["F"][1], all_high - known["M"][0])
+    for sex, (low, high) in known.items():
+        assert low <= register.set_index("group_value").loc[sex, "observed"] <= high
+        hidden = bool(prev[(prev["condition"] == "hyp") & (prev["group_value"] == sex)]["observed_redacted"].iloc[0])
+        assert high - low >= (4 if hidden else 1), (sex, low, high)
+
+
+def test_a_hidden_denominator_pinned_by_its_numerator_gets_the_numerator_hidden():
+    """A practice's bp_control denominator (9) was hidden for its sibling's sake while its numerator (9) was printed
+    as 10, so the denominator was at least 8; the adults less the people not on the register made the register's
+    18+ patients (denominator + the 80+ slice) at most 9: pinned to 8..9 (found by an independent attacker on a
+    3,000-patient demo extract, seed 13). The audit only hid cells sharing a *set* with the pinned cell, and the
+    numerator shares an inequality with it, so it ran out of candidates and published the pin; it now also
+    considers the cells an inequality ties to the pinned one."""
+    space = CellSpace()
+
+    def cell(name, value, publishable=True):
+        return space.add(pd.DataFrame(dict(kind=[name])), [value], publishable=publishable)
+    numerator, denominator, sibling, total = cell("num", 9), cell("den", 9), cell("sib", 3), cell("total", 12)
+    older, register_18, not_on, adults = cell("80+", 0), cell("reg18+", 9, False), cell("not-on", 33), cell("adults", 42)
+    for name, parts, whole in (("a", [denominator, sibling], total), ("b", [denominator, older], register_18),
+                               ("c", [not_on, register_18], adults)):
+        handles = np.r_[tuple(parts) + (whole,)]
+        space.add_sets(name, handles, pd.DataFrame(dict(k=[name] * len(handles))),
+                       np.r_[np.zeros(len(parts), bool), True])
+    space.add_leq(numerator, denominator)
+    cells = space.finalize()
+    result = protect(cells, POLICY)
+    low, high = reader_bounds(cells, result.hidden, result.published, POLICY)
+    assert ((low <= cells.values) & (cells.values <= high)).all()
+    assert result.hidden[cells.handle_to_cell[denominator]][0]
+    assert (high[result.hidden] - low[result.hidden] >= 5).all(), (low[result.hidden], high[result.hidden])

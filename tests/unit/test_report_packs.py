@@ -126,10 +126,10 @@ def build_fake_warehouse(processed: Path, *, optional_tables: bool = True, bound
         con.execute("create table rejects (source varchar, row_number bigint, reason varchar)")
         dq = prev[(prev.group_type == "all") & (prev.condition == "smi") & (prev.area_type != "neighbourhood")]
         dq = dq[["period", "area_type", "area_code", "population"]].copy()
-        dq["ethnicity_not_recorded"] = (dq["population"] * 0.08).round().astype(int)
-        dq["lsoa_missing"] = 5
-        dq["lsoa_unmatched"] = (dq["population"] * 0.01).round().astype(int)
-        dq["no_neighbourhood"] = dq["lsoa_missing"] + dq["lsoa_unmatched"]
+        # consistent with the cells: everyone has an ethnic group, a matched LSOA and a neighbourhood (the
+        # protection knows 'ethnicity not recorded' is the 'Unknown' group and 'no LSOA' + 'not matched' the
+        # deprivation 'Unknown' group, so counts that contradicted the breakdowns left it no consistent reading)
+        dq["ethnicity_not_recorded"] = dq["lsoa_missing"] = dq["lsoa_unmatched"] = dq["no_neighbourhood"] = 0
         con.register("dq", dq)
         con.execute("create table data_quality as select * from dq")
         con.execute("create table run_info as select * from (values ('pipeline_version', '9.9.9'), "
