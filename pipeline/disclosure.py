@@ -405,7 +405,8 @@ class Protection:
     hidden: np.ndarray          # per cell
     published: np.ndarray       # per cell: the rounded value (NaN where hidden or not publishable)
     primary: np.ndarray
-    reason: np.ndarray          # per cell: 0 shown, 1 small, 2 lone unknown in a set, 3 audit, 4 audit (itself)
+    reason: np.ndarray          # per cell: 0 shown, 1 small, 2 lone unknown in a set, 3 audit, 4 audit (itself),
+    #                             5 safety net (a pin the rounds left)
 
 
 def reader_bounds(cells: Cells, hidden: np.ndarray, published: np.ndarray, policy: Policy,
@@ -444,6 +445,13 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
 
     def needs_cover() -> np.ndarray:  # hidden cells that must not be worked out
         return (hidden & cells.publishable) | (~cells.publishable & cells.protected & small)
+
+    def pinned() -> tuple[np.ndarray, np.ndarray]:  # the reader's propagation over everything published
+        published = np.where(hidden | ~cells.publishable, np.nan, rounded)
+        low, high = reader_bounds(cells, hidden, published, policy, primary)
+        narrow_hidden = needs_cover() & (high - low < min_hidden_width)
+        exact_rounded = ~hidden & cells.publishable & (high == low) & (rounded != 0)
+        return narrow_hidden, exact_rounded
     while rounds < max_rounds:
         rounds += 1
         changed = False
@@ -464,10 +472,7 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
             hide(pick.sort_values(["s", "r"]).drop_duplicates("s")["c"].to_numpy(), 2)
             changed = True
         # 2. audit: the reader's propagation over everything published
-        published = np.where(hidden | ~cells.publishable, np.nan, rounded)
-        low, high = reader_bounds(cells, hidden, published, policy, primary)
-        narrow_hidden = needs_cover() & (high - low < min_hidden_width)
-        exact_rounded = ~hidden & cells.publishable & (high == low) & (rounded != 0)
+        narrow_hidden, exact_rounded = pinned()
         bad = narrow_hidden | exact_rounded
         if not bad.any():
             break
@@ -492,6 +497,26 @@ def protect(cells: Cells, policy: Policy, min_hidden_width: int = 5, max_rounds:
             hide(lone_bad, 4)
             changed = True
         if not changed:
+            break
+    # 3. safety net: a pin the rounds above left (the cell to hide more than one relation away, or the rounds used
+    # up) is covered by hiding every published cell related to it, the circle widening until nothing is pinned: at
+    # worst more is hidden, never a pin published
+    narrow_hidden, exact_rounded = pinned()
+    around = narrow_hidden | exact_rounded
+    while (narrow_hidden | exact_rounded).any():
+        near = np.zeros(len(values), dtype=bool)
+        near[cell[np.isin(sid, sid[around[cell]])]] = True
+        near[cells.leq_large[around[cells.leq_small]]] = True
+        near[cells.leq_small[around[cells.leq_large]]] = True
+        near |= exact_rounded
+        to_hide = near & ~hidden & cells.publishable
+        if to_hide.any():
+            hide(np.flatnonzero(to_hide), 5)
+            narrow_hidden, exact_rounded = pinned()
+            around = narrow_hidden | exact_rounded
+        elif (near & ~around).any():
+            around |= near
+        else:  # everything related is hidden already: nothing published pins it
             break
     published = np.where(hidden | ~cells.publishable, np.nan, rounded)
     return Protection(hidden=hidden, published=published, primary=primary, reason=reason)
