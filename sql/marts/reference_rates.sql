@@ -1,6 +1,6 @@
 -- Reference rates per reference date x condition x standardisation stratum (sex as recorded x 5-year age band,
 -- optionally x IMD quintile and/or ethnic group). Internal (default): cases / population over the whole dataset.
--- External: the configured file's rate for the stratum (for its period when it gives one, else its rate for every date).
+-- External: the configured file's rate for the stratum on the date (int_external_rates_on_date).
 with internal_rates as (
     select period,
            condition,
@@ -15,17 +15,10 @@ with internal_rates as (
     group by all
 ),
 external_match as (
-    -- the file's rate for this date when it gives one, else its rate for every date (ingest refuses a stratum given
-    -- twice, so each join finds at most one row)
-    select i.*,
-           coalesce(on_date.rate, any_date.rate) as external_rate
+    select i.*, x.rate as external_rate
     from internal_rates as i
-    left join external_rates as on_date
-        on on_date.period = i.period and on_date.condition = i.condition and on_date.sex = i.sex
-       and on_date.age_band = i.age_band
-    left join external_rates as any_date
-        on any_date.period is null and any_date.condition = i.condition and any_date.sex = i.sex
-       and any_date.age_band = i.age_band
+    left join int_external_rates_on_date as x
+      on x.period = i.period and x.condition = i.condition and x.sex = i.sex and x.age_band = i.age_band
 )
 select period, condition, sex, age_band, imd_stratum, ethnicity_stratum, population, cases, internal_rate,
        external_rate,

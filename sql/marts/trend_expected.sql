@@ -2,24 +2,19 @@
 -- trend_transitions) x condition x area x group, the expected count on each date with the EARLIER date's
 -- reference rates applied to both dates' populations, so that a change shared by the whole dataset shows as a
 -- change instead of being absorbed by each date's own average. With external rates (use_external) the file's rate
--- for the earlier date (else its rate for every date) applies to every stratum of both dates, also to a stratum
--- that has nobody in it on the earlier date (reference_rates holds only the strata present on each date).
+-- on the earlier date (int_external_rates_on_date) applies to every stratum of both dates, also to a stratum that
+-- has nobody in it on the earlier date (reference_rates holds only the strata present on each date).
 with groups_on_fixed_rates as (
     select pp.period_from, pp.period_to, g.period, g.condition, g.area_type, g.area_code, g.group_type, g.group_value,
            cast(g.population as decimal(38, 0))
-           * cast(case when $use_external then coalesce(on_date.rate, any_date.rate) else rr.rate end
-                  as decimal(38, 18)) as expected
+           * cast(case when $use_external then x.rate else rr.rate end as decimal(38, 18)) as expected
     from int_period_pairs as pp
     join area_group_rate_strata as g on g.period in (pp.period_from, pp.period_to)
     left join reference_rates as rr
       on rr.period = pp.period_from and rr.condition = g.condition and rr.sex = g.sex and rr.age_band = g.age_band
      and rr.imd_stratum = g.imd_stratum and rr.ethnicity_stratum = g.ethnicity_stratum
-    left join external_rates as on_date
-      on on_date.period = pp.period_from and on_date.condition = g.condition and on_date.sex = g.sex
-     and on_date.age_band = g.age_band
-    left join external_rates as any_date
-      on any_date.period is null and any_date.condition = g.condition and any_date.sex = g.sex
-     and any_date.age_band = g.age_band
+    left join int_external_rates_on_date as x
+      on x.period = pp.period_from and x.condition = g.condition and x.sex = g.sex and x.age_band = g.age_band
 )
 select period_from, period_to, condition, area_type, area_code, group_type, group_value,
        cast(sum(expected) filter (where period = period_from) as double) as expected_from,

@@ -91,6 +91,8 @@ def three_strata(con):
         (DATE_0, "dep", "M", "40-44", 0.1),         # this date
         (DATE_1, "dep", "M", "40-44", 0.9),         # another date: not used
     ])
+    given(con, "periods", ["period"], [(DATE_0,)])
+    build(con, "intermediate/int_external_rates_on_date")
 
 
 def test_reference_rates_internal_external_and_by_imd(con, three_strata):
@@ -110,6 +112,8 @@ def test_external_rate_for_the_date_wins_over_the_rate_for_every_date(con, three
     """A file may give a stratum's rate for every date (empty period) and for one date: that date's rate applies
     there, whatever the two values (the old code took the larger; found by fuzzing configurations)."""
     con.execute("insert into external_rates values (?, 'dep', 'F', '40-44', 0.05)", [DATE_0])
+    build(con, "intermediate/int_external_rates_on_date")
+    assert rows(con, "select sex, rate from int_external_rates_on_date order by sex") == [("F", 0.05), ("M", 0.1)]
     build(con, "marts/reference_rates", {**NO_STRATA, "use_external": True})
     assert rows(con, "select sex, rate from reference_rates order by sex") == [("F", 0.05), ("M", 0.1)]
 
@@ -210,6 +214,7 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
     build(con, "marts/area_group_rate_strata", NO_STRATA)
     con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
                 "rate double)")  # internal rates: the ingest leaves it empty
+    build(con, "intermediate/int_external_rates_on_date")
     build(con, "marts/trend_expected", {"use_external": False})
     got = rows(con, "select * from trend_expected")
     expected = [(DATE_0, DATE_1, "dep", area_type, code, group_type, value, 1.0, 2.0)
@@ -240,6 +245,7 @@ def test_trend_expected_is_zero_where_the_later_dates_people_have_no_earlier_rat
     build(con, "marts/area_group_rate_strata", NO_STRATA)
     con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
                 "rate double)")  # internal rates: the ingest leaves it empty
+    build(con, "intermediate/int_external_rates_on_date")
     build(con, "marts/trend_expected", {"use_external": False})
     got = rows(con, "select area_type, group_type, group_value, expected_from, expected_to from trend_expected "
                     "where area_type = 'practice' and group_type in ('all', 'sex')")
@@ -267,6 +273,7 @@ def test_trend_expected_applies_external_rates_to_strata_absent_on_the_earlier_d
     ])
     build(con, "intermediate/int_period_pairs")
     build(con, "marts/area_group_rate_strata", NO_STRATA)
+    build(con, "intermediate/int_external_rates_on_date")
     build(con, "marts/trend_expected", {"use_external": True})
     got = rows(con, "select group_type, group_value, expected_from, expected_to from trend_expected "
                     "where area_type = 'practice' and group_type in ('all', 'sex')")
