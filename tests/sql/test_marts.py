@@ -199,6 +199,15 @@ def test_data_quality_counts_what_is_missing_per_area(con):
     ]
 
 
+def build_trend_expected_on_internal_rates(con):
+    build(con, "intermediate/int_period_pairs")
+    build(con, "marts/area_group_rate_strata", NO_STRATA)
+    con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
+                "rate double)")  # internal rates: the ingest leaves it empty
+    build(con, "intermediate/int_external_rates_on_date")
+    build(con, "marts/trend_expected", {"use_external": False})
+
+
 def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
     practices(con)
     given(con, "periods", ["period"], [(DATE_0,), (DATE_1,)])
@@ -210,12 +219,7 @@ def test_trend_expected_applies_the_earlier_dates_rates_to_both_dates(con):
         (DATE_0, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, None, 0.1),
         (DATE_1, "dep", "F", "40-44", "*", "*", 20, 9, 0.45, None, 0.45),  # the later date's own rate: not used
     ])
-    build(con, "intermediate/int_period_pairs")
-    build(con, "marts/area_group_rate_strata", NO_STRATA)
-    con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
-                "rate double)")  # internal rates: the ingest leaves it empty
-    build(con, "intermediate/int_external_rates_on_date")
-    build(con, "marts/trend_expected", {"use_external": False})
+    build_trend_expected_on_internal_rates(con)
     got = rows(con, "select * from trend_expected")
     expected = [(DATE_0, DATE_1, "dep", area_type, code, group_type, value, 1.0, 2.0)
                 for (area_type, code), (group_type, value) in itertools.product(
@@ -241,12 +245,7 @@ def test_trend_expected_is_zero_where_the_later_dates_people_have_no_earlier_rat
         (DATE_1, "dep", "F", "40-44", "*", "*", 10, 1, 0.1, None, 0.1),
         (DATE_1, "dep", "U", "40-44", "*", "*", 3, 0, 0.0, None, 0.0),
     ])
-    build(con, "intermediate/int_period_pairs")
-    build(con, "marts/area_group_rate_strata", NO_STRATA)
-    con.execute("create table external_rates (period date, condition varchar, sex varchar, age_band varchar, "
-                "rate double)")  # internal rates: the ingest leaves it empty
-    build(con, "intermediate/int_external_rates_on_date")
-    build(con, "marts/trend_expected", {"use_external": False})
+    build_trend_expected_on_internal_rates(con)
     got = rows(con, "select area_type, group_type, group_value, expected_from, expected_to from trend_expected "
                     "where area_type = 'practice' and group_type in ('all', 'sex')")
     assert sorted(got, key=str) == [("practice", "all", "All", 3.0, 1.0), ("practice", "sex", "F", 1.0, 1.0),
