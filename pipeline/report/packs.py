@@ -657,8 +657,8 @@ def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes
 def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     prev = _slice(inp.community, [pcn], neighbourhoods=False)
     name = str(inp.practices.loc[inp.practices["pcn_code"] == pcn, "pcn_name"].iloc[0])
-    items = []
-    for headline in headlines(prev, inp, "pcn", pcn, 3):
+    items, found = [], headlines(prev, inp, "pcn", pcn, 3)
+    for headline in found:
         condition = _cond(inp, headline["condition"])
         items.append(w.plain_gap(condition["label"], headline["group_type"], headline["group_value"],
                                  int(condition["min_age"]) >= 18, headline["ratio_lower"], headline["ratio_upper"],
@@ -673,10 +673,14 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         disclosure=inp.community_policy.describe(),
         provenance=provenance(inp),
     )
-    charts_ = breakdown_charts(prev, inp.latest, "pcn", pcn, labelled(inp.conditions), ("ethnicity", "imd_quintile"))
-    # the numbers behind the summary, beside it as CSV (same stricter control; PCN level only, latest date)
-    in_pack = ((prev["area_type"] == "pcn") & (prev["period"] == inp.latest)
-               & prev["group_type"].isin(["all", "ethnicity", "imd_quintile"]))
+    charted = ("ethnicity", "imd_quintile")
+    charts_ = breakdown_charts(prev, inp.latest, "pcn", pcn, labelled(inp.conditions), charted)
+    # the numbers behind the summary, beside it as CSV (same stricter control; PCN level only, latest date): the
+    # charted breakdowns and every breakdown a finding names (a finding on men or an age band prints its group's
+    # published `missing`, which must be in the CSV too)
+    shown = {"all", *charted, *(headline["group_type"] for headline in found)}
+    in_pack = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn) & (prev["period"] == inp.latest)
+               & prev["group_type"].isin(sorted(shown)))
     return Pack("community", pcn, "community.typ", ctx, charts_, csv_rows(prev[in_pack]))
 
 

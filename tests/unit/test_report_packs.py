@@ -488,6 +488,34 @@ def test_headlines_give_each_condition_its_largest_gap():
     assert [(h["condition"], h["group_value"]) for h in got] == [("hyp", "1"), ("hyp", "2"), ("dep", "Black")]
 
 
+def test_community_csv_holds_the_group_of_every_finding():
+    """A community finding on a group outside the charted breakdowns (here men, by sex) prints that group's
+    published `missing` ('about 60 fewer'): its row must be in the CSV beside the summary (it was not: the CSV held
+    the ethnic and deprivation groups only)."""
+    from pipeline.disclosure import Policy, publish
+    from pipeline.report.data import Inputs
+    from pipeline.report.packs import build_community
+
+    groups = [("all", "All", 1000, 5000, 1000.0), ("ethnicity", "White", 800, 4000, 800.0),
+              ("ethnicity", "Black", 200, 1000, 200.0), ("imd_quintile", "1", 500, 2500, 500.0),
+              ("imd_quintile", "5", 500, 2500, 500.0), ("sex", "F", 600, 2500, 500.0), ("sex", "M", 400, 2500, 500.0)]
+    true = pd.DataFrame([dict(period=PERIODS[-1], condition="depression", area_type="pcn", area_code="P1",
+                              area_name="North Test PCN", group_type=gt, group_value=gv, observed=float(o),
+                              population=float(n), expected=e, missing=e - o, rate=np.nan, rate_lower=np.nan,
+                              rate_upper=np.nan, ratio=np.nan, ratio_lower=np.nan, ratio_upper=np.nan,
+                              parent_code="QAA") for gt, gv, o, n, e in groups])
+    shown = np.zeros(len(true), dtype=bool)
+    community = publish(true, Policy(), {"observed": shown, "population": shown})
+    inp = Inputs(prev=community, community=community, practices=PRACTICES,
+                 conditions=[dict(condition="depression", label="Depression", min_age=18)], periods=list(PERIODS),
+                 run_info={}, load_summary=None, data_quality=None, funnel=None, inequality=None)
+    pack = build_community(inp, "P1", {})
+    assert any(re.search(r"\bmen\b", finding) for finding in pack.context["findings"])
+    men = pack.csv[(pack.csv["group_type"] == "sex") & (pack.csv["group_value"] == "M")]
+    assert len(men) == 1 and float(men["missing"].iloc[0]) == 100
+    assert set(pack.csv["group_type"]) == {"all", "ethnicity", "imd_quintile", "sex"}
+
+
 # ---------------------------------------------------------------------------------------------- ICS pack
 
 def _published_sii(reports: Path, condition: str, area_type: str, area_code: str):
