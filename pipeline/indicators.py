@@ -258,17 +258,9 @@ def trend_table(prev: pd.DataFrame, transitions: pd.DataFrame, fixed_expected: p
                                     cells["cases_both"].to_numpy(float), cells["comparator_from"].to_numpy(float),
                                     cells["comparator_to"].to_numpy(float))
     out = cells[TREND_KEY + ["observed_from", "observed_to", "expected_from", "expected_to", "cases_both"]].copy()
-    for name in ("change_lower", "change_upper", "gap_change_lower", "gap_change_upper", "p_value"):
+    for name in ("ratio_from", "ratio_to", "change", "change_lower", "change_upper", "gap_from", "gap_to",
+                 "gap_change", "gap_change_lower", "gap_change_upper", "p_value"):
         out[name] = np.asarray(getattr(res, name), dtype=float)
-    # the ratios and their changes are defined whenever the expected counts are, also where a date has no cases
-    # (the paired interval and the test need a case on both dates: NaN there, and no claim is made)
-    observed_from, observed_to = cells["observed_from"].to_numpy(float), cells["observed_to"].to_numpy(float)
-    out["ratio_from"] = stats.divide(observed_from, cells["expected_from"].to_numpy(float))
-    out["ratio_to"] = stats.divide(observed_to, cells["expected_to"].to_numpy(float))
-    out["change"] = stats.divide(out["ratio_to"].to_numpy(float), out["ratio_from"].to_numpy(float))
-    out["gap_from"] = stats.divide(out["ratio_from"].to_numpy(float), cells["comparator_from"].to_numpy(float))
-    out["gap_to"] = stats.divide(out["ratio_to"].to_numpy(float), cells["comparator_to"].to_numpy(float))
-    out["gap_change"] = stats.divide(out["gap_to"].to_numpy(float), out["gap_from"].to_numpy(float))
     out["comparator_change"] = stats.divide(cells["comparator_to"].to_numpy(float),
                                             cells["comparator_from"].to_numpy(float))
     family = out.groupby(TREND_FAMILY, sort=False).ngroup().to_numpy()

@@ -968,7 +968,10 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
       comparator and stands about as far from it as before: ``s`` is near 0, so no claim is made, where a
       "moved towards 1" rule would have called the crossing a worsening or an improvement.
 
-    A zero observed count on either date (log undefined), ``E <= 0`` or NaN inputs give NaN (no claim).
+    The ratios, ``change`` and the gaps are given wherever their divisions are defined (``E > 0``, a positive
+    comparator; a date with no case has ratio 0, and ``change`` 0 when that is the later date). The intervals,
+    ``direction`` and ``p_value`` need a case on both dates: a zero observed count on either date (log
+    undefined), ``E <= 0`` or NaN inputs give NaN there (no claim).
     """
     o0, e0, o1, e1, both, c0, c1 = np.broadcast_arrays(
         _f(observed_from), _f(expected_from), _f(observed_to), _f(expected_to), _f(cases_both),
@@ -980,13 +983,13 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
         rounding = _f(count_rounding) ** 2 / 12.0 * (1.0 / o0 ** 2 + 1.0 / o1 ** 2)
         var_d = np.maximum((o0 + o1 - 2.0 * shared) / (o0 * o1), 0.0) + rounding
         var_s = (o0 + o1 + 2.0 * shared) / (o0 * o1) + rounding
-        ratio_from = o0 / e0
-        ratio_to = o1 / e1
-        change = ratio_to / ratio_from
+        ratio_from = divide(o0, e0)
+        ratio_to = divide(o1, e1)
+        change = divide(ratio_to, ratio_from)
         half = z * np.sqrt(var_d)
-        gap_from = ratio_from / c0
-        gap_to = ratio_to / c1
-        gap_change = gap_to / gap_from
+        gap_from = divide(ratio_from, c0)
+        gap_to = divide(ratio_to, c1)
+        gap_change = divide(gap_to, gap_from)
         d = np.log(gap_to) - np.log(gap_from)
         s = np.log(gap_to) + np.log(gap_from)
         # var_d = 0 (the same patients are the cases on both dates): the gap moved only if the expected counts or the
@@ -996,9 +999,11 @@ def paired_ratio_change(observed_from, expected_from, observed_to, expected_to, 
                        np.where(np.abs(d) <= 1e-12, 1.0, 0.0))
         p_s = 2.0 * special.ndtr(-np.abs(s) / np.sqrt(var_s))
         direction = np.sign(d * s)
-        return PairedChange(*(_keep(valid, a) for a in (
-            ratio_from, ratio_to, change, change * np.exp(-half), change * np.exp(half), gap_from, gap_to,
-            gap_change, gap_change * np.exp(-half), gap_change * np.exp(half), direction, np.maximum(p_d, p_s))))
+        return PairedChange(
+            _out(ratio_from), _out(ratio_to), _out(change), _keep(valid, change * np.exp(-half)),
+            _keep(valid, change * np.exp(half)), _out(gap_from), _out(gap_to), _out(gap_change),
+            _keep(valid, gap_change * np.exp(-half)), _keep(valid, gap_change * np.exp(half)), _keep(valid, direction),
+            _keep(valid, np.maximum(p_d, p_s)))
 
 
 def benjamini_hochberg(p_values, family_ids=None):

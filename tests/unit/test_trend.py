@@ -37,6 +37,8 @@ def test_paired_interval_by_hand():
 def test_zero_cases_make_no_claim():
     r = stats.paired_ratio_change([0, 10], [5.0, 0.0], [4, 10], [5.0, 5.0], [0, 5])
     assert np.isnan(r.change).all() and np.isnan(r.p_value).all()
+    # the ratios are still given where expected is positive (no case: ratio 0), as the trend table prints them
+    np.testing.assert_equal([r.ratio_from, r.ratio_to], [[0.0, np.nan], [0.8, 2.0]])
     assert list(stats.change_labels(r.direction, r.p_value)) == ["", ""]
 
 
