@@ -261,6 +261,13 @@ def _tiling_sets(space: CellSpace, ind: pd.DataFrame, den: np.ndarray, prev: pd.
                          pd.Series(np.full(len(totals), f"{register}:{lowest}+")), protected=False)
 
 
+def _absent(wanted: pd.DataFrame, have: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The rows of `wanted` whose `key` (compared as text) no row of `have` has."""
+    present = have[key].astype(str).drop_duplicates().assign(_have=True)
+    hit = wanted[key].astype(str).merge(present, on=key, how="left")["_have"]
+    return wanted[hit.isna().to_numpy()]
+
+
 def _complete_group_rows(prev: pd.DataFrame) -> pd.DataFrame:
     """Every group of every ICB and PCN breakdown: the prevalence table has no row for a group with nobody in it,
     and a row missing where other areas or dates have one tells a reader that the group is empty (an exact 0, and
@@ -278,9 +285,7 @@ def _complete_group_rows(prev: pd.DataFrame) -> pd.DataFrame:
     values = prev.loc[grouped, ["condition", "group_type", "group_value"]].drop_duplicates()
     wanted = shapes.merge(values, on=["condition", "group_type"])
     key = place + ["group_value"]
-    have = prev[key].astype(str).assign(_have=True)
-    hit = wanted[key].astype(str).merge(have, on=key, how="left")["_have"]
-    missing = wanted[hit.isna().to_numpy()]
+    missing = _absent(wanted, prev, key)
     if missing.empty:
         return prev
     missing = missing.assign(observed=0.0, population=0.0, expected=0.0, missing=0.0)
@@ -319,9 +324,7 @@ def _complete_indicator_rows(ind: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFr
         overlaps = np.ones(len(wanted), dtype=bool)
         overlaps[bands.to_numpy()] = (end >= low) & (start <= high)
         wanted = wanted[overlaps]
-    have = ind[["condition"] + place].astype(str).assign(_have=True)
-    hit = wanted[["condition"] + place].astype(str).merge(have, on=["condition"] + place, how="left")["_have"]
-    missing = wanted[hit.isna().to_numpy()].drop(columns=["_period", "slice"])
+    missing = _absent(wanted, ind, ["condition"] + place).drop(columns=["_period", "slice"])
     if missing.empty:
         return ind
     missing = missing.assign(
