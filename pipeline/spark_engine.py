@@ -414,8 +414,10 @@ def read_raw(spark, path: Path, source: Source, inp=None, multi_line: bool = Fal
 
     names = _map_headers(path.name, _header(path, inp.encoding), source, header_map)
     _check_columns(path.name, names, source)
-    # Spark splits lines at the byte \n: text whose line break is other bytes (UTF-16, UTF-32) is read whole
-    multi_line = multi_line or not "\n\n".encode(inp.encoding).endswith(b"\n\n")
+    # Spark splits lines at the byte \n: text whose line break is other bytes (UTF-16, UTF-32) is read whole; so is a
+    # file with a line of only blanks, which Spark's line-by-line reader drops where DuckDB's rejects it as a row
+    ascii_lines = "\n\n".encode(inp.encoding).endswith(b"\n\n")
+    multi_line = multi_line or not ascii_lines or _has_line_of_blanks(path)
     unique = []
     for i, n in enumerate(names):
         unique.append(n if n not in unique else f"{n}__{i}")
@@ -434,6 +436,28 @@ def read_raw(spark, path: Path, source: Source, inp=None, multi_line: bool = Fal
     df = df.where(F.col("_row_number") > 0)  # row 0 is the header line
     # an empty field is an empty string, as the DuckDB engine reads it (Spark's CSV reader makes it null)
     return df.select(*[F.coalesce(F.col(n), F.lit("")).alias(n) for n in unique], "_row_number", "_malformed")
+
+
+# a line holding only characters Java's String.trim removes (code points up to the space), not the line break alone
+_LINE_OF_BLANKS = re.compile(rb"\n(?!\r?\n)[\x00-\x09\x0b-\x20]+(?=\n)")
+
+
+def _has_line_of_blanks(path: Path, block_bytes: int = 1 << 24) -> bool:
+    """Whether a CSV file (in an encoding whose line break is the byte \\n) has a line of only spaces, tabs or other
+    blanks, which Spark's line-by-line CSV reader skips like an empty line (read on the driver, in blocks, as
+    `_require_text` does; a regular expression over bytes, not a loop over rows)."""
+    carry = b""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(block_bytes), b""):
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            if _LINE_OF_BLANKS.search(data, 0, cut + 1):
+                return True
+            carry = data[cut:]
+    return bool(_LINE_OF_BLANKS.search(carry + b"\n"))
 
 
 def ingest_sources(spark, con, raw: Path, processed: Path, cfg, files: dict, today, sources) -> list:

@@ -556,6 +556,19 @@ def _not_utf8_after_the_first_block(raw: Path, cfg: Path) -> None:
                           + "Z,Caf\u00e9,P0,PCN 0,I1,ICB One\n".encode("cp1252"))
 
 
+def _lines_of_blanks(raw: Path, cfg: Path) -> str:
+    """Lines of only spaces, a tab, spaces before a Windows line end, between empty lines: DuckDB rejects each as a
+    row with the wrong number of fields; before, Spark's line-by-line reader dropped them (not in rejects, and the
+    later rows' numbers one lower)."""
+    for stem, blanks in (("events", ["   ", "\t", " \r"]), ("registrations", ["", "  ", ""])):
+        path = raw / f"{stem}.csv"
+        lines = path.read_text().splitlines()
+        for offset, blank in enumerate(blanks):
+            lines.insert(3 + 4 * offset, blank)
+        path.write_text("\n".join(lines) + "\n")
+    return "[input]\nmax_reject_share = 1.0\n"
+
+
 def test_a_contract_column_twice_stops_both_engines(spark, tmp_path):
     """events with `value` twice (Value, value): which is meant is unknown, so both engines stop with one sentence;
     before, DuckDB read the first and Spark ended in a traceback (COLUMN_ALREADY_EXISTS)."""
@@ -581,6 +594,7 @@ BAD_INPUT = {
     "typed_parquet_dmy_cp1252": (_typed_parquet_dmy_cp1252, None),
     "damaged_pages": (_damaged_pages, "error: practices.parquet could not be read as Parquet: it is truncated or "
                                       "damaged; export the table again"),
+    "lines_of_blanks": (_lines_of_blanks, None),
     "zero_byte_parquet": (_zero_byte_parquet, "error: practices.parquet is empty (0 bytes)"),
     "not_utf8_after_the_first_block": (_not_utf8_after_the_first_block, "error: practices.csv is not UTF-8 text; save "
                                        "it as UTF-8, or declare its encoding in the configuration (e.g. encoding = "
