@@ -92,6 +92,10 @@ class OutputTable:
     note: str = ""                          # when the optional columns are there
 
 
+# the values of comparisons.comparison (each named in its declared meaning below; tests/unit/test_indicators.py)
+COMPARISON_KINDS = ("group_vs_reference", "rate_vs_icb", "rate_vs_pcn", "ratio_vs_icb", "ratio_vs_pcn",
+                    "rate_vs_england", "ratio_vs_england")
+
 _AREA = (("area_type", "icb, pcn, practice or neighbourhood (and england from published data)"),
          ("area_code", "the area's code"))
 _CELL = ("period", "condition", "area_type", "area_code", "group_type", "group_value")
@@ -168,7 +172,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
         ("comparison", "group_vs_reference (a group against the reference group of the same area), rate_vs_icb / "
                        "rate_vs_pcn (the area's `all` row against its parent's crude rate), ratio_vs_icb / "
-                       "ratio_vs_pcn (against its parent's standardised ratio)"),
+                       "ratio_vs_pcn (against its parent's standardised ratio); published data: also ICBs by "
+                       "rate_vs_england / ratio_vs_england"),
         *_GROUP, ("reference", "the reference group as group_type and value (`ethnicity White`) or the parent as "
                                "area_type and code (`icb QHM`)"),
         ("value", "the crude rate compared (ratio_vs_*: the area's observed / expected)"),
