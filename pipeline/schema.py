@@ -187,7 +187,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("rate_difference_upper", "95% upper limit"),
         ("label", "higher, similar or lower: group_vs_reference from the rate difference's interval against 0; "
                   "against a parent from the area's own 95% interval (Wilson for the rate, exact/Byar for the "
-                  "ratio) against the parent's value")),
+                  "ratio) against the parent's value; empty on a ratio_vs_* row whose area has no ratio (expected 0), "
+                  "as the funnel's significance")),
         key=("period", "condition", "area_type", "area_code", "comparison", "group_type", "group_value", "reference")),
     OutputTable("dsr", "period x condition x area x group", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA, *_GROUP,
