@@ -128,7 +128,8 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("sii_upper", "95% upper limit"), ("rii", "relative index of inequality"),
         ("rii_lower", "95% lower limit"), ("rii_upper", "95% upper limit"),
         ("sii_mad", "repeatability: mean absolute difference of the SII limits over 10 reruns (PHE reliability_stat); "
-                    "only on the ICB and PCN rows of the latest date that have an interval, empty elsewhere"),
+                    "only on the ICB and PCN rows of the latest date that have an interval (quintile breakdowns), empty "
+                    "elsewhere"),
         ("rii_mad", "the same for the RII limits"),
         ("reliability", "poor when sii_mad >= 0.0005 or rii_mad >= 0.005 (a rerun could move a printed digit; hidden "
                         "from the packs), else good; empty where sii_mad is")),
