@@ -92,6 +92,10 @@ class OutputTable:
     note: str = ""                          # when the optional columns are there
 
 
+# the values of comparisons.comparison (each named in its declared meaning below; tests/unit/test_indicators.py)
+COMPARISON_KINDS = ("group_vs_reference", "rate_vs_icb", "rate_vs_pcn", "ratio_vs_icb", "ratio_vs_pcn",
+                    "rate_vs_england", "ratio_vs_england")
+
 _AREA = (("area_type", "icb, pcn, practice or neighbourhood (and england from published data)"),
          ("area_code", "the area's code"))
 _CELL = ("period", "condition", "area_type", "area_code", "group_type", "group_value")
@@ -123,8 +127,12 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("sii_lower", "95% lower limit (100,000 simulations, as PHEindicatormethods phe_sii)"),
         ("sii_upper", "95% upper limit"), ("rii", "relative index of inequality"),
         ("rii_lower", "95% lower limit"), ("rii_upper", "95% upper limit"),
-        ("sii_mad", "repeatability: mean absolute difference of the SII limits over 10 reruns (PHE reliability_stat)"),
-        ("rii_mad", "the same for the RII limits"), ("reliability", "good or poor (poor: hidden from the packs)")),
+        ("sii_mad", "repeatability: mean absolute difference of the SII limits over 10 reruns (PHE reliability_stat); "
+                    "only on the ICB and PCN rows of the latest date that have an interval (quintile breakdowns), empty "
+                    "elsewhere"),
+        ("rii_mad", "the same for the RII limits"),
+        ("reliability", "poor when sii_mad >= 0.0005 or rii_mad >= 0.005 (a rerun could move a printed digit; hidden "
+                        "from the packs), else good; empty where sii_mad is")),
         key=("period", "condition", "area_type", "area_code", "dimension", "measure")),
     OutputTable("funnel", "period x condition x practice/PCN/neighbourhood x statistic", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
@@ -136,10 +144,15 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("significance", "High (0.001), High (0.025), Not significant, Low (0.025) or Low (0.001); empty on a ratio "
                          "row whose expected count or parent ratio is 0 (no ratio to judge, as PHE's method gives NA)")),
         key=("period", "condition", "area_type", "area_code", "statistic"), optional=(
-        ("od_method", "additive or multiplicative"), ("od_phi", "overdispersion factor"),
-        ("od_tau2", "between-area variance (additive)"), ("od_lower_95", "95% limit allowing for overdispersion"),
+        ("od_method", "additive or multiplicative"),
+        ("od_phi", "overdispersion factor of the row's funnel (period x condition x parent x area type x statistic): "
+                   "the mean squared z-score after 10% winsorisation at each end (docs/methods.md)"),
+        ("od_tau2", "between-area variance of the additive model (given with either method; sets the limits only "
+                    "with additive)"),
+        ("od_lower_95", "95% limit allowing for overdispersion (Spiegelhalter 2005; ratios on the square-root scale)"),
         ("od_upper_95", "95% limit"), ("od_lower_998", "99.8% limit"), ("od_upper_998", "99.8% limit"),
-        ("od_significance", "significance against the overdispersed limits")),
+        ("od_significance", "the five labels of `significance`, against the overdispersed limits; empty where the "
+                            "row has no value (ratio with expected 0)")),
         note="with `[funnel] overdispersion` set"),
     OutputTable("trend", "pair of periods (consecutive, and first to last) x condition x area x group", (
         ("period_from", "earlier reference date"), ("period_to", "later reference date"), ("condition", "condition id"),
@@ -158,12 +171,25 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
         ("label", "narrowed, widened or no clear change")), key=_PAIR_CELL),
     OutputTable("comparisons", "period x condition x area x group compared with a reference group, or area with its parent", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA,
-        ("comparison", "group (against the reference group) or parent (the area against its parent area)"),
-        *_GROUP, ("reference", "the reference group or parent area"), ("value", "the rate compared"),
-        ("reference_value", "the reference's rate"), ("rate_ratio", "value / reference_value"),
-        ("rate_ratio_lower", "95% lower limit"), ("rate_ratio_upper", "95% upper limit"),
-        ("rate_difference", "value - reference_value"), ("rate_difference_lower", "95% lower limit"),
-        ("rate_difference_upper", "95% upper limit"), ("label", "higher, similar or lower")),
+        ("comparison", "group_vs_reference (a group against the reference group of the same area), rate_vs_icb / "
+                       "rate_vs_pcn (the area's `all` row against its parent's crude rate), ratio_vs_icb / "
+                       "ratio_vs_pcn (against its parent's standardised ratio); published data: also ICBs by "
+                       "rate_vs_england / ratio_vs_england"),
+        *_GROUP, ("reference", "the reference group as group_type and value (`ethnicity White`) or the parent as "
+                               "area_type and code (`icb QHM`)"),
+        ("value", "the crude rate compared (ratio_vs_*: the area's observed / expected)"),
+        ("reference_value", "the reference's crude rate (ratio_vs_*: the parent's ratio)"),
+        ("rate_ratio", "value / reference_value; group_vs_reference rows only (an area is part of its parent, not an "
+                       "independent sample), empty when reference_value is 0"),
+        ("rate_ratio_lower", "95% lower limit (log method; empty when either count is 0)"),
+        ("rate_ratio_upper", "95% upper limit"),
+        ("rate_difference", "value - reference_value; group_vs_reference rows only"),
+        ("rate_difference_lower", "95% lower limit (Newcombe's hybrid score method)"),
+        ("rate_difference_upper", "95% upper limit"),
+        ("label", "higher, similar or lower: group_vs_reference from the rate difference's interval against 0; "
+                  "against a parent from the area's own 95% interval (Wilson for the rate, exact/Byar for the "
+                  "ratio) against the parent's value; empty on a ratio_vs_* row whose area has no ratio (expected 0), "
+                  "as the funnel's significance")),
         key=("period", "condition", "area_type", "area_code", "comparison", "group_type", "group_value", "reference")),
     OutputTable("dsr", "period x condition x area x group", (
         ("period", "reference date"), ("condition", "condition id"), *_AREA, *_GROUP,
@@ -198,10 +224,12 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
 OUTPUT_BY_NAME = {t.name: t for t in OUTPUT_TABLES}
 
 
-def _by_indicator(name: str, like: str, one_row_per: str, kind: bool = False) -> OutputTable:
+def _by_indicator(name: str, like: str, one_row_per: str, kind: bool = False,
+                  meanings: dict[str, str] | None = None) -> OutputTable:
     """An indicator table declared as the register table `like`, keyed by `indicator` (and `kind`) in place of
-    `condition`."""
+    `condition`; `meanings` replaces the meaning of columns that differ from the register table's."""
     swap = {"condition": ("indicator", "the configuration's indicator id")}
+    swap.update({column: (column, meaning) for column, meaning in (meanings or {}).items()})
     table = OUTPUT_BY_NAME[like]
     columns = []
     for column, meaning in table.columns:
@@ -216,7 +244,9 @@ OUTPUT_TABLES += (
     _by_indicator("indicators", "prevalence", "period x indicator x area x group (the `prevalence` columns)", kind=True),
     _by_indicator("indicator_funnel", "funnel", "period x indicator x practice/PCN/neighbourhood x statistic"),
     _by_indicator("indicator_trend", "trend", "pair of periods x indicator x area x group"),
-    _by_indicator("indicator_inequality", "inequality", "period x indicator x ICB/PCN (latest date)"),
+    _by_indicator("indicator_inequality", "inequality", "period x indicator x ICB/PCN (latest date)", meanings={
+        "sii_mad": "empty: the limits' repeatability is not assessed for indicators (no pack prints their gradient)",
+        "rii_mad": "empty, as sii_mad", "reliability": "empty, as sii_mad"}),
 )
 OUTPUT_BY_NAME = {t.name: t for t in OUTPUT_TABLES}
 

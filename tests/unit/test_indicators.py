@@ -55,3 +55,32 @@ def test_funnel_overdispersion_columns_only_when_asked():
     assert (p["od_upper_95"] >= p["upper_95"] - 1e-12).all()
     flagged = (p["significance"] != "Not significant").sum()
     assert (p["od_significance"] != "Not significant").sum() < flagged
+
+
+def test_comparisons_hold_what_the_contract_declares():
+    """The `comparison` values and the columns each kind fills, as schema.py declares them (it once said
+    `group` / `parent`, which no row ever held). Group rows are labelled from the rate difference's interval: 2/4
+    against 12/83 has a rate ratio interval above 1 (log method: 1.14 to 10.5) but a difference interval
+    (Newcombe) reaching below 0, so `similar`."""
+    from pipeline.schema import COMPARISON_KINDS, OUTPUT_BY_NAME
+
+    rows = [(P1, "dep", "england", "E", "all", "All", 300, 2000, 300.0),
+            (P1, "dep", "icb", "I", "all", "All", 140, 1000, 150.0),
+            (P1, "dep", "pcn", "P", "all", "All", 60, 400, 55.0),
+            (P1, "dep", "practice", "A", "all", "All", 14, 87, 12.0),
+            (P1, "dep", "practice", "A", "ethnicity", "White", 12, 83, 11.0),
+            (P1, "dep", "practice", "A", "ethnicity", "Asian", 2, 4, 1.0)]
+    parents = pd.DataFrame({"area_type": ["practice", "practice", "pcn", "icb"], "area_code": ["A", "A", "P", "I"],
+                            "parent_type": ["pcn", "icb", "icb", "england"], "parent_code": ["P", "I", "I", "E"]})
+    comp = indicators.comparisons_table(_prev(rows), parents, {"ethnicity": "White"})
+    assert set(comp["comparison"]) == set(COMPARISON_KINDS)
+    meaning = dict(OUTPUT_BY_NAME["comparisons"].columns)["comparison"]
+    assert all(kind in meaning for kind in COMPARISON_KINDS)
+    group = comp[comp["comparison"] == "group_vs_reference"].iloc[0]
+    assert group["reference"] == "ethnicity White" and group["label"] == "similar"
+    assert group["rate_ratio_lower"] > 1 and group["rate_difference_lower"] < 0
+    parent = comp[comp["comparison"] != "group_vs_reference"]
+    assert set(parent["reference"]) == {"pcn P", "icb I", "england E"}
+    assert parent[["rate_ratio", "rate_ratio_lower", "rate_difference", "rate_difference_upper"]].isna().all().all()
+    ratio_vs_icb = parent[(parent["comparison"] == "ratio_vs_icb") & (parent["area_code"] == "A")].iloc[0]
+    assert abs(ratio_vs_icb["value"] - 14 / 12) < 1e-12 and abs(ratio_vs_icb["reference_value"] - 140 / 150) < 1e-12
