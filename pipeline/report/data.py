@@ -74,10 +74,8 @@ class Inputs:
         cache = self.__dict__.setdefault("_icb_rows", {})
         if icb not in cache:
             mine = self.practices[self.practices["icb_code"] == icb]
-            area_type, code = self.prev["area_type"], self.prev["area_code"]
-            keep = ((area_type == "icb") & (code == icb)) | ((area_type == "pcn") & code.isin(set(mine["pcn_code"]))) | \
-                ((area_type == "practice") & code.isin(set(mine["practice_code"]))) | (area_type == "neighbourhood")
-            cache[icb] = self.prev[keep]
+            cache[icb] = self.prev[in_areas(self.prev, [("icb", [icb]), ("pcn", mine["pcn_code"]),
+                                                        ("practice", mine["practice_code"]), ("neighbourhood", None)])]
         return cache[icb]
 
     @property
@@ -87,6 +85,15 @@ class Inputs:
     @property
     def previous(self) -> dt.date | None:
         return self.periods[-2] if len(self.periods) > 1 else None
+
+
+def in_areas(frame: pd.DataFrame, areas) -> np.ndarray:
+    """Whether each row is of one of `areas` [(area_type, codes)]; codes None: every area of that type."""
+    area_types, codes = frame["area_type"].to_numpy(), frame["area_code"]
+    keep = np.zeros(len(frame), dtype=bool)
+    for area_type, wanted in areas:
+        keep |= (area_types == area_type) & (True if wanted is None else codes.isin(list(wanted)).to_numpy())
+    return keep
 
 
 def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from pipeline.schema import GROUP_ORDER
 from . import charts, packs
 from . import published_trend as pt
 from . import wording as w
-from .data import Inputs
+from .data import Inputs, in_areas
 
 FAMILIES = (  # kind, page title, intro
     ("care_process", "Care processes",
@@ -266,10 +266,7 @@ def indicator_csv(inp: Inputs, areas) -> pd.DataFrame | None:
     ind = inp.indicators
     if ind is None or ind.empty:
         return None
-    take = pd.Series(False, index=ind.index)
-    for area_type, codes in areas:
-        take |= (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
-    out = packs.csv_rows(ind[take], ["condition"] + CSV_COLUMNS)
+    out = packs.csv_rows(ind[in_areas(ind, areas)], ["condition"] + CSV_COLUMNS)
     own_type, own_codes = areas[0]
     out = packs._with_changes(out, inp, indicator_changes(inp, own_type, own_codes), own_type, "indicator_overlap")
     out = out.rename(columns={"condition": "indicator"})

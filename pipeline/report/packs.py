@@ -16,7 +16,7 @@ from pipeline.schema import GROUP_ORDER, output_columns
 from . import charts
 from . import published_trend as pt
 from . import wording as w
-from .data import LOAD_SUMMARY_COLS, Inputs
+from .data import LOAD_SUMMARY_COLS, Inputs, in_areas
 
 BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
 # a pack's CSV: the `prevalence` columns, its counts (what disclosure control rounds) before the rates and ratios
@@ -655,7 +655,7 @@ def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes
 # ---------------------------------------------------------------------------------------------- community
 
 def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
-    prev = _slice(inp.community, [pcn], neighbourhoods=False)
+    prev = select(inp.community, area_type="pcn", codes=pcn)
     name = str(inp.practices.loc[inp.practices["pcn_code"] == pcn, "pcn_name"].iloc[0])
     items, found = [], headlines(prev, inp, "pcn", pcn, 3)
     for headline in found:
@@ -686,16 +686,6 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
 
 # ---------------------------------------------------------------------------------------------- PCN pack
 
-def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: bool = True, england=()) -> pd.DataFrame:
-    """The rows one pack can use (one boolean pass over the whole table, then cheap filters)."""
-    area_types, code = prev["area_type"], prev["area_code"]
-    keep = ((area_types == "pcn") & code.isin(list(pcns))) | ((area_types == "icb") & code.isin(list(icbs))) | \
-        ((area_types == "practice") & code.isin(list(practices))) | ((area_types == "england") & code.isin(list(england)))
-    if neighbourhoods:
-        keep |= area_types == "neighbourhood"
-    return prev[keep]
-
-
 def _funnel_points(rows: pd.DataFrame, highlight) -> pd.DataFrame:
     return pd.DataFrame(dict(expected=rows["expected"].to_numpy(dtype=float), ratio=rows["ratio"].to_numpy(dtype=float),
                              highlight=highlight, label=rows["area_name"].to_numpy()))
@@ -724,10 +714,7 @@ def _extra_csvs(inp: Inputs, areas: list[tuple[str, list]]) -> dict[str, pd.Data
     out = {}
     quality = inp.data_quality
     if quality is not None and not quality.empty:
-        take = np.zeros(len(quality), dtype=bool)
-        for area_type, codes in areas[:2]:
-            take |= (quality["area_type"] == area_type).to_numpy() & quality["area_code"].isin(list(codes)).to_numpy()
-        take &= (quality["period"] == inp.latest).to_numpy()
+        take = in_areas(quality, areas[:2]) & (quality["period"] == inp.latest).to_numpy()
         out["data_quality"] = csv_rows(quality[take].sort_values(["area_type", "area_code"]),
                                        output_columns("data_quality"))
     if inp.load_summary is not None and not inp.load_summary.empty:
@@ -746,7 +733,10 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
     icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
-    prev = _slice(inp.icb_rows(icb_code), [pcn], [icb_code], icb_practices)
+    # the pack's own areas (the CSV's rows), then the rest of the ICB's practices (the funnel) and the neighbourhoods
+    areas = [("pcn", [pcn]), ("practice", prac["practice_code"]), ("icb", [icb_code])]
+    prev = inp.icb_rows(icb_code)
+    prev = prev[in_areas(prev, areas + [("practice", icb_practices), ("neighbourhood", None)])]
     comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
     changes = pack_changes(inp, "pcn", [pcn], prev)
@@ -802,12 +792,9 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     ctx["indicator_families"], indicator_charts = pcn_indicator_pages(inp, pcn, codes, names, comp)
     charts_ += indicator_charts
     # the pack's numbers
-    in_pack = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
-        ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
-        ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    extra = _extra_csvs(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(csv_rows(prev[in_pack]), inp, changes, "pcn"),
-                extra_csvs=extra)
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_,
+                _with_changes(csv_rows(prev[in_areas(prev, areas)]), inp, changes, "pcn"),
+                extra_csvs=_extra_csvs(inp, areas))
 
 
 def _trend_frame(own: pd.DataFrame, cond, group_type, group_value, series) -> pd.DataFrame:
@@ -869,14 +856,15 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     national = area_type == "england"
     if national:
         prac = inp.practices
-        prev = _slice(inp.prev, (), prac["icb_code"].unique(), prac["practice_code"], england=[icb])
+        prev = inp.prev[in_areas(inp.prev, [("england", [icb]), ("icb", prac["icb_code"].unique()),
+                                            ("practice", prac["practice_code"]), ("neighbourhood", None)])]
         name = "England"
         pcns = prac.drop_duplicates("icb_code")[["icb_code", "icb_name"]].rename(
             columns={"icb_code": "pcn_code", "icb_name": "pcn_name"})
         child_type, subtitle = "icb", f"{len(pcns)} integrated care boards and {len(prac)} practices."
     else:
         prac = inp.practices[inp.practices["icb_code"] == icb]
-        prev = _slice(inp.icb_rows(icb), prac["pcn_code"].unique(), [icb], prac["practice_code"])
+        prev = inp.icb_rows(icb)
         name = str(prac["icb_name"].iloc[0])
         pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
         pcns = pcns[pcns["pcn_code"].isin(prev.loc[prev["area_type"] == "pcn", "area_code"])]
@@ -955,9 +943,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     charts_ += _map_charts(prev, inp)
     ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pcn_codes, pnames, ncodes, nnames, comp)
     charts_ += indicator_charts
-    in_pack = ((prev["area_type"] == area_type) & (prev["area_code"] == icb)) | \
-        ((prev["area_type"] == child_type) & prev["area_code"].isin(pcn_codes)) | (prev["area_type"] == "neighbourhood")
-    out = csv_rows(prev[in_pack])
+    out = csv_rows(prev[in_areas(prev, [(area_type, [icb]), (child_type, pcn_codes), ("neighbourhood", None)])])
     # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     gap_csv = pd.DataFrame(dict(
