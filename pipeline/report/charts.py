@@ -77,11 +77,10 @@ class Canvas:
         self.parts: list[str] = []
         self.defs: list[str] = []
 
-    def line(self, x1, y1, x2, y2, stroke=INK, width=0.8, dash=None, opacity=None):
+    def line(self, x1, y1, x2, y2, stroke=INK, width=0.8, dash=None):
         d = f' stroke-dasharray="{dash}"' if dash else ""
-        o = f' stroke-opacity="{opacity}"' if opacity else ""
         self.parts.append(f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}" '
-                          f'stroke-width="{width}"{d}{o}/>')
+                          f'stroke-width="{width}"{d}/>')
 
     def polyline(self, xs, ys, stroke=INK, width=0.8, dash=None):
         pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
@@ -97,11 +96,10 @@ class Canvas:
         self.parts.append(f'<path d="{d}" fill="{fill}" stroke="{stroke}" stroke-width="{width}" '
                           f'fill-rule="evenodd"/>')
 
-    def text(self, x, y, s, size=8.0, anchor="start", fill=INK, bold=False, baseline="middle"):
-        # dominant-baseline support varies between renderers: shift by hand (0.35 em ~ half the x-height)
-        dy = {"middle": 0.35 * size, "top": 0.8 * size, "bottom": 0.0}[baseline]
+    def text(self, x, y, s, size=8.0, anchor="start", fill=INK, bold=False):
+        # centred on y by hand (0.35 em ~ half the x-height): renderers differ in dominant-baseline support
         b = ' font-weight="bold"' if bold else ""
-        self.parts.append(f'<text x="{_n(x)}" y="{_n(y + dy)}" font-family="{FONT}" font-size="{size}" '
+        self.parts.append(f'<text x="{_n(x)}" y="{_n(y + 0.35 * size)}" font-family="{FONT}" font-size="{size}" '
                           f'text-anchor="{anchor}" fill="{fill}"{b}>{escape(str(s))}</text>')
 
     def marker(self, kind, x, y, r=3.6, fill=INK, stroke="white", width=0.5):

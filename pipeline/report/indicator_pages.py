@@ -123,17 +123,13 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
         candidates.append(dict(text=gap_text(metas[r["condition"]], r, comparator),
                                change=packs.change_sentence(inp, changes, cell, comparator),
                                condition=r["condition"], group_type=r["group_type"], group_value=r["group_value"],
-                               missing=w.fmt_count(r["missing"]), family=r["kind"], patients=float(r["patients"]),
-                               ratio=f"{r['ratio']:.2f}", lower=f"{r['ratio_lower']:.2f}", upper=f"{r['ratio_upper']:.2f}"))
+                               family=r["kind"], patients=float(r["patients"])))
     for c in candidates:
         if not math.isfinite(c["patients"]):
             c["patients"] = 0.0
     ranked = sorted(candidates, key=lambda c: -c["patients"])
-    firsts, seen = [], set()
-    for c in ranked:
-        if c["family"] not in seen:
-            seen.add(c["family"])
-            firsts.append(c)
+    # the largest gap of each family (the first of its family in the ranking), then the rest
+    firsts = [c for i, c in enumerate(ranked) if c["family"] not in {x["family"] for x in ranked[:i]}]
     rest = [c for c in ranked if not any(c is f for f in firsts)]
     chosen = (firsts + rest)[:max(max_n, len(firsts))]
     return [_json_ready(c) for c in sorted(chosen, key=lambda c: -c["patients"])]

@@ -281,8 +281,7 @@ def within_gaps(prev: pd.DataFrame, inp: Inputs, area_type: str, codes, max_n: i
     return gaps[gaps["tier"] > 0].head(max_n)
 
 
-def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int,
-                 area_word: str = "the PCN") -> list[dict]:
+def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int) -> list[dict]:
     """Page 1, part 2: the groups recorded clearly less often than the rest of their own area (within_gaps: the
     group's ratio over the area's, 95% interval below 1), in words, with the change since the previous date."""
     items = []
@@ -290,13 +289,13 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
         condition = _cond(inp, gap["condition"])
         text = w.within_sentence(condition["label"], gap["group_type"], gap["group_value"],
                                  int(condition["min_age"]) >= 18, gap["within_value"], gap["within_lower"],
-                                 gap["within_upper"], gap["within_affected_shown"], area_word)
+                                 gap["within_upper"], gap["within_affected_shown"], "the PCN")
         change = change_sentence(inp, changes, (code, gap["condition"], gap["group_type"], gap["group_value"]),
                                  comparator)
-        affected = gap["within_affected_shown"]
+        # the page prints `text` and `change` (`ratio`, `lower`, `upper`: the numbers in `text`); the trend chart
+        # draws the group; page_one_items ranks by missing_value
         items.append(dict(text=text, change=change, condition=gap["condition"], group_type=gap["group_type"],
-                          group_value=gap["group_value"], affected=w.fmt_count(affected),
-                          missing=w.fmt_count(affected), missing_value=float(affected),
+                          group_value=gap["group_value"], missing_value=float(gap["within_affected_shown"]),
                           ratio=f"{gap['within_value']:.2f}", lower=f"{gap['within_lower']:.2f}",
                           upper=f"{gap['within_upper']:.2f}"))
     return items

@@ -47,7 +47,7 @@ def _published(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def published_changes(prev: pd.DataFrame, overlap: pd.DataFrame | None, period_from, period_to, area_type: str,
-                      codes, policy: Policy, alpha: float = 0.05) -> pd.DataFrame:
+                      codes, policy: Policy) -> pd.DataFrame:
     """Per cell (condition x group) of the areas `codes` of `area_type`: the published ratios on both dates, the
     change with its paired 95% interval, p-value, BH q-value over all these cells, and the label. Cells with a
     hidden or zero count on either date get NaN and label ''."""
@@ -75,7 +75,7 @@ def published_changes(prev: pd.DataFrame, overlap: pd.DataFrame | None, period_f
     for name in ("ratio_from", "ratio_to", "change", "change_lower", "change_upper", "p_value"):
         out[name] = np.asarray(getattr(res, name), dtype=float)
     out["q_value"] = stats.benjamini_hochberg(out["p_value"].to_numpy(float))
-    out["label"] = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float), alpha)
+    out["label"] = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float))
     return out[cols].reset_index(drop=True)
 
 

@@ -164,9 +164,9 @@ def _template(name: str) -> str:
     return (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
 
 
-def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path | None = None) -> dict:
+def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date) -> dict:
     """Draw the pack's charts, write its JSON and typst source into a scratch directory, compile to `pdf`.
-    Returns the context as written (charts included). `keep_source`: copy the scratch directory there."""
+    Returns the context as written (charts included)."""
     import typst
 
     with tempfile.TemporaryDirectory(prefix="pack-") as wd:
@@ -187,8 +187,6 @@ def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path |
                           timestamp=int(stamp.timestamp()))
         except Exception as e:  # a template or data problem is ours, not the user's: say which pack
             raise RuntimeError(f"typst could not render the {pack.kind} pack {pack.code}: {e}") from None
-        if keep_source is not None:
-            shutil.copytree(wd, keep_source, dirs_exist_ok=True)
     return ctx
 
 
