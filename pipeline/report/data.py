@@ -24,7 +24,7 @@ from pipeline.schema import OUTPUT_TABLES, output_columns, source_columns
 from pipeline.warehouse import connect, query, read_table, require_same_configuration
 from pipeline.warehouse import tables as warehouse_tables
 
-from .publication import Published, protect_all
+from .publication import Published, parent_codes, protect_all
 
 log = logging.getLogger("pipeline.report")
 
@@ -99,18 +99,9 @@ def in_areas(frame: pd.DataFrame, areas) -> np.ndarray:
 def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
     """parent_code: practice -> its PCN, PCN -> its ICB, neighbourhood -> one set of all neighbourhoods
     (neighbourhoods do not add up to a published total, but hiding a second one is the safe side)."""
-    p2pcn = dict(zip(practices["practice_code"], practices["pcn_code"]))
-    pcn2icb = dict(zip(practices["pcn_code"], practices["icb_code"]))
-    at = prev["area_type"]
-    parent = pd.Series(None, index=prev.index, dtype=object)
-    m = at == "practice"
-    parent[m] = prev.loc[m, "area_code"].map(p2pcn)
-    m = at == "pcn"
-    parent[m] = prev.loc[m, "area_code"].map(pcn2icb)
-    parent[at == "neighbourhood"] = NBH_SET
-    out = prev.copy()
-    out["parent_code"] = parent
-    return out
+    parent = parent_codes(prev, practices)
+    parent[prev["area_type"] == "neighbourhood"] = NBH_SET
+    return prev.assign(parent_code=parent)
 
 
 def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:

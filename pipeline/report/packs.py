@@ -508,20 +508,17 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
     whole = "England" if area_type == "england" else f"{icb_name} (whole ICB)"
     whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
     areas = [(icb, area_type, whole)] + [(pcn, child_type, names.get(pcn, pcn)) for pcn in pcns]
-    idx = sii_rows.set_index(["area_type", "area_code", "condition"])
+    key = ["area_type", "area_code", "condition"]
+    values = sii_rows.drop_duplicates(key).set_index(key)[["sii", "sii_lower", "sii_upper", "rii", "rii_lower",
+                                                           "rii_upper"]]
     tables, words, full, panels, children = [], [], [], [], []
     for condition in inp.conditions:
         rows, frame, more, less, n_shown = [], [], [], [], 0
         for code, at, area_name in areas:
-            key = (at, code, condition["condition"])
             hid = (code, condition["condition"]) in hidden
             shaky = (code, condition["condition"]) in unreliable
-            if key in idx.index and not hid and not shaky:
-                row = idx.loc[key]
-                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-                vals = [float(row[column]) for column in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
-            else:
-                vals = [float("nan")] * 6
+            known = (at, code, condition["condition"]) in values.index and not hid and not shaky
+            vals = [float(v) for v in values.loc[(at, code, condition["condition"])]] if known else [float("nan")] * 6
             shown = math.isfinite(vals[0]) and not hid
             rows.append([area_name, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
                          MARKER if hid else ("not repeatable" if shaky else
@@ -685,9 +682,16 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
 
 # ---------------------------------------------------------------------------------------------- PCN pack
 
-def _funnel_points(rows: pd.DataFrame, highlight) -> pd.DataFrame:
+def _funnel_points(rows: pd.DataFrame, highlight: bool) -> pd.DataFrame:
     return pd.DataFrame(dict(expected=rows["expected"].to_numpy(dtype=float), ratio=rows["ratio"].to_numpy(dtype=float),
                              highlight=highlight, label=rows["area_name"].to_numpy()))
+
+
+def _funnel_panels(items: list[tuple[str, str]], grey: pd.DataFrame, highlighted: pd.DataFrame) -> list[tuple]:
+    """A funnel panel per item (label, condition id): the points of the `grey` rows, then the `highlighted` ones."""
+    return [(label, pd.concat([_funnel_points(grey[grey["condition"] == cid], False),
+                               _funnel_points(highlighted[highlighted["condition"] == cid], True)], ignore_index=True))
+            for label, cid in items]
 
 
 def _map_charts(prev: pd.DataFrame, inp: Inputs) -> list[tuple]:
@@ -767,11 +771,9 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
     if ctx["has_funnel"]:
         rows = select(prev, inp.latest, "practice", icb_practices, group_type="all")
-        panels = []
-        for label, cid in labelled(inp.conditions):
-            part = rows[rows["condition"] == cid]
-            panels.append((label, _funnel_points(part, part["area_code"].isin(codes).to_numpy())))
-        charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
+        mine = rows["area_code"].isin(codes)
+        charts_ += chart_parts("funnel", charts.funnel_chart, _funnel_panels(labelled(inp.conditions), rows[~mine],
+                                                                             rows[mine]), {})
     charts_ += _map_charts(prev, inp)
     # change across periods: overall plus the headline groups
     if len(inp.periods) > 1:
@@ -926,10 +928,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         grey = select(inp.prev, inp.latest, "pcn", prac["pcn_code"].unique(), group_type="all") if national else \
             select(prev, inp.latest, "practice", prac["practice_code"], group_type="all")
         children = select(prev, inp.latest, child_type, pcn_codes, group_type="all")
-        panels = [(label, pd.concat([_funnel_points(grey[grey["condition"] == cid], False),
-                                     _funnel_points(children[children["condition"] == cid], True)], ignore_index=True))
-                  for label, cid in items]
-        charts_ += chart_parts("funnel", charts.funnel_chart, panels, dict(
+        charts_ += chart_parts("funnel", charts.funnel_chart, _funnel_panels(items, grey, children), dict(
             highlight_label=ctx["child_short"], other_label="PCNs" if national else "Practices"))
     ineq = inequality_section(prev, inp, pcn_codes, pnames, icb, name, area_type, child_type)
     if ineq is not None:

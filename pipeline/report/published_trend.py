@@ -36,13 +36,11 @@ def control_overlap(raw: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def _published(rows: pd.DataFrame) -> pd.DataFrame:
     """observed / expected / population of controlled prevalence rows, NaN where hidden."""
-    hidden = rows["observed_redacted"].astype(bool).to_numpy() if "observed_redacted" in rows else False
-    obs = np.where(hidden, np.nan, rows["observed"].to_numpy(dtype=float))
-    out = pd.DataFrame({**{c: rows[c].to_numpy() for c in CELL}, "observed": obs,
-                        "expected": rows["expected"].to_numpy(dtype=float)})
-    if "population" in rows:
-        pop_hidden = rows["population_redacted"].astype(bool).to_numpy() if "population_redacted" in rows else False
-        out["population"] = np.where(pop_hidden, np.nan, rows["population"].to_numpy(dtype=float))
+    out = pd.DataFrame({**{c: rows[c].to_numpy() for c in CELL}, "expected": rows["expected"].to_numpy(dtype=float)})
+    for count in ("observed", "population"):
+        if count in rows:
+            hidden = rows[f"{count}_redacted"].astype(bool).to_numpy() if f"{count}_redacted" in rows else False
+            out[count] = np.where(hidden, np.nan, rows[count].to_numpy(dtype=float))
     return out
 
 

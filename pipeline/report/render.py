@@ -133,16 +133,12 @@ def _init_worker(state: bytes) -> None:
     _STATE.update(inp=inp, report=report_cfg, out=out)
 
 
+BUILDERS = {"pcn": P.build_pcn, "ics": P.build_ics, "community": P.build_community,
+            "england": functools.partial(P.build_ics, area_type="england")}
+
+
 def build_pack(inp: Inputs, kind: str, code: str, report_cfg: dict) -> P.Pack:
-    if kind == "pcn":
-        return P.build_pcn(inp, code, report_cfg)
-    if kind == "ics":
-        return P.build_ics(inp, code, report_cfg)
-    if kind == "community":
-        return P.build_community(inp, code, report_cfg)
-    if kind == "england":
-        return P.build_ics(inp, code, report_cfg, area_type="england")
-    raise ValueError(kind)
+    return BUILDERS[kind](inp, code, report_cfg)
 
 
 def _render_job(job: tuple[str, str]):
