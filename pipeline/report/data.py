@@ -151,7 +151,10 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         dq, funnel, ineq = (read_table(con, name).sort_values(keys[name], ignore_index=True) if name in tables else None
                             for name in ("data_quality", "funnel", "inequality"))
         latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
-        core20 = core20_split(con, latest) if {"stratified_counts", "reference_rates"} <= tables else None
+        # PCN x group counts of the latest date split into Core20 (national IMD quintile 1) and the rest (true
+        # values, never published as they are: the packs show shares of unredacted parts only)
+        core20 = query(con, "core20_split", {"latest_date": latest}).df().assign(area_type="pcn") \
+            if {"stratified_counts", "reference_rates"} <= tables else None
         from .indicator_data import load_indicator_rows
 
         ind_rows, ind_meta = load_indicator_rows(con, tables, practices, cfg.indicators)
@@ -201,14 +204,6 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
     inputs.trend_overlap, inputs.indicator_overlap = (None if raw is None else control_overlap(raw, policy)
                                                       for raw in overlaps.values())
     return inputs
-
-
-def core20_split(con, period) -> pd.DataFrame:
-    """PCN x group counts for `period`, split into Core20 (national IMD quintile 1) and the rest (true values,
-    never published as they are: the packs show shares of unredacted parts only)."""
-    d = query(con, "core20_split", {"latest_date": period}).df()
-    d["area_type"] = "pcn"
-    return d
 
 
 def load_geoms(path: Path, nbh: pd.DataFrame):

@@ -21,7 +21,6 @@ from pipeline.disclosure import MARKER
 from pipeline.schema import GROUP_ORDER
 
 from . import charts, packs
-from . import published_trend as pt
 from . import wording as w
 from .data import Inputs, in_areas
 
@@ -140,8 +139,7 @@ def indicator_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame | None
     (one family for the false discovery rate), from the controlled counts and the controlled paired overlap."""
     if inp.indicators is None or inp.indicators.empty or inp.previous is None:
         return None
-    return pt.published_changes(inp.indicators, inp.indicator_overlap, inp.previous, inp.latest, area_type, codes,
-                                inp.policy)
+    return packs.pack_changes(inp, area_type, codes, inp.indicators, "indicator_overlap")
 
 
 def _row_cells(r) -> list[str]:

@@ -190,14 +190,16 @@ def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n:
     return [dict(row) for _, row in rows.iterrows()]
 
 
-def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None) -> pd.DataFrame:
+def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None,
+                 overlap: str = "trend_overlap") -> pd.DataFrame:
     """The published change between the previous and the latest date for every cell of the areas a pack reports
     on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
-    pack's rows, when already sliced (they must hold the areas'). Each cell's row is also in
+    pack's rows, when already sliced (they must hold the areas'), or the indicator rows, with `overlap` the Inputs
+    field of their controlled overlap counts (as in _with_changes). Each cell's row is also in
     `attrs['by_cell']`: (area_code, condition, group_type, group_value) -> row (a dict's `get`: pandas would
     deep-copy a dict into every frame derived from `changes`)."""
-    changes = pt.published_changes(inp.prev if prev is None else prev, inp.trend_overlap, inp.previous, inp.latest,
-                                   area_type, codes, inp.policy)
+    changes = pt.published_changes(inp.prev if prev is None else prev, getattr(inp, overlap), inp.previous,
+                                   inp.latest, area_type, codes, inp.policy)
     if changes is not None and not changes.empty:
         cell = ["area_code", "condition", "group_type", "group_value"]
         changes.attrs["by_cell"] = {tuple(key): row for key, row in
@@ -209,10 +211,7 @@ def _change(changes: pd.DataFrame | None, cell: tuple) -> dict:
     """The change of a cell (area_code, condition or indicator, group_type, group_value); {} when there is none."""
     if changes is None or changes.empty:
         return {}
-    if "by_cell" in changes.attrs:
-        return changes.attrs["by_cell"](cell) or {}
-    hit = select(changes, None, None, cell[0], *cell[1:])
-    return dict(hit.iloc[0]) if len(hit) else {}
+    return changes.attrs["by_cell"](cell) or {}
 
 
 def _trend_label(changes: pd.DataFrame | None, cell: tuple) -> str:
