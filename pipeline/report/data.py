@@ -74,8 +74,9 @@ class Inputs:
         cache = self.__dict__.setdefault("_icb_rows", {})
         if icb not in cache:
             mine = self.practices[self.practices["icb_code"] == icb]
-            cache[icb] = self.prev[in_areas(self.prev, [("icb", [icb]), ("pcn", mine["pcn_code"]),
-                                                        ("practice", mine["practice_code"]), ("neighbourhood", None)])]
+            areas = [("icb", [icb]), ("pcn", mine["pcn_code"]), ("practice", mine["practice_code"]),
+                     ("neighbourhood", None)]
+            cache[icb] = self.prev[in_areas(self.prev, areas)]
         return cache[icb]
 
     @property

@@ -194,8 +194,8 @@ def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None =
                  overlap: str = "trend_overlap") -> pd.DataFrame:
     """The published change between the previous and the latest date for every cell of the areas a pack reports
     on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
-    pack's rows, when already sliced (they must hold the areas'), or the indicator rows, with `overlap` the Inputs
-    field of their controlled overlap counts (as in _with_changes). Each cell's row is also in
+    pack's rows, when already sliced (they must hold the areas'), or the indicator rows, with `overlap` the
+    Inputs field of their controlled overlap counts (as in _with_changes). Each cell's row is also in
     `attrs['by_cell']`: (area_code, condition, group_type, group_value) -> row (a dict's `get`: pandas would
     deep-copy a dict into every frame derived from `changes`)."""
     changes = pt.published_changes(inp.prev if prev is None else prev, getattr(inp, overlap), inp.previous,
@@ -280,7 +280,8 @@ def within_gaps(prev: pd.DataFrame, inp: Inputs, area_type: str, codes, max_n: i
     return gaps[gaps["tier"] > 0].head(max_n)
 
 
-def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int) -> list[dict]:
+def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str,
+                 max_n: int) -> list[dict]:
     """Page 1, part 2: the groups recorded clearly less often than the rest of their own area (within_gaps: the
     group's ratio over the area's, 95% interval below 1), in words, with the change since the previous date."""
     items = []
@@ -291,8 +292,8 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
                                  gap["within_upper"], gap["within_affected_shown"], "the PCN")
         change = change_sentence(inp, changes, (code, gap["condition"], gap["group_type"], gap["group_value"]),
                                  comparator)
-        # the page prints `text` and `change` (`ratio`, `lower`, `upper`: the numbers in `text`); the trend chart
-        # draws the group; page_one_items ranks by missing_value
+        # the page prints `text` and `change` (`ratio`, `lower`, `upper`: the numbers in `text`); the trend
+        # chart draws the group; page_one_items ranks by missing_value
         items.append(dict(text=text, change=change, condition=gap["condition"], group_type=gap["group_type"],
                           group_value=gap["group_value"], missing_value=float(gap["within_affected_shown"]),
                           ratio=f"{gap['within_value']:.2f}", lower=f"{gap['within_lower']:.2f}",
@@ -508,16 +509,17 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
     whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
     areas = [(icb, area_type, whole)] + [(pcn, child_type, names.get(pcn, pcn)) for pcn in pcns]
     key = ["area_type", "area_code", "condition"]
-    values = sii_rows.drop_duplicates(key).set_index(key)[["sii", "sii_lower", "sii_upper", "rii", "rii_lower",
-                                                           "rii_upper"]]
+    values = sii_rows.drop_duplicates(key).set_index(key)[
+        ["sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"]]
     tables, words, full, panels, children = [], [], [], [], []
     for condition in inp.conditions:
         rows, frame, more, less, n_shown = [], [], [], [], 0
         for code, at, area_name in areas:
             hid = (code, condition["condition"]) in hidden
             shaky = (code, condition["condition"]) in unreliable
-            known = (at, code, condition["condition"]) in values.index and not hid and not shaky
-            vals = [float(v) for v in values.loc[(at, code, condition["condition"])]] if known else [float("nan")] * 6
+            key = (at, code, condition["condition"])
+            vals = [float(v) for v in values.loc[key]] if key in values.index and not (hid or shaky) \
+                else [float("nan")] * 6
             shown = math.isfinite(vals[0]) and not hid
             rows.append([area_name, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
                          MARKER if hid else ("not repeatable" if shaky else
@@ -686,10 +688,11 @@ def _funnel_points(rows: pd.DataFrame, highlight: bool) -> pd.DataFrame:
                              highlight=highlight, label=rows["area_name"].to_numpy()))
 
 
-def _funnel_panels(items: list[tuple[str, str]], grey: pd.DataFrame, highlighted: pd.DataFrame) -> list[tuple]:
-    """A funnel panel per item (label, condition id): the points of the `grey` rows, then the `highlighted` ones."""
+def _funnel_panels(items: list[tuple[str, str]], grey: pd.DataFrame, highlighted: pd.DataFrame) -> list:
+    """A funnel panel per item (label, condition id): the points of the `grey` rows, then the highlighted."""
     return [(label, pd.concat([_funnel_points(grey[grey["condition"] == cid], False),
-                               _funnel_points(highlighted[highlighted["condition"] == cid], True)], ignore_index=True))
+                               _funnel_points(highlighted[highlighted["condition"] == cid], True)],
+                              ignore_index=True))
             for label, cid in items]
 
 
@@ -735,7 +738,7 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
     icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
-    # the pack's own areas (the CSV's rows), then the rest of the ICB's practices (the funnel) and the neighbourhoods
+    # the pack's own areas (its CSV's rows), then the ICB's other practices (funnel) and the neighbourhoods
     areas = [("pcn", [pcn]), ("practice", prac["practice_code"]), ("icb", [icb_code])]
     prev = inp.icb_rows(icb_code)
     prev = prev[in_areas(prev, areas + [("practice", icb_practices), ("neighbourhood", None)])]
@@ -771,8 +774,8 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     if ctx["has_funnel"]:
         rows = select(prev, inp.latest, "practice", icb_practices, group_type="all")
         mine = rows["area_code"].isin(codes)
-        charts_ += chart_parts("funnel", charts.funnel_chart, _funnel_panels(labelled(inp.conditions), rows[~mine],
-                                                                             rows[mine]), {})
+        panels = _funnel_panels(labelled(inp.conditions), rows[~mine], rows[mine])
+        charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
     charts_ += _map_charts(prev, inp)
     # change across periods: overall plus the headline groups
     if len(inp.periods) > 1:
@@ -940,7 +943,8 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     charts_ += _map_charts(prev, inp)
     ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pcn_codes, pnames, ncodes, nnames, comp)
     charts_ += indicator_charts
-    out = csv_rows(prev[in_areas(prev, [(area_type, [icb]), (child_type, pcn_codes), ("neighbourhood", None)])])
+    in_pack = in_areas(prev, [(area_type, [icb]), (child_type, pcn_codes), ("neighbourhood", None)])
+    out = csv_rows(prev[in_pack])
     # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     gap_csv = pd.DataFrame(dict(

@@ -36,10 +36,12 @@ def control_overlap(raw: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def _published(rows: pd.DataFrame) -> pd.DataFrame:
     """observed / expected / population of controlled prevalence rows, NaN where hidden."""
-    out = pd.DataFrame({**{c: rows[c].to_numpy() for c in CELL}, "expected": rows["expected"].to_numpy(dtype=float)})
+    out = pd.DataFrame({c: rows[c].to_numpy() for c in CELL})
+    out["expected"] = rows["expected"].to_numpy(dtype=float)
     for count in ("observed", "population"):
         if count in rows:
-            hidden = rows[f"{count}_redacted"].astype(bool).to_numpy() if f"{count}_redacted" in rows else False
+            flag = f"{count}_redacted"
+            hidden = rows[flag].astype(bool).to_numpy() if flag in rows else False
             out[count] = np.where(hidden, np.nan, rows[count].to_numpy(dtype=float))
     return out
 
