@@ -364,6 +364,15 @@ def load_rows(inp: Inputs) -> dict | None:
     return dict(header=["Input file", "Rows read", "Rows loaded", "Rows rejected"], rows=rows, align="lrrr")
 
 
+def pack_context(inp: Inputs, comparator: str, true_prevalence: bool) -> dict:
+    """What every PCN and ICS pack prints alike: the comparator, methods, disclosure note, provenance and input
+    rows, and which sections the data allow."""
+    return dict(comparator=comparator, methods=methods_text(inp, comparator, true_prevalence),
+                disclosure=inp.policy.describe(), provenance=provenance(inp), load=load_rows(inp),
+                like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
+                has_funnel=inp.funnel is not None and not inp.funnel.empty)
+
+
 def provenance(inp: Inputs) -> dict:
     run_info = inp.run_info
     return dict(data_date=w.long_date(inp.latest), pipeline_version=str(run_info.get("pipeline_version", "unknown")),
@@ -750,22 +759,15 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         title=f"Recording gaps briefing: {name}",
         heading=name,
         subtitle=f"Primary care network {pcn}, {icb_name}. Data to {w.long_date(inp.latest)}.",
-        comparator=comp,
+        **pack_context(inp, comp, true_prev),
         true_prevalence=true_prev,
         area=area_summary(prev, inp, "pcn", pcn, changes, comp, true_prev),
         headlines=page_one_items(within_items(prev, inp, "pcn", pcn, changes, comp, max_n), inp, "pcn", pcn, max_n,
                                  comp),
         previous=w.long_date(inp.previous) if inp.previous else None,
-        provenance=provenance(inp),
-        methods=methods_text(inp, comp, true_prev),
-        disclosure=inp.policy.describe(),
-        conditions=[condition["label"] for condition in inp.conditions],
-        like=like_for_like(inp),
-        has_patient_groups=inp.has_patient_groups,
         group_tables=[dict(condition=condition["label"], table=group_table(prev, inp, "pcn", pcn, condition["condition"]))
                       for condition in inp.conditions] if inp.has_patient_groups else [],
         practice_tables=area_tables(prev, inp, "practice", codes, first="Practice"),
-        has_funnel=inp.funnel is not None and not inp.funnel.empty,
         map_text=("Neighbourhoods are where patients live (their home area), whichever practice they are registered "
                   "with; the map shows every neighbourhood in the data." if inp.geoms is not None else NO_MAP),
     )
@@ -791,7 +793,6 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
     ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
-    ctx["load"] = load_rows(inp)
     ctx["indicator_families"], indicator_charts = pcn_indicator_pages(inp, pcn, codes, names, comp)
     charts_ += indicator_charts
     # the pack's numbers
@@ -893,26 +894,21 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         child_plural="Integrated care boards" if national else "Primary care networks",
         child_short="ICBs" if national else "PCNs", child_one="ICB" if national else "PCN",
         grandchild_short="PCNs" if national else "practices",
-        comparator=comp,
+        **pack_context(inp, comp, true_prev),
         overview=overview_table(prev, inp, area_type, icb),
         icb_gaps=icb_gap_table(prev, inp, icb, int(cfg_report.get("max_headlines", 5)), changes),
-        provenance=provenance(inp), methods=methods_text(inp, comp, true_prev), disclosure=inp.policy.describe(),
         previous=w.short_date(inp.previous) if inp.previous else None,
-        like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
         pcn_points=_area_points(prev, inp, child_type, pcn_codes, pnames,
                                 comparator=comp if inp.source == "published" else "the ICB average"),
         pcn_tables=area_tables(prev, inp, child_type, pcn_codes, pnames),
         system_gaps=system_gap_table(gaps, inp, pnames) if len(gaps) else None,
         core20_available=inp.core20 is not None,
         has_neighbourhoods=bool(ncodes),
-        n_neighbourhoods=len(ncodes),
-        has_funnel=inp.funnel is not None and not inp.funnel.empty,
         map_text=("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
                   "higher than expected." if inp.geoms is not None else NO_MAP),
         trend_rows=_per_period_table(prev, inp, area_type, icb),
         dq=dq_rows(inp, "pcn", pcn_codes, pnames),
         dq_icb=dq_rows(inp, "icb", [icb], {icb: name}),
-        load=load_rows(inp),
     )
     league = {}
     if inp.source == "published":   # expected from practice deprivation, not age and sex
