@@ -39,7 +39,6 @@ NBH_SET = "all-neighbourhoods"
 @dataclass
 class Inputs:
     prev: pd.DataFrame                 # controlled (numeric, NaN = hidden, *_redacted flags), with parent_code
-    community: pd.DataFrame            # ICB/PCN rows controlled with the stricter community threshold
     practices: pd.DataFrame
     conditions: list[dict]
     periods: list[dt.date]
@@ -51,7 +50,6 @@ class Inputs:
     neighbourhood_names: dict = field(default_factory=dict)
     geoms: object | None = None        # GeoDataFrame of neighbourhoods (index code, column name) or None
     policy: Policy = field(default_factory=Policy)
-    community_policy: Policy = field(default_factory=Policy)
     core20: pd.DataFrame | None = None  # latest period, PCN x group: true counts split into Core20 / the rest
     trend_overlap: pd.DataFrame | None = None  # controlled cases on both dates per cell (published_trend)
     indicators: pd.DataFrame | None = None  # controlled indicator rows (`condition` = indicator id, `kind`), or None
@@ -193,13 +191,10 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of
         # the true counts; the true `inequality` table stays in the warehouse for analysts
         ineq = published_inequality(published.prev)
-    ctl = published.prev
-    # the community summaries print the packs' own published cells: one set of rules for every publication
-    com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
     names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
-    inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
+    inputs = Inputs(prev=published.prev, practices=practices, conditions=conds, periods=periods,
                     run_info=run_info, load_summary=published.load_summary, data_quality=published.data_quality,
-                    funnel=funnel, inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=policy,
+                    funnel=funnel, inequality=ineq, neighbourhood_names=names, policy=policy,
                     core20=published.core20, indicators=published.indicators, indicator_meta=ind_meta)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
     inputs.trend_overlap, inputs.indicator_overlap = (None if raw is None else control_overlap(raw, policy)

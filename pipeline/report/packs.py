@@ -661,7 +661,8 @@ def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes
 # ---------------------------------------------------------------------------------------------- community
 
 def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
-    prev = select(inp.community, area_type="pcn", codes=pcn)
+    # the packs' own published cells: one set of rules for every publication
+    prev = select(inp.prev, area_type="pcn", codes=pcn)
     name = str(inp.practices.loc[inp.practices["pcn_code"] == pcn, "pcn_name"].iloc[0])
     items, found = [], headlines(prev, inp, "pcn", pcn, 3)
     for headline in found:
@@ -676,7 +677,7 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         findings=items,
         conditions=[condition["label"] for condition in inp.conditions],
         comparator=comparator_name(inp),
-        disclosure=inp.community_policy.describe(),
+        disclosure=inp.policy.describe(),
         provenance=provenance(inp),
     )
     charted = ("ethnicity", "imd_quintile")
