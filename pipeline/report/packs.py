@@ -365,8 +365,8 @@ def load_rows(inp: Inputs) -> dict | None:
 
 
 def pack_context(inp: Inputs, comparator: str, true_prevalence: bool) -> dict:
-    """What every PCN and ICS pack prints alike: the comparator, methods, disclosure note, provenance and input
-    rows, and which sections the data allow."""
+    """What every PCN and ICS pack prints alike: the comparator, methods, disclosure note, provenance and
+    input rows, and which sections the data allow."""
     return dict(comparator=comparator, methods=methods_text(inp, comparator, true_prevalence),
                 disclosure=inp.policy.describe(), provenance=provenance(inp), load=load_rows(inp),
                 like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
