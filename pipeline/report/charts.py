@@ -77,11 +77,10 @@ class Canvas:
         self.parts: list[str] = []
         self.defs: list[str] = []
 
-    def line(self, x1, y1, x2, y2, stroke=INK, width=0.8, dash=None, opacity=None):
+    def line(self, x1, y1, x2, y2, stroke=INK, width=0.8, dash=None):
         d = f' stroke-dasharray="{dash}"' if dash else ""
-        o = f' stroke-opacity="{opacity}"' if opacity else ""
         self.parts.append(f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}" '
-                          f'stroke-width="{width}"{d}{o}/>')
+                          f'stroke-width="{width}"{d}/>')
 
     def polyline(self, xs, ys, stroke=INK, width=0.8, dash=None):
         pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
@@ -97,9 +96,9 @@ class Canvas:
         self.parts.append(f'<path d="{d}" fill="{fill}" stroke="{stroke}" stroke-width="{width}" '
                           f'fill-rule="evenodd"/>')
 
-    def text(self, x, y, s, size=8.0, anchor="start", fill=INK, bold=False, baseline="middle"):
-        # dominant-baseline support varies between renderers: shift by hand (0.35 em ~ half the x-height)
-        dy = {"middle": 0.35 * size, "top": 0.8 * size, "bottom": 0.0}[baseline]
+    def text(self, x, y, s, size=8.0, anchor="start", fill=INK, bold=False):
+        # centred on y by hand (0.35 em ~ half the x-height): renderers differ in dominant-baseline support
+        dy = 0.35 * size
         b = ' font-weight="bold"' if bold else ""
         self.parts.append(f'<text x="{_n(x)}" y="{_n(y + dy)}" font-family="{FONT}" font-size="{size}" '
                           f'text-anchor="{anchor}" fill="{fill}"{b}>{escape(str(s))}</text>')
@@ -226,10 +225,16 @@ def _boxed_text(c: Canvas, x: float, y: float, s: str, fill: str, size: float = 
 PANELS_PER_ROW = 4   # panels side by side; more conditions wrap onto further rows (21 QOF registers: 6 rows)
 
 
-def _grid(k: int, per_row: int = PANELS_PER_ROW) -> tuple[int, int]:
-    """(columns, rows) of a chart's panels."""
-    cols = max(min(k, per_row), 1)
-    return cols, math.ceil(max(k, 1) / cols)
+def _panel_grid(k: int, left: float, gap: float, top: float, panel_h: float, between: float,
+                below: float) -> tuple[int, int, float, float, float]:
+    """(columns, rows, panel width, height of a row of panels, chart height) of `k` panels, PANELS_PER_ROW to
+    a row across the page: `left` before the first column, `gap` between columns, `top` above each panel (its
+    title), `between` under a row of panels that another follows, `below` under the last."""
+    cols = max(min(k, PANELS_PER_ROW), 1)
+    rows = math.ceil(max(k, 1) / cols)
+    block_h = top + panel_h + between
+    height = block_h * (rows - 1) + top + panel_h + below
+    return cols, rows, (WIDTH - left - gap * (cols - 1) - 6) / cols, block_h, height
 
 
 def fit_text(s: str, width: float, size: float = 8.5, bold: bool = True) -> str:
@@ -255,8 +260,8 @@ def _panels(c: Canvas, panels, cols: int, left: float, step: float, block_h: flo
 
 
 def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: str = "Recorded ÷ expected",
-              width: float = WIDTH, legend: dict | None = None, alt_words: dict | None = None,
-              alt_intro: str | None = None, nan_text: str | None = None) -> str:
+              legend: dict | None = None, alt_words: dict | None = None, alt_intro: str | None = None,
+              nan_text: str | None = None) -> str:
     """Ordered dot chart of ratios with 95% interval whiskers, one panel per condition, groups shared down the
     left. Panel frames: label, ratio, ratio_lower, ratio_upper and optionally `hidden` (True = hidden by
     disclosure control), in display order (top to bottom). Returns the alt text.
@@ -267,14 +272,10 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
     sentence and `nan_text` the note drawn where a shown row has no value."""
     labels = [str(x) for x in panels[0][1]["label"]] if panels else []
     n = max(len(labels), 1)
-    row_h, top, bottom = 15.0, 18.0, 44.0
+    row_h, top, gap = 15.0, 18.0, 14.0
     label_w = max([text_width(s, 7.5) for s in labels] + [20]) + 8
-    gap = 14.0
-    cols, rows = _grid(len(panels))
-    pw = (width - label_w - gap * (cols - 1) - 6) / cols
-    block_h = top + row_h * n + 30
-    height = block_h * (rows - 1) + top + row_h * n + bottom
-    c = Canvas(width, height)
+    cols, rows, pw, block_h, height = _panel_grid(len(panels), label_w, gap, top, row_h * n, 30, 44.0)
+    c = Canvas(WIDTH, height)
     vals = np.concatenate([p[c_].to_numpy(dtype=float) for _, p in panels for c_ in ("ratio_lower", "ratio_upper")]) \
         if panels else np.array([])
     vals = vals[np.isfinite(vals) & (vals > 0)]
@@ -335,14 +336,12 @@ def dot_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, xlabel: st
                 c.text(tx, y - (0 if tx > x0 + 4 else 5), "0 recorded", size=6.5, fill=st["color"])
             else:
                 c.marker(st["marker"], float(sc(r[i])), y, fill=st["color"])
-        low = [lab for lab, s, h in zip(labels, sig, hidden) if s == "lower" and not h]
-        high = [lab for lab, s, h in zip(labels, sig, hidden) if s == "higher" and not h]
         aw = {"lower": "clearly lower than expected for", "higher": "clearly higher than expected for",
               "none": "no group clearly differs from expected", **(alt_words or {})}
-        part = f"{title}: " + ("; ".join(filter(None, [
-            (f"{aw['lower']} " + ", ".join(low)) if low else "",
-            (f"{aw['higher']} " + ", ".join(high)) if high else ""]))
-            or aw["none"])
+        found = {key: [lab for lab, s, h in zip(labels, sig, hidden) if s == key and not h]
+                 for key in ("lower", "higher")}
+        part = f"{title}: " + ("; ".join(f"{aw[key]} " + ", ".join(names) for key, names in found.items()
+                                         if names) or aw["none"])
         if hidden.any():
             part += f" ({int(hidden.sum())} hidden by disclosure control)"
         summary.append(part)
@@ -385,18 +384,15 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     return out
 
 
-def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: float = WIDTH,
+def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path,
                  highlight_label: str = "This PCN's practices", other_label: str = "Other practices in the ICB") -> str:
     """Ratio funnel plots, one panel per condition. Frame columns: expected, ratio, highlight (bool), label.
     Limits: exact Poisson 95% and 99.8% funnels around 1 (pipeline.stats.funnel_limits_ratio)."""
     from pipeline.stats import funnel_limits_ratio
 
-    cols, rows = _grid(len(panels))
     left, gap, top, ph = 36.0, 34.0, 16.0, 130.0
-    pw = (width - left - gap * (cols - 1) - 6) / cols
-    block_h = top + ph + 34
-    height = block_h * (rows - 1) + top + ph + 48
-    c = Canvas(width, height)
+    cols, _, pw, block_h, height = _panel_grid(len(panels), left, gap, top, ph, 34, 48)
+    c = Canvas(WIDTH, height)
     notes = []
     for j, title, df, x0 in _panels(c, panels, cols, left, pw + gap, block_h):
         x1, y0, y1 = x0 + pw, top, top + ph
@@ -441,7 +437,7 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
     items = [("D", HIGHLIGHT, highlight_label), ("o", "#BBBBBB", other_label)]
     widths = [14 + text_width(lab, 7.5) + 16 for _, _, lab in items] + [26 + text_width("95% limits", 7.5) + 16,
                                                                          26 + text_width("99.8% limits", 7.5)]
-    x = (width - sum(widths)) / 2
+    x = (WIDTH - sum(widths)) / 2
     for (mk, col, lab), wd in zip(items, widths):
         c.marker(mk, x + 5, y, fill=col, stroke="#000000" if mk == "D" else "#888888", width=0.4)
         c.text(x + 13, y, lab, size=7.5)
@@ -458,19 +454,14 @@ def funnel_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: 
 
 # ---------------------------------------------------------------------------------------------- trend
 
-def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: float = WIDTH) -> str:
+def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path) -> str:
     """Ratio at each period with 95% intervals, one panel per condition. Frame columns: series, period (label),
     ratio, ratio_lower, ratio_upper. Series differ by marker and line pattern as well as colour."""
     names = list(dict.fromkeys(s for _, df in panels for s in df["series"]))
     style = {s: SERIES[i % len(SERIES)] for i, s in enumerate(names)}
-    cols, rows = _grid(len(panels))
     left, gap, top, ph = 36.0, 26.0, 22.0, 110.0
-    pw = (width - left - gap * (cols - 1) - 6) / cols
-    block_h = top + ph + 16
-    legend_rows = math.ceil(len(names) / 3)
-    legend_top = block_h * (rows - 1) + top + ph + 26
-    height = legend_top + 13 * legend_rows
-    c = Canvas(width, height)
+    cols, _, pw, block_h, legend_top = _panel_grid(len(panels), left, gap, top, ph, 16, 26)
+    c = Canvas(WIDTH, legend_top + 13 * math.ceil(len(names) / 3))  # the legend: three series to a row
     vals = np.concatenate([df[c_].to_numpy(dtype=float) for _, df in panels for c_ in ("ratio_lower", "ratio_upper", "ratio")]) \
         if panels else np.array([1.0])
     vals = vals[np.isfinite(vals)]
@@ -516,7 +507,7 @@ def trend_chart(panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: f
     for i, s in enumerate(names):
         col, mk, dash = style[s]
         row, pos = divmod(i, 3)
-        x = 40 + pos * (width - 40) / 3
+        x = 40 + pos * (WIDTH - 40) / 3
         y = legend_top + 13 * row
         c.line(x, y, x + 18, y, stroke=col, width=1.1, dash=dash)
         c.marker(mk, x + 9, y, r=3.0, fill=col)
@@ -539,14 +530,13 @@ def _rings(geom):
             yield from _rings(g)
 
 
-def map_chart(geoms, panels: Sequence[tuple[str, pd.DataFrame]], path: Path, width: float = WIDTH) -> str:
+def map_chart(geoms, panels: Sequence[tuple[str, pd.DataFrame]], path: Path) -> str:
     """Neighbourhood maps, one panel per condition, shaded by significance with colour AND hatching.
     `geoms`: GeoDataFrame indexed by neighbourhood code with a `name` column (lon/lat or projected);
     frames: code, ratio_lower, ratio_upper."""
-    fill = {"lower": "#F4B183", "higher": "#9DC3E6", "similar": "#EEEEEE", "": "#FFFFFF"}
     k = max(len(panels), 1)
     gap, top = 10.0, 16.0
-    pw = (width - gap * (k - 1)) / k
+    pw = (WIDTH - gap * (k - 1)) / k
     minx, miny, maxx, maxy = geoms.total_bounds
     geographic = -181 <= minx and maxx <= 181 and -91 <= miny and maxy <= 91
     fx = math.cos(math.radians((miny + maxy) / 2)) if geographic else 1.0
@@ -554,7 +544,7 @@ def map_chart(geoms, panels: Sequence[tuple[str, pd.DataFrame]], path: Path, wid
     ph = min(pw * gh / gw, 200.0)
     s = min(pw / gw, ph / gh)
     height = top + ph + 24
-    c = Canvas(width, height)
+    c = Canvas(WIDTH, height)
     c.defs.append('<pattern id="hatch-lower" patternUnits="userSpaceOnUse" width="5" height="5" '
                   'patternTransform="rotate(45)"><rect width="5" height="5" fill="#F4B183"/>'
                   '<line x1="0" y1="0" x2="0" y2="5" stroke="#A04000" stroke-width="1.2"/></pattern>')
@@ -563,7 +553,7 @@ def map_chart(geoms, panels: Sequence[tuple[str, pd.DataFrame]], path: Path, wid
     c.defs.append('<pattern id="hatch-none" patternUnits="userSpaceOnUse" width="6" height="6">'
                   '<rect width="6" height="6" fill="white"/><path d="M0,0 L6,6 M6,0 L0,6" stroke="#BBBBBB" '
                   'stroke-width="0.6"/></pattern>')
-    paint = {"lower": "url(#hatch-lower)", "higher": "url(#hatch-higher)", "similar": fill["similar"],
+    paint = {"lower": "url(#hatch-lower)", "higher": "url(#hatch-higher)", "similar": "#EEEEEE",
              "": "url(#hatch-none)"}
     # project once
     shapes = {}
@@ -595,7 +585,7 @@ def map_chart(geoms, panels: Sequence[tuple[str, pd.DataFrame]], path: Path, wid
     items = [("lower", "Fewer than average (hatched)"), ("similar", "Similar"),
              ("higher", "More than average (dotted)"), ("", "Hidden or no data (crossed)")]
     widths = [16 + text_width(lab, 7.5) + 14 for _, lab in items]
-    x = (width - sum(widths)) / 2
+    x = (WIDTH - sum(widths)) / 2
     for (key, lab), wd in zip(items, widths):
         c.rect(x, y - 5, 11, 10, fill=paint[key], stroke="#555555", width=0.4)
         c.text(x + 15, y, lab, size=7.5)

@@ -24,7 +24,7 @@ from pipeline.schema import OUTPUT_TABLES, output_columns, source_columns
 from pipeline.warehouse import connect, query, read_table, require_same_configuration
 from pipeline.warehouse import tables as warehouse_tables
 
-from .publication import Published, protect_all
+from .publication import Published, parent_codes, protect_all
 
 log = logging.getLogger("pipeline.report")
 
@@ -39,7 +39,6 @@ NBH_SET = "all-neighbourhoods"
 @dataclass
 class Inputs:
     prev: pd.DataFrame                 # controlled (numeric, NaN = hidden, *_redacted flags), with parent_code
-    community: pd.DataFrame            # ICB/PCN rows controlled with the stricter community threshold
     practices: pd.DataFrame
     conditions: list[dict]
     periods: list[dt.date]
@@ -51,7 +50,6 @@ class Inputs:
     neighbourhood_names: dict = field(default_factory=dict)
     geoms: object | None = None        # GeoDataFrame of neighbourhoods (index code, column name) or None
     policy: Policy = field(default_factory=Policy)
-    community_policy: Policy = field(default_factory=Policy)
     core20: pd.DataFrame | None = None  # latest period, PCN x group: true counts split into Core20 / the rest
     trend_overlap: pd.DataFrame | None = None  # controlled cases on both dates per cell (published_trend)
     indicators: pd.DataFrame | None = None  # controlled indicator rows (`condition` = indicator id, `kind`), or None
@@ -74,10 +72,9 @@ class Inputs:
         cache = self.__dict__.setdefault("_icb_rows", {})
         if icb not in cache:
             mine = self.practices[self.practices["icb_code"] == icb]
-            area_type, code = self.prev["area_type"], self.prev["area_code"]
-            keep = ((area_type == "icb") & (code == icb)) | ((area_type == "pcn") & code.isin(set(mine["pcn_code"]))) | \
-                ((area_type == "practice") & code.isin(set(mine["practice_code"]))) | (area_type == "neighbourhood")
-            cache[icb] = self.prev[keep]
+            areas = [("icb", [icb]), ("pcn", mine["pcn_code"]), ("practice", mine["practice_code"]),
+                     ("neighbourhood", None)]
+            cache[icb] = self.prev[in_areas(self.prev, areas)]
         return cache[icb]
 
     @property
@@ -89,21 +86,21 @@ class Inputs:
         return self.periods[-2] if len(self.periods) > 1 else None
 
 
+def in_areas(frame: pd.DataFrame, areas) -> np.ndarray:
+    """Whether each row is of one of `areas` [(area_type, codes)]; codes None: every area of that type."""
+    area_types, codes = frame["area_type"].to_numpy(), frame["area_code"]
+    keep = np.zeros(len(frame), dtype=bool)
+    for area_type, wanted in areas:
+        keep |= (area_types == area_type) & (True if wanted is None else codes.isin(list(wanted)).to_numpy())
+    return keep
+
+
 def add_parents(prev: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
     """parent_code: practice -> its PCN, PCN -> its ICB, neighbourhood -> one set of all neighbourhoods
     (neighbourhoods do not add up to a published total, but hiding a second one is the safe side)."""
-    p2pcn = dict(zip(practices["practice_code"], practices["pcn_code"]))
-    pcn2icb = dict(zip(practices["pcn_code"], practices["icb_code"]))
-    at = prev["area_type"]
-    parent = pd.Series(None, index=prev.index, dtype=object)
-    m = at == "practice"
-    parent[m] = prev.loc[m, "area_code"].map(p2pcn)
-    m = at == "pcn"
-    parent[m] = prev.loc[m, "area_code"].map(pcn2icb)
-    parent[at == "neighbourhood"] = NBH_SET
-    out = prev.copy()
-    out["parent_code"] = parent
-    return out
+    parent = parent_codes(prev, practices)
+    parent[prev["area_type"] == "neighbourhood"] = NBH_SET
+    return prev.assign(parent_code=parent)
 
 
 def published_inequality(ctl: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +150,10 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         dq, funnel, ineq = (read_table(con, name).sort_values(keys[name], ignore_index=True) if name in tables else None
                             for name in ("data_quality", "funnel", "inequality"))
         latest = pd.Timestamp(prev["period"].max()).date() if len(prev) else None
-        core20 = core20_split(con, latest) if {"stratified_counts", "reference_rates"} <= tables else None
+        # PCN x group counts of the latest date split into Core20 (national IMD quintile 1) and the rest (true
+        # values, never published as they are: the packs show shares of unredacted parts only)
+        core20 = query(con, "core20_split", {"latest_date": latest}).df().assign(area_type="pcn") \
+            if {"stratified_counts", "reference_rates"} <= tables else None
         from .indicator_data import load_indicator_rows
 
         ind_rows, ind_meta = load_indicator_rows(con, tables, practices, cfg.indicators)
@@ -191,26 +191,15 @@ def load_inputs(processed: Path, cfg: Config) -> Inputs:
         # the deprivation gradient of what is published (SII/RII from the published quintile counts), never of
         # the true counts; the true `inequality` table stays in the warehouse for analysts
         ineq = published_inequality(published.prev)
-    ctl = published.prev
-    # the community summaries print the packs' own published cells: one set of rules for every publication
-    com = ctl[ctl["area_type"].isin(["icb", "pcn"]).to_numpy()].reset_index(drop=True)
     names = dict(zip(nbh["neighbourhood_code"], nbh["neighbourhood_name"]))
-    inputs = Inputs(prev=ctl, community=com, practices=practices, conditions=conds, periods=periods,
+    inputs = Inputs(prev=published.prev, practices=practices, conditions=conds, periods=periods,
                     run_info=run_info, load_summary=published.load_summary, data_quality=published.data_quality,
-                    funnel=funnel, inequality=ineq, neighbourhood_names=names, policy=policy, community_policy=policy,
+                    funnel=funnel, inequality=ineq, neighbourhood_names=names, policy=policy,
                     core20=published.core20, indicators=published.indicators, indicator_meta=ind_meta)
     inputs.geoms = load_geoms(Path(processed) / "boundaries.geojson", nbh)
     inputs.trend_overlap, inputs.indicator_overlap = (None if raw is None else control_overlap(raw, policy)
                                                       for raw in overlaps.values())
     return inputs
-
-
-def core20_split(con, period) -> pd.DataFrame:
-    """PCN x group counts for `period`, split into Core20 (national IMD quintile 1) and the rest (true values,
-    never published as they are: the packs show shares of unredacted parts only)."""
-    d = query(con, "core20_split", {"latest_date": period}).df()
-    d["area_type"] = "pcn"
-    return d
 
 
 def load_geoms(path: Path, nbh: pd.DataFrame):

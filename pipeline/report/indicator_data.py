@@ -49,10 +49,8 @@ def load_indicator_rows(con, tables: set[str], practices: pd.DataFrame, cfg_indi
         return None, []
     rows["period"] = pd.to_datetime(rows["period"]).dt.date
     info = pd.DataFrame(meta).set_index("indicator")
-    rows["denominator"] = rows["condition"].map(info["denominator"])
-    rows["slice"] = rows["condition"].map(info["slice"])
-    rows["own_slice"] = rows["condition"].map(info["own_slice"])
-    rows["full_register"] = rows["condition"].map(info["full_register"]).astype(bool)
+    rows = rows.join(info[["denominator", "slice", "own_slice", "full_register"]], on="condition")
+    rows["full_register"] = rows["full_register"].astype(bool)
     slices = query(con, "indicator_case_finding_slices").df() if "indicator_counts" in tables else pd.DataFrame()
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]
     if not slices.empty:

@@ -21,9 +21,8 @@ from pipeline.disclosure import MARKER
 from pipeline.schema import GROUP_ORDER
 
 from . import charts, packs
-from . import published_trend as pt
 from . import wording as w
-from .data import Inputs
+from .data import Inputs, in_areas
 
 FAMILIES = (  # kind, page title, intro
     ("care_process", "Care processes",
@@ -123,17 +122,13 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
         candidates.append(dict(text=gap_text(metas[r["condition"]], r, comparator),
                                change=packs.change_sentence(inp, changes, cell, comparator),
                                condition=r["condition"], group_type=r["group_type"], group_value=r["group_value"],
-                               missing=w.fmt_count(r["missing"]), family=r["kind"], patients=float(r["patients"]),
-                               ratio=f"{r['ratio']:.2f}", lower=f"{r['ratio_lower']:.2f}", upper=f"{r['ratio_upper']:.2f}"))
+                               family=r["kind"], patients=float(r["patients"])))
     for c in candidates:
         if not math.isfinite(c["patients"]):
             c["patients"] = 0.0
     ranked = sorted(candidates, key=lambda c: -c["patients"])
-    firsts, seen = [], set()
-    for c in ranked:
-        if c["family"] not in seen:
-            seen.add(c["family"])
-            firsts.append(c)
+    # the largest gap of each family (the first of its family in the ranking), then the rest
+    firsts = [c for i, c in enumerate(ranked) if c["family"] not in {x["family"] for x in ranked[:i]}]
     rest = [c for c in ranked if not any(c is f for f in firsts)]
     chosen = (firsts + rest)[:max(max_n, len(firsts))]
     return [_json_ready(c) for c in sorted(chosen, key=lambda c: -c["patients"])]
@@ -144,8 +139,7 @@ def indicator_changes(inp: Inputs, area_type: str, codes) -> pd.DataFrame | None
     (one family for the false discovery rate), from the controlled counts and the controlled paired overlap."""
     if inp.indicators is None or inp.indicators.empty or inp.previous is None:
         return None
-    return pt.published_changes(inp.indicators, inp.indicator_overlap, inp.previous, inp.latest, area_type, codes,
-                                inp.policy)
+    return packs.pack_changes(inp, area_type, codes, inp.indicators, "indicator_overlap")
 
 
 def _row_cells(r) -> list[str]:
@@ -266,10 +260,7 @@ def indicator_csv(inp: Inputs, areas) -> pd.DataFrame | None:
     ind = inp.indicators
     if ind is None or ind.empty:
         return None
-    take = pd.Series(False, index=ind.index)
-    for area_type, codes in areas:
-        take |= (ind["area_type"] == area_type) & ind["area_code"].isin(list(codes))
-    out = packs.csv_rows(ind[take], ["condition"] + CSV_COLUMNS)
+    out = packs.csv_rows(ind[in_areas(ind, areas)], ["condition"] + CSV_COLUMNS)
     own_type, own_codes = areas[0]
     out = packs._with_changes(out, inp, indicator_changes(inp, own_type, own_codes), own_type, "indicator_overlap")
     out = out.rename(columns={"condition": "indicator"})

@@ -16,7 +16,7 @@ from pipeline.schema import GROUP_ORDER, output_columns
 from . import charts
 from . import published_trend as pt
 from . import wording as w
-from .data import LOAD_SUMMARY_COLS, Inputs
+from .data import LOAD_SUMMARY_COLS, Inputs, in_areas
 
 BREAKDOWNS = ("ethnicity", "imd_quintile", "age_band", "sex")
 # a pack's CSV: the `prevalence` columns, its counts (what disclosure control rounds) before the rates and ratios
@@ -190,14 +190,16 @@ def headlines(prev: pd.DataFrame, inp: Inputs, area_type: str, code: str, max_n:
     return [dict(row) for _, row in rows.iterrows()]
 
 
-def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None) -> pd.DataFrame:
+def pack_changes(inp: Inputs, area_type: str, codes, prev: pd.DataFrame | None = None,
+                 overlap: str = "trend_overlap") -> pd.DataFrame:
     """The published change between the previous and the latest date for every cell of the areas a pack reports
     on (one family for the FDR control), computed from the controlled counts (published_trend). `prev`: the
-    pack's rows, when already sliced (they must hold the areas'). Each cell's row is also in
+    pack's rows, when already sliced (they must hold the areas'), or the indicator rows, with `overlap` the
+    Inputs field of their controlled overlap counts (as in _with_changes). Each cell's row is also in
     `attrs['by_cell']`: (area_code, condition, group_type, group_value) -> row (a dict's `get`: pandas would
     deep-copy a dict into every frame derived from `changes`)."""
-    changes = pt.published_changes(inp.prev if prev is None else prev, inp.trend_overlap, inp.previous, inp.latest,
-                                   area_type, codes, inp.policy)
+    changes = pt.published_changes(inp.prev if prev is None else prev, getattr(inp, overlap), inp.previous,
+                                   inp.latest, area_type, codes, inp.policy)
     if changes is not None and not changes.empty:
         cell = ["area_code", "condition", "group_type", "group_value"]
         changes.attrs["by_cell"] = {tuple(key): row for key, row in
@@ -209,10 +211,7 @@ def _change(changes: pd.DataFrame | None, cell: tuple) -> dict:
     """The change of a cell (area_code, condition or indicator, group_type, group_value); {} when there is none."""
     if changes is None or changes.empty:
         return {}
-    if "by_cell" in changes.attrs:
-        return changes.attrs["by_cell"](cell) or {}
-    hit = select(changes, None, None, cell[0], *cell[1:])
-    return dict(hit.iloc[0]) if len(hit) else {}
+    return changes.attrs["by_cell"](cell) or {}
 
 
 def _trend_label(changes: pd.DataFrame | None, cell: tuple) -> str:
@@ -281,8 +280,8 @@ def within_gaps(prev: pd.DataFrame, inp: Inputs, area_type: str, codes, max_n: i
     return gaps[gaps["tier"] > 0].head(max_n)
 
 
-def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str, max_n: int,
-                 area_word: str = "the PCN") -> list[dict]:
+def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparator: str,
+                 max_n: int) -> list[dict]:
     """Page 1, part 2: the groups recorded clearly less often than the rest of their own area (within_gaps: the
     group's ratio over the area's, 95% interval below 1), in words, with the change since the previous date."""
     items = []
@@ -290,13 +289,13 @@ def within_items(prev, inp: Inputs, area_type: str, code: str, changes, comparat
         condition = _cond(inp, gap["condition"])
         text = w.within_sentence(condition["label"], gap["group_type"], gap["group_value"],
                                  int(condition["min_age"]) >= 18, gap["within_value"], gap["within_lower"],
-                                 gap["within_upper"], gap["within_affected_shown"], area_word)
+                                 gap["within_upper"], gap["within_affected_shown"], "the PCN")
         change = change_sentence(inp, changes, (code, gap["condition"], gap["group_type"], gap["group_value"]),
                                  comparator)
-        affected = gap["within_affected_shown"]
+        # the page prints `text` and `change` (`ratio`, `lower`, `upper`: the numbers in `text`); the trend
+        # chart draws the group; page_one_items ranks by missing_value
         items.append(dict(text=text, change=change, condition=gap["condition"], group_type=gap["group_type"],
-                          group_value=gap["group_value"], affected=w.fmt_count(affected),
-                          missing=w.fmt_count(affected), missing_value=float(affected),
+                          group_value=gap["group_value"], missing_value=float(gap["within_affected_shown"]),
                           ratio=f"{gap['within_value']:.2f}", lower=f"{gap['within_lower']:.2f}",
                           upper=f"{gap['within_upper']:.2f}"))
     return items
@@ -363,6 +362,15 @@ def load_rows(inp: Inputs) -> dict | None:
     rows = [[str(row["source"]), w.fmt_count(row["rows_read"]), w.fmt_count(row["rows_loaded"]),
              w.fmt_count(row["rows_rejected"])] for _, row in summary.iterrows()]
     return dict(header=["Input file", "Rows read", "Rows loaded", "Rows rejected"], rows=rows, align="lrrr")
+
+
+def pack_context(inp: Inputs, comparator: str, true_prevalence: bool) -> dict:
+    """What every PCN and ICS pack prints alike: the comparator, methods, disclosure note, provenance and
+    input rows, and which sections the data allow."""
+    return dict(comparator=comparator, methods=methods_text(inp, comparator, true_prevalence),
+                disclosure=inp.policy.describe(), provenance=provenance(inp), load=load_rows(inp),
+                like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
+                has_funnel=inp.funnel is not None and not inp.funnel.empty)
 
 
 def provenance(inp: Inputs) -> dict:
@@ -509,20 +517,18 @@ def inequality_section(prev: pd.DataFrame, inp: Inputs, pcns, names: dict, icb: 
     whole = "England" if area_type == "england" else f"{icb_name} (whole ICB)"
     whole_words = "England as a whole" if area_type == "england" else "the ICB as a whole"
     areas = [(icb, area_type, whole)] + [(pcn, child_type, names.get(pcn, pcn)) for pcn in pcns]
-    idx = sii_rows.set_index(["area_type", "area_code", "condition"])
+    key = ["area_type", "area_code", "condition"]
+    values = sii_rows.drop_duplicates(key).set_index(key)[
+        ["sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper"]]
     tables, words, full, panels, children = [], [], [], [], []
     for condition in inp.conditions:
         rows, frame, more, less, n_shown = [], [], [], [], 0
         for code, at, area_name in areas:
-            key = (at, code, condition["condition"])
             hid = (code, condition["condition"]) in hidden
             shaky = (code, condition["condition"]) in unreliable
-            if key in idx.index and not hid and not shaky:
-                row = idx.loc[key]
-                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-                vals = [float(row[column]) for column in ("sii", "sii_lower", "sii_upper", "rii", "rii_lower", "rii_upper")]
-            else:
-                vals = [float("nan")] * 6
+            key = (at, code, condition["condition"])
+            vals = [float(v) for v in values.loc[key]] if key in values.index and not (hid or shaky) \
+                else [float("nan")] * 6
             shown = math.isfinite(vals[0]) and not hid
             rows.append([area_name, w.fmt_sii(*vals[:3], hidden=hid), w.fmt_ratio(*vals[3:], hidden=hid),
                          MARKER if hid else ("not repeatable" if shaky else
@@ -655,7 +661,8 @@ def icb_gap_table(prev: pd.DataFrame, inp: Inputs, icb: str, max_n: int, changes
 # ---------------------------------------------------------------------------------------------- community
 
 def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
-    prev = _slice(inp.community, [pcn], neighbourhoods=False)
+    # the packs' own published cells: one set of rules for every publication
+    prev = select(inp.prev, area_type="pcn", codes=pcn)
     name = str(inp.practices.loc[inp.practices["pcn_code"] == pcn, "pcn_name"].iloc[0])
     items, found = [], headlines(prev, inp, "pcn", pcn, 3)
     for headline in found:
@@ -670,7 +677,7 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         findings=items,
         conditions=[condition["label"] for condition in inp.conditions],
         comparator=comparator_name(inp),
-        disclosure=inp.community_policy.describe(),
+        disclosure=inp.policy.describe(),
         provenance=provenance(inp),
     )
     charted = ("ethnicity", "imd_quintile")
@@ -686,19 +693,17 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
 
 # ---------------------------------------------------------------------------------------------- PCN pack
 
-def _slice(prev: pd.DataFrame, pcns=(), icbs=(), practices=(), neighbourhoods: bool = True, england=()) -> pd.DataFrame:
-    """The rows one pack can use (one boolean pass over the whole table, then cheap filters)."""
-    area_types, code = prev["area_type"], prev["area_code"]
-    keep = ((area_types == "pcn") & code.isin(list(pcns))) | ((area_types == "icb") & code.isin(list(icbs))) | \
-        ((area_types == "practice") & code.isin(list(practices))) | ((area_types == "england") & code.isin(list(england)))
-    if neighbourhoods:
-        keep |= area_types == "neighbourhood"
-    return prev[keep]
-
-
-def _funnel_points(rows: pd.DataFrame, highlight) -> pd.DataFrame:
+def _funnel_points(rows: pd.DataFrame, highlight: bool) -> pd.DataFrame:
     return pd.DataFrame(dict(expected=rows["expected"].to_numpy(dtype=float), ratio=rows["ratio"].to_numpy(dtype=float),
                              highlight=highlight, label=rows["area_name"].to_numpy()))
+
+
+def _funnel_panels(items: list[tuple[str, str]], grey: pd.DataFrame, highlighted: pd.DataFrame) -> list:
+    """A funnel panel per item (label, condition id): the points of the `grey` rows, then the highlighted."""
+    return [(label, pd.concat([_funnel_points(grey[grey["condition"] == cid], False),
+                               _funnel_points(highlighted[highlighted["condition"] == cid], True)],
+                              ignore_index=True))
+            for label, cid in items]
 
 
 def _map_charts(prev: pd.DataFrame, inp: Inputs) -> list[tuple]:
@@ -724,10 +729,7 @@ def _extra_csvs(inp: Inputs, areas: list[tuple[str, list]]) -> dict[str, pd.Data
     out = {}
     quality = inp.data_quality
     if quality is not None and not quality.empty:
-        take = np.zeros(len(quality), dtype=bool)
-        for area_type, codes in areas[:2]:
-            take |= (quality["area_type"] == area_type).to_numpy() & quality["area_code"].isin(list(codes)).to_numpy()
-        take &= (quality["period"] == inp.latest).to_numpy()
+        take = in_areas(quality, areas[:2]) & (quality["period"] == inp.latest).to_numpy()
         out["data_quality"] = csv_rows(quality[take].sort_values(["area_type", "area_code"]),
                                        output_columns("data_quality"))
     if inp.load_summary is not None and not inp.load_summary.empty:
@@ -746,7 +748,10 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     name = str(prac["pcn_name"].iloc[0])
     icb_code, icb_name = str(prac["icb_code"].iloc[0]), str(prac["icb_name"].iloc[0])
     icb_practices = inp.practices.loc[inp.practices["icb_code"] == icb_code, "practice_code"]
-    prev = _slice(inp.icb_rows(icb_code), [pcn], [icb_code], icb_practices)
+    # the pack's own areas (its CSV's rows), then the ICB's other practices (funnel) and the neighbourhoods
+    areas = [("pcn", [pcn]), ("practice", prac["practice_code"]), ("icb", [icb_code])]
+    prev = inp.icb_rows(icb_code)
+    prev = prev[in_areas(prev, areas + [("practice", icb_practices), ("neighbourhood", None)])]
     comp, true_prev = comparator_for(inp, cfg_report)
     max_n = int(cfg_report.get("max_headlines", 5))
     changes = pack_changes(inp, "pcn", [pcn], prev)
@@ -755,22 +760,15 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
         title=f"Recording gaps briefing: {name}",
         heading=name,
         subtitle=f"Primary care network {pcn}, {icb_name}. Data to {w.long_date(inp.latest)}.",
-        comparator=comp,
+        **pack_context(inp, comp, true_prev),
         true_prevalence=true_prev,
         area=area_summary(prev, inp, "pcn", pcn, changes, comp, true_prev),
         headlines=page_one_items(within_items(prev, inp, "pcn", pcn, changes, comp, max_n), inp, "pcn", pcn, max_n,
                                  comp),
         previous=w.long_date(inp.previous) if inp.previous else None,
-        provenance=provenance(inp),
-        methods=methods_text(inp, comp, true_prev),
-        disclosure=inp.policy.describe(),
-        conditions=[condition["label"] for condition in inp.conditions],
-        like=like_for_like(inp),
-        has_patient_groups=inp.has_patient_groups,
         group_tables=[dict(condition=condition["label"], table=group_table(prev, inp, "pcn", pcn, condition["condition"]))
                       for condition in inp.conditions] if inp.has_patient_groups else [],
         practice_tables=area_tables(prev, inp, "practice", codes, first="Practice"),
-        has_funnel=inp.funnel is not None and not inp.funnel.empty,
         map_text=("Neighbourhoods are where patients live (their home area), whichever practice they are registered "
                   "with; the map shows every neighbourhood in the data." if inp.geoms is not None else NO_MAP),
     )
@@ -778,10 +776,8 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     # funnel: this PCN's practices against all practices of the ICB (ratio funnel, published ratios only)
     if ctx["has_funnel"]:
         rows = select(prev, inp.latest, "practice", icb_practices, group_type="all")
-        panels = []
-        for label, cid in labelled(inp.conditions):
-            part = rows[rows["condition"] == cid]
-            panels.append((label, _funnel_points(part, part["area_code"].isin(codes).to_numpy())))
+        mine = rows["area_code"].isin(codes)
+        panels = _funnel_panels(labelled(inp.conditions), rows[~mine], rows[mine])
         charts_ += chart_parts("funnel", charts.funnel_chart, panels, {})
     charts_ += _map_charts(prev, inp)
     # change across periods: overall plus the headline groups
@@ -798,16 +794,12 @@ def build_pcn(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     names = {pcn: name, **dict(zip(prac["practice_code"], prac["practice_name"]))}
     ctx["dq"] = dq_rows(inp, "pcn", [pcn], names)
     ctx["dq_practices"] = dq_rows(inp, "practice", codes, names)
-    ctx["load"] = load_rows(inp)
     ctx["indicator_families"], indicator_charts = pcn_indicator_pages(inp, pcn, codes, names, comp)
     charts_ += indicator_charts
     # the pack's numbers
-    in_pack = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn)) | \
-        ((prev["area_type"] == "practice") & prev["area_code"].isin(codes)) | \
-        ((prev["area_type"] == "icb") & (prev["area_code"] == icb_code))
-    extra = _extra_csvs(inp, [("pcn", [pcn]), ("practice", codes), ("icb", [icb_code])])
-    return Pack("pcn", pcn, "pcn.typ", ctx, charts_, _with_changes(csv_rows(prev[in_pack]), inp, changes, "pcn"),
-                extra_csvs=extra)
+    return Pack("pcn", pcn, "pcn.typ", ctx, charts_,
+                _with_changes(csv_rows(prev[in_areas(prev, areas)]), inp, changes, "pcn"),
+                extra_csvs=_extra_csvs(inp, areas))
 
 
 def _trend_frame(own: pd.DataFrame, cond, group_type, group_value, series) -> pd.DataFrame:
@@ -869,14 +861,15 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     national = area_type == "england"
     if national:
         prac = inp.practices
-        prev = _slice(inp.prev, (), prac["icb_code"].unique(), prac["practice_code"], england=[icb])
+        prev = inp.prev[in_areas(inp.prev, [("england", [icb]), ("icb", prac["icb_code"].unique()),
+                                            ("practice", prac["practice_code"]), ("neighbourhood", None)])]
         name = "England"
         pcns = prac.drop_duplicates("icb_code")[["icb_code", "icb_name"]].rename(
             columns={"icb_code": "pcn_code", "icb_name": "pcn_name"})
         child_type, subtitle = "icb", f"{len(pcns)} integrated care boards and {len(prac)} practices."
     else:
         prac = inp.practices[inp.practices["icb_code"] == icb]
-        prev = _slice(inp.icb_rows(icb), prac["pcn_code"].unique(), [icb], prac["practice_code"])
+        prev = inp.icb_rows(icb)
         name = str(prac["icb_name"].iloc[0])
         pcns = prac.drop_duplicates("pcn_code")[["pcn_code", "pcn_name"]]
         pcns = pcns[pcns["pcn_code"].isin(prev.loc[prev["area_type"] == "pcn", "area_code"])]
@@ -902,26 +895,21 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         child_plural="Integrated care boards" if national else "Primary care networks",
         child_short="ICBs" if national else "PCNs", child_one="ICB" if national else "PCN",
         grandchild_short="PCNs" if national else "practices",
-        comparator=comp,
+        **pack_context(inp, comp, true_prev),
         overview=overview_table(prev, inp, area_type, icb),
         icb_gaps=icb_gap_table(prev, inp, icb, int(cfg_report.get("max_headlines", 5)), changes),
-        provenance=provenance(inp), methods=methods_text(inp, comp, true_prev), disclosure=inp.policy.describe(),
         previous=w.short_date(inp.previous) if inp.previous else None,
-        like=like_for_like(inp), has_patient_groups=inp.has_patient_groups,
         pcn_points=_area_points(prev, inp, child_type, pcn_codes, pnames,
                                 comparator=comp if inp.source == "published" else "the ICB average"),
         pcn_tables=area_tables(prev, inp, child_type, pcn_codes, pnames),
         system_gaps=system_gap_table(gaps, inp, pnames) if len(gaps) else None,
         core20_available=inp.core20 is not None,
         has_neighbourhoods=bool(ncodes),
-        n_neighbourhoods=len(ncodes),
-        has_funnel=inp.funnel is not None and not inp.funnel.empty,
         map_text=("Neighbourhoods are where patients live. Shading shows whether recording is clearly lower or "
                   "higher than expected." if inp.geoms is not None else NO_MAP),
         trend_rows=_per_period_table(prev, inp, area_type, icb),
         dq=dq_rows(inp, "pcn", pcn_codes, pnames),
         dq_icb=dq_rows(inp, "icb", [icb], {icb: name}),
-        load=load_rows(inp),
     )
     league = {}
     if inp.source == "published":   # expected from practice deprivation, not age and sex
@@ -939,10 +927,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
         grey = select(inp.prev, inp.latest, "pcn", prac["pcn_code"].unique(), group_type="all") if national else \
             select(prev, inp.latest, "practice", prac["practice_code"], group_type="all")
         children = select(prev, inp.latest, child_type, pcn_codes, group_type="all")
-        panels = [(label, pd.concat([_funnel_points(grey[grey["condition"] == cid], False),
-                                     _funnel_points(children[children["condition"] == cid], True)], ignore_index=True))
-                  for label, cid in items]
-        charts_ += chart_parts("funnel", charts.funnel_chart, panels, dict(
+        charts_ += chart_parts("funnel", charts.funnel_chart, _funnel_panels(items, grey, children), dict(
             highlight_label=ctx["child_short"], other_label="PCNs" if national else "Practices"))
     ineq = inequality_section(prev, inp, pcn_codes, pnames, icb, name, area_type, child_type)
     if ineq is not None:
@@ -955,8 +940,7 @@ def build_ics(inp: Inputs, icb: str, cfg_report: dict, area_type: str = "icb") -
     charts_ += _map_charts(prev, inp)
     ctx["indicator_sections"], indicator_charts = ics_indicator_section(inp, icb, pcn_codes, pnames, ncodes, nnames, comp)
     charts_ += indicator_charts
-    in_pack = ((prev["area_type"] == area_type) & (prev["area_code"] == icb)) | \
-        ((prev["area_type"] == child_type) & prev["area_code"].isin(pcn_codes)) | (prev["area_type"] == "neighbourhood")
+    in_pack = in_areas(prev, [(area_type, [icb]), (child_type, pcn_codes), ("neighbourhood", None)])
     out = csv_rows(prev[in_pack])
     # the system's largest gaps: their rank and Core20 shares (whole percentages, hidden as in the PDF)
     key = ["period", "condition", "area_type", "area_code", "group_type", "group_value"]

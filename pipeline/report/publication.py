@@ -413,6 +413,17 @@ def _indicator_cells(space: CellSpace, ind: pd.DataFrame, prev: pd.DataFrame) ->
     return obs, den
 
 
+def parent_codes(frame: pd.DataFrame, practices: pd.DataFrame) -> pd.Series:
+    """Each row's parent area: a practice's PCN, a PCN's ICB (None for other rows)."""
+    parent = pd.Series(None, index=frame.index, dtype=object)
+    for child, child_code, parent_code in (("practice", "practice_code", "pcn_code"),
+                                           ("pcn", "pcn_code", "icb_code")):
+        rows = frame["area_type"] == child
+        lookup = dict(zip(practices[child_code], practices[parent_code]))
+        parent[rows] = frame.loc[rows, "area_code"].map(lookup)
+    return parent
+
+
 def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = None,
                 load_summary: pd.DataFrame | None = None, core20: pd.DataFrame | None = None,
                 practices: pd.DataFrame | None = None, latest=None, indicators: pd.DataFrame | None = None) -> Published:
@@ -431,13 +442,8 @@ def protect_all(prev: pd.DataFrame, policy: Policy, dq: pd.DataFrame | None = No
     dq_handles = None
     if dq is not None and not dq.empty:
         dq = dq.reset_index(drop=True)
-        parents = pd.Series(None, index=dq.index, dtype=object)
-        if practices is not None:
-            at = dq["area_type"]
-            parents[at == "practice"] = dq.loc[at == "practice", "area_code"].map(
-                dict(zip(practices["practice_code"], practices["pcn_code"])))
-            parents[at == "pcn"] = dq.loc[at == "pcn", "area_code"].map(
-                dict(zip(practices["pcn_code"], practices["icb_code"])))
+        parents = parent_codes(dq, practices) if practices is not None else \
+            pd.Series(None, index=dq.index, dtype=object)
         dq_handles = _dq_cells(space, dq, parents)
     _neighbourhood_sets(space, prev, obs, pop, dq)
     load_handles = None

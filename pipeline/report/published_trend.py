@@ -36,18 +36,18 @@ def control_overlap(raw: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def _published(rows: pd.DataFrame) -> pd.DataFrame:
     """observed / expected / population of controlled prevalence rows, NaN where hidden."""
-    hidden = rows["observed_redacted"].astype(bool).to_numpy() if "observed_redacted" in rows else False
-    obs = np.where(hidden, np.nan, rows["observed"].to_numpy(dtype=float))
-    out = pd.DataFrame({**{c: rows[c].to_numpy() for c in CELL}, "observed": obs,
-                        "expected": rows["expected"].to_numpy(dtype=float)})
-    if "population" in rows:
-        pop_hidden = rows["population_redacted"].astype(bool).to_numpy() if "population_redacted" in rows else False
-        out["population"] = np.where(pop_hidden, np.nan, rows["population"].to_numpy(dtype=float))
+    out = pd.DataFrame({c: rows[c].to_numpy() for c in CELL})
+    out["expected"] = rows["expected"].to_numpy(dtype=float)
+    for count in ("observed", "population"):
+        if count in rows:
+            flag = f"{count}_redacted"
+            hidden = rows[flag].astype(bool).to_numpy() if flag in rows else False
+            out[count] = np.where(hidden, np.nan, rows[count].to_numpy(dtype=float))
     return out
 
 
 def published_changes(prev: pd.DataFrame, overlap: pd.DataFrame | None, period_from, period_to, area_type: str,
-                      codes, policy: Policy, alpha: float = 0.05) -> pd.DataFrame:
+                      codes, policy: Policy) -> pd.DataFrame:
     """Per cell (condition x group) of the areas `codes` of `area_type`: the published ratios on both dates, the
     change with its paired 95% interval, p-value, BH q-value over all these cells, and the label. Cells with a
     hidden or zero count on either date get NaN and label ''."""
@@ -75,7 +75,7 @@ def published_changes(prev: pd.DataFrame, overlap: pd.DataFrame | None, period_f
     for name in ("ratio_from", "ratio_to", "change", "change_lower", "change_upper", "p_value"):
         out[name] = np.asarray(getattr(res, name), dtype=float)
     out["q_value"] = stats.benjamini_hochberg(out["p_value"].to_numpy(float))
-    out["label"] = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float), alpha)
+    out["label"] = stats.change_labels(np.asarray(res.direction, dtype=float), out["q_value"].to_numpy(float))
     return out[cols].reset_index(drop=True)
 
 

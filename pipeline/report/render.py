@@ -133,16 +133,12 @@ def _init_worker(state: bytes) -> None:
     _STATE.update(inp=inp, report=report_cfg, out=out)
 
 
+BUILDERS = {"pcn": P.build_pcn, "ics": P.build_ics, "community": P.build_community,
+            "england": functools.partial(P.build_ics, area_type="england")}
+
+
 def build_pack(inp: Inputs, kind: str, code: str, report_cfg: dict) -> P.Pack:
-    if kind == "pcn":
-        return P.build_pcn(inp, code, report_cfg)
-    if kind == "ics":
-        return P.build_ics(inp, code, report_cfg)
-    if kind == "community":
-        return P.build_community(inp, code, report_cfg)
-    if kind == "england":
-        return P.build_ics(inp, code, report_cfg, area_type="england")
-    raise ValueError(kind)
+    return BUILDERS[kind](inp, code, report_cfg)
 
 
 def _render_job(job: tuple[str, str]):
@@ -164,9 +160,9 @@ def _template(name: str) -> str:
     return (paths.TEMPLATES_DIR / name).read_text(encoding="utf-8")
 
 
-def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path | None = None) -> dict:
+def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date) -> dict:
     """Draw the pack's charts, write its JSON and typst source into a scratch directory, compile to `pdf`.
-    Returns the context as written (charts included). `keep_source`: copy the scratch directory there."""
+    Returns the context as written (charts included)."""
     import typst
 
     with tempfile.TemporaryDirectory(prefix="pack-") as wd:
@@ -187,8 +183,6 @@ def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date, keep_source: Path |
                           timestamp=int(stamp.timestamp()))
         except Exception as e:  # a template or data problem is ours, not the user's: say which pack
             raise RuntimeError(f"typst could not render the {pack.kind} pack {pack.code}: {e}") from None
-        if keep_source is not None:
-            shutil.copytree(wd, keep_source, dirs_exist_ok=True)
     return ctx
 
 

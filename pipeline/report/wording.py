@@ -97,15 +97,21 @@ def about(x) -> str:
     return MARKER if not math.isfinite(v) else f"about {int(round(abs(v))):,}"
 
 
-def fmt_ratio(r, lo, hi, hidden: bool = False) -> str:
+def _estimate(value, lower, upper, hidden: bool, fmt, between: str) -> str:
+    """An estimate with its interval, each end written by `fmt`: 'v (lower`between`upper)'; the estimate alone
+    without an interval; '–' when there is none; the marker when hidden."""
     if hidden:
         return MARKER
-    r, lo, hi = number(r), number(lo), number(hi)
-    if not math.isfinite(r):
+    v, lo, hi = number(value), number(lower), number(upper)
+    if not math.isfinite(v):
         return "–"
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{r:.2f}"
-    return f"{r:.2f} ({lo:.2f}–{hi:.2f})"
+        return fmt(v)
+    return f"{fmt(v)} ({fmt(lo)}{between}{fmt(hi)})"
+
+
+def fmt_ratio(r, lo, hi, hidden: bool = False) -> str:
+    return _estimate(r, lo, hi, hidden, "{:.2f}".format, "–")
 
 
 def fmt_rate(r, hidden: bool = False) -> str:
@@ -204,14 +210,7 @@ def _signed(x: float, digits: int = 1) -> str:
 
 def fmt_sii(sii, lo, hi, hidden: bool = False) -> str:
     """SII of a proportion in percentage points with its interval: '−6.0 (−6.6 to −5.4)'."""
-    if hidden:
-        return MARKER
-    v, a, b = number(sii), number(lo), number(hi)
-    if not math.isfinite(v):
-        return "–"
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return _signed(100 * v)
-    return f"{_signed(100 * v)} ({_signed(100 * a)} to {_signed(100 * b)})"
+    return _estimate(sii, lo, hi, hidden, lambda v: _signed(100 * v), " to ")
 
 
 def gradient_words(lo, hi) -> str:
@@ -228,8 +227,8 @@ def describe_sii(label: str, where: str, sii, lo, hi, rii, rlo, rhi, brief: bool
     if not math.isfinite(v):
         return f"{label}: the gradient could not be calculated for {where}."
     a, b, r, ra, rb = number(lo), number(hi), number(rii), number(rlo), number(rhi)
+    d = direction(rlo, rhi)
     if brief:
-        d = direction(rlo, rhi)
         ri = f"RII {r:.2f}, 95% interval {ra:.2f}–{rb:.2f}" if np.isfinite([r, ra, rb]).all() else f"RII {r:.2f}"
         if d in ("fewer", "more"):
             return (f"{label}: recorded rate about {abs(100 * v):.1f} percentage points "
@@ -240,7 +239,6 @@ def describe_sii(label: str, where: str, sii, lo, hi, rii, rlo, rhi, brief: bool
         nums += f", 95% interval {_signed(100 * a)} to {_signed(100 * b)}"
     if math.isfinite(r):
         nums += f"; RII {r:.2f}" + (f", {ra:.2f}–{rb:.2f}" if math.isfinite(ra) and math.isfinite(rb) else "")
-    d = direction(rlo, rhi)
     if d in ("fewer", "more"):   # RII < 1: a higher rate at the most deprived end
         return (f"{label}: in {where} the recorded rate is about {abs(100 * v):.1f} percentage points "
                 f"{'higher' if d == 'fewer' else 'lower'} at the most deprived end than at the least deprived end "

@@ -506,7 +506,7 @@ def test_community_csv_holds_the_group_of_every_finding():
                               parent_code="QAA") for gt, gv, o, n, e in groups])
     shown = np.zeros(len(true), dtype=bool)
     community = publish(true, Policy(), {"observed": shown, "population": shown})
-    inp = Inputs(prev=community, community=community, practices=PRACTICES,
+    inp = Inputs(prev=community, practices=PRACTICES,
                  conditions=[dict(condition="depression", label="Depression", min_age=18)], periods=list(PERIODS),
                  run_info={}, load_summary=None, data_quality=None, funnel=None, inequality=None)
     pack = build_community(inp, "P1", {})
