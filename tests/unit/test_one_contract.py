@@ -133,6 +133,41 @@ def test_pack_csv_counts_follow_the_sources_disclosure_rule(warehouse):
     assert ("public already" in " ".join(text.split())) == (source == "published")
 
 
+def test_reports_readme_gives_the_sources_meaning_of_expected(warehouse):
+    """README.txt beside the packs says what `expected`, `missing` and `change` mean for the data the packs were made
+    from. The published path's expected is England's rate in the practice's IMD decile (no sex or age: QOF counts
+    have none) and its change treats the two years as independent; its README used to give the patient path's
+    meaning (sex by five-year age band, the ICB average, cases on both dates) and list community summaries and
+    data-quality files that the published path never writes."""
+    source, _, reports, _ = warehouse
+    readme = " ".join((reports / "README.txt").read_text(encoding="utf-8").split())
+    if source == "published":
+        assert "IMD decile" in readme and "independent" in readme
+        for patient_only in ("sex by five-year age band", "ICB average", "cases_on_both_dates", "community/",
+                             "neighbourhoods", "_data_quality.csv"):
+            assert patient_only not in readme, patient_only
+        assert not (reports / "community").exists()
+    else:
+        assert "sex by five-year age band" in readme and "cases_on_both_dates" in readme
+        assert (reports / "community").is_dir()
+
+
+def test_run_info_names_the_version_inputs_and_day_on_both_sources(warehouse):
+    """Every pack says which pipeline version made it from which inputs on which day: the published path's
+    run_info used to lack all three, so its packs and README.txt printed 'unknown'."""
+    source, _, reports, con = warehouse
+    from pipeline import __version__
+
+    info = dict(con.execute("select key, value from run_info").fetchall())
+    assert info["pipeline_version"] == __version__
+    assert re.fullmatch(r"[0-9a-f]{16}", info["input_hash"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", info["run_date"])
+    assert "unknown" not in (reports / "README.txt").read_text(encoding="utf-8").splitlines()[2]
+    pdf = sorted((reports / "ics").glob("*.pdf"))[0]
+    text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages).split())
+    assert info["input_hash"] in text and "version unknown" not in text.lower()
+
+
 def test_poisson_glm_halves_steps_that_overshoot():
     """Rates spanning e^30 across a covariate (as palliative care across England's practices did): plain IRLS from
     the intercept-only start overflowed and never converged; with step halving the fit converges to the truth and
