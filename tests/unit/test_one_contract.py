@@ -53,6 +53,33 @@ def test_funnel_compares_each_area_with_its_parents_own_level(warehouse):
     assert ((ratio["lower_95"] <= ratio["parent_value"] + 1e-12) & (ratio["parent_value"] <= ratio["upper_95"] + 1e-12)).all()
 
 
+def test_ratio_funnel_limits_are_exact_poisson_around_the_parent(warehouse):
+    """README and docs/public-data.md: ratio limits at an area's expected count E are PHE's exact (chi-square)
+    ones around the parent's ratio R, i.e. the observed count at the lower limit has an exact upper 95% limit of
+    R x E (and the upper limit's count an exact lower limit of R x E), at every count; the label compares the
+    area's own interval with R."""
+    from scipy.stats import chi2
+
+    _, _, _, con = warehouse
+    ratio = con.execute("select * from funnel where statistic = 'ratio' and denominator > 0").df()
+    events = ratio["parent_value"] * ratio["denominator"]
+    for tag, conf in (("95", 0.95), ("998", 0.998)):
+        tail = (1 - conf) / 2
+        at_lower = ratio[f"lower_{tag}"] * ratio["denominator"]
+        at_upper = ratio[f"upper_{tag}"] * ratio["denominator"]
+        positive = at_lower > 0   # below the exact upper limit of 0 cases (3.69 at 95%) no count reaches R x E
+        np.testing.assert_allclose(chi2.ppf(1 - tail, 2 * at_lower[positive] + 2) / 2, events[positive], rtol=1e-7)
+        assert (chi2.ppf(1 - tail, 2) / 2 >= events[~positive] - 1e-9).all()
+        reached = at_upper > 0
+        np.testing.assert_allclose(chi2.ppf(tail, 2 * at_upper[reached]) / 2, events[reached], rtol=1e-7)
+    _, own_lower, own_upper = stats.isr(ratio["observed"].to_numpy(float), ratio["denominator"].to_numpy(float), 0.95)
+    low = np.asarray(own_upper, float) < ratio["parent_value"].to_numpy()
+    high = np.asarray(own_lower, float) > ratio["parent_value"].to_numpy()
+    assert (ratio.loc[low, "significance"].str.startswith("Low")).all()
+    assert (ratio.loc[high, "significance"].str.startswith("High")).all()
+    assert (ratio.loc[~low & ~high, "significance"] == "Not significant").all()
+
+
 def test_inequality_is_the_one_simulation(warehouse):
     """Every SII/RII is the crude-rate SII of its area's quantile rows, 100,000 draws with the one seed."""
     source, _, _, con = warehouse
