@@ -37,6 +37,7 @@ Published QOF counts are public already: the packs show them unrounded, true zer
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from dataclasses import replace
@@ -46,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from . import adapters as A
 from .config import Condition, Config, load_config
 from .errors import PipelineError
@@ -126,7 +128,13 @@ def load_inputs(in_dir: Path, year: str) -> dict:
                             ("epraccur", A.read_epraccur)):
             if files[key] is not None:
                 adapted[key] = reader(files[key])
-    return {"files": files, "adapted": adapted}
+        digest = hashlib.sha256()
+        for key in ("qof", "mapping", "imd", "registrations", "ethnicity", "epraccur"):
+            if files[key] is not None:
+                with open(files[key], "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+    return {"files": files, "adapted": adapted, "hash": digest.hexdigest()}
 
 
 def qof_conditions(qof: pd.DataFrame) -> tuple[Condition, ...]:
@@ -572,9 +580,15 @@ def run_public(in_dir: Path, year: str, processed: Path, reports: Path, icb: str
 
 def run_facts(loaded: list[dict], placed: dict[str, int]) -> dict[str, str]:
     """The run's choices in words (`run_info`), read by the packs' notes."""
+    from .ingest import run_date
+
     latest = loaded[-1]["files"]
+    inputs = hashlib.sha256("".join(inp["hash"] for inp in loaded).encode())
     return {
         "source": "published",
+        "pipeline_version": __version__,
+        "input_hash": inputs.hexdigest()[:16],   # the files read, year by year, as the patient path's input_hash
+        "run_date": run_date().isoformat(),
         "qof_years": ", ".join(f"{inp['files']['qof'].name} ({inp['files']['period'].isoformat()})" for inp in loaded),
         "mapping_file": latest["mapping"].name,
         "practice_imd": ", ".join(f"{inp['files']['imd'].name} (IMD {inp['files']['imd_year']})" for inp in loaded),

@@ -189,20 +189,42 @@ def render_pack(pack: P.Pack, pdf: Path, data_date: dt.date) -> dict:
 def _write_index(out: Path, inp: Inputs, timings: dict) -> None:
     lines = ["Health-inequalities packs", "", f"Data to {inp.latest.isoformat()}; pipeline version "
              f"{inp.run_info.get('pipeline_version', 'unknown')}; input hash {inp.run_info.get('input_hash', 'unknown')}.",
-             "Every number under this directory is disclosure-controlled: " + inp.policy.describe(), "",
-             "pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
-             "ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
-             "<code>_data_quality.csv, <code>_inputs.csv   each pack's data-quality and input-row counts",
-             "community/<code>.pdf + .csv            plain-language summary for community partners (the same "
-             "published cells as the packs)", "",
-             "CSV columns carry the `prevalence` table's names. expected: what the reference rates (by default the "
-             "ICB average) would give for the same people, sex by five-year age band. missing = expected - observed: "
-             "how many fewer are recorded than the ICB average for people of the same age and sex would give "
-             "(negative: more); a gap to the average, not a count of undiagnosed people. change, change_lower, "
-             "change_upper, change_label (latest date, the pack's own area): the change in the ratio since "
-             "change_since with its 95% interval allowing for cases_on_both_dates (patients recorded in the cell on "
-             "both dates, rounded like a count), and whether the gap to the average clearly narrowed or widened "
-             "(false discovery rate controlled over the area's conditions and groups).", ""]
+             "Every number under this directory is disclosure-controlled: " + inp.policy.describe(), ""]
+    lines += _index_files_and_columns(inp)
     (out / "README.txt").write_text("\n".join(lines), encoding="utf-8")
     if not timings:
         raise PipelineError("no practices in the warehouse, so there are no packs to render")
+
+
+def _index_files_and_columns(inp: Inputs) -> list[str]:
+    """README.txt's list of files and the meaning of the CSV columns, for the data the packs were made from: the
+    patient path's expected (reference rates by sex and age band) and paired change, or the published path's
+    (England's rate in the practice's IMD decile; the two QOF years' counts taken as independent)."""
+    if inp.source == "published":
+        return ["pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
+                "ics/<code>.pdf, ics/<code>.csv        comparison of the PCNs of each ICB",
+                "england/<code>.pdf, england/<code>.csv  every ICB compared (with --icb all)",
+                "<code>_inputs.csv                     each pack's input-row counts", "",
+                "CSV columns carry the `prevalence` table's names. observed: the practices' published QOF registers; "
+                "population: their list sizes for the register's ages. expected: what England's register rate "
+                "among practices in the same national IMD decile of practices would give for each practice's list "
+                "size, added up over the area's practices. missing = expected - observed: how many fewer are "
+                "recorded than that (negative: more); a gap to England's level for similarly deprived practices, "
+                "not a count of undiagnosed people. change, change_lower, change_upper, change_label (latest date, "
+                "the pack's own area): the change in the ratio since change_since, both years on the earlier "
+                "year's rates, with its 95% interval treating the two years' counts as independent (published "
+                "counts cannot say who is on a register in both years), and whether the gap to England clearly "
+                "narrowed or widened (false discovery rate controlled over the area's conditions and groups).", ""]
+    return ["pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
+            "ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
+            "<code>_data_quality.csv, <code>_inputs.csv   each pack's data-quality and input-row counts",
+            "community/<code>.pdf + .csv            plain-language summary for community partners (the same "
+            "published cells as the packs)", "",
+            "CSV columns carry the `prevalence` table's names. expected: what the reference rates (by default the "
+            "ICB average) would give for the same people, sex by five-year age band. missing = expected - observed: "
+            "how many fewer are recorded than the ICB average for people of the same age and sex would give "
+            "(negative: more); a gap to the average, not a count of undiagnosed people. change, change_lower, "
+            "change_upper, change_label (latest date, the pack's own area): the change in the ratio since "
+            "change_since with its 95% interval allowing for cases_on_both_dates (patients recorded in the cell on "
+            "both dates, rounded like a count), and whether the gap to the average clearly narrowed or widened "
+            "(false discovery rate controlled over the area's conditions and groups).", ""]

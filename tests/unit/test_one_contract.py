@@ -53,6 +53,33 @@ def test_funnel_compares_each_area_with_its_parents_own_level(warehouse):
     assert ((ratio["lower_95"] <= ratio["parent_value"] + 1e-12) & (ratio["parent_value"] <= ratio["upper_95"] + 1e-12)).all()
 
 
+def test_ratio_funnel_limits_are_exact_poisson_around_the_parent(warehouse):
+    """README and docs/public-data.md: ratio limits at an area's expected count E are PHE's exact (chi-square)
+    ones around the parent's ratio R, i.e. the observed count at the lower limit has an exact upper 95% limit of
+    R x E (and the upper limit's count an exact lower limit of R x E), at every count; the label compares the
+    area's own interval with R."""
+    from scipy.stats import chi2
+
+    _, _, _, con = warehouse
+    ratio = con.execute("select * from funnel where statistic = 'ratio' and denominator > 0").df()
+    events = ratio["parent_value"] * ratio["denominator"]
+    for tag, conf in (("95", 0.95), ("998", 0.998)):
+        tail = (1 - conf) / 2
+        at_lower = ratio[f"lower_{tag}"] * ratio["denominator"]
+        at_upper = ratio[f"upper_{tag}"] * ratio["denominator"]
+        positive = at_lower > 0   # below the exact upper limit of 0 cases (3.69 at 95%) no count reaches R x E
+        np.testing.assert_allclose(chi2.ppf(1 - tail, 2 * at_lower[positive] + 2) / 2, events[positive], rtol=1e-7)
+        assert (chi2.ppf(1 - tail, 2) / 2 >= events[~positive] - 1e-9).all()
+        reached = at_upper > 0
+        np.testing.assert_allclose(chi2.ppf(tail, 2 * at_upper[reached]) / 2, events[reached], rtol=1e-7)
+    _, own_lower, own_upper = stats.isr(ratio["observed"].to_numpy(float), ratio["denominator"].to_numpy(float), 0.95)
+    low = np.asarray(own_upper, float) < ratio["parent_value"].to_numpy()
+    high = np.asarray(own_lower, float) > ratio["parent_value"].to_numpy()
+    assert (ratio.loc[low, "significance"].str.startswith("Low")).all()
+    assert (ratio.loc[high, "significance"].str.startswith("High")).all()
+    assert (ratio.loc[~low & ~high, "significance"] == "Not significant").all()
+
+
 def test_inequality_is_the_one_simulation(warehouse):
     """Every SII/RII is the crude-rate SII of its area's quantile rows, 100,000 draws with the one seed."""
     source, _, _, con = warehouse
@@ -131,6 +158,41 @@ def test_pack_csv_counts_follow_the_sources_disclosure_rule(warehouse):
             assert observed % 5 == 0 and abs(observed - true) <= 2.5
     text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(pcn_csv.with_suffix(".pdf"))).pages)
     assert ("public already" in " ".join(text.split())) == (source == "published")
+
+
+def test_reports_readme_gives_the_sources_meaning_of_expected(warehouse):
+    """README.txt beside the packs says what `expected`, `missing` and `change` mean for the data the packs were made
+    from. The published path's expected is England's rate in the practice's IMD decile (no sex or age: QOF counts
+    have none) and its change treats the two years as independent; its README used to give the patient path's
+    meaning (sex by five-year age band, the ICB average, cases on both dates) and list community summaries and
+    data-quality files that the published path never writes."""
+    source, _, reports, _ = warehouse
+    readme = " ".join((reports / "README.txt").read_text(encoding="utf-8").split())
+    if source == "published":
+        assert "IMD decile" in readme and "independent" in readme
+        for patient_only in ("sex by five-year age band", "ICB average", "cases_on_both_dates", "community/",
+                             "neighbourhoods", "_data_quality.csv"):
+            assert patient_only not in readme, patient_only
+        assert not (reports / "community").exists()
+    else:
+        assert "sex by five-year age band" in readme and "cases_on_both_dates" in readme
+        assert (reports / "community").is_dir()
+
+
+def test_run_info_names_the_version_inputs_and_day_on_both_sources(warehouse):
+    """Every pack says which pipeline version made it from which inputs on which day: the published path's
+    run_info used to lack all three, so its packs and README.txt printed 'unknown'."""
+    source, _, reports, con = warehouse
+    from pipeline import __version__
+
+    info = dict(con.execute("select key, value from run_info").fetchall())
+    assert info["pipeline_version"] == __version__
+    assert re.fullmatch(r"[0-9a-f]{16}", info["input_hash"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", info["run_date"])
+    assert "unknown" not in (reports / "README.txt").read_text(encoding="utf-8").splitlines()[2]
+    pdf = sorted((reports / "ics").glob("*.pdf"))[0]
+    text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages).split())
+    assert info["input_hash"] in text and "version unknown" not in text.lower()
 
 
 def test_poisson_glm_halves_steps_that_overshoot():
