@@ -51,6 +51,7 @@ from . import __version__
 from . import adapters as A
 from .config import Condition, Config, load_config
 from .errors import PipelineError
+from .ingest import _file_hash, run_date
 from .public_inputs import find_input, missing_message
 from .warehouse import query, read_table, staged
 
@@ -131,9 +132,7 @@ def load_inputs(in_dir: Path, year: str) -> dict:
         digest = hashlib.sha256()
         for key in ("qof", "mapping", "imd", "registrations", "ethnicity", "epraccur"):
             if files[key] is not None:
-                with open(files[key], "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(block)
+                _file_hash(files[key], digest)
     return {"files": files, "adapted": adapted, "hash": digest.hexdigest()}
 
 
@@ -580,8 +579,6 @@ def run_public(in_dir: Path, year: str, processed: Path, reports: Path, icb: str
 
 def run_facts(loaded: list[dict], placed: dict[str, int]) -> dict[str, str]:
     """The run's choices in words (`run_info`), read by the packs' notes."""
-    from .ingest import run_date
-
     latest = loaded[-1]["files"]
     inputs = hashlib.sha256("".join(inp["hash"] for inp in loaded).encode())
     return {

@@ -128,7 +128,10 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
             c["patients"] = 0.0
     ranked = sorted(candidates, key=lambda c: -c["patients"])
     # the largest gap of each family (the first of its family in the ranking), then the rest
-    firsts = [c for i, c in enumerate(ranked) if c["family"] not in {x["family"] for x in ranked[:i]}]
+    first_of_family: dict[str, dict] = {}
+    for c in ranked:
+        first_of_family.setdefault(c["family"], c)
+    firsts = list(first_of_family.values())
     rest = [c for c in ranked if not any(c is f for f in firsts)]
     chosen = (firsts + rest)[:max(max_n, len(firsts))]
     return [_json_ready(c) for c in sorted(chosen, key=lambda c: -c["patients"])]

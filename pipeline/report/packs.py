@@ -686,8 +686,7 @@ def build_community(inp: Inputs, pcn: str, cfg_report: dict) -> Pack:
     # charted breakdowns and every breakdown a finding names (a finding on men or an age band prints its group's
     # published `missing`, which must be in the CSV too)
     shown = {"all", *charted, *(headline["group_type"] for headline in found)}
-    in_pack = ((prev["area_type"] == "pcn") & (prev["area_code"] == pcn) & (prev["period"] == inp.latest)
-               & prev["group_type"].isin(sorted(shown)))
+    in_pack = (prev["period"] == inp.latest) & prev["group_type"].isin(sorted(shown))  # prev: this PCN's rows
     return Pack("community", pcn, "community.typ", ctx, charts_, csv_rows(prev[in_pack]))
 
 

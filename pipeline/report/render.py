@@ -190,6 +190,7 @@ def _write_index(out: Path, inp: Inputs, timings: dict) -> None:
     lines = ["Health-inequalities packs", "", f"Data to {inp.latest.isoformat()}; pipeline version "
              f"{inp.run_info.get('pipeline_version', 'unknown')}; input hash {inp.run_info.get('input_hash', 'unknown')}.",
              "Every number under this directory is disclosure-controlled: " + inp.policy.describe(), ""]
+    lines += ["pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers"]
     lines += _index_files_and_columns(inp)
     (out / "README.txt").write_text("\n".join(lines), encoding="utf-8")
     if not timings:
@@ -197,12 +198,12 @@ def _write_index(out: Path, inp: Inputs, timings: dict) -> None:
 
 
 def _index_files_and_columns(inp: Inputs) -> list[str]:
-    """README.txt's list of files and the meaning of the CSV columns, for the data the packs were made from: the
-    patient path's expected (reference rates by sex and age band) and paired change, or the published path's
-    (England's rate in the practice's IMD decile; the two QOF years' counts taken as independent)."""
+    """README.txt after the PCN packs' line: the other files and the meaning of the CSV columns, for the data the
+    packs were made from: the patient path's expected (reference rates by sex and age band) and paired change, or
+    the published path's (England's rate in the practice's IMD decile; the two QOF years' counts taken as
+    independent)."""
     if inp.source == "published":
-        return ["pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
-                "ics/<code>.pdf, ics/<code>.csv        comparison of the PCNs of each ICB",
+        return ["ics/<code>.pdf, ics/<code>.csv        comparison of the PCNs of each ICB",
                 "england/<code>.pdf, england/<code>.csv  every ICB compared (with --icb all)",
                 "<code>_inputs.csv                     each pack's input-row counts", "",
                 "CSV columns carry the `prevalence` table's names. observed: the practices' published QOF registers; "
@@ -215,8 +216,7 @@ def _index_files_and_columns(inp: Inputs) -> list[str]:
                 "year's rates, with its 95% interval treating the two years' counts as independent (published "
                 "counts cannot say who is on a register in both years), and whether the gap to England clearly "
                 "narrowed or widened (false discovery rate controlled over the area's conditions and groups).", ""]
-    return ["pcn/<code>.pdf, pcn/<code>.csv        briefing pack for each primary care network, and its numbers",
-            "ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
+    return ["ics/<code>.pdf, ics/<code>.csv        comparison of PCNs and neighbourhoods for each ICB",
             "<code>_data_quality.csv, <code>_inputs.csv   each pack's data-quality and input-row counts",
             "community/<code>.pdf + .csv            plain-language summary for community partners (the same "
             "published cells as the packs)", "",
