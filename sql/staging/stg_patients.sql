@@ -11,9 +11,18 @@ with cleaned as (
            parse_date(date_of_death, $date_format) as date_of_death
     from raw_patients
 ),
-numbered as (
-    select *, min(row_number) over (partition by patient_id) as first_row_number
+repeated_ids as (
+    -- each patient_id on more than one row, with its first row (an aggregate, not a window over every row: half
+    -- the staging model's time at 1M patients)
+    select patient_id, min(row_number) as first_row_number
     from cleaned
+    group by patient_id
+    having count(*) > 1
+),
+numbered as (
+    select cleaned.*, repeated_ids.first_row_number
+    from cleaned
+    left join repeated_ids on repeated_ids.patient_id = cleaned.patient_id
 )
 select row_number,
        patient_id,
