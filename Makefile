@@ -72,8 +72,8 @@ report: install ## PDF packs and their CSVs in reports/, disclosure control appl
 test: install-spark ## run the test suite (unit, sql, integration) on TEST_WORKERS=2 processes
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-test-fast: install ## the unit and SQL tests without the slow ones (under a minute; `make test` runs everything)
-	$(PY) -m pytest tests/unit tests/sql -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+test-fast: install ## the unit and SQL tests without the slow ones, on TEST_WORKERS processes (under a minute; `make test` runs everything)
+	$(PY) -m pytest tests/unit tests/sql -m "not slow" -p no:cacheprovider -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks

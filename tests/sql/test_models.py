@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import pandas as pd
 from hypothesis import given, settings
@@ -141,20 +142,29 @@ SPACES = " \u00a0\u1680\u2000\u2003\u200a\u202f\u205f\u3000\t\r\n\u200b\u180e\u2
 def test_trimmed_and_clean_macros_strip_white_space_as_python_does(texts):
     """Text is trimmed as Python's str.strip() trims it (what a reader of the contract, and the test oracle, expect):
     spaces, tabs, line breaks and Unicode spaces at either end; a zero-width space or an emoji is not white space."""
-    from pipeline.warehouse import connect, load_macros
-
     texts += ["", " ", "x", " x ", "x ", "\u00a0x", "x\u3000", "\tx\t", "e\u0301 ", "\U0001f600", "\u200bx\u200b",
               " 2020-01-05\u00a0", "\u30002020-01-05 10:11:12", "2020-01-05\t", "\r\nx\r\n", "\x1cx\x1f", "\x85x\u2028",
               "\u2029x\x0b\x0c", "\x00x\x00", "\x7fx", "x y", "\x08x"]
-    con = connect()
-    load_macros(con)
+    con = _macro_connection()
     con.register("texts_df", pd.DataFrame({"x": pd.array(texts + [None], dtype="string")}))
     got = con.execute("select x, trimmed(x), clean(x), parse_date(x, '%Y-%m-%d') from texts_df").fetchall()
-    for x, trimmed, cleaned, date in got:
-        stripped = None if x is None else x.strip()
-        assert (trimmed, cleaned) == (stripped, stripped or None), repr(x)
-        assert date == con.execute("select cast(coalesce(try_strptime(?, '%Y-%m-%d'), try_strptime(?, "
-                                   "'%Y-%m-%d %H:%M:%S')) as date)", [stripped, stripped]).fetchone()[0], repr(x)
+    stripped = [None if x is None else x.strip() for x, *_ in got]
+    con.register("stripped_df", pd.DataFrame({"position": range(len(stripped)), "x": pd.array(stripped, dtype="string")}))
+    expected_dates = [r[0] for r in con.execute("select cast(coalesce(try_strptime(x, '%Y-%m-%d'), try_strptime(x, "
+                                                "'%Y-%m-%d %H:%M:%S')) as date) from stripped_df order by position").fetchall()]
+    for (x, trimmed, cleaned, date), plain, expected_date in zip(got, stripped, expected_dates):
+        assert (trimmed, cleaned) == (plain, plain or None), repr(x)
+        assert date == expected_date, repr(x)
+
+
+@functools.lru_cache(maxsize=1)
+def _macro_connection():
+    """One in-memory connection with the macros, for the property test's many examples."""
+    from pipeline.warehouse import connect, load_macros
+
+    con = connect()
+    load_macros(con)
+    return con
 
 
 def test_stg_deprivation_deciles_must_be_whole_numbers_1_to_10(con):
