@@ -150,6 +150,13 @@ class Engine:
     spark_storage: str | None = None
     spark_conf: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def memory_bytes(self) -> int:
+        """`memory_limit` in bytes, read as DuckDB reads it (KB, MB, GB, TB and K, M, G, T are powers of 1000;
+        KiB, MiB, GiB, TiB powers of 1024)."""
+        number, unit = _MEMORY.match(self.memory_limit).groups()
+        return int(float(number) * _MEMORY_UNITS[unit.upper()])
+
 
 def _error(name: str, text: str) -> PipelineError:
     return PipelineError(f"configuration file {name}: {text}")
@@ -169,7 +176,10 @@ FUNNEL_KEYS = ("overdispersion",)
 ENGINE_KEYS = ("memory_limit", "temp_directory", "threads", "spark_master", "spark_storage", "spark_conf")
 # [report] settings that must be whole numbers (at least 1)
 REPORT_WHOLE_NUMBERS = ("max_headlines", "max_system_gaps", "workers")
-_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|K|M|G|T)?\s*$", re.I)
+# a memory size as DuckDB takes it: a number and a unit (it refuses a bare number)
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|K|M|G|T)\s*$", re.I)
+_MEMORY_UNITS = {"B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3, "T": 1000**4,
+                 "TB": 1000**4, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def _known_keys(name: str, where: str, table, known: tuple[str, ...] | None) -> dict:

@@ -455,6 +455,10 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
             if col not in t.column_names:
                 t = t.append_column(col, pa.nulls(t.num_rows, pa.string()))
         con.register(f"raw_{s.stem}_arrow", t)
+        # Arrow holds the file's text outside DuckDB's memory limit while it loads, so DuckDB gets the rest of the
+        # budget (a 10M-patient events CSV is 2 GB of text: the run peaked at 8.6 GB with a 6 GB limit)
+        budget = cfg.engine.memory_bytes
+        con.execute("set memory_limit = ?", [f"{max(budget - t.nbytes, budget // 4)}B"])
     with _unreadable_parquet(None if isinstance(t, pa.Table) else path):  # DuckDB reads the pages as queries run
         con.execute(f"create or replace temp view raw_{s.stem} as select * from raw_{s.stem}_arrow")
         _check_header_repeats(con, s, path)
@@ -487,6 +491,11 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
     con.execute(f"drop view raw_{s.stem}")
     if isinstance(t, pa.Table):
         con.unregister(f"raw_{s.stem}_arrow")
+        # the file's text is no longer needed: hand its memory back to the system now (Arrow's allocator keeps freed
+        # pages for reuse: 2 GB of them after that events CSV, on top of DuckDB's whole limit in the transform)
+        t = None
+        pa.default_memory_pool().release_unused()
+        con.execute("set memory_limit = ?", [cfg.engine.memory_limit])
     else:
         con.execute(f"drop view raw_{s.stem}_arrow")
         con.execute(f"drop view raw_{s.stem}_file")

@@ -268,6 +268,8 @@ PERIODS = 'periods = ["2024-03-31", "2025-03-31"]\n'
     (PERIODS + CONDITION + '[report]\nmax_headlines = "five"\n', "[report]: max_headlines must be a whole number"),
     (PERIODS + CONDITION + '[engine]\nmemory_limit = "lots"\n',
      "engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not 'lots'"),
+    (PERIODS + CONDITION + '[engine]\nmemory_limit = "6000"\n',
+     "engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not '6000'"),
     (PERIODS + CONDITION + '[input]\ncolumns = "DOB"\n',
      "input.columns must be written as tables, one per file (e.g. [input.columns.patients])"),
     ('periods = "2025-03-31"\n' + CONDITION, "`periods` must be a list of dates, e.g. [\"2024-03-31\", \"2025-03-31\"]"),

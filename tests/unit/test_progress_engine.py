@@ -78,6 +78,18 @@ def test_engine_section_mistakes_stop_with_one_sentence(tmp_path, extra, words):
         load_config(_cfg(tmp_path, extra))
 
 
+@pytest.mark.parametrize("text, expected", [("6GB", 6 * 10**9), ("1.5 gb", 15 * 10**8), ("500MB", 5 * 10**8),
+                                            ("2GiB", 2 * 2**30), ("6G", 6 * 10**9), ("4000000000B", 4 * 10**9)])
+def test_memory_limit_in_bytes_as_duckdb_reads_it(text, expected):
+    from pipeline.warehouse import connect
+
+    assert Engine(memory_limit=text).memory_bytes == expected
+    con = connect(settings=Engine(memory_limit=text))  # DuckDB takes every form the configuration takes
+    con.execute("set memory_limit = ?", [f"{expected}B"])
+    assert con.execute("select current_setting('memory_limit')").fetchone()[0] == \
+        connect(settings=Engine(memory_limit=text)).execute("select current_setting('memory_limit')").fetchone()[0]
+
+
 def test_duckdb_connection_gets_the_memory_limit(tmp_path):
     from pipeline.warehouse import connect, staged
 
