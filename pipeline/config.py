@@ -320,7 +320,10 @@ def load_config(path: Path | str | None = None) -> Config:
     r = _known_keys(name, "[reference]", raw.get("reference", {}), REFERENCE_KEYS)
     if r.get("rates", "internal") != "internal":
         raw_relative(name, "reference.rates", r["rates"])
-    extra = tuple(str(x) for x in r.get("extra_strata", ()))
+    extra = r.get("extra_strata", [])
+    if not isinstance(extra, list):
+        raise _error(name, "reference.extra_strata must be a list, e.g. [\"imd_quintile\"]")
+    extra = tuple(str(x) for x in extra)
     bad = [x for x in extra if x not in ("imd_quintile", "ethnicity")]
     if bad:
         raise _error(name, f"reference.extra_strata may hold \"imd_quintile\" and \"ethnicity\", not {bad[0]!r}")

@@ -268,6 +268,8 @@ PERIODS = 'periods = ["2024-03-31", "2025-03-31"]\n'
     (PERIODS + CONDITION + '[report]\nmax_headlines = "five"\n', "[report]: max_headlines must be a whole number"),
     (PERIODS + CONDITION + '[engine]\nmemory_limit = "lots"\n',
      "engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not 'lots'"),
+    (PERIODS + CONDITION + '[reference]\nextra_strata = "imd_quintile"\n',
+     "reference.extra_strata must be a list, e.g. [\"imd_quintile\"]"),
     (PERIODS + CONDITION + '[engine]\nmemory_limit = "6000"\n',
      "engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not '6000'"),
     (PERIODS + CONDITION + '[input]\ncolumns = "DOB"\n',
