@@ -175,6 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; the previous outputs are left as they were", file=sys.stderr)
         return 130
+    except Exception as e:
+        import duckdb
+
+        from .config import Engine
+
+        if not isinstance(e, duckdb.OutOfMemoryException):
+            raise
+        limit = cfg.engine.memory_limit if "cfg" in locals() else Engine.memory_limit
+        print(f"error: DuckDB ran out of memory within its limit ({limit}) even when spilling to disk; raise "
+              f"[engine] memory_limit in the configuration, or free space where it spills ([engine] temp_directory); "
+              f"the previous outputs are left as they were", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

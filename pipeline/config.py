@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import logging
 import math
 import re
 import tomllib
@@ -11,6 +12,9 @@ from pathlib import Path
 
 from .errors import PipelineError
 from .paths import DEFAULT_CONFIG
+from .schema import GROUP_ORDER
+
+log = logging.getLogger("pipeline.config")
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,8 @@ def _error(name: str, text: str) -> PipelineError:
 
 
 # The keys each part of the configuration knows: any other key is a typo that would be silently ignored (a
-# misspelt `min_age` left every condition at age 0), so it stops the run. [report] and [engine.spark_conf] take
-# open-ended settings and are not listed.
+# misspelt `min_age` left every condition at age 0), so it stops the run. [engine.spark_conf] takes open-ended
+# settings; a [report] key outside REPORT_KEYS is named in a warning.
 TOP_LEVEL_KEYS = ("periods", "conditions", "indicators", "disclosure", "report", "reference", "input", "funnel", "engine")
 CONDITION_KEYS = ("id", "label", "codelist", "resolved_codelist", "min_age")
 INDICATOR_KEYS = ("id", "label", "met", "kind", "denominator", "min_age", "max_age", "months", "min_count", "criteria",
@@ -174,7 +178,9 @@ DISCLOSURE_KEYS = ("threshold", "rounding", "method", "community_threshold")
 REFERENCE_KEYS = ("rates", "extra_strata", "true_prevalence", "basis")
 FUNNEL_KEYS = ("overdispersion",)
 ENGINE_KEYS = ("memory_limit", "temp_directory", "threads", "spark_master", "spark_storage", "spark_conf")
-# [report] settings that must be whole numbers (at least 1)
+# [report] settings the packs read (another key is named in a warning, not refused), and those that must be whole
+# numbers (at least 1)
+REPORT_KEYS = ("max_headlines", "max_system_gaps", "workers", "reference_groups")
 REPORT_WHOLE_NUMBERS = ("max_headlines", "max_system_gaps", "workers")
 # a memory size as DuckDB takes it: a number and a unit (it refuses a bare number)
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|K|M|G|T)\s*$", re.I)
@@ -191,6 +197,19 @@ def _known_keys(name: str, where: str, table, known: tuple[str, ...] | None) -> 
     if unknown:
         raise _error(name, f"{where} has an unknown key `{unknown[0]}` (known: {', '.join(known)})")
     return table
+
+
+def _reference_groups(name: str, groups) -> None:
+    """`[report] reference_groups`: a table of group type = the group every other is compared with."""
+    if not isinstance(groups, dict):
+        raise _error(name, "[report]: reference_groups must be a table, e.g. reference_groups = { ethnicity = \"White\" }")
+    for group_type, value in groups.items():
+        if group_type not in GROUP_ORDER or group_type == "all":
+            known = ", ".join(g for g in GROUP_ORDER if g != "all")
+            raise _error(name, f"[report]: reference_groups has `{group_type}`, which is no group type ({known})")
+        if str(value) not in GROUP_ORDER[group_type]:
+            raise _error(name, f"[report]: reference_groups.{group_type} must be one of "
+                         f"{', '.join(GROUP_ORDER[group_type])}, not {value!r}")
 
 
 def _table_list(name: str, raw: dict, key: str) -> list:
@@ -221,6 +240,9 @@ def _engine(raw: dict, name: str) -> Engine:
     threads = e.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise _error(name, "engine.threads must be a whole number of at least 1")
+    for key in ("temp_directory", "spark_master", "spark_storage"):
+        if key in e and not isinstance(e[key], str):
+            raise _error(name, f"engine.{key} must be text (a folder, path or URL in quotes), not {e[key]!r}")
     conf = e.get("spark_conf", {})
     if not isinstance(conf, dict):
         raise _error(name, "engine.spark_conf must be a table of Spark settings")
@@ -339,6 +361,10 @@ def load_config(path: Path | str | None = None) -> Config:
         raise _error(name, "reference.extra_strata works with internal reference rates only")
     od = str(_known_keys(name, "[funnel]", raw.get("funnel", {}), FUNNEL_KEYS).get("overdispersion", "none"))
     report = _known_keys(name, "[report]", raw.get("report", {}), None)
+    _reference_groups(name, report.get("reference_groups", {}))
+    for key in sorted(set(report) - set(REPORT_KEYS)):  # kept (other tools may share the file) but named
+        log.warning("configuration file %s: [report] key `%s` is not one the packs read (%s); ignored", name, key,
+                    ", ".join(REPORT_KEYS))
     for key in REPORT_WHOLE_NUMBERS:
         if key in report and _number(name, "[report]", key, report[key], whole=True) < 1:
             raise _error(name, f"[report]: {key} must be 1 or more")

@@ -268,6 +268,15 @@ PERIODS = 'periods = ["2024-03-31", "2025-03-31"]\n'
     (PERIODS + CONDITION + '[report]\nmax_headlines = "five"\n', "[report]: max_headlines must be a whole number"),
     (PERIODS + CONDITION + '[engine]\nmemory_limit = "lots"\n',
      "engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not 'lots'"),
+    (PERIODS + CONDITION + '[report]\nreference_groups = "White"\n',
+     "[report]: reference_groups must be a table, e.g. reference_groups = { ethnicity = \"White\" }"),
+    (PERIODS + CONDITION + '[report]\nreference_groups = { ethnic = "White" }\n',
+     "[report]: reference_groups has `ethnic`, which is no group type (ethnicity, imd_quintile, sex, age_band, "
+     "practice_imd_quintile, practice_imd_decile)"),
+    (PERIODS + CONDITION + '[report]\nreference_groups = { ethnicity = "Whte" }\n',
+     "[report]: reference_groups.ethnicity must be one of White, Mixed, Asian, Black, Other, Unknown, not 'Whte'"),
+    (PERIODS + CONDITION + '[engine]\ntemp_directory = true\n',
+     "engine.temp_directory must be text (a folder, path or URL in quotes), not True"),
     (PERIODS + CONDITION + '[reference]\nextra_strata = "imd_quintile"\n',
      "reference.extra_strata must be a list, e.g. [\"imd_quintile\"]"),
     (PERIODS + CONDITION + '[engine]\nmemory_limit = "6000"\n',
@@ -292,6 +301,30 @@ def test_configuration_slips_stop_with_one_sentence(tmp_path, text, expected):
     cfg.write_text(text.replace("{tmp}", str(raw)))
     code, out, err = ingest(tmp_path, raw, cfg)
     assert error_line(code, out, err, tmp_path) == f"error: configuration file c.toml: {expected}"
+
+
+def test_report_key_the_packs_do_not_read_is_named_and_ignored(tmp_path):
+    """Before: ignored in silence (the default configuration itself carried `icb_comparator`, which nothing read)."""
+    raw, _ = small_raw(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(PERIODS + CONDITION + '[report]\nmax_headline = 3\n')
+    code, out, err = ingest(tmp_path, raw, cfg)
+    assert code == 0, err
+    assert ("configuration file c.toml: [report] key `max_headline` is not one the packs read (max_headlines, "
+            "max_system_gaps, workers, reference_groups); ignored") in err
+
+
+def test_memory_limit_too_small_stops_with_one_sentence(tmp_path):
+    """Before: DuckDB's OutOfMemoryException, as a traceback."""
+    raw, _ = small_raw(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(PERIODS + CONDITION + '[engine]\nmemory_limit = "1KB"\n')
+    code, out, err = ingest(tmp_path, raw, cfg)
+    assert error_line(code, out, err, tmp_path) == (
+        "error: DuckDB ran out of memory within its limit (1KB) even when spilling to disk; raise [engine] memory_limit "
+        "in the configuration, or free space where it spills ([engine] temp_directory); the previous outputs are left "
+        "as they were")
+    assert not (tmp_path / "processed" / "warehouse.duckdb").exists()
 
 
 @pytest.mark.parametrize("fault, expected", [
