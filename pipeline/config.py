@@ -238,8 +238,8 @@ def _engine(raw: dict, name: str) -> Engine:
     if not isinstance(memory, str) or not _MEMORY.match(memory):
         raise _error(name, f"engine.memory_limit must be a memory size such as \"6GB\" or \"500MB\", not {memory!r}")
     threads = e.get("threads")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise _error(name, "engine.threads must be a whole number of at least 1")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 4096):
+        raise _error(name, "engine.threads must be a whole number from 1 to 4096")
     for key in ("temp_directory", "spark_master", "spark_storage"):
         if key in e and not isinstance(e[key], str):
             raise _error(name, f"engine.{key} must be text (a folder, path or URL in quotes), not {e[key]!r}")

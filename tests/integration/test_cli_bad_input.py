@@ -275,6 +275,8 @@ PERIODS = 'periods = ["2024-03-31", "2025-03-31"]\n'
      "practice_imd_quintile, practice_imd_decile)"),
     (PERIODS + CONDITION + '[report]\nreference_groups = { ethnicity = "Whte" }\n',
      "[report]: reference_groups.ethnicity must be one of White, Mixed, Asian, Black, Other, Unknown, not 'Whte'"),
+    (PERIODS + CONDITION + '[engine]\nthreads = 99999999999999999\n', "engine.threads must be a whole number from 1 to 4096"),
+    (PERIODS + CONDITION + '[engine]\nthreads = true\n', "engine.threads must be a whole number from 1 to 4096"),
     (PERIODS + CONDITION + '[engine]\ntemp_directory = true\n',
      "engine.temp_directory must be text (a folder, path or URL in quotes), not True"),
     (PERIODS + CONDITION + '[reference]\nextra_strata = "imd_quintile"\n',
