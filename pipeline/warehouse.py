@@ -47,9 +47,11 @@ def connect(path: Path | str = ":memory:", read_only: bool = False, settings=Non
 
 
 def spill_directory(processed: Path, settings) -> Path:
-    """Where DuckDB spills intermediate results that do not fit in its memory limit (created when needed)."""
+    """Where DuckDB spills intermediate results that do not fit in its memory limit (created when needed, removed
+    when the stage ends): a folder of this process's own, inside `[engine] temp_directory` when one is configured
+    (that folder, and whatever else it holds, is the user's and is never removed), else in the processed directory."""
     if settings is not None and settings.temp_directory:
-        return Path(settings.temp_directory)
+        return Path(settings.temp_directory) / f"pipeline-spill-{os.getpid()}"
     return Path(processed) / ".duckdb_spill"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from pathlib import Path
 
 import pytest
 from conftest import write_config
@@ -101,3 +102,20 @@ def test_duckdb_connection_gets_the_memory_limit(tmp_path):
         spill = c.execute("select current_setting('temp_directory')").fetchone()[0]
         assert spill.endswith(".duckdb_spill")
     assert not (tmp_path / ".duckdb_spill").exists()  # the spill folder is removed with the run
+
+
+def test_configured_spill_folder_and_its_files_are_never_removed(tmp_path):
+    """Before: the configured temp_directory itself was the spill folder and was removed after each stage, with
+    whatever the user kept in it (temp_directory = "/scratch" would have emptied /scratch)."""
+    from pipeline.warehouse import staged
+
+    shared = tmp_path / "scratch"
+    shared.mkdir()
+    (shared / "thesis.txt").write_text("keep me")
+    with staged(tmp_path / "processed", fresh=True, exported=(), settings=Engine(temp_directory=str(shared))) as c:
+        spill = Path(c.execute("select current_setting('temp_directory')").fetchone()[0])
+        assert spill.parent == shared and spill.name.startswith("pipeline-spill-")
+        spill.mkdir()
+        (spill / "block.tmp").write_text("spilled")
+    assert (shared / "thesis.txt").read_text() == "keep me"
+    assert sorted(p.name for p in shared.iterdir()) == ["thesis.txt"]  # only the run's own folder is gone
