@@ -84,9 +84,12 @@ def atomic_replace_dir(tmp: Path, final: Path, replaced: set[str] | None = None)
         for entry in final.iterdir():
             if entry.name not in replaced and not (tmp / entry.name).exists():
                 os.replace(entry, tmp / entry.name)
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
+    # the old folder is moved aside under a name no one else uses (a user's own `reports.old` was once removed here)
+    old = final.with_name(f".{final.name}.replaced-{os.getpid()}")
+    number = 0
+    while old.exists() or old.is_symlink():
+        number += 1
+        old = final.with_name(f".{final.name}.replaced-{os.getpid()}-{number}")
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)

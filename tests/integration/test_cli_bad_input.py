@@ -58,6 +58,25 @@ def test_reports_folder_holding_the_users_files_is_refused_before_any_work(tmp_p
     assert files_under(tmp_path) == before     # nothing removed, nothing written (not even the processed folder)
 
 
+def test_a_folder_beside_the_reports_named_like_an_old_copy_survives_the_swap(tmp_path):
+    """Before: the old reports folder was moved aside as `<reports>.old` and that name removed first, so a user's
+    own `reports.old` (last year's packs, kept by hand) was deleted by the next run."""
+    from pipeline.lock import atomic_replace_dir
+
+    (tmp_path / "reports.old").mkdir()
+    (tmp_path / "reports.old" / "last_year.pdf").write_text("kept by hand")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "README.txt").write_text("old run")
+    for run in ("first", "second"):
+        new = tmp_path / f".new-{run}"
+        new.mkdir()
+        (new / "README.txt").write_text(run)
+        atomic_replace_dir(new, tmp_path / "reports", replaced={"README.txt"})
+    assert (tmp_path / "reports" / "README.txt").read_text() == "second"
+    assert (tmp_path / "reports.old" / "last_year.pdf").read_text() == "kept by hand"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "reports.old"]
+
+
 def test_users_own_files_in_the_reports_folder_survive_the_run(tmp_path):
     """A reports folder holding the user's own files (notes, a folder of theirs): the run replaces its packs and
     README.txt and carries everything else over untouched (before: the whole folder was removed with them)."""
