@@ -828,6 +828,26 @@ def _boundaries(geo: Geography) -> dict:
     return {"type": "FeatureCollection", "name": "demo_lsoa_boundaries", "features": feats}
 
 
+SYNTHETIC_HEADING = "SYNTHETIC DATA - NOT REAL PATIENTS, PRACTICES OR PLACES"  # README.txt's first line
+
+
+def _refuse_a_real_extract(out: Path) -> None:
+    """Raw data is never overwritten: a folder that already holds an extract file demo-data did not write (its
+    README.txt is not the synthetic data's) is refused; an earlier demo extract there is replaced."""
+    found = [f"{stem}{suffix}" for stem in ("patients", "registrations", "events") for suffix in (".csv", ".parquet")
+             if (out / f"{stem}{suffix}").exists()]
+    if not found:
+        return
+    readme = out / "README.txt"
+    try:
+        ours = readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(SYNTHETIC_HEADING)
+    except OSError:
+        ours = False
+    if not ours:
+        raise PipelineError(f"demo-data --out names a folder that already holds an extract ({found[0]}) that demo-data "
+                            f"did not write; give it an empty folder (raw data is never overwritten)")
+
+
 def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_format: str | None = None) -> None:
     """Write a synthetic raw directory (input contract, DESIGN.md) for `n_patients` patients into `out`.
 
@@ -842,6 +862,7 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
         raise PipelineError(f"demo-data --date-format {date_format!r} is not a strftime pattern with a day, month "
                             f"and year (e.g. %d/%m/%Y).")
     out = Path(out)
+    _refuse_a_real_extract(out)
     try:
         (out / "codelists").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -910,7 +931,7 @@ def generate(out: Path, n_patients: int = 250_000, seed: int = 20240331, date_fo
 def _readme(n: int, seed: int, n_pat: int, n_reg: int, n_ev: int, geo: Geography) -> str:
     doc = __doc__.split("The made-up ICS", 1)[1]
     return (
-        "SYNTHETIC DATA - NOT REAL PATIENTS, PRACTICES OR PLACES\n"
+        f"{SYNTHETIC_HEADING}\n"
         "=======================================================\n\n"
         f"Made by `python -m pipeline demo-data --patients {n} --seed {seed}` (pipeline/demo.py).\n"
         "Every value is drawn from seeded random numbers and simple models calibrated on published\n"

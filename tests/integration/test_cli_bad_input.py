@@ -58,6 +58,23 @@ def test_reports_folder_holding_the_users_files_is_refused_before_any_work(tmp_p
     assert files_under(tmp_path) == before     # nothing removed, nothing written (not even the processed folder)
 
 
+def test_demo_data_never_overwrites_a_real_extract(tmp_path):
+    """Before: `demo-data --out` pointed at a real extract replaced its patients, registrations and events files."""
+    real = tmp_path / "extract"
+    real.mkdir()
+    (real / "events.parquet").write_bytes(b"the practice's real extract")
+    code, out, err = run_cli("demo-data", "--out", real, "--patients", "200")
+    assert error_line(code, out, err, tmp_path) == (
+        "error: demo-data --out names a folder that already holds an extract (events.parquet) that demo-data did not "
+        "write; give it an empty folder (raw data is never overwritten)")
+    assert sorted(p.name for p in real.iterdir()) == ["events.parquet"]
+    assert (real / "events.parquet").read_bytes() == b"the practice's real extract"
+    demo = tmp_path / "demo"
+    for _ in range(2):  # an earlier demo extract is replaced
+        code, out, err = run_cli("demo-data", "--out", demo, "--patients", "200")
+        assert code == 0, err
+
+
 def test_a_folder_beside_the_reports_named_like_an_old_copy_survives_the_swap(tmp_path):
     """Before: the old reports folder was moved aside as `<reports>.old` and that name removed first, so a user's
     own `reports.old` (last year's packs, kept by hand) was deleted by the next run."""
