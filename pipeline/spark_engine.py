@@ -207,7 +207,9 @@ def remove_stale_versions(spark, base: str, keep: set[str]) -> None:
     file system when the session has one (not over Spark Connect, where they are left in place)."""
     import shutil
 
-    stale = lambda name: name.split("-", 1)[0] in ("ingest", "transform") and name not in keep  # noqa: E731
+    # only names new_version makes (`ingest-` or `transform-` and 12 hex digits): a folder of the user's own in a
+    # shared storage, even one called `ingest-2024`, is never removed
+    stale = lambda name: re.fullmatch(r"(ingest|transform)-[0-9a-f]{12}", name) is not None and name not in keep  # noqa: E731
     local = Path(base[len("file:"):] if base.startswith("file:") else base)
     if "://" not in base or base.startswith("file:"):
         if local.is_dir():

@@ -119,3 +119,14 @@ def test_configured_spill_folder_and_its_files_are_never_removed(tmp_path):
         (spill / "block.tmp").write_text("spilled")
     assert (shared / "thesis.txt").read_text() == "keep me"
     assert sorted(p.name for p in shared.iterdir()) == ["thesis.txt"]  # only the run's own folder is gone
+
+
+def test_spark_storage_cleanup_removes_only_the_pipelines_own_stale_folders(tmp_path):
+    """The Spark storage may be a shared folder: only folders named as the engine names them (`ingest-` or
+    `transform-` and 12 hex digits) and not in use are removed (before: any `ingest-*` or `transform-*` folder)."""
+    from pipeline.spark_engine import remove_stale_versions
+
+    for name in ("ingest-0123456789ab", "transform-ba9876543210", "ingest-aaaaaaaaaaaa", "ingest-2024", "transform-notes"):
+        (tmp_path / name).mkdir()
+    remove_stale_versions(None, str(tmp_path), keep={"ingest-aaaaaaaaaaaa"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest-2024", "ingest-aaaaaaaaaaaa", "transform-notes"]
