@@ -95,9 +95,10 @@ docs: install ## regenerate the generated sections of docs/ from the code's decl
 notebook: install ## build notebooks/explore.ipynb from its jupytext .py twin
 	$(VENV)/bin/jupytext --to notebook notebooks/explore.py
 
-clean: ## remove processed data and reports (never data/raw; see clean-raw)
-	rm -rf $(PROCESSED)/* $(REPORTS)/* data/processed_public reports_public
-	@touch $(PROCESSED)/.gitkeep $(REPORTS)/.gitkeep
+clean: ## remove what the pipeline writes in PROCESSED and REPORTS (never data/raw, nor your own files in REPORTS; see clean-raw)
+	@test -n "$(strip $(PROCESSED))" && test -n "$(strip $(REPORTS))" || { echo "PROCESSED and REPORTS must name folders"; exit 2; }
+	rm -rf $(addprefix $(PROCESSED)/,warehouse.duckdb warehouse.duckdb.tmp-* *.parquet boundaries.geojson .duckdb_spill spark .pipeline.lock)
+	rm -rf $(addprefix $(REPORTS)/,README.txt pcn ics community england) data/processed_public reports_public
 
 clean-raw: ## remove data/raw too (asked for explicitly)
 	rm -rf $(RAW)/*
