@@ -101,5 +101,6 @@ clean: ## remove what the pipeline writes in PROCESSED and REPORTS (never data/r
 	rm -rf $(addprefix $(REPORTS)/,README.txt pcn ics community england) data/processed_public reports_public
 
 clean-raw: ## remove data/raw too (asked for explicitly)
+	@test -n "$(strip $(RAW))" || { echo "RAW must name a folder"; exit 2; }
 	rm -rf $(RAW)/*
 	@touch $(RAW)/.gitkeep
