@@ -455,8 +455,11 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
             if col not in t.column_names:
                 t = t.append_column(col, pa.nulls(t.num_rows, pa.string()))
         con.register(f"raw_{s.stem}_arrow", t)
-        # Arrow holds the file's text outside DuckDB's memory limit while it loads, so DuckDB gets the rest of the
-        # budget (a 10M-patient events CSV is 2 GB of text: the run peaked at 8.6 GB with a 6 GB limit)
+    # Arrow holds a file's text outside DuckDB's memory limit while it loads, so DuckDB gets the rest of the
+    # budget (a 10M-patient events CSV is 2 GB of text: the run peaked at 8.6 GB with a 6 GB limit); not for
+    # `check`, whose in-memory database keeps DuckDB's own default
+    budgeted = isinstance(t, pa.Table) and path is not None and not lenient
+    if budgeted:
         budget = cfg.engine.memory_bytes
         con.execute("set memory_limit = ?", [f"{max(budget - t.nbytes, budget // 4)}B"])
     with _unreadable_parquet(None if isinstance(t, pa.Table) else path):  # DuckDB reads the pages as queries run
@@ -495,10 +498,11 @@ def load_source(con, s: Source, path: Path | None, cfg: Config, today: dt.date, 
         # pages for reuse: 2 GB of them after that events CSV, on top of DuckDB's whole limit in the transform)
         t = None
         pa.default_memory_pool().release_unused()
-        con.execute("set memory_limit = ?", [cfg.engine.memory_limit])
     else:
         con.execute(f"drop view raw_{s.stem}_arrow")
         con.execute(f"drop view raw_{s.stem}_file")
+    if budgeted:
+        con.execute("set memory_limit = ?", [cfg.engine.memory_limit])
     progress.current().update(s.stem, rows=n_read)
     log.debug("%s: %d rows read, %d loaded, %d rejected", s.stem, n_read, n_loaded, n_rej)
     return {"file": path.name if path else None, "rows_read": n_read, "rows_loaded": n_loaded, "rows_rejected": n_rej,
