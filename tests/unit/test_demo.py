@@ -97,8 +97,14 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path):
 
 
 def test_overwrites_only_its_own_files(tmp_path):
+    """An earlier demo extract (its README.txt says so) is replaced, other files are kept; a folder holding an
+    extract demo-data did not write is refused whole (tests/integration/test_cli_bad_input.py)."""
     (tmp_path / "keep.txt").write_text("mine")
     (tmp_path / "patients.parquet").write_text("old")
+    with pytest.raises(PipelineError, match="already holds an extract"):
+        demo.generate(tmp_path, n_patients=500, seed=1)
+    assert (tmp_path / "patients.parquet").read_text() == "old"
+    (tmp_path / "README.txt").write_text(demo.SYNTHETIC_HEADING + "\n(an earlier demo extract)\n")
     demo.generate(tmp_path, n_patients=500, seed=1)
     assert (tmp_path / "keep.txt").read_text() == "mine"
     assert pq.read_table(tmp_path / "patients.parquet").num_rows == 500
