@@ -77,6 +77,14 @@ def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXP
             tmp.unlink()
         raise
     spill = spill_directory(processed, settings)
+    try:  # made now, so that a folder that cannot be written stops the stage at once, not when DuckDB first spills
+        spill.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        con.close()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise PipelineError(f"the folder DuckDB spills to ([engine] temp_directory) cannot be created "
+                            f"({e.strerror or type(e).__name__}); name a folder that can be written") from None
     con.execute("set temp_directory = ?", [str(spill)])
     try:
         load_macros(con)

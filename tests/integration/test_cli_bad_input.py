@@ -352,6 +352,19 @@ def test_report_key_the_packs_do_not_read_is_named_and_ignored(tmp_path):
             "max_system_gaps, workers, reference_groups); ignored") in err
 
 
+def test_spill_folder_that_cannot_be_created_stops_with_one_sentence(tmp_path):
+    """Before: DuckDB's IOException, as a traceback naming the folder's path, when it first had to spill."""
+    raw, _ = small_raw(tmp_path)
+    (tmp_path / "a_file").write_text("not a folder")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(PERIODS + CONDITION + f'[engine]\ntemp_directory = "{tmp_path / "a_file" / "spill"}"\n')
+    code, out, err = ingest(tmp_path, raw, cfg)
+    assert error_line(code, out, err, tmp_path) == (
+        "error: the folder DuckDB spills to ([engine] temp_directory) cannot be created (Not a directory); name a "
+        "folder that can be written")
+    assert not (tmp_path / "processed" / "warehouse.duckdb").exists()
+
+
 def test_memory_limit_too_small_stops_with_one_sentence(tmp_path):
     """Before: DuckDB's OutOfMemoryException, as a traceback."""
     raw, _ = small_raw(tmp_path)

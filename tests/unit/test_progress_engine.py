@@ -115,7 +115,7 @@ def test_configured_spill_folder_and_its_files_are_never_removed(tmp_path):
     with staged(tmp_path / "processed", fresh=True, exported=(), settings=Engine(temp_directory=str(shared))) as c:
         spill = Path(c.execute("select current_setting('temp_directory')").fetchone()[0])
         assert spill.parent == shared and spill.name.startswith("pipeline-spill-")
-        spill.mkdir()
+        assert spill.is_dir()  # made when the stage starts
         (spill / "block.tmp").write_text("spilled")
     assert (shared / "thesis.txt").read_text() == "keep me"
     assert sorted(p.name for p in shared.iterdir()) == ["thesis.txt"]  # only the run's own folder is gone
