@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("pipeline").setLevel(os.environ.get("PIPELINE_LOG", "INFO").upper())
     args = _parser().parse_args(argv)
+    cfg = None
     try:
         if args.command == "demo-data":
             from .demo import generate
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(e, duckdb.OutOfMemoryException):
             raise
-        limit = cfg.engine.memory_limit if "cfg" in locals() else Engine.memory_limit
+        limit = (cfg.engine if cfg is not None else Engine()).memory_limit
         print(f"error: DuckDB ran out of memory within its limit ({limit}) even when spilling to disk; raise "
               f"[engine] memory_limit in the configuration, or free space where it spills ([engine] temp_directory); "
               f"the previous outputs are left as they were", file=sys.stderr)

@@ -5,6 +5,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import PipelineError
@@ -84,12 +85,8 @@ def atomic_replace_dir(tmp: Path, final: Path, replaced: set[str] | None = None)
         for entry in final.iterdir():
             if entry.name not in replaced and not (tmp / entry.name).exists():
                 os.replace(entry, tmp / entry.name)
-    # the old folder is moved aside under a name no one else uses (a user's own `reports.old` was once removed here)
-    old = final.with_name(f".{final.name}.replaced-{os.getpid()}")
-    number = 0
-    while old.exists() or old.is_symlink():
-        number += 1
-        old = final.with_name(f".{final.name}.replaced-{os.getpid()}-{number}")
+    # the old folder is moved aside onto a fresh empty folder of its own (a user's own `reports.old` was once removed)
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.replaced-", dir=final.parent))
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)

@@ -47,8 +47,8 @@ def connect(path: Path | str = ":memory:", read_only: bool = False, settings=Non
 
 
 def spill_directory(processed: Path, settings) -> Path:
-    """Where DuckDB spills intermediate results that do not fit in its memory limit (created when needed, removed
-    when the stage ends): a folder of this process's own, inside `[engine] temp_directory` when one is configured
+    """Where DuckDB spills intermediate results that do not fit in its memory limit (made when a stage starts,
+    removed when it ends): a folder of this process's own, inside `[engine] temp_directory` when one is configured
     (that folder, and whatever else it holds, is the user's and is never removed), else in the processed directory."""
     if settings is not None and settings.temp_directory:
         return Path(settings.temp_directory) / f"pipeline-spill-{os.getpid()}"
@@ -77,16 +77,13 @@ def staged(processed: Path, fresh: bool = False, exported: tuple[str, ...] = EXP
             tmp.unlink()
         raise
     spill = spill_directory(processed, settings)
-    try:  # made now, so that a folder that cannot be written stops the stage at once, not when DuckDB first spills
-        spill.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        con.close()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise PipelineError(f"the folder DuckDB spills to ([engine] temp_directory) cannot be created "
-                            f"({e.strerror or type(e).__name__}); name a folder that can be written") from None
-    con.execute("set temp_directory = ?", [str(spill)])
     try:
+        try:  # made now, so that a folder that cannot be written stops the stage at once, not when DuckDB first spills
+            spill.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PipelineError(f"the folder DuckDB spills to ([engine] temp_directory) cannot be created "
+                                f"({e.strerror or type(e).__name__}); name a folder that can be written") from None
+        con.execute("set temp_directory = ?", [str(spill)])
         load_macros(con)
         yield con
         con.execute("checkpoint")

@@ -132,7 +132,7 @@ def page_one_items(register_items: list[dict], inp: Inputs, area_type: str, code
     for c in ranked:
         first_of_family.setdefault(c["family"], c)
     firsts = list(first_of_family.values())
-    rest = [c for c in ranked if not any(c is f for f in firsts)]
+    rest = [c for c in ranked if first_of_family[c["family"]] is not c]
     chosen = (firsts + rest)[:max(max_n, len(firsts))]
     return [_json_ready(c) for c in sorted(chosen, key=lambda c: -c["patients"])]
 
